@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a fresh machine, then runs it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# System packages used by the tests: a real Prometheus binary for the remote-write tests.
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "warning: missing ${need_apt[*]} (run as root to install); their tests will fail" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -m ruff check src tests scenarios bench
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,1 @@
+"""Executors, VUs and their scheduling."""

@@ -1,0 +1,1 @@
+"""The per-VU HTTP client, its timings, and SSE streams."""

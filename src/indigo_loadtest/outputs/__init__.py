@@ -1,0 +1,1 @@
+"""Result outputs: JSON, CSV, Prometheus remote write."""

@@ -1,0 +1,1 @@
+"""Scenario files: discovery, loading, options, env and .env."""

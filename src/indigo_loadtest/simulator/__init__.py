@@ -1,0 +1,1 @@
+"""The embedded Indigo API simulator."""

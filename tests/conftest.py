@@ -1,0 +1,26 @@
+"""Shared fixtures: real servers on loopback, never mocks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def simulator_url() -> Iterator[str]:
+    """A real simulator process on a free loopback port, shared by the session."""
+    from indigo_loadtest.simulator.process import start_simulator_process
+
+    proc = start_simulator_process(host="127.0.0.1", port=0)
+    try:
+        yield proc.url
+    finally:
+        proc.stop()

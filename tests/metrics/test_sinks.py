@@ -1,0 +1,81 @@
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indigo_loadtest.metrics import EMPTY, Registry, Trend, set_active_registry, tagset
+from indigo_loadtest.metrics.sinks import TREND_ALPHA, TrendSink
+
+
+def exact_percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    rank = p / 100 * (len(s) - 1)
+    lo = int(rank)
+    if lo + 1 >= len(s):
+        return s[lo]
+    return s[lo] + (s[lo + 1] - s[lo]) * (rank - lo)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0.001, max_value=1e6), min_size=1, max_size=300),
+    st.sampled_from([0, 1, 50, 90, 95, 99, 99.9, 100]),
+)
+def test_trend_percentile_within_relative_error(values: list[float], p: float) -> None:
+    sink = TrendSink()
+    for v in values:
+        sink.add(v)
+    s = sorted(values)
+    rank = p / 100 * (len(s) - 1)
+    lo, hi = s[int(rank)], s[min(int(rank) + 1, len(s) - 1)]
+    got = sink.percentile(p)
+    # The interpolated value lies between its two neighbours, each within alpha.
+    assert lo * (1 - TREND_ALPHA) - 1e-12 <= got <= hi * (1 + TREND_ALPHA) + 1e-12
+    assert math.isclose(sink.avg, sum(values) / len(values), rel_tol=1e-9)
+    assert sink.min == min(values) and sink.max == max(values)
+
+
+def test_trend_handles_zero_and_negative() -> None:
+    sink = TrendSink()
+    for v in (-5.0, 0.0, 0.0, 5.0):
+        sink.add(v)
+    assert sink.percentile(0) == -5.0
+    assert sink.percentile(50) == 0.0
+    assert sink.percentile(100) == 5.0
+
+
+def test_merge_equals_single_sink() -> None:
+    rnd = random.Random(7)
+    values = [rnd.lognormvariate(3, 1) for _ in range(5000)]
+    whole, a, b = TrendSink(), TrendSink(), TrendSink()
+    for i, v in enumerate(values):
+        whole.add(v)
+        (a if i % 2 else b).add(v)
+    a.merge(b)
+    for p in (50, 90, 95, 99):
+        assert a.percentile(p) == whole.percentile(p)
+    assert a.count == whole.count
+
+
+def test_registry_state_round_trip_and_submetrics() -> None:
+    reg = Registry()
+    set_active_registry(reg)
+    t = Trend("latency_ms", time=True)
+    assert Trend("latency_ms") is t
+    t.add(10, {"scenario": "a"})
+    t.add(20, {"scenario": "b"})
+    other = Registry()
+    other.merge_state(reg.state())
+    other.merge_state(reg.state())
+    m = other.get("latency_ms")
+    assert m is not None and m.is_time
+    assert m.aggregate().count == 4
+    assert m.aggregate({"scenario": "a"}).max == 10
+
+
+def test_tagsets_are_interned() -> None:
+    a = tagset({"x": "1", "y": "2"})
+    assert a is tagset([("y", "2"), ("x", "1")])
+    assert a.with_pairs(("z", "3")) is tagset({"x": "1", "y": "2", "z": "3"})
+    assert EMPTY.with_tags({"ok": True}).get("ok") == "true"
