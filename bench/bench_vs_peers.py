@@ -1,0 +1,130 @@
+"""Target 1: plain request rate per generator core, ours against k6, Locust and wrk.
+
+nginx (one worker) on one core serves a trivial GET; each generator, pinned to the
+other core, keeps 50 connections busy for a fixed time. Ours records every built-in
+metric, as k6 does. Runs are interleaved (ours, k6, Locust, wrk, ours, ...) so noise
+on the shared machine hits every tool alike; the table shows medians.
+
+    python bench/bench_vs_peers.py [--runs 3] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from common import (
+    GEN_CORE,
+    PEERS_DIR,
+    Row,
+    interleaved,
+    nginx,
+    ours_cmd,
+    peer_bin,
+    pinned,
+    run,
+    summary_metric,
+    table,
+    wrk_bin,
+)
+
+CONNECTIONS = 50
+
+OURS_SCENARIO = '''"""Bench: a trivial GET in a closed loop."""
+from indigo_loadtest import env
+
+options = {"vus": %(vus)d, "duration": "%(duration)ss"}
+URL = env["BENCH_URL"]
+
+
+async def default(vu):
+    await vu.http.get(URL)
+'''
+
+
+def write_scenario(tmp: Path, source: str, name: str = "bench_plain.py") -> Path:
+    path = tmp / name
+    path.write_text(source)
+    return path
+
+
+def ours_rate(url: str, duration: float, workers: int = 1, core: str = GEN_CORE,
+              vus: int = CONNECTIONS) -> float:
+    """Requests per second of our generator (from its summary export)."""
+    with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
+        tmp = Path(d)
+        script = write_scenario(tmp, OURS_SCENARIO % {"vus": vus, "duration": duration})
+        export = tmp / "summary.json"
+        cmd = ours_cmd("run", str(script), "--workers", str(workers),
+                       "--env", f"BENCH_URL={url}/", "--summary-export", str(export), "--quiet")
+        run(pinned(cmd, core), timeout=duration + 60, cwd=tmp)
+        summary = json.loads(export.read_text())
+        return summary_metric(summary, "http_reqs", "rate")
+
+
+def k6_rate(url: str, duration: float) -> float:
+    with tempfile.TemporaryDirectory(prefix="indigo-bench-k6-") as d:
+        export = Path(d) / "summary.json"
+        cmd = [str(peer_bin("k6")), "run", "--quiet", "--no-usage-report",
+               "--vus", str(CONNECTIONS), "--duration", f"{duration}s",
+               "--summary-export", str(export), "-e", f"URL={url}/",
+               str(PEERS_DIR / "k6_get.js")]
+        run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
+        return summary_metric(json.loads(export.read_text()), "http_reqs", "rate")
+
+
+def locust_rate(url: str, duration: float) -> float:
+    with tempfile.TemporaryDirectory(prefix="indigo-bench-locust-") as d:
+        prefix = Path(d) / "stats"
+        cmd = [str(peer_bin("locust")), "-f", str(PEERS_DIR / "locustfile.py"), "--headless",
+               "-u", str(CONNECTIONS), "-r", "1000", "-t", f"{int(duration)}s", "--host", url,
+               "--only-summary", "--csv", str(prefix), "--loglevel", "WARNING"]
+        run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
+        with open(f"{prefix}_stats.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row["Name"] == "Aggregated":
+                    return float(row["Requests/s"])
+    raise RuntimeError("locust wrote no aggregated stats")
+
+
+def wrk_rate(url: str, duration: float) -> float:
+    cmd = [wrk_bin(), "-t1", f"-c{CONNECTIONS}", f"-d{int(duration)}s", f"{url}/"]
+    out = run(pinned(cmd, GEN_CORE), timeout=duration + 30).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"unexpected wrk output: {out[-300:]}")
+    return float(m.group(1))
+
+
+def bench(runs: int, duration: float) -> list[Row]:
+    with nginx() as url:
+        results = interleaved(runs, {
+            "ours": (lambda: ours_rate(url, duration), "req/s"),
+            "k6": (lambda: k6_rate(url, duration), "req/s"),
+            "Locust": (lambda: locust_rate(url, duration), "req/s"),
+            "wrk": (lambda: wrk_rate(url, duration), "req/s"),
+        })
+    ours = results["ours"]
+    rows = []
+    for peer, goal in (("k6", "≥ 2×"), ("Locust", ""), ("wrk", "")):
+        row = Row(f"1. plain GET rate, 1 core, {CONNECTIONS} conns", ours, results[peer], goal)
+        if goal and row.ratio is not None:
+            row.verdict = row.ratio >= 2.0
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0)
+    args = ap.parse_args()
+    print(table(bench(args.runs, args.duration)))
+
+
+if __name__ == "__main__":
+    main()

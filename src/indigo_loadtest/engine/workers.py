@@ -1,0 +1,408 @@
+"""`--workers N`: one test run as N processes, each a shard of the whole.
+
+Each worker runs the test for one k6 execution segment of the evenly split sequence
+`0, 1/N, ..., 1` (worker i gets `i/N:(i+1)/N`), so VUs, iterations and arrival rates
+are split exactly as k6 splits them across instances, and the shards add up to the
+one-process run. The parent process:
+
+- starts the workers (the `spawn` start method: a clean interpreter each, no state
+  inherited from the parent's event loop), waits until all have loaded the scenario,
+  then releases them at one common monotonic instant, so arrival-rate schedules line up;
+- receives each worker's `Registry.state()` every `snapshot_interval` seconds (live
+  progress and live thresholds: `live_registry()`), and the final state at the end,
+  merged into the run's registry;
+- relays a stop (Ctrl-C, `abortOnFail`) to every worker: workers ignore SIGINT
+  themselves, so a terminal's Ctrl-C reaches them only through the parent.
+
+The work of one shard is a module-level async function (picklable by reference),
+`shard_fn(ctx: ShardContext) -> result`, which runs the engine for `ctx.shard` with
+`ctx.registry` active; its return value must be picklable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..metrics.registry import Registry, set_active_registry
+
+ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
+
+# How long after the last worker is ready they all start: enough for the start
+# message to reach every worker before the instant comes.
+START_DELAY = 0.05
+# Upper bound on how long loading the scenario in a worker may take.
+READY_TIMEOUT = 120.0
+
+
+def default_workers() -> int:
+    """The default worker count: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One worker's share: execution segment `start:end` of `sequence`."""
+
+    index: int  # 0-based
+    count: int
+    start: Fraction
+    end: Fraction
+    sequence: tuple[Fraction, ...]
+
+    @property
+    def segment(self) -> str:
+        """k6's `--execution-segment` form, e.g. `1/2:1`."""
+        return f"{self.start}:{self.end}"
+
+    @property
+    def sequence_str(self) -> str:
+        """k6's `--execution-segment-sequence` form, e.g. `0,1/2,1`."""
+        return ",".join(str(f) for f in self.sequence)
+
+    def scale(self, value: int) -> int:
+        """This shard's part of an integer `value` (VUs, iterations), as k6 stripes it
+        over an evenly split sequence: index k of 0..value-1 belongs to shard k mod N."""
+        return value // self.count + (1 if self.index < value % self.count else 0)
+
+
+def make_shards(workers: int) -> list[Shard]:
+    """The evenly split execution-segment sequence for `workers` processes."""
+    if workers < 1:
+        raise ValueError("--workers must be at least 1")
+    seq = tuple(Fraction(i, workers) for i in range(workers + 1))
+    return [Shard(i, workers, seq[i], seq[i + 1], seq) for i in range(workers)]
+
+
+class ShardContext:
+    """What a shard function gets in its worker process."""
+
+    def __init__(self, shard: Shard, payload: Any, registry: Registry, start_at: float):
+        self.shard = shard
+        self.payload = payload
+        self.registry = registry
+        self.start_at = start_at  # time.monotonic() instant at which all shards start
+        self.stop_reason: str | None = None
+        self._stop_callbacks: list[Callable[[str], Any]] = []
+
+    def on_stop(self, fn: Callable[[str], Any]) -> None:
+        """Call `fn(reason)` when the parent stops the test (e.g. `Execution.stop`)."""
+        self._stop_callbacks.append(fn)
+        if self.stop_reason is not None:
+            fn(self.stop_reason)
+
+    async def wait_start(self) -> None:
+        """Sleep until the common start instant (call right before starting VUs)."""
+        delay = self.start_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            for fn in self._stop_callbacks:
+                fn(reason)
+
+
+@dataclass
+class Progress:
+    """Live totals across all workers (for the progress line)."""
+
+    elapsed: float
+    iterations: int
+    vus: int
+    vus_max: int
+    http_reqs: int
+    dropped_iterations: int
+    workers_running: int
+
+
+@dataclass
+class WorkersResult:
+    """The shards' return values (by shard index) and any worker failures."""
+
+    results: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stop_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# --- the worker process ----------------------------------------------------------------
+def _worker_main(conn: Connection, shard: Shard, shard_fn: ShardFunction, payload: Any,
+                 snapshot_interval: float) -> None:
+    # The parent turns Ctrl-C into a graceful stop message; a worker killed by the
+    # terminal's SIGINT would lose its metrics.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        uvloop.run(_worker_async(conn, shard, shard_fn, payload, snapshot_interval))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
+                        payload: Any, snapshot_interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    registry = Registry()
+    set_active_registry(registry)
+    ctx = ShardContext(shard, payload, registry, 0.0)
+    started: asyncio.Future[float | None] = loop.create_future()
+    threading.Thread(target=_listen, args=(conn, loop, ctx, started), daemon=True).start()
+    conn.send(("ready",))
+    start_at = await started
+    if start_at is None:  # stopped before the start
+        conn.send(("done", None, registry.state()))
+        return
+    ctx.start_at = start_at
+    snapshots = asyncio.ensure_future(_send_snapshots(conn, registry, snapshot_interval))
+    try:
+        result = await shard_fn(ctx)
+    finally:
+        snapshots.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await snapshots
+    conn.send(("done", result, registry.state()))
+
+
+def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext,
+            started: asyncio.Future) -> None:
+    """Worker side: messages from the parent (start, stop), on a thread of their own."""
+
+    def resolve(value: float | None) -> None:
+        if not started.done():
+            started.set_result(value)
+
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            msg = conn.recv()
+            if msg[0] == "start":
+                loop.call_soon_threadsafe(resolve, msg[1])
+            elif msg[0] == "stop":
+                loop.call_soon_threadsafe(resolve, None)
+                loop.call_soon_threadsafe(ctx._stop, msg[1])
+    # The parent is gone: stop rather than run unsupervised.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(resolve, None)
+        loop.call_soon_threadsafe(ctx._stop, "parent process exited")
+
+
+async def _send_snapshots(conn: Connection, registry: Registry, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        conn.send(("state", registry.state()))
+
+
+# --- the parent --------------------------------------------------------------------------
+class WorkerPool:
+    """Runs one test as `workers` shard processes; see the module docstring."""
+
+    def __init__(
+        self,
+        shard_fn: ShardFunction,
+        payload: Any,
+        workers: int,
+        registry: Registry,
+        *,
+        on_progress: Callable[[Progress], Any] | None = None,
+        snapshot_interval: float = 1.0,
+    ) -> None:
+        self.shard_fn = shard_fn
+        self.payload = payload
+        self.shards = make_shards(workers)
+        self.registry = registry
+        self.on_progress = on_progress
+        self.snapshot_interval = snapshot_interval
+        self._states: list[list[dict[str, Any]] | None] = [None] * workers
+        self._conns: list[Connection] = []
+        self._stop_reason: str | None = None
+        self._started_at = 0.0
+        self._running = 0
+        self._send_lock = threading.Lock()
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop every worker gracefully (thread-safe, idempotent)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._broadcast(("stop", reason))
+
+    def live_registry(self) -> Registry:
+        """The parent's registry merged with every worker's latest snapshot (a copy)."""
+        live = Registry()
+        live.merge_state(self.registry.state())
+        for st in self._states:
+            if st is not None:
+                live.merge_state(st)
+        return live
+
+    def progress(self) -> Progress:
+        totals: dict[str, float] = {}
+        for st in self._states:
+            for name, value in _totals(st or []).items():
+                totals[name] = totals.get(name, 0.0) + value
+        return Progress(
+            elapsed=time.monotonic() - self._started_at if self._started_at else 0.0,
+            iterations=int(totals.get("iterations", 0)),
+            vus=int(totals.get("vus", 0)),
+            vus_max=int(totals.get("vus_max", 0)),
+            http_reqs=int(totals.get("http_reqs", 0)),
+            dropped_iterations=int(totals.get("dropped_iterations", 0)),
+            workers_running=self._running,
+        )
+
+    async def run(self) -> WorkersResult:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        mp = multiprocessing.get_context("spawn")
+        procs = []
+        for shard in self.shards:
+            parent_end, child_end = mp.Pipe()
+            proc = mp.Process(
+                target=_worker_main, name=f"indigo-loadtest-worker-{shard.index}",
+                args=(child_end, shard, self.shard_fn, self.payload, self.snapshot_interval),
+                daemon=True,
+            )
+            proc.start()
+            child_end.close()
+            procs.append(proc)
+            self._conns.append(parent_end)
+            threading.Thread(target=_read_worker, args=(shard.index, parent_end, loop, inbox),
+                             daemon=True).start()
+        result = WorkersResult(results=[None] * len(self.shards))
+        try:
+            if await self._await_ready(inbox, result):
+                self._started_at = time.monotonic() + START_DELAY
+                self._running = len(procs)
+                self._broadcast(("start", self._started_at))
+                await self._collect(inbox, procs, result)
+        finally:
+            self._reap(procs)
+        result.stop_reason = self._stop_reason
+        return result
+
+    async def _await_ready(self, inbox: asyncio.Queue, result: WorkersResult) -> bool:
+        waiting = set(range(len(self.shards)))
+        deadline = time.monotonic() + READY_TIMEOUT
+        while waiting:
+            try:
+                i, msg = await asyncio.wait_for(inbox.get(), deadline - time.monotonic())
+            except TimeoutError:
+                result.errors.append(f"workers {sorted(waiting)} did not start in time")
+                break
+            if msg is not None and msg[0] == "ready":
+                waiting.discard(i)
+            else:
+                result.errors.append(_describe_failure(i, msg))
+                break
+        if result.errors:
+            self.stop("a worker failed to start")
+            return False
+        return True
+
+    async def _collect(self, inbox: asyncio.Queue, procs: list[Any],
+                       result: WorkersResult) -> None:
+        while self._running:
+            i, msg = await inbox.get()
+            if msg is not None and msg[0] == "state":
+                self._states[i] = msg[1]
+                if self.on_progress is not None:
+                    self.on_progress(self.progress())
+                continue
+            if msg is not None and msg[0] == "done":
+                result.results[i] = msg[1]
+                self.registry.merge_state(msg[2])
+            else:
+                procs[i].join(timeout=5)
+                result.errors.append(_describe_failure(i, msg, procs[i]))
+                self.stop(f"worker {i} failed")
+            self._states[i] = None
+            self._running -= 1
+
+    def _broadcast(self, msg: tuple) -> None:
+        with self._send_lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send(msg)
+
+    def _reap(self, procs: list[Any]) -> None:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        with self._send_lock:
+            for conn in self._conns:
+                conn.close()
+
+
+def _read_worker(i: int, conn: Connection, loop: asyncio.AbstractEventLoop,
+                 inbox: asyncio.Queue) -> None:
+    """Parent side: one thread per worker forwards its messages to the event loop;
+    None marks the end of the pipe (the worker exited)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            msg = None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
+            loop.call_soon_threadsafe(inbox.put_nowait, (i, msg))
+        if msg is None or msg[0] in ("done", "error"):
+            return
+
+
+async def run_with_workers(
+    shard_fn: ShardFunction,
+    payload: Any,
+    workers: int,
+    registry: Registry,
+    *,
+    on_progress: Callable[[Progress], Any] | None = None,
+    snapshot_interval: float = 1.0,
+    pool_ready: Callable[[WorkerPool], Any] | None = None,
+) -> WorkersResult:
+    """Run `shard_fn` in `workers` processes and merge their metrics into `registry`.
+
+    `pool_ready(pool)` is called once the pool exists, so the caller can keep it to
+    `pool.stop(reason)` (Ctrl-C, abortOnFail) or read `pool.live_registry()`.
+    """
+    pool = WorkerPool(shard_fn, payload, workers, registry,
+                      on_progress=on_progress, snapshot_interval=snapshot_interval)
+    if pool_ready is not None:
+        pool_ready(pool)
+    return await pool.run()
+
+
+def _describe_failure(i: int, msg: Any, proc: Any = None) -> str:
+    if msg is not None and msg[0] == "error":
+        return f"worker {i} failed:\n{msg[1]}"
+    code = proc.exitcode if proc is not None else None
+    return f"worker {i} exited unexpectedly" + (f" (exit code {code})" if code else "")
+
+
+def _totals(state: list[dict[str, Any]]) -> dict[str, float]:
+    """Per metric: counters summed, gauges' last values summed, over tag sets."""
+    out: dict[str, float] = {}
+    for md in state:
+        if md["type"] in ("counter", "gauge"):
+            out[md["name"]] = sum(s["value"] for _, s in md["sinks"] if s.get("count", 1))
+    return out
