@@ -1,0 +1,104 @@
+"""Finding scenario files: any `*.py` in the scenarios folder, no registration needed.
+
+A scenario's name is its file stem; its description is the first line of its module
+docstring, read with `ast` so that listing never executes user code.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ExitCode, ScenarioError
+
+SCENARIOS_DIR_ENV = "INDIGO_SCENARIOS_DIR"
+# The repository checkout: src/indigo_loadtest/scenario/discovery.py -> parents[3].
+REPO_ROOT = Path(__file__).resolve().parents[3]
+BUILTIN_SCENARIOS_DIR = REPO_ROOT / "scenarios"
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    name: str
+    path: Path
+    description: str
+
+
+def scenarios_dir(
+    explicit: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Path:
+    """The scenarios folder: --scenarios-dir, else $INDIGO_SCENARIOS_DIR, else ./scenarios,
+    else the built-in scenarios shipped with the repository."""
+    env = os.environ if env is None else env
+    cwd = cwd or Path.cwd()
+    chosen = explicit or env.get(SCENARIOS_DIR_ENV)
+    if chosen:
+        path = (cwd / Path(chosen).expanduser()).resolve()
+        if not path.is_dir():
+            source = "--scenarios-dir" if explicit else SCENARIOS_DIR_ENV
+            raise ScenarioError(
+                f"scenarios folder {chosen!r} ({source}) does not exist", ExitCode.USAGE
+            )
+        return path
+    local = cwd / "scenarios"
+    if local.is_dir():
+        return local.resolve()
+    return BUILTIN_SCENARIOS_DIR
+
+
+def describe(path: Path) -> str:
+    """First line of the module docstring, without running the file."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        return f"(syntax error on line {exc.lineno}: {exc.msg})"
+    except (OSError, ValueError) as exc:
+        return f"(unreadable: {exc})"
+    doc = ast.get_docstring(tree) or ""
+    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
+
+
+def is_scenario_file(path: Path) -> bool:
+    return path.suffix == ".py" and not path.name.startswith(("_", ".")) and path.is_file()
+
+
+def discover(folder: Path) -> list[ScenarioFile]:
+    """Every scenario in `folder`, sorted by name."""
+    if not folder.is_dir():
+        return []
+    files = sorted((p for p in folder.iterdir() if is_scenario_file(p)), key=lambda p: p.stem)
+    return [ScenarioFile(p.stem, p, describe(p)) for p in files]
+
+
+def looks_like_path(ref: str) -> bool:
+    return ref.endswith(".py") or os.sep in ref or "/" in ref
+
+
+def resolve(ref: str, folder: Path, cwd: Path | None = None) -> ScenarioFile:
+    """A scenario by name (in `folder`) or by path to a .py file."""
+    cwd = cwd or Path.cwd()
+    if looks_like_path(ref):
+        path = (cwd / Path(ref).expanduser()).resolve()
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {ref!r} does not exist", ExitCode.USAGE)
+        return ScenarioFile(path.stem, path, describe(path))
+    for scenario in discover(folder):
+        if scenario.name == ref:
+            return scenario
+    names = ", ".join(s.name for s in discover(folder))
+    where = f"available: {names}" if names else f"no scenarios in {display_path(folder, cwd)}"
+    raise ScenarioError(f"unknown scenario {ref!r}; {where}", ExitCode.USAGE)
+
+
+def display_path(path: Path, cwd: Path | None = None) -> str:
+    """`path` relative to the working directory when it is inside it (shorter messages)."""
+    cwd = cwd or Path.cwd()
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,70 @@
+"""`indigo-loadtest new`: a new scenario file from the template or an existing scenario."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .discovery import BUILTIN_SCENARIOS_DIR, resolve
+from .errors import ExitCode, ScenarioError
+
+TEMPLATE_FILE = "health-check.py.example"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# Used when no health-check.py.example exists: logs in as a guest and lists the models.
+MINIMAL_TEMPLATE = '''\
+"""{name}: guest login, then list the models (edit this line: `indigo-loadtest list` shows it)."""
+
+from indigo_loadtest import check, env
+
+options = {{
+    "vus": 1,
+    "iterations": 1,
+    "thresholds": {{
+        "http_req_failed": ["rate<0.05"],
+        "http_req_duration": ["p(95)<2000"],
+    }},
+}}
+
+
+async def default(vu):
+    base = env["BASE"]
+    login = await vu.http.post(f"{{base}}/v1/auth/guest-login", json={{}}, name="guest-login")
+    check(login, {{"login status 200": lambda r: r.status == 200}})
+    token = login.json().get("access_token", "") if login.status == 200 else ""
+    models = await vu.http.get(
+        f"{{base}}/v1/models", headers={{"Authorization": f"Bearer {{token}}"}}, name="models"
+    )
+    check(models, {{
+        "models status 200": lambda r: r.status == 200,
+        "models lists MODEL": lambda r: any(m["id"] == env["MODEL"] for m in r.json()["data"]),
+    }})
+'''
+
+
+def template_text(name: str, folder: Path) -> str:
+    for candidate in (folder / TEMPLATE_FILE, BUILTIN_SCENARIOS_DIR / TEMPLATE_FILE):
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    return MINIMAL_TEMPLATE.format(name=name)
+
+
+def create_scenario(name: str, folder: Path, source: str | None = None) -> Path:
+    """Write `folder/NAME.py` from `source` (a scenario name or path) or the template."""
+    if name.endswith(".py"):
+        name = name[:-3]
+    if not _NAME.match(name) or name.startswith("_"):
+        raise ScenarioError(
+            f"invalid scenario name {name!r} (letters, digits, '-', '_' and '.'; "
+            "no leading '_')", ExitCode.USAGE,
+        )
+    target = folder / f"{name}.py"
+    if target.exists():
+        raise ScenarioError(f"{target} already exists", ExitCode.USAGE)
+    if source:
+        text = resolve(source, folder).path.read_text(encoding="utf-8")
+    else:
+        text = template_text(name, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return target
