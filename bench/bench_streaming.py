@@ -1,0 +1,120 @@
+"""Target 2: SSE events parsed and timed per generator core, ours against a plain
+aiohttp stream reader (the way LLM benchmark tools read streams).
+
+nginx (one worker, target core) serves a static text/event-stream of OpenAI-style
+chat-completion chunks; it is not the bottleneck. Both readers, pinned to the
+generator core, keep STREAMS streams going for a fixed time; each event is parsed
+(SSE framing and the chunk's JSON), timestamped and its inter-token gap kept (ours
+records it in a Trend, as the LLM stream metrics do).
+
+    python bench/bench_streaming.py [--runs 3] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from common import (
+    GEN_CORE,
+    PEERS_DIR,
+    PYTHON,
+    Row,
+    interleaved,
+    nginx,
+    ours_cmd,
+    pinned,
+    run,
+    summary_metric,
+    table,
+)
+
+STREAMS = 20
+EVENTS_PER_STREAM = 500
+EVENT = (
+    b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,'
+    b'"model":"bench","choices":[{"index":0,"delta":{"content":" tok"},'
+    b'"finish_reason":null}]}\n\n'
+)
+DONE = b"data: [DONE]\n\n"
+
+OURS_SCENARIO = '''"""Bench: read an SSE stream, parse and time every event."""
+import time
+
+import orjson
+
+from indigo_loadtest import Counter, Trend, env
+
+options = {"vus": %(vus)d, "duration": "%(duration)ss"}
+URL = env["BENCH_URL"]
+events = Counter("sse_events")
+itl = Trend("inter_token_latency", time=True)
+
+
+async def default(vu):
+    resp = await vu.http.get(URL, stream=True)
+    last = resp.request_start
+    n = 0
+    async for ev in resp.sse():
+        if ev.data == "[DONE]":
+            break
+        chunk = orjson.loads(ev.data)
+        if chunk["choices"][0]["delta"].get("content"):
+            itl.add((ev.t - last) * 1000.0)
+            last = ev.t
+        n += 1
+    events.add(n)
+'''
+
+
+def sse_body() -> tuple[bytes, int]:
+    """The static stream nginx serves: (one repeated unit, repetitions)."""
+    return EVENT, EVENTS_PER_STREAM
+
+
+def ours_events_per_s(url: str, duration: float) -> float:
+    with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
+        tmp = Path(d)
+        script = tmp / "bench_stream.py"
+        script.write_text(OURS_SCENARIO % {"vus": STREAMS, "duration": duration})
+        export = tmp / "summary.json"
+        cmd = ours_cmd("run", str(script), "--workers", "1", "--env", f"BENCH_URL={url}/sse",
+                       "--summary-export", str(export), "--quiet")
+        run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=tmp)
+        return summary_metric(json.loads(export.read_text()), "sse_events", "rate")
+
+
+def aiohttp_events_per_s(url: str, duration: float) -> float:
+    cmd = [PYTHON, str(PEERS_DIR / "aiohttp_stream_reader.py"), f"{url}/sse", str(STREAMS),
+           str(duration)]
+    out = run(pinned(cmd, GEN_CORE), timeout=duration + 60).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["events_per_s"])
+
+
+def bench(runs: int, duration: float) -> list[Row]:
+    unit, count = sse_body()
+    # The [DONE] sentinel ends each stream, so both readers stop at the same place.
+    with nginx(sse_events=count, sse_bytes=unit, tail=DONE) as url:
+        results = interleaved(runs, {
+            "ours": (lambda: ours_events_per_s(url, duration), "events/s"),
+            "aiohttp reader": (lambda: aiohttp_events_per_s(url, duration), "events/s"),
+        })
+    row = Row(f"2. SSE events parsed+timed, 1 core, {STREAMS} streams", results["ours"],
+              results["aiohttp reader"], "≥ 3×")
+    if row.ratio is not None:
+        row.verdict = row.ratio >= 3.0
+    return [row]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10.0)
+    args = ap.parse_args()
+    print(table(bench(args.runs, args.duration)))
+
+
+if __name__ == "__main__":
+    main()
