@@ -1,0 +1,126 @@
+"""Shared machinery of the raw-sample file outputs (`--out json=...`, `--out csv=...`).
+
+A registry listener turns each sample into one text line and appends it to a list;
+the list is written in batches (when it is full, once a second, and at stop), so the
+per-sample cost is one string format and one append. Per-tag-set text is cached, as
+tag sets are interned and few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import math
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from ..metrics.registry import Metric, Registry
+from ..metrics.tags import TagSet
+from .base import RunInfo
+
+# Tag keys that could only hold a credential; never written even if a scenario sets them.
+SECRET_TAG_KEYS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
+    "api_key", "apikey", "x-loadtest-token", "loadtest_token", "password", "secret",
+})
+DATA_METRICS = frozenset({"data_sent", "data_received"})
+
+
+def safe_tags(tags: TagSet) -> dict[str, str]:
+    return {k: v for k, v in tags.items if k.lower() not in SECRET_TAG_KEYS}
+
+
+def number_text(value: float) -> str:
+    """A float as Go's JSON encoder writes it: 1 not 1.0, no NaN/Infinity."""
+    if not math.isfinite(value):
+        return "null"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def metric_contains(metric: Metric) -> str:
+    """k6's value type of a metric: "time", "data" or "default"."""
+    if metric.is_time:
+        return "time"
+    return "data" if metric.name in DATA_METRICS else "default"
+
+
+class RawSampleOutput:
+    """Base class: a file that gets one line per sample. Subclasses format the lines."""
+
+    name: ClassVar[str] = ""
+    batch_lines: ClassVar[int] = 4096
+    flush_interval: ClassVar[float] = 1.0
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.lines_written = 0
+        self._buf: list[str] = []
+        self._file: IO[str] | None = None
+        self._registry: Registry | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def description(self) -> str:
+        return f"{self.name} ({self.path})"
+
+    async def start(self, registry: Registry, run: RunInfo) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = _open_text(self.path)
+        header = self.header()
+        if header:
+            self._file.write(header)
+        self._registry = registry
+        registry.add_listener(self.on_sample)
+        self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        """Detach, write what is buffered and close; safe to call twice (Ctrl-C path)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._registry is not None:
+            self._registry.remove_listener(self.on_sample)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def on_sample(self, metric: Metric, tags: TagSet, value: float, unix_time: float) -> None:
+        buf = self._buf
+        buf.append(self.format_sample(metric, tags, value, unix_time))
+        if len(buf) >= self.batch_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf and self._file is not None:
+            self._file.write("".join(self._buf))
+            self._file.flush()
+            self.lines_written += len(self._buf)
+            self._buf.clear()
+
+    async def _flush_loop(self) -> None:
+        # So a file being watched (tail -f) fills during long tests, not only at the end.
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self.flush()
+
+    # --- for subclasses ---------------------------------------------------------------
+    def header(self) -> str:
+        return ""
+
+    def format_sample(self, metric: Metric, tags: TagSet, value: float,
+                      unix_time: float) -> str:
+        raise NotImplementedError
+
+
+def _open_text(path: Path) -> IO[Any]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "wt", encoding="utf-8", newline="")
+    return path.open("w", encoding="utf-8", newline="")
