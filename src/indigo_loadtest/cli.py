@@ -1,0 +1,381 @@
+"""The `indigo-loadtest` command: list, check, run, new, serve, monitoring."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+from . import __version__
+from .scenario.config import build_env
+from .scenario.discovery import discover, display_path, scenarios_dir
+from .scenario.errors import ExitCode, ScenarioError
+from .scenario.templates import create_scenario
+
+DELEGATED = {
+    "serve": ("indigo_loadtest.simulator.cli", "the embedded simulator"),
+    "monitoring": ("indigo_loadtest.monitoring_stack", "the monitoring stack"),
+}
+
+
+class UsageError(ScenarioError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.USAGE)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one `error:` line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(ExitCode.USAGE, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_scenario_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenarios-dir", metavar="DIR",
+                   help="folder of scenario files (default: $INDIGO_SCENARIOS_DIR, "
+                        "./scenarios, then the built-in scenarios)")
+    p.add_argument("--env-file", metavar="FILE", help="read configuration from FILE "
+                   "instead of ./.env")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V",
+                   help="set a configuration value (overrides .env and the environment)")
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    add_scenario_source(p)
+    p.add_argument("-u", "--vus", type=positive_int, help="number of VUs")
+    p.add_argument("-i", "--iterations", type=positive_int, help="total iterations "
+                   "(replaces the scenario's execution options)")
+    p.add_argument("-d", "--duration", metavar="DURATION", help="test duration, e.g. 30s, "
+                   "5m (replaces the scenario's execution options)")
+    p.add_argument("--tag", action="append", default=[], metavar="K=V",
+                   help="add a tag to every sample (repeatable)")
+    p.add_argument("-o", "--out", action="append", default=[], metavar="OUTPUT",
+                   help="json[=FILE], csv[=FILE] or prometheus-rw[=URL] (repeatable)")
+    p.add_argument("--summary-export", metavar="FILE", help="write the end-of-test summary "
+                   "JSON here (default: results/<scenario>_<timestamp>.json)")
+    p.add_argument("--results-dir", default="results", metavar="DIR",
+                   help="folder for result files (default: results)")
+    p.add_argument("--no-summary", action="store_true", help="do not print the summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="no header, no progress line")
+    p.add_argument("--workers", type=positive_int, metavar="N",
+                   help="run the test in N processes")
+    p.add_argument("--dry-run", action="store_true",
+                   help="import and validate the scenario, send no traffic")
+    p.add_argument("--no-color", action="store_true", help="plain text summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="indigo-loadtest",
+        description="Load and flow tests for LLM chat APIs (Indigo/Jan and OpenAI-compatible).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    p = sub.add_parser("list", help="list the scenarios and their descriptions")
+    add_scenario_source(p)
+
+    p = sub.add_parser("check", help="import and validate a scenario without traffic")
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario name or path to a .py file")
+    add_scenario_source(p)
+
+    p = sub.add_parser("run", help="run a scenario (or --all of them)")
+    p.add_argument("scenario", metavar="SCENARIO", nargs="?",
+                   help="scenario name or path to a .py file")
+    p.add_argument("--all", action="store_true", help="run every scenario in turn")
+    p.add_argument("--pause", type=non_negative_float, default=2.0, metavar="SECONDS",
+                   help="pause between scenarios with --all (default: 2)")
+    add_run_flags(p)
+
+    p = sub.add_parser("new", help="create a scenario file from the template or another one")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--from", dest="source", metavar="SCENARIO",
+                   help="copy this scenario instead of the template")
+    p.add_argument("--scenarios-dir", metavar="DIR")
+
+    for name, (_, what) in DELEGATED.items():
+        sub.add_parser(name, help=f"{what} (see `indigo-loadtest {name} --help`)",
+                       add_help=False)
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------
+
+def folder_from(args: argparse.Namespace) -> Path:
+    env = build_env(getattr(args, "env_file", None),
+                    _assignments(getattr(args, "env", []), "--env"))
+    return scenarios_dir(args.scenarios_dir, env)
+
+
+def _assignments(pairs: Sequence[str], flag: str) -> dict[str, str]:
+    from .scenario.config import parse_assignments
+
+    return parse_assignments(pairs, flag)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    folder = folder_from(args)
+    scenarios = discover(folder)
+    print(f"Scenarios in {display_path(folder)}:")
+    if not scenarios:
+        print("  (none)")
+        return ExitCode.OK
+    width = max(len(s.name) for s in scenarios)
+    for s in scenarios:
+        print(f"  {s.name.ljust(width)}  {s.description}".rstrip())
+    return ExitCode.OK
+
+
+def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
+    from .runner import RunSettings
+
+    return RunSettings(
+        scenario=scenario,
+        scenarios_dir=args.scenarios_dir,
+        env_file=args.env_file,
+        env=_assignments(args.env, "--env"),
+        tags=_assignments(getattr(args, "tag", []), "--tag"),
+        vus=getattr(args, "vus", None),
+        iterations=getattr(args, "iterations", None),
+        duration=getattr(args, "duration", None),
+        outs=list(getattr(args, "out", [])),
+        summary_export=getattr(args, "summary_export", None),
+        no_summary=getattr(args, "no_summary", False),
+        quiet=getattr(args, "quiet", False),
+        workers=getattr(args, "workers", None),
+        dry_run=getattr(args, "dry_run", False),
+        results_dir=getattr(args, "results_dir", "results"),
+        color=False if getattr(args, "no_color", False) else None,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .runner import check
+
+    return check(settings_from(args, args.scenario))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.scenario:
+            raise UsageError("give a scenario or --all, not both")
+        return run_all(args)
+    if not args.scenario:
+        raise UsageError("which scenario? give its name (see `indigo-loadtest list`) or --all")
+    from .runner import run
+
+    return run(settings_from(args, args.scenario))
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    folder = folder_from(args)
+    path = create_scenario(args.name, folder, args.source)
+    print(f"created {display_path(path)}; run it with `indigo-loadtest run {path.stem}`")
+    return ExitCode.OK
+
+
+# --- run --all ------------------------------------------------------------------------
+
+@dataclass
+class AllResult:
+    name: str
+    exit_code: int
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return {
+            ExitCode.OK: "passed",
+            ExitCode.THRESHOLDS_FAILED: "FAILED (thresholds)",
+            ExitCode.EXTERNAL_ABORT: "interrupted",
+            ExitCode.SCRIPT_EXCEPTION: "FAILED (script error)",
+            ExitCode.INVALID_CONFIG: "FAILED (invalid options)",
+        }.get(self.exit_code, f"FAILED (exit code {self.exit_code})")
+
+
+def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
+    """The flags of `run --all` that each scenario's own run gets."""
+    out = ["--scenarios-dir", str(folder), "--results-dir", args.results_dir]
+    if args.env_file:
+        out += ["--env-file", args.env_file]
+    for flag, values in (("--env", args.env), ("--tag", args.tag), ("--out", args.out)):
+        for value in values:
+            out += [flag, value]
+    for flag in ("vus", "iterations", "duration", "workers"):
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f"--{flag}", str(value)]
+    for flag in ("no_summary", "quiet", "dry_run", "no_color"):
+        if getattr(args, flag):
+            out.append("--" + flag.replace("_", "-"))
+    return out
+
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every scenario in turn, each in its own process (a clean registry, event loop
+    and simulator each), then a pass/fail table."""
+    if args.summary_export:
+        raise UsageError("--summary-export names one file; with --all each scenario writes "
+                         "its own under --results-dir")
+    folder = folder_from(args)
+    scenarios = discover(folder)
+    if not scenarios:
+        raise UsageError(f"no scenarios in {display_path(folder)}")
+    results: list[AllResult] = []
+    forwarder = _SignalForwarder()
+    with forwarder.installed():
+        for i, scenario in enumerate(scenarios):
+            if forwarder.interrupted:
+                break
+            if i and args.pause:
+                forwarder.sleep(args.pause)
+                if forwarder.interrupted:
+                    break
+            print(f"\n=== [{i + 1}/{len(scenarios)}] {scenario.name} ===", flush=True)
+            argv = [sys.executable, "-m", "indigo_loadtest.cli", "run", scenario.name,
+                    *child_args(args, folder)]
+            started = time.monotonic()
+            code = forwarder.run(argv)
+            results.append(AllResult(scenario.name, code, time.monotonic() - started))
+    print_table(results, len(scenarios))
+    return all_exit_code(results, forwarder.interrupted)
+
+
+def all_exit_code(results: list[AllResult], interrupted: bool) -> int:
+    failures = [r.exit_code for r in results if r.exit_code != ExitCode.OK]
+    if interrupted:
+        return ExitCode.EXTERNAL_ABORT
+    if not failures:
+        return ExitCode.OK
+    if all(code == ExitCode.THRESHOLDS_FAILED for code in failures):
+        return ExitCode.THRESHOLDS_FAILED
+    return ExitCode.FAILED
+
+
+def print_table(results: list[AllResult], total: int) -> None:
+    width = max([len("scenario"), *(len(r.name) for r in results)])
+    print(f"\n  {'scenario'.ljust(width)}  {'result':<24} {'time':>8}")
+    for r in results:
+        mark = "✓" if r.exit_code == ExitCode.OK else "✗"
+        print(f"  {r.name.ljust(width)}  {mark} {r.verdict:<22} {r.seconds:>7.1f}s")
+    passed = sum(r.exit_code == ExitCode.OK for r in results)
+    skipped = total - len(results)
+    tail = f", {skipped} not run" if skipped else ""
+    print(f"\n  {passed}/{total} scenarios passed{tail}\n", flush=True)
+
+
+class _SignalForwarder:
+    """Children run in their own session, so a terminal's Ctrl-C reaches only us; each
+    signal is forwarded once (first: graceful stop, second: hard stop) and no further
+    scenario starts."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    def installed(self):  # -> context manager
+        import contextlib
+
+        @contextlib.contextmanager
+        def manager():
+            previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+        return manager()
+
+    def run(self, argv: list[str]) -> int:
+        self.child = subprocess.Popen(argv, start_new_session=True)
+        try:
+            while True:
+                try:
+                    return self.child.wait()
+                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                    continue
+        finally:
+            self.child = None
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.interrupted and time.monotonic() < deadline:
+            time.sleep(min(0.1, deadline - time.monotonic()))
+
+
+# --- entry point ------------------------------------------------------------------------
+
+COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new}
+
+
+def delegate(command: str, argv: list[str]) -> int:
+    module_name, what = DELEGATED[command]
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"error: {what} is not available in this installation", file=sys.stderr)
+            return ExitCode.USAGE
+        raise
+    code = module.main(argv)
+    return int(code or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        return delegate(args_list[0], args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    try:
+        return int(COMMANDS[args.command](args))
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return ExitCode.EXTERNAL_ABORT
+    except BrokenPipeError:  # `indigo-loadtest list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,613 @@
+"""One run: scenario → config → module → plan → (simulator) → engine → summary, files, exit code.
+
+`prepare()` does everything that needs no traffic (so `check` and `--dry-run` stop
+there, and every mistake is reported before the first request); `execute()` runs the
+prepared test. Errors meant for the user are `ScenarioError`s: one line, an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from . import __version__
+from .metrics.registry import Registry
+from .metrics.thresholds import ThresholdError, ThresholdResult, ThresholdSet, parse_thresholds
+from .outputs.base import Output, RunInfo
+from .progress import ProgressLine, Snapshot
+from .scenario import config as config_mod
+from .scenario.config import Env, build_env
+from .scenario.discovery import ScenarioFile, display_path, resolve, scenarios_dir
+from .scenario.errors import ExitCode, ScenarioError
+from .scenario.loader import load_module
+from .scenario.options import (
+    Overrides,
+    ParsedOptions,
+    check_exec_functions,
+    describe_scenario,
+    parse_duration,
+    parse_options,
+)
+
+# How often abortOnFail thresholds are evaluated while the test runs (k6: every 2 s).
+ABORT_CHECK_INTERVAL = 2.0
+SIMULATOR_PLACEHOLDER = "http://127.0.0.1:0"  # BASE during --dry-run: never contacted
+
+
+@dataclass
+class RunSettings:
+    """Everything the command line can say about one run."""
+
+    scenario: str
+    scenarios_dir: str | None = None
+    env_file: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    vus: int | None = None
+    iterations: int | None = None
+    duration: str | None = None
+    outs: list[str] = field(default_factory=list)
+    summary_export: str | None = None
+    no_summary: bool = False
+    quiet: bool = False
+    workers: int | None = None
+    dry_run: bool = False
+    results_dir: str = "results"
+    color: bool | None = None
+
+
+class Console:
+    """Where the run talks: results on stdout, progress and diagnostics on stderr."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def warn(self, text: str) -> None:
+        self.note(f"warning: {text}")
+
+    def error(self, text: str) -> None:
+        self.note(f"error: {text}")
+
+
+@dataclass
+class Prepared:
+    """A loaded, validated run that has sent nothing yet."""
+
+    settings: RunSettings
+    scenario: ScenarioFile
+    env: Env
+    registry: Registry
+    module: ModuleType
+    options: ParsedOptions
+    thresholds: ThresholdSet
+    run_info: RunInfo
+    timestamp: str
+    simulator: Any = None  # the embedded simulator process, when BASE was unset
+    outputs: list[Output] = field(default_factory=list)
+    summary_path: Path | None = None
+
+    @property
+    def target(self) -> str:
+        base = self.env.get("BASE", "")
+        return f"embedded simulator at {base}" if self.simulator is not None else base
+
+    def close(self) -> None:
+        """Stop the embedded simulator (idempotent)."""
+        sim, self.simulator = self.simulator, None
+        if sim is not None:
+            with contextlib.suppress(Exception):
+                sim.stop()
+
+
+# --- preparation (no traffic) ------------------------------------------------------------
+
+def overrides_from(settings: RunSettings) -> Overrides:
+    duration = None
+    if settings.duration is not None:
+        duration = parse_duration(settings.duration, "--duration")
+        if duration <= 0:
+            raise ScenarioError("--duration: must be more than 0", ExitCode.USAGE)
+    for flag, value in (("--vus", settings.vus), ("--iterations", settings.iterations)):
+        if value is not None and value < 1:
+            raise ScenarioError(f"{flag}: must be at least 1", ExitCode.USAGE)
+    return Overrides(vus=settings.vus, iterations=settings.iterations, duration=duration,
+                     tags=dict(settings.tags))
+
+
+def check_syntax(path: Path) -> None:
+    """Report a syntax error before anything is started for the run."""
+    try:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ScenarioError(
+            f"{display_path(path)}:{exc.lineno}: SyntaxError: {exc.msg}",
+            ExitCode.SCRIPT_EXCEPTION,
+        ) from None
+    except ValueError as exc:  # e.g. null bytes
+        raise ScenarioError(f"{display_path(path)}: {exc}", ExitCode.SCRIPT_EXCEPTION) from None
+
+
+def start_simulator() -> Any:
+    from .simulator.process import start_simulator_process
+
+    try:
+        return start_simulator_process(host="127.0.0.1", port=0)
+    except Exception as exc:
+        raise ScenarioError(
+            f"could not start the embedded simulator: {exc}", ExitCode.GENERIC_ENGINE
+        ) from None
+
+
+def base_url_tag(base: str, embedded: bool) -> str:
+    if embedded:
+        return "simulator"
+    return urlsplit(base).hostname or base
+
+
+def prepare(settings: RunSettings, console: Console, *, start_target: bool = True) -> Prepared:
+    """Resolve, configure, import and validate; starts the embedded simulator when BASE is
+    unset and `start_target` (not for --dry-run). The caller must `close()` the result."""
+    overrides = overrides_from(settings)
+    env = build_env(settings.env_file, settings.env)
+    folder = scenarios_dir(settings.scenarios_dir, env)
+    scenario = resolve(settings.scenario, folder)
+    check_syntax(scenario.path)
+
+    simulator = None
+    if not env.get("BASE"):
+        values = dict(env)
+        if start_target and not settings.dry_run:
+            simulator = start_simulator()
+            values["BASE"] = simulator.url
+        else:
+            values["BASE"] = SIMULATOR_PLACEHOLDER
+        env = Env(values)
+    try:
+        return _prepare_loaded(settings, console, overrides, env, scenario, simulator)
+    except BaseException:
+        if simulator is not None:
+            simulator.stop()
+        raise
+
+
+def _prepare_loaded(settings: RunSettings, console: Console, overrides: Overrides, env: Env,
+                    scenario: ScenarioFile, simulator: Any) -> Prepared:
+    config_mod.activate(env)
+    registry = Registry()
+    module = load_module(scenario.path, registry)
+    options = parse_options(getattr(module, "options", None), overrides)
+    for warning in options.warnings:
+        console.warn(warning)
+    check_exec_functions(options.plan, module)
+    try:
+        thresholds = parse_thresholds(options.thresholds)
+        thresholds.validate(registry)
+    except ThresholdError as exc:
+        raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+
+    now = datetime.now()
+    timestamp = now.strftime("%Y%m%d-%H%M%S")
+    plan = options.plan
+    base_tags = {
+        "testid": f"{scenario.name}-{timestamp}",
+        "test_case": scenario.name,
+        "environment": base_url_tag(env["BASE"], simulator is not None),
+    }
+    plan.tags = {**base_tags, **plan.tags}
+    run_info = RunInfo(
+        testid=plan.tags["testid"], test_case=plan.tags["test_case"],
+        scenario_file=str(scenario.path), started_at=now.timestamp(), tags=dict(plan.tags),
+    )
+    prepared = Prepared(
+        settings=settings, scenario=scenario, env=env, registry=registry, module=module,
+        options=options, thresholds=thresholds, run_info=run_info, timestamp=timestamp,
+        simulator=simulator,
+    )
+    prepared.summary_path = summary_export_path(prepared)
+    prepared.outputs = build_outputs(prepared)
+    return prepared
+
+
+# --- outputs -----------------------------------------------------------------------------
+
+def result_path(prepared: Prepared, suffix: str) -> Path:
+    name = f"{prepared.scenario.name}_{prepared.timestamp}{suffix}"
+    return Path(prepared.settings.results_dir) / name
+
+
+def summary_export_path(prepared: Prepared) -> Path:
+    if prepared.settings.summary_export:
+        return Path(prepared.settings.summary_export)
+    return result_path(prepared, ".json")
+
+
+def build_outputs(prepared: Prepared) -> list[Output]:
+    """`--out json[=FILE]`, `csv[=FILE]`, `prometheus-rw[=URL]`."""
+    outputs: list[Output] = []
+    for spec in prepared.settings.outs:
+        kind, _, arg = spec.partition("=")
+        kind = kind.strip().lower()
+        if kind == "json":
+            from .outputs.json_output import JsonOutput
+
+            path = Path(arg) if arg else result_path(prepared, ".ndjson")
+            outputs.append(JsonOutput(path, prepared.thresholds))
+        elif kind == "csv":
+            from .outputs.csv_output import CsvOutput
+
+            outputs.append(CsvOutput(Path(arg) if arg else result_path(prepared, ".csv")))
+        elif kind in ("prometheus-rw", "experimental-prometheus-rw"):
+            outputs.append(_prometheus_output(prepared.env, arg or None))
+        else:
+            raise ScenarioError(
+                f"--out {spec!r}: unknown output (use json[=FILE], csv[=FILE] or "
+                "prometheus-rw[=URL])", ExitCode.USAGE,
+            )
+    return outputs
+
+
+def _prometheus_output(env: Env, arg: str | None) -> Output:
+    from .outputs.prometheus_rw import PrometheusRemoteWriteOutput, PrometheusRWConfigError
+
+    try:
+        return PrometheusRemoteWriteOutput.from_config(env, arg)
+    except PrometheusRWConfigError as exc:
+        raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+
+
+# --- the header ----------------------------------------------------------------------------
+
+def header_lines(prepared: Prepared) -> list[str]:
+    """k6-like run header. Secrets appear only as [CONFIGURED]."""
+    env, plan = prepared.env, prepared.options.plan
+    rows = [
+        ("scenario", f"{prepared.scenario.name} ({display_path(prepared.scenario.path)})"),
+        ("target", prepared.target),
+        ("model", env.get("MODEL", "")),
+    ]
+    for key in ("API_KEY", "LOADTEST_TOKEN"):
+        if env.get(key):
+            rows.append((key.lower(), env.display(key)))
+    if env.bool("DEBUG"):
+        rows.append(("debug", "every request and response is printed (secrets masked)"))
+    rows.append(("testid", plan.tags.get("testid", "")))
+    outs = [o.description() for o in prepared.outputs]
+    if prepared.summary_path is not None:
+        outs.append(f"summary export ({prepared.summary_path})")
+    rows.append(("output", ", ".join(outs) or "-"))
+    width = max(len(k) for k, _ in rows)
+    lines = ["", f"  indigo-loadtest v{__version__}", ""]
+    lines += [f"  {k.rjust(width)}: {v}" for k, v in rows]
+    lines += ["", f"  scenarios: {scenarios_overview(prepared)}:"]
+    lines += [f"  * {describe_scenario(sc)}" for sc in plan.scenarios]
+    lines.append("")
+    return lines
+
+
+def scenarios_overview(prepared: Prepared) -> str:
+    plan = prepared.options.plan
+    max_vus = sum(max(sc.vus, sc.max_vus) for sc in plan.scenarios)
+    count = len(plan.scenarios)
+    noun = "scenario" if count == 1 else "scenarios"
+    return f"{count} {noun}, {max_vus} max VUs"
+
+
+# --- execution -----------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    exit_code: int
+    threshold_results: list[ThresholdResult] = field(default_factory=list)
+    interrupted: bool = False
+    aborted_by: ThresholdResult | None = None
+    error: str | None = None
+
+
+def client_factory(prepared: Prepared) -> Callable[[], Any]:
+    """A new Client per VU, configured from env (DEBUG, LOADTEST_TOKEN) and options."""
+    from .http.client import Client
+    from .http.config import ClientConfig
+
+    extra = prepared.options.plan.extra
+    headers = {}
+    if prepared.env.get("LOADTEST_TOKEN"):
+        headers["x-loadtest-token"] = prepared.env["LOADTEST_TOKEN"]
+    kwargs: dict[str, Any] = {
+        "debug": prepared.env.bool("DEBUG") or bool(extra.get("http_debug")),
+        "headers": headers,
+        "discard_response_bodies": bool(extra.get("discard_response_bodies", False)),
+        "insecure_skip_tls_verify": bool(extra.get("insecure_skip_tls_verify", False)),
+        "no_connection_reuse": bool(extra.get("no_connection_reuse", False)),
+    }
+    if extra.get("user_agent"):
+        kwargs["user_agent"] = str(extra["user_agent"])
+    if extra.get("timeout") is not None:
+        kwargs["timeout"] = extra["timeout"]
+    if extra.get("max_redirects") is not None:
+        kwargs["max_redirects"] = int(extra["max_redirects"])
+    try:
+        client_config = ClientConfig(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"options: {exc}") from None
+    registry = prepared.registry
+    return lambda: Client(registry, client_config)
+
+
+class Interrupts:
+    """SIGINT/SIGTERM: the first stops gracefully, the second stops at once (in-flight
+    iterations cancelled), a third abandons teardown too."""
+
+    def __init__(self, console: Console, execution: Any, run_task: asyncio.Future[Any]) -> None:
+        self.console = console
+        self.execution = execution
+        self.run_task = run_task
+        self.count = 0
+
+    def __call__(self, signum: int) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            self.console.note(f"\n{name} received: stopping gracefully "
+                              "(press Ctrl-C again to stop at once)")
+            self.execution.stop(f"interrupted by {name}")
+        elif self.count == 2:
+            self.console.note(f"{name} received again: stopping now; "
+                              "what was measured is still written")
+            self.execution.stop(f"interrupted by {name}", hard=True)
+        else:
+            self.run_task.cancel()
+
+    @contextlib.contextmanager
+    def installed(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        for sig in sigs:
+            loop.add_signal_handler(sig, self, sig)
+        try:
+            yield
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+
+
+def execution_snapshot(execution: Any, registry: Registry) -> Snapshot:
+    p = execution.progress()
+    http_reqs = registry.builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
+    return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max, iterations=p.iterations,
+                    http_reqs=int(http_reqs), dropped_iterations=p.dropped)
+
+
+def planned_duration(prepared: Prepared) -> float | None:
+    """The longest scenario's planned end (for `elapsed/total`); None if open-ended."""
+    ends = []
+    for sc in prepared.options.plan.scenarios:
+        if sc.executor in ("constant-vus", "constant-arrival-rate"):
+            ends.append(sc.start_time + sc.duration)
+        elif sc.executor in ("ramping-vus", "ramping-arrival-rate"):
+            ends.append(sc.start_time + sum(s.duration for s in sc.stages))
+        else:
+            return None  # iteration-based: ends when the iterations are done
+    return max(ends) if ends else None
+
+
+async def _watch_thresholds(prepared: Prepared, execution: Any, started: float,
+                            outcome: Outcome) -> None:
+    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs."""
+    while True:
+        await asyncio.sleep(ABORT_CHECK_INTERVAL)
+        crossed = prepared.thresholds.should_abort(prepared.registry, time.monotonic() - started)
+        if crossed is not None:
+            outcome.aborted_by = crossed
+            execution.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
+            return
+
+
+async def execute(prepared: Prepared, console: Console) -> Outcome:
+    """Run the prepared test; outputs, summary and files are written however it ends."""
+    from .engine.execution import Execution
+    from .engine.executors import EngineError
+
+    settings = prepared.settings
+    outcome = Outcome(exit_code=ExitCode.OK)
+    try:
+        execution = Execution(prepared.options.plan, prepared.module, prepared.registry,
+                              client_factory(prepared), env=dict(prepared.env),
+                              error_stream=console.err)
+    except EngineError as exc:
+        raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+    started = time.monotonic()
+    await _start_outputs(prepared, console)
+    loop = asyncio.get_running_loop()
+    run_task = asyncio.ensure_future(execution.run())
+    interrupts = Interrupts(console, execution, run_task)
+    helpers = []
+    if prepared.thresholds:
+        helpers.append(asyncio.ensure_future(
+            _watch_thresholds(prepared, execution, started, outcome)))
+    if not settings.quiet:
+        progress = ProgressLine(lambda: execution_snapshot(execution, prepared.registry),
+                                console.err, total_duration=planned_duration(prepared))
+        helpers.append(asyncio.ensure_future(progress.run()))
+    result = None
+    try:
+        with interrupts.installed(loop):
+            try:
+                result = await run_task
+            except asyncio.CancelledError:
+                if interrupts.count < 3:
+                    raise
+            except ScenarioError as exc:
+                outcome.error = str(exc)
+                outcome.exit_code = exc.exit_code
+            except Exception as exc:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                outcome.exit_code = ExitCode.GENERIC_ENGINE
+            finally:
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+    finally:
+        await _stop_outputs(prepared, console)
+    elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+    outcome.interrupted = interrupts.count > 0
+    setup_error = getattr(result, "setup_error", None)
+    if setup_error and not outcome.error:
+        outcome.error = f"setup() failed: {setup_error}"
+        outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+    finish(prepared, console, outcome, elapsed, result)
+    return outcome
+
+
+async def _start_outputs(prepared: Prepared, console: Console) -> None:
+    for output in prepared.outputs:
+        try:
+            await output.start(prepared.registry, prepared.run_info)
+        except Exception as exc:
+            raise ScenarioError(f"output {output.description()}: {exc}",
+                                ExitCode.INVALID_CONFIG) from None
+
+
+async def _stop_outputs(prepared: Prepared, console: Console) -> None:
+    for output in prepared.outputs:
+        try:
+            await output.stop()
+        except Exception as exc:  # one broken output must not lose the others' data
+            console.warn(f"output {output.description()}: {exc}")
+
+
+def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: float,
+           result: Any) -> None:
+    """Thresholds, summary, summary export and the exit code."""
+    settings = prepared.settings
+    outcome.threshold_results = prepared.thresholds.evaluate(prepared.registry, elapsed)
+    if outcome.error:
+        console.error(outcome.error)
+    if not settings.no_summary:
+        console.print(render(prepared, outcome, elapsed))
+        console.print(f"  target: {prepared.target}")
+        reason = getattr(result, "stop_reason", None)
+        if outcome.aborted_by is not None:
+            console.print(f"  aborted: threshold {outcome.aborted_by.key} "
+                          f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
+        elif outcome.interrupted:
+            console.print(f"  interrupted: {reason or 'stopped by a signal'}")
+    write_summary_export(prepared, outcome, elapsed, console)
+    thresholds_failed = not all(r.ok for r in outcome.threshold_results)
+    if outcome.error:
+        pass  # exit code already set
+    elif outcome.interrupted:
+        outcome.exit_code = ExitCode.EXTERNAL_ABORT
+    elif thresholds_failed or outcome.aborted_by is not None:
+        outcome.exit_code = ExitCode.THRESHOLDS_FAILED
+    if thresholds_failed:
+        failed = [f"{r.key} '{r.expression}'" for r in outcome.threshold_results if not r.ok]
+        console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
+
+
+def trend_stats(prepared: Prepared) -> tuple[str, ...]:
+    from .metrics.summary import DEFAULT_TREND_STATS
+
+    return tuple(prepared.options.plan.extra.get("summary_trend_stats") or DEFAULT_TREND_STATS)
+
+
+def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
+    from .metrics.summary import render_summary
+
+    color = prepared.settings.color
+    if color is None:
+        color = console_is_tty()
+    return render_summary(prepared.registry, outcome.threshold_results, prepared.run_info,
+                          elapsed, summary_trend_stats=trend_stats(prepared), color=color)
+
+
+def console_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
+                         console: Console) -> None:
+    path = prepared.summary_path
+    if path is None:
+        return
+    from .outputs.summary_export import write_summary_export as write_export
+
+    try:
+        write_export(path, prepared.registry, outcome.threshold_results, elapsed,
+                     summary_trend_stats=trend_stats(prepared))
+    except OSError as exc:
+        console.error(f"cannot write the summary export {path}: {exc}")
+        return
+    console.note(f"summary export written to {path}")
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+def run(settings: RunSettings, console: Console | None = None) -> int:
+    """One scenario, start to end; returns the process exit code."""
+    console = console or Console()
+    try:
+        prepared = prepare(settings, console)
+    except ScenarioError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    try:
+        if not settings.quiet:
+            console.print("\n".join(header_lines(prepared)))
+        if settings.dry_run:
+            console.print(dry_run_report(prepared))
+            return ExitCode.OK
+        outcome = run_event_loop(execute(prepared, console))
+        return outcome.exit_code
+    except ScenarioError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    finally:
+        prepared.close()
+
+
+def check(settings: RunSettings, console: Console | None = None) -> int:
+    """Import and validate (options, thresholds, exec functions) without traffic."""
+    console = console or Console()
+    settings.dry_run = True
+    try:
+        prepared = prepare(settings, console, start_target=False)
+    except ScenarioError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    prepared.close()
+    console.print(dry_run_report(prepared))
+    return ExitCode.OK
+
+
+def dry_run_report(prepared: Prepared) -> str:
+    plan = prepared.options.plan
+    n = len(prepared.thresholds)
+    return (f"✓ {prepared.scenario.name}: scenario imports; {len(plan.scenarios)} "
+            f"scenario(s) and {n} threshold(s) valid; no traffic sent")
+
+
+def run_event_loop(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(coro)
