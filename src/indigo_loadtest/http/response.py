@@ -1,0 +1,337 @@
+"""Responses of the HTTP client: plain (body read) and streamed (body arrives later)."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+
+from .redact import mask_headers
+
+if TYPE_CHECKING:
+    from .sse import SSEEvent
+    from .transport import Exchange
+
+PROTO = "HTTP/1.1"
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, multi-valued headers; `h["x"]` is the first value.
+
+    Built from the raw (name, value) byte pairs only when first used, so a request
+    whose headers nobody reads never decodes them.
+    """
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: list[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
+        if items is None:
+            items = []
+        elif isinstance(items, Mapping):
+            items = [(str(k), str(v)) for k, v in items.items()]
+        self._items: list[tuple[str, str]] = items
+        self._index: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_raw(cls, raw: list[tuple[bytes, bytes]]) -> Headers:
+        return cls([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw])
+
+    def _idx(self) -> dict[str, list[str]]:
+        idx = self._index
+        if idx is None:
+            idx = {}
+            for k, v in self._items:
+                idx.setdefault(k.lower(), []).append(v)
+            self._index = idx
+        return idx
+
+    def __getitem__(self, key: str) -> str:
+        return self._idx()[key.lower()][0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._idx()
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for k, _ in self._items:
+            lk = k.lower()
+            if lk not in seen:
+                seen.add(lk)
+                yield k
+
+    def __len__(self) -> int:
+        return len(self._idx())
+
+    def getall(self, key: str, default: list[str] | None = None) -> list[str]:
+        """Every value of header `key`, in order received."""
+        vals = self._idx().get(key.lower())
+        if vals is None:
+            return [] if default is None else default
+        return list(vals)
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """All (name, value) pairs, duplicates included, as received."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({mask_headers(self._items)!r})"
+
+
+class Timings(NamedTuple):
+    """k6's request timings in milliseconds."""
+
+    blocked: float
+    connecting: float
+    tls_handshaking: float
+    sending: float
+    waiting: float
+    receiving: float
+
+    @property
+    def duration(self) -> float:
+        return self.sending + self.waiting + self.receiving
+
+
+def head_pairs(head: str | bytes) -> list[tuple[str, str]]:
+    """The (name, value) header pairs of a serialized request (body, if any, ignored)."""
+    if isinstance(head, bytes):
+        head = head.partition(b"\r\n\r\n")[0].decode("utf-8", "replace")
+    else:
+        head = head.partition("\r\n\r\n")[0]
+    pairs = []
+    for line in head.split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            pairs.append((name, value.strip()))
+    return pairs
+
+
+class RequestInfo:
+    """What was sent, with secret header values masked."""
+
+    __slots__ = ("_head", "method", "url")
+
+    def __init__(self, method: str, url: str, wire: bytes) -> None:
+        self.method = method
+        self.url = url
+        self._head = wire  # the serialized request; parsed only when asked
+
+    @property
+    def headers(self) -> Headers:
+        return Headers(mask_headers(head_pairs(self._head)))
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}>"
+
+
+def decode_body(body: bytes, encoding: bytes | None) -> bytes:
+    """Undo a Content-Encoding (gzip, deflate, br, zstd); unknown encodings pass through."""
+    if not encoding or encoding == b"identity" or not body:
+        return body
+    if encoding in (b"gzip", b"x-gzip"):
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == b"deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:  # some servers send raw deflate without the zlib wrapper
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    if encoding in (b"br", b"zstd"):
+        import cramjam
+
+        codec = cramjam.brotli if encoding == b"br" else cramjam.zstd
+        return bytes(codec.decompress(body))
+    return body
+
+
+def incremental_decoder(encoding: bytes | None) -> Any:
+    """A zlib decompressobj for streamed gzip/deflate bodies, or None."""
+    if encoding in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == b"deflate":
+        return zlib.decompressobj()
+    return None
+
+
+class _BaseResponse:
+    __slots__ = (
+        "_headers", "_raw_headers", "_req_headers", "error", "error_code",
+        "method", "request_start", "status", "timings", "url",
+    )
+
+    status: int
+    url: str
+    error: str
+    error_code: int
+    timings: Timings
+    request_start: float
+
+    @property
+    def headers(self) -> Headers:
+        h = self._headers
+        if h is None:
+            h = self._headers = Headers.from_raw(self._raw_headers)
+        return h
+
+    @property
+    def ok(self) -> bool:
+        """No network error and a 2xx/3xx status."""
+        return 200 <= self.status < 400 and not self.error
+
+    @property
+    def proto(self) -> str:
+        return PROTO if self.status else ""
+
+    @property
+    def request(self) -> RequestInfo:
+        return RequestInfo(self.method, self.url, self._req_headers)
+
+
+class Response(_BaseResponse):
+    """A complete response. Never raised: network errors give status 0 and `error`."""
+
+    __slots__ = ("_text", "body")
+
+    def __init__(
+        self, method: str, url: str, status: int, raw_headers: list[tuple[bytes, bytes]],
+        body: bytes, timings: Timings, error: str, error_code: int, request_start: float,
+        wire: bytes,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self._raw_headers = raw_headers
+        self._headers: Headers | None = None
+        self.body = body
+        self.timings = timings
+        self.error = error
+        self.error_code = error_code
+        self.request_start = request_start
+        self._req_headers = wire
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        t = self._text
+        if t is None:
+            t = self._text = self.body.decode("utf-8", "replace")
+        return t
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ValueError on invalid JSON, like requests)."""
+        return orjson.loads(self.body)
+
+    def __repr__(self) -> str:
+        err = f" error={self.error!r}" if self.error else ""
+        return f"<Response [{self.status}] {self.url}{err}>"
+
+
+class StreamResponse(_BaseResponse):
+    """A response returned as soon as its headers arrive; the body is read as it comes.
+
+    Iterate with `iter_chunks()` ((bytes, arrival perf_counter) pairs), `sse()`
+    (server-sent events), or `await read()`. The request's metrics are recorded when
+    the body ends, or when the stream breaks (then `error` is set and iteration ends
+    quietly). `async with` closes the stream early if the body was not read to the end.
+    """
+
+    __slots__ = ("_decoder", "_ex", "headers_at")
+
+    def __init__(
+        self, method: str, url: str, ex: Exchange, request_start: float, wire: bytes,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self._ex = ex
+        self.status = ex.status
+        self._raw_headers = ex.raw_headers
+        self._headers = None
+        self.error = ex.error
+        self.error_code = ex.error_code
+        self.request_start = request_start
+        self.headers_at = ex.t_headers
+        self._req_headers = wire
+        self._decoder = incremental_decoder(ex.content_encoding)
+        self.timings = Timings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+    @property
+    def done(self) -> bool:
+        """True once the body has ended (completely or with an error)."""
+        return self._ex.complete
+
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, float]]:
+        """Body chunks as they arrive, each with the perf_counter of its arrival."""
+        ex = self._ex
+        chunks = ex.chunks
+        dec = self._decoder
+        loop = asyncio.get_running_loop()
+        while True:
+            while chunks:
+                data, t = chunks.popleft()
+                ex.buffered -= len(data)
+                if dec is not None:
+                    data = dec.decompress(data)
+                    if not data:
+                        continue
+                yield data, t
+            if ex.complete:
+                break
+            conn = ex.conn
+            if conn is not None and conn.paused and ex.buffered < 1 << 18:
+                conn.resume_stream()
+            w = ex.waiter = loop.create_future()
+            try:
+                await w
+            except asyncio.CancelledError:
+                # The VU is being stopped: drop the stream, do not measure it.
+                ex.cancelled = True
+                if ex.conn is not None:
+                    ex.conn.fail(0, "")
+                raise
+        self._sync()
+
+    def sse(self) -> AsyncIterator[SSEEvent]:
+        """Server-sent events as they arrive, each with its arrival perf_counter."""
+        from .sse import iter_sse
+
+        return iter_sse(self.iter_chunks())
+
+    async def read(self) -> bytes:
+        """The rest of the body."""
+        parts = [data async for data, _ in self.iter_chunks()]
+        return b"".join(parts)
+
+    async def json(self) -> Any:
+        return orjson.loads(await self.read())
+
+    def _sync(self) -> None:
+        # The finalizer (metrics, pool) runs from the transport's future callback;
+        # by the time a reader sees the end, copy the outcome it set.
+        ex = self._ex
+        self.error = ex.error
+        self.error_code = ex.error_code
+        self.status = ex.status if not ex.error or ex.headers_done else 0
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished body's connection is closed (not reused)."""
+        ex = self._ex
+        if not ex.complete:
+            ex.user_closed = True
+            conn = ex.conn
+            if conn is not None:
+                conn.fail(0, "")
+        # Let the finalizer (a future callback) run before returning.
+        await asyncio.sleep(0)
+        self._sync()
+
+    async def __aenter__(self) -> StreamResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        err = f" error={self.error!r}" if self.error else ""
+        return f"<StreamResponse [{self.status}] {self.url}{err}>"
