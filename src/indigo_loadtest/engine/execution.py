@@ -1,0 +1,250 @@
+"""One test execution: setup(), every scenario concurrently, teardown(data).
+
+    result = await Execution(plan, module, registry, client_factory).run()
+
+`stop(reason)` ends it gracefully from anywhere on the loop (Ctrl-C, abortOnFail):
+executors stop starting iterations and in-flight ones get their gracefulStop;
+teardown still runs. `progress()` is cheap enough to read several times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from time import perf_counter
+from types import ModuleType
+from typing import Any, TextIO
+
+from ..metrics.registry import Registry, current_tags, set_active_registry
+from .arrival_rate import ConstantArrivalRate, RampingArrivalRate
+from .errors import ErrorReporter
+from .executors import (
+    ConstantVUs,
+    EngineError,
+    Executor,
+    PerVUIterations,
+    RampingVUs,
+    RunContext,
+    ScenarioProgress,
+    SharedIterations,
+)
+from .plan import TestPlan
+from .segment import FULL, ExecutionTuple
+from .vu import VU, ClientFactory, current_vu
+
+EXECUTOR_CLASSES: dict[str, type[Executor]] = {
+    c.kind: c for c in (SharedIterations, PerVUIterations, ConstantVUs, RampingVUs,
+                        ConstantArrivalRate, RampingArrivalRate)
+}
+
+# How often the vus / vus_max gauges are sampled.
+GAUGE_INTERVAL = 1.0
+
+
+@dataclass
+class ExecutionResult:
+    iterations: int  # completed iterations, all scenarios
+    interrupted: bool  # stopped before the plan's end (stop(), setup failure)
+    stop_reason: str | None
+    scenario_iterations: dict[str, int]
+    dropped_iterations: int
+    elapsed: float  # seconds, setup to teardown
+    setup_data: Any = None
+    setup_error: str | None = None  # setup() raised or timed out: scenarios did not run
+    teardown_error: str | None = None
+    iteration_errors: dict[str, int] = field(default_factory=dict)  # 'Type at file:line' → n
+
+
+@dataclass
+class Progress:
+    elapsed: float
+    vus: int
+    vus_max: int
+    iterations: int
+    dropped: int
+    stage: str  # setup, running, teardown, done
+    scenarios: list[ScenarioProgress]
+
+
+class Execution:
+    """Runs a TestPlan against a loaded scenario module."""
+
+    def __init__(
+        self,
+        plan: TestPlan,
+        module: ModuleType | Any,
+        registry: Registry,
+        client_factory: ClientFactory,
+        *,
+        env: Mapping[str, str] | None = None,
+        segment: ExecutionTuple | None = None,
+        start_at: float | None = None,
+        error_stream: TextIO | None = None,
+    ) -> None:
+        """`env`: the run's environment (default: `plan.extra["env"]`), under each
+        scenario's own `env`. `segment`: this process's execution segment.
+        `start_at`: a `time.monotonic()` instant at which the scenarios start (after
+        setup), so several worker processes share one timeline."""
+        self.plan = plan
+        self.module = module
+        self.registry = registry
+        self.segment = segment or FULL
+        self.start_at = start_at
+        self.reporter = ErrorReporter(error_stream)
+        base_env = env if env is not None else plan.extra.get("env", {})
+        self.ctx = RunContext(plan, registry, client_factory, base_env, self.reporter)
+        self.executors = [self._make_executor(sc) for sc in plan.scenarios]
+        self.stage = "init"
+        self.stop_reason: str | None = None
+        self._t0 = 0.0
+        self._t_end = 0.0
+        self._hard = False
+
+    def _make_executor(self, sc: Any) -> Executor:
+        cls = EXECUTOR_CLASSES.get(sc.executor)
+        if cls is None:
+            raise EngineError(f"scenario {sc.name!r}: unknown executor {sc.executor!r}")
+        fn = getattr(self.module, sc.exec_name, None)
+        if not callable(fn):
+            raise EngineError(
+                f"scenario {sc.name!r}: the scenario file has no function {sc.exec_name!r}")
+        return cls(sc, self.ctx, fn, self.segment)
+
+    # --- control -------------------------------------------------------------------------
+    def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
+        """End the test: no new iterations, in-flight ones get gracefulStop (or are
+        cancelled at once with `hard`), then teardown. Idempotent; call on the loop."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._hard = self._hard or hard
+        for ex in self.executors:
+            ex.hard_stop() if hard else ex.request_stop()
+
+    @property
+    def elapsed(self) -> float:
+        if not self._t0:
+            return 0.0
+        return (self._t_end or perf_counter()) - self._t0
+
+    def progress(self) -> Progress:
+        scenarios = [ex.progress() for ex in self.executors]
+        return Progress(
+            elapsed=self.elapsed,
+            vus=sum(s.vus for s in scenarios),
+            vus_max=len(self.ctx.vus),
+            iterations=self.ctx.iterations,
+            dropped=sum(s.dropped for s in scenarios),
+            stage=self.stage,
+            scenarios=scenarios,
+        )
+
+    # --- running -------------------------------------------------------------------------
+    async def run(self) -> ExecutionResult:
+        set_active_registry(self.registry)
+        self._t0 = perf_counter()
+        setup_vu = VU(0, self.ctx.client_factory)
+        setup_error: str | None = None
+        teardown_error: str | None = None
+        sampler: asyncio.Task[None] | None = None
+        try:
+            self.stage = "setup"
+            data, setup_error = await self._setup(setup_vu)
+            self.ctx.setup_data = data
+            if setup_error is None:
+                if self.stop_reason is None:
+                    self.stage = "running"
+                    sampler = asyncio.ensure_future(self._sample_gauges())
+                    await self._run_scenarios()
+                self.stage = "teardown"
+                teardown_error = await self._teardown(setup_vu, data)
+            elif self.stop_reason is None:
+                self.stop_reason = f"setup() failed: {setup_error}"
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+            self._record_gauges()
+            self.stage = "done"
+            self._t_end = perf_counter()
+            await self._close_vus(setup_vu)
+        return ExecutionResult(
+            iterations=self.ctx.iterations,
+            interrupted=self.stop_reason is not None,
+            stop_reason=self.stop_reason,
+            scenario_iterations={ex.name: ex.iterations for ex in self.executors},
+            dropped_iterations=sum(ex.dropped for ex in self.executors),
+            elapsed=self.elapsed,
+            setup_data=self.ctx.setup_data,
+            setup_error=setup_error,
+            teardown_error=teardown_error,
+            iteration_errors=self.reporter.summary(),
+        )
+
+    async def _run_scenarios(self) -> None:
+        t0 = perf_counter()
+        if self.start_at is not None:
+            t0 += self.start_at - time.monotonic()
+        await asyncio.gather(*(ex.run(t0) for ex in self.executors))
+
+    async def _setup(self, vu: VU) -> tuple[Any, str | None]:
+        fn = getattr(self.module, "setup", None)
+        if self.plan.no_setup or not callable(fn):
+            return None, None
+        return await self._call_hook(fn, (), vu, "setup", self.plan.setup_timeout)
+
+    async def _teardown(self, vu: VU, data: Any) -> str | None:
+        fn = getattr(self.module, "teardown", None)
+        if self.plan.no_teardown or not callable(fn):
+            return None
+        args = (data,) if _accepts_argument(fn) else ()
+        return (await self._call_hook(fn, args, vu, "teardown", self.plan.teardown_timeout))[1]
+
+    async def _call_hook(self, fn: Callable[..., Any], args: tuple[Any, ...], vu: VU,
+                         name: str, timeout: float) -> tuple[Any, str | None]:
+        """Run setup/teardown in a task of its own, as VU 0 in group `::name`."""
+
+        async def call() -> Any:
+            current_vu.set(vu)
+            current_tags.set(self.ctx.test_tags.with_pairs(("group", f"::{name}")))
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        try:
+            return await asyncio.wait_for(call(), timeout if timeout > 0 else None), None
+        except TimeoutError:
+            return None, f"{name}() did not finish within {timeout:g}s ({name}Timeout)"
+        except Exception as exc:
+            self.reporter.report(exc, f"{name}()")
+            return None, f"{type(exc).__name__}: {exc}"
+
+    # --- gauges and cleanup ------------------------------------------------------------------
+    def _record_gauges(self) -> None:
+        b = self.registry.builtin
+        tags = self.ctx.test_tags
+        self.registry.record(b.vus, float(sum(ex.active_vus for ex in self.executors)), tags)
+        self.registry.record(b.vus_max, float(len(self.ctx.vus)), tags)
+
+    async def _sample_gauges(self) -> None:
+        while True:
+            self._record_gauges()
+            await asyncio.sleep(GAUGE_INTERVAL)
+
+    async def _close_vus(self, setup_vu: VU) -> None:
+        for vu in (setup_vu, *self.ctx.vus):
+            try:
+                await vu.close()
+            except Exception as exc:  # a client that fails to close must not lose results
+                self.reporter.report(exc, f"closing the HTTP client of VU {vu.id}")
+
+
+def _accepts_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+               for p in params)
