@@ -216,7 +216,10 @@ def _per_second(metric: Metric, rate: float) -> str:
 def metric_cells(metric: Metric, stats: dict[str, float]) -> list[str]:
     """The value columns of one metric row."""
     if metric.type == "trend":
-        return [f"{k}={humanize(metric, v)}" for k, v in stats.items()]
+        return [
+            f"{k}={fixed_no_trailing_zeros(v, 6) if k == 'count' else humanize(metric, v)}"
+            for k, v in stats.items()
+        ]
     if metric.type == "counter":
         return [humanize(metric, stats["count"]), _per_second(metric, stats["rate"])]
     if metric.type == "gauge":

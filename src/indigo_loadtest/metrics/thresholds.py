@@ -50,8 +50,9 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
 }
 _OPERATOR_RE = re.compile("|".join(re.escape(op) for op in _OPERATORS))
-_NUMBER_RE = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
-PERCENTILE_RE = re.compile(r"^p\(\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*\)$")
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER_RE = re.compile(f"^{_NUMBER}$")
+PERCENTILE_RE = re.compile(r"^p\(\s*(" + _NUMBER + r")\s*\)$")
 _PLAIN_AGGREGATIONS = ("avg", "min", "max", "med", "count", "rate", "value")
 _AGGREGATION_HELP = "avg, min, max, med, p(N), count, rate or value"
 
