@@ -147,9 +147,9 @@ def check_syntax(path: Path) -> None:
 
 
 def start_simulator() -> Any:
-    from .simulator.process import start_simulator_process
-
     try:
+        from .simulator.process import start_simulator_process
+
         return start_simulator_process(host="127.0.0.1", port=0)
     except Exception as exc:
         raise ScenarioError(
@@ -167,6 +167,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     """Resolve, configure, import and validate; starts the embedded simulator when BASE is
     unset and `start_target` (not for --dry-run). The caller must `close()` the result."""
     overrides = overrides_from(settings)
+    parse_out_specs(settings.outs)  # a typo in --out is reported before anything starts
     env = build_env(settings.env_file, settings.env)
     folder = scenarios_dir(settings.scenarios_dir, env)
     scenario = resolve(settings.scenario, folder)
@@ -240,12 +241,29 @@ def summary_export_path(prepared: Prepared) -> Path:
     return result_path(prepared, ".json")
 
 
+OUTPUT_KINDS = {"json": "json", "csv": "csv", "prometheus-rw": "prometheus-rw",
+                "experimental-prometheus-rw": "prometheus-rw"}  # k6's name for the latter
+
+
+def parse_out_specs(outs: list[str]) -> list[tuple[str, str]]:
+    """`--out` values as (kind, argument) pairs."""
+    specs = []
+    for spec in outs:
+        name, _, arg = spec.partition("=")
+        kind = OUTPUT_KINDS.get(name.strip().lower())
+        if kind is None:
+            raise ScenarioError(
+                f"--out {spec!r}: unknown output (use json[=FILE], csv[=FILE] or "
+                "prometheus-rw[=URL])", ExitCode.USAGE,
+            )
+        specs.append((kind, arg.strip()))
+    return specs
+
+
 def build_outputs(prepared: Prepared) -> list[Output]:
     """`--out json[=FILE]`, `csv[=FILE]`, `prometheus-rw[=URL]`."""
     outputs: list[Output] = []
-    for spec in prepared.settings.outs:
-        kind, _, arg = spec.partition("=")
-        kind = kind.strip().lower()
+    for kind, arg in parse_out_specs(prepared.settings.outs):
         if kind == "json":
             from .outputs.json_output import JsonOutput
 
@@ -255,13 +273,8 @@ def build_outputs(prepared: Prepared) -> list[Output]:
             from .outputs.csv_output import CsvOutput
 
             outputs.append(CsvOutput(Path(arg) if arg else result_path(prepared, ".csv")))
-        elif kind in ("prometheus-rw", "experimental-prometheus-rw"):
-            outputs.append(_prometheus_output(prepared.env, arg or None))
         else:
-            raise ScenarioError(
-                f"--out {spec!r}: unknown output (use json[=FILE], csv[=FILE] or "
-                "prometheus-rw[=URL])", ExitCode.USAGE,
-            )
+            outputs.append(_prometheus_output(prepared.env, arg or None))
     return outputs
 
 

@@ -1,0 +1,48 @@
+"""Helpers of the CLI tests: run the real `indigo-loadtest` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+# Configuration the developer's shell may carry, which would change what a run does.
+_CLEARED = ("BASE", "MODEL", "DEBUG", "API_KEY", "LOADTEST_TOKEN", "INDIGO_SCENARIOS_DIR",
+            "DURATION_MIN", "NONSTREAM_RPS", "STREAM_RPS", "SINGLE_RUN")
+
+
+@dataclass
+class LocalServer:
+    """A small aiohttp server; remembers the requests it served."""
+
+    url: str = ""
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def paths(self, prefix: str = "/") -> list[str]:
+        return [p for p, _ in self.requests if p.startswith(prefix)]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "indigo_loadtest.cli", *args]
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_argv(*args), cwd=cwd, env=env or clean_env(), text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def write_scenario(workdir: Path, name: str, text: str) -> Path:
+    path = workdir / "scenarios" / f"{name}.py"
+    path.write_text(text, encoding="utf-8")
+    return path
