@@ -56,7 +56,7 @@ class RawSampleOutput:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.lines_written = 0
+        self.samples_written = 0
         self._buf: list[str] = []
         self._file: IO[str] | None = None
         self._registry: Registry | None = None
@@ -102,7 +102,7 @@ class RawSampleOutput:
         if self._buf and self._file is not None:
             self._file.write("".join(self._buf))
             self._file.flush()
-            self.lines_written += len(self._buf)
+            self.samples_written += len(self._buf)
             self._buf.clear()
 
     async def _flush_loop(self) -> None:
