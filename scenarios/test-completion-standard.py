@@ -1,4 +1,4 @@
-"""Standard completions: guest login, token refresh, models, chat completion (plain and streamed)."""
+"""Standard completions: guest login, token refresh, models, chat completion (plain, streamed)."""
 
 from indigo_loadtest.jan import Flow
 

@@ -29,7 +29,10 @@ class FlowMetrics:
     def time(self, trend: str, started: float) -> float:
         """Record the milliseconds since `started` (a perf_counter) into `trend`."""
         ms = (time.perf_counter() - started) * 1000.0
-        self.trends[trend].add(ms)
+        metric = self.trends.get(trend)
+        if metric is None:  # a step the scenario did not declare: no threshold, still kept
+            metric = self.trends[trend] = Trend(trend, time=True)
+        metric.add(ms)
         return ms
 
     def outcome(self, ok: bool) -> bool:

@@ -176,8 +176,10 @@ class StreamMeter:
                 produced = True
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
-                    # A tool call is announced by its id (or, failing that, a new index).
-                    self._tool_ids.add(call.get("id") or ("index", call.get("index", 0)))
+                    # Deltas of one call share its index; only the first carries the id.
+                    index = call.get("index")
+                    self._tool_ids.add((choice.get("index", 0), index) if index is not None
+                                       else call.get("id"))
                     produced = True
         usage = obj.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
