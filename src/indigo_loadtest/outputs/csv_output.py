@@ -11,9 +11,8 @@ import csv
 import io
 from pathlib import Path
 
-from ..metrics.registry import Metric
 from ..metrics.tags import TagSet
-from .raw_sample import RawSampleOutput, safe_tags
+from .raw_sample import RawSampleOutput, Sample, safe_tags
 
 TAG_COLUMNS = (
     "check", "error", "error_code", "expected_response", "group", "method", "name", "proto",
@@ -33,13 +32,17 @@ class CsvOutput(RawSampleOutput):
     def header(self) -> str:
         return ",".join(COLUMNS) + "\n"
 
-    def format_sample(self, metric: Metric, tags: TagSet, value: float,
-                      unix_time: float) -> str:
-        cells = self._tag_cells.get(tags)
-        if cells is None:
-            cells = self._tag_cells[tags] = _tag_cells(tags)
-        # Metric names are [A-Za-z0-9_.-] only, so they never need quoting.
-        return f"{metric.name},{int(unix_time)},{value:f},{cells}"
+    def format_batch(self, samples: list[Sample]) -> str:
+        cache = self._tag_cells
+        out = []
+        append = out.append
+        for metric, tags, value, unix_time in samples:
+            cells = cache.get(tags)
+            if cells is None:
+                cells = cache[tags] = _tag_cells(tags)
+            # Metric names are [A-Za-z0-9_.-] only, so they never need quoting.
+            append(f"{metric.name},{int(unix_time)},{value:f},{cells}")
+        return "".join(out)
 
 
 def _tag_cells(tags: TagSet) -> str:

@@ -20,7 +20,7 @@ from ..metrics.registry import Metric
 from ..metrics.summary import EXPECTED_RESPONSE
 from ..metrics.tags import TagSet
 from ..metrics.thresholds import ThresholdSet
-from .raw_sample import RawSampleOutput, metric_contains, number_text, safe_tags
+from .raw_sample import RawSampleOutput, Sample, metric_contains, number_text, safe_tags
 
 
 class JsonOutput(RawSampleOutput):
@@ -36,21 +36,25 @@ class JsonOutput(RawSampleOutput):
         self._second = -1
         self._second_text = ""
 
-    def format_sample(self, metric: Metric, tags: TagSet, value: float,
-                      unix_time: float) -> str:
-        prefix = self._point_prefix.get(metric)
-        declaration = ""
-        if prefix is None:
-            declaration = self.declaration(metric)
-            prefix = '{"metric":' + _dumps(metric.name) + ',"type":"Point","data":{"time":"'
-            self._point_prefix[metric] = prefix
-        tags_json = self._tags_json.get(tags)
-        if tags_json is None:
-            tags_json = self._tags_json[tags] = _dumps(safe_tags(tags))
-        return (
-            f'{declaration}{prefix}{self._rfc3339(unix_time)}","value":{number_text(value)},'
-            f'"tags":{tags_json}}}}}\n'
-        )
+    def format_batch(self, samples: list[Sample]) -> str:
+        prefixes, tag_texts = self._point_prefix, self._tags_json
+        out = []
+        append = out.append
+        for metric, tags, value, unix_time in samples:
+            prefix = prefixes.get(metric)
+            if prefix is None:
+                append(self.declaration(metric))
+                prefix = prefixes[metric] = (
+                    '{"metric":' + _dumps(metric.name) + ',"type":"Point","data":{"time":"'
+                )
+            tags_json = tag_texts.get(tags)
+            if tags_json is None:
+                tags_json = tag_texts[tags] = _dumps(safe_tags(tags))
+            append(
+                f'{prefix}{self._rfc3339(unix_time)}","value":{number_text(value)},'
+                f'"tags":{tags_json}}}}}\n'
+            )
+        return "".join(out)
 
     def declaration(self, metric: Metric) -> str:
         """The `{"type":"Metric",...}` line of a metric."""
@@ -72,12 +76,13 @@ class JsonOutput(RawSampleOutput):
 
     def _rfc3339(self, unix_time: float) -> str:
         # The date-time part changes once a second: format it once per second.
-        second = int(unix_time)
+        micros = int(unix_time * 1e6)
+        second = micros // 1_000_000
         if second != self._second:
             self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        micros = min(int((unix_time - second) * 1e6), 999_999)
-        return f"{self._second_text}.{micros:06d}Z"
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        # str(1_000_000 + n)[1:] is n zero-padded to six digits, faster than a format spec
+        return self._second_text + str(micros - second * 1_000_000 + 1_000_000)[1:] + "Z"
 
 
 def _dumps(value: Any) -> str:
