@@ -102,13 +102,17 @@ class Prepared:
     run_info: RunInfo
     timestamp: str
     simulator: Any = None  # the embedded simulator process, when BASE was unset
+    embedded: bool = False  # BASE was unset: the target is (or would be) the simulator
     outputs: list[Output] = field(default_factory=list)
     summary_path: Path | None = None
 
     @property
     def target(self) -> str:
-        base = self.env.get("BASE", "")
-        return f"embedded simulator at {base}" if self.simulator is not None else base
+        if self.simulator is not None:
+            return f"embedded simulator at {self.env.get('BASE', '')}"
+        if self.embedded:
+            return "embedded simulator (not started: no traffic is sent)"
+        return self.env.get("BASE", "")
 
     def close(self) -> None:
         """Stop the embedded simulator (idempotent)."""
@@ -174,7 +178,8 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     check_syntax(scenario.path)
 
     simulator = None
-    if not env.get("BASE"):
+    embedded = not env.get("BASE")
+    if embedded:
         values = dict(env)
         if start_target and not settings.dry_run:
             simulator = start_simulator()
@@ -183,11 +188,13 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
             values["BASE"] = SIMULATOR_PLACEHOLDER
         env = Env(values)
     try:
-        return _prepare_loaded(settings, console, overrides, env, scenario, simulator)
+        prepared = _prepare_loaded(settings, console, overrides, env, scenario, simulator)
     except BaseException:
         if simulator is not None:
             simulator.stop()
         raise
+    prepared.embedded = embedded
+    return prepared
 
 
 def _prepare_loaded(settings: RunSettings, console: Console, overrides: Overrides, env: Env,
@@ -211,7 +218,8 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     base_tags = {
         "testid": f"{scenario.name}-{timestamp}",
         "test_case": scenario.name,
-        "environment": base_url_tag(env["BASE"], simulator is not None),
+        "environment": base_url_tag(env["BASE"], env["BASE"] == SIMULATOR_PLACEHOLDER
+                                    or simulator is not None),
     }
     plan.tags = {**base_tags, **plan.tags}
     run_info = RunInfo(
@@ -335,17 +343,16 @@ class Outcome:
     error: str | None = None
 
 
-def client_factory(prepared: Prepared) -> Callable[[], Any]:
+def client_factory(env: Env, extra: dict[str, Any], registry: Registry) -> Callable[[], Any]:
     """A new Client per VU, configured from env (DEBUG, LOADTEST_TOKEN) and options."""
     from .http.client import Client
     from .http.config import ClientConfig
 
-    extra = prepared.options.plan.extra
     headers = {}
-    if prepared.env.get("LOADTEST_TOKEN"):
-        headers["x-loadtest-token"] = prepared.env["LOADTEST_TOKEN"]
+    if env.get("LOADTEST_TOKEN"):
+        headers["x-loadtest-token"] = env["LOADTEST_TOKEN"]
     kwargs: dict[str, Any] = {
-        "debug": prepared.env.bool("DEBUG") or bool(extra.get("http_debug")),
+        "debug": env.bool("DEBUG") or bool(extra.get("http_debug")),
         "headers": headers,
         "discard_response_bodies": bool(extra.get("discard_response_bodies", False)),
         "insecure_skip_tls_verify": bool(extra.get("insecure_skip_tls_verify", False)),
@@ -361,7 +368,6 @@ def client_factory(prepared: Prepared) -> Callable[[], Any]:
         client_config = ClientConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"options: {exc}") from None
-    registry = prepared.registry
     return lambda: Client(registry, client_config)
 
 
@@ -369,9 +375,10 @@ class Interrupts:
     """SIGINT/SIGTERM: the first stops gracefully, the second stops at once (in-flight
     iterations cancelled), a third abandons teardown too."""
 
-    def __init__(self, console: Console, execution: Any, run_task: asyncio.Future[Any]) -> None:
+    def __init__(self, console: Console, engine: SingleProcess | Workers,
+                 run_task: asyncio.Future[Any]) -> None:
         self.console = console
-        self.execution = execution
+        self.engine = engine
         self.run_task = run_task
         self.count = 0
 
@@ -381,11 +388,11 @@ class Interrupts:
         if self.count == 1:
             self.console.note(f"\n{name} received: stopping gracefully "
                               "(press Ctrl-C again to stop at once)")
-            self.execution.stop(f"interrupted by {name}")
+            self.engine.stop(f"interrupted by {name}")
         elif self.count == 2:
             self.console.note(f"{name} received again: stopping now; "
                               "what was measured is still written")
-            self.execution.stop(f"interrupted by {name}", hard=True)
+            self.engine.stop(f"interrupted by {name}", hard=True)
         else:
             self.run_task.cancel()
 
@@ -401,11 +408,123 @@ class Interrupts:
                 loop.remove_signal_handler(sig)
 
 
-def execution_snapshot(execution: Any, registry: Registry) -> Snapshot:
-    p = execution.progress()
-    http_reqs = registry.builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
-    return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max, iterations=p.iterations,
-                    http_reqs=int(http_reqs), dropped_iterations=p.dropped)
+class SingleProcess:
+    """The engine in this process."""
+
+    def __init__(self, prepared: Prepared, console: Console) -> None:
+        from .engine.execution import Execution
+        from .engine.executors import EngineError
+
+        self.registry = prepared.registry
+        factory = client_factory(prepared.env, prepared.options.plan.extra, prepared.registry)
+        try:
+            self.execution = Execution(prepared.options.plan, prepared.module, prepared.registry,
+                                       factory, env=dict(prepared.env), error_stream=console.err)
+        except EngineError as exc:
+            raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+
+    async def run(self) -> Any:
+        return await self.execution.run()
+
+    def stop(self, reason: str, *, hard: bool = False) -> None:
+        self.execution.stop(reason, hard=hard)
+
+    def live_registry(self) -> Registry:
+        return self.registry
+
+    def snapshot(self) -> Snapshot:
+        p = self.execution.progress()
+        http_reqs = self.registry.builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
+        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
+                        iterations=p.iterations, http_reqs=int(http_reqs),
+                        dropped_iterations=p.dropped)
+
+
+@dataclass
+class ShardPayload:
+    """What a worker process needs to load and run its share of the test (picklable)."""
+
+    scenario_path: str
+    env: dict[str, str]
+    overrides: Overrides
+    tags: dict[str, str]
+
+
+@dataclass
+class ShardOutcome:
+    elapsed: float
+    stop_reason: str | None
+    setup_error: str | None
+
+
+async def run_shard(ctx: Any) -> ShardOutcome:
+    """One worker's part of a `--workers N` run (a module-level function: picklable)."""
+    from .engine.execution import Execution
+    from .engine.segment import ExecutionTuple
+
+    payload: ShardPayload = ctx.payload
+    env = config_mod.activate(Env(payload.env))
+    module = load_module(Path(payload.scenario_path), ctx.registry)
+    plan = parse_options(getattr(module, "options", None), payload.overrides).plan
+    plan.tags = dict(payload.tags)
+    shard = ctx.shard
+    execution = Execution(
+        plan, module, ctx.registry, client_factory(env, plan.extra, ctx.registry),
+        env=dict(env), segment=ExecutionTuple(shard.start, shard.end, shard.sequence),
+        start_at=ctx.start_at,
+    )
+    ctx.on_stop(execution.stop)
+    result = await execution.run()
+    return ShardOutcome(result.elapsed, result.stop_reason, result.setup_error)
+
+
+class Workers:
+    """The engine in N worker processes (engine.workers), metrics merged here."""
+
+    def __init__(self, prepared: Prepared, workers: int) -> None:
+        if any(kind in ("json", "csv") for kind, _ in parse_out_specs(prepared.settings.outs)):
+            raise ScenarioError("--out json/csv record raw samples in this process; they "
+                                "cannot be used with --workers", ExitCode.USAGE)
+        self.prepared = prepared
+        self.count = workers
+        self.pool: Any = None
+        self.payload = ShardPayload(
+            scenario_path=str(prepared.scenario.path), env=dict(prepared.env),
+            overrides=overrides_from(prepared.settings), tags=dict(prepared.options.plan.tags))
+
+    async def run(self) -> Any:
+        from .engine.workers import run_with_workers
+
+        result = await run_with_workers(run_shard, self.payload, self.count,
+                                        self.prepared.registry, pool_ready=self._keep)
+        if result.errors:
+            raise ScenarioError("; ".join(e.strip().splitlines()[-1] for e in result.errors),
+                                ExitCode.GENERIC_ENGINE)
+        shards = [r for r in result.results if r is not None]
+        return ShardOutcome(
+            elapsed=max((r.elapsed for r in shards), default=0.0),
+            stop_reason=result.stop_reason or next(
+                (r.stop_reason for r in shards if r.stop_reason), None),
+            setup_error=next((r.setup_error for r in shards if r.setup_error), None),
+        )
+
+    def _keep(self, pool: Any) -> None:
+        self.pool = pool
+
+    def stop(self, reason: str, *, hard: bool = False) -> None:
+        if self.pool is not None:  # workers only stop gracefully; each keeps its metrics
+            self.pool.stop(reason)
+
+    def live_registry(self) -> Registry:
+        return self.pool.live_registry() if self.pool is not None else self.prepared.registry
+
+    def snapshot(self) -> Snapshot:
+        if self.pool is None:
+            return Snapshot(0.0, 0, 0, 0, 0)
+        p = self.pool.progress()
+        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
+                        iterations=p.iterations, http_reqs=p.http_reqs,
+                        dropped_iterations=p.dropped_iterations)
 
 
 def planned_duration(prepared: Prepared) -> float | None:
@@ -421,43 +540,40 @@ def planned_duration(prepared: Prepared) -> float | None:
     return max(ends) if ends else None
 
 
-async def _watch_thresholds(prepared: Prepared, execution: Any, started: float,
-                            outcome: Outcome) -> None:
+async def _watch_thresholds(prepared: Prepared, engine: SingleProcess | Workers,
+                            started: float, outcome: Outcome) -> None:
     """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs."""
     while True:
         await asyncio.sleep(ABORT_CHECK_INTERVAL)
-        crossed = prepared.thresholds.should_abort(prepared.registry, time.monotonic() - started)
+        crossed = prepared.thresholds.should_abort(engine.live_registry(),
+                                                   time.monotonic() - started)
         if crossed is not None:
             outcome.aborted_by = crossed
-            execution.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
+            engine.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
             return
 
 
 async def execute(prepared: Prepared, console: Console) -> Outcome:
     """Run the prepared test; outputs, summary and files are written however it ends."""
-    from .engine.execution import Execution
-    from .engine.executors import EngineError
-
     settings = prepared.settings
     outcome = Outcome(exit_code=ExitCode.OK)
-    try:
-        execution = Execution(prepared.options.plan, prepared.module, prepared.registry,
-                              client_factory(prepared), env=dict(prepared.env),
-                              error_stream=console.err)
-    except EngineError as exc:
-        raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+    engine: SingleProcess | Workers
+    if settings.workers and settings.workers > 1:
+        engine = Workers(prepared, settings.workers)
+    else:
+        engine = SingleProcess(prepared, console)
     started = time.monotonic()
     await _start_outputs(prepared, console)
     loop = asyncio.get_running_loop()
-    run_task = asyncio.ensure_future(execution.run())
-    interrupts = Interrupts(console, execution, run_task)
+    run_task = asyncio.ensure_future(engine.run())
+    interrupts = Interrupts(console, engine, run_task)
     helpers = []
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
-            _watch_thresholds(prepared, execution, started, outcome)))
+            _watch_thresholds(prepared, engine, started, outcome)))
     if not settings.quiet:
-        progress = ProgressLine(lambda: execution_snapshot(execution, prepared.registry),
-                                console.err, total_duration=planned_duration(prepared))
+        progress = ProgressLine(engine.snapshot, console.err,
+                                total_duration=planned_duration(prepared))
         helpers.append(asyncio.ensure_future(progress.run()))
     result = None
     try:

@@ -208,3 +208,40 @@ def test_usage_errors_are_one_line(workdir: Path) -> None:
     res = run_cli("run", "x", "--out", "influxdb", cwd=workdir)
     assert res.returncode == ExitCode.USAGE
     assert res.stderr.startswith("error: --out 'influxdb': unknown output")
+
+
+def test_abort_on_fail_stops_the_run_with_exit_code_99(workdir: Path,
+                                                       local_server: LocalServer) -> None:
+    write_scenario(workdir, "abort", '''"""Crosses an abortOnFail threshold at once."""
+from indigo_loadtest import env, sleep
+
+options = {
+    "vus": 1, "duration": "60s",
+    "thresholds": {"http_reqs": [{"threshold": "count<3", "abortOnFail": True}]},
+}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/abort")
+    await sleep(0.05)
+''')
+    res = run_cli("run", "abort", "-q", cwd=workdir, env=clean_env(BASE=local_server.url),
+                  timeout=30)
+    assert res.returncode == ExitCode.THRESHOLDS_FAILED, res.stderr
+    assert "aborted: threshold http_reqs 'count<3' crossed (abortOnFail)" in res.stdout
+    assert "✗ 'count<3'" in res.stdout
+
+
+def test_workers_split_the_run_and_merge_the_metrics(workdir: Path,
+                                                     local_server: LocalServer) -> None:
+    write_scenario(workdir, "sharded", passing("sharded").replace(
+        '"vus": 2, "iterations": 4', '"vus": 4, "iterations": 10'))
+    res = run_cli("run", "sharded", "--workers", "2", "-q", cwd=workdir,
+                  env=clean_env(BASE=local_server.url))
+    assert res.returncode == 0, res.stderr
+    assert len(local_server.paths("/sharded/")) == 10
+    (export,) = (workdir / "results").glob("sharded_*.json")
+    metrics = json.loads(export.read_text())["metrics"]
+    assert metrics["http_reqs"]["count"] == metrics["iterations"]["count"] == 10
+    res = run_cli("run", "sharded", "--workers", "2", "--out", "json", cwd=workdir,
+                  env=clean_env(BASE=local_server.url))
+    assert res.returncode == ExitCode.USAGE and "--workers" in res.stderr
