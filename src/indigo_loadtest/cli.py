@@ -89,6 +89,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="import and validate the scenario, send no traffic")
     p.add_argument("--no-color", action="store_true", help="plain text summary")
+    p.add_argument("--monitor", action="store_true", help="check that Prometheus accepts "
+                   "remote writes, push metrics there and print the Grafana dashboard URL")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +175,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         dry_run=getattr(args, "dry_run", False),
         results_dir=getattr(args, "results_dir", "results"),
         color=False if getattr(args, "no_color", False) else None,
+        monitor=getattr(args, "monitor", False),
     )
 
 
@@ -232,7 +235,7 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             out += [f"--{flag}", str(value)]
-    for flag in ("no_summary", "quiet", "dry_run", "no_color"):
+    for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
     return out

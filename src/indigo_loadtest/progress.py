@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
-
-from .metrics.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -25,20 +22,6 @@ class Snapshot:
     iterations: int
     http_reqs: int
     dropped_iterations: int = 0
-
-
-def registry_snapshot(registry: Registry, started: float) -> Snapshot:
-    """Live totals read from a registry (the run's own, or a merged live copy)."""
-    b = registry.builtin
-    vus_max = b.vus_max.aggregate()
-    return Snapshot(
-        elapsed=time.monotonic() - started,
-        vus=int(b.vus.aggregate().value),  # type: ignore[union-attr]
-        vus_max=int(vus_max.value),  # type: ignore[union-attr]
-        iterations=int(b.iterations.aggregate().value),  # type: ignore[union-attr]
-        http_reqs=int(b.http_reqs.aggregate().value),  # type: ignore[union-attr]
-        dropped_iterations=int(b.dropped_iterations.aggregate().value),  # type: ignore[union-attr]
-    )
 
 
 def format_elapsed(seconds: float) -> str:

@@ -64,6 +64,7 @@ class RunSettings:
     dry_run: bool = False
     results_dir: str = "results"
     color: bool | None = None
+    monitor: bool = False  # push to Prometheus (checked first) and print the Grafana URL
 
 
 class Console:
@@ -161,6 +162,19 @@ def start_simulator() -> Any:
         ) from None
 
 
+def enable_monitoring(settings: RunSettings, env: Env) -> None:
+    """`run --monitor`: Prometheus must accept remote writes; then add the output."""
+    from .monitoring_stack import ensure_prometheus
+
+    url = next((arg for kind, arg in parse_out_specs(settings.outs)
+                if kind == "prometheus-rw" and arg), None)
+    problem = ensure_prometheus(url, env)
+    if problem:
+        raise ScenarioError(problem, ExitCode.INVALID_CONFIG)
+    if not any(kind == "prometheus-rw" for kind, _ in parse_out_specs(settings.outs)):
+        settings.outs.append("prometheus-rw")
+
+
 def base_url_tag(base: str, embedded: bool) -> str:
     if embedded:
         return "simulator"
@@ -173,6 +187,8 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     overrides = overrides_from(settings)
     parse_out_specs(settings.outs)  # a typo in --out is reported before anything starts
     env = build_env(settings.env_file, settings.env)
+    if settings.monitor and not settings.dry_run:
+        enable_monitoring(settings, env)
     folder = scenarios_dir(settings.scenarios_dir, env)
     scenario = resolve(settings.scenario, folder)
     check_syntax(scenario.path)
@@ -315,6 +331,10 @@ def header_lines(prepared: Prepared) -> list[str]:
     if prepared.summary_path is not None:
         outs.append(f"summary export ({prepared.summary_path})")
     rows.append(("output", ", ".join(outs) or "-"))
+    if prepared.settings.monitor and not prepared.settings.dry_run:
+        from .monitoring_stack import dashboard_url
+
+        rows.append(("grafana", dashboard_url(plan.tags.get("testid"), env)))
     width = max(len(k) for k, _ in rows)
     lines = ["", f"  indigo-loadtest v{__version__}", ""]
     lines += [f"  {k.rjust(width)}: {v}" for k, v in rows]
@@ -343,9 +363,8 @@ class Outcome:
     error: str | None = None
 
 
-def client_factory(env: Env, extra: dict[str, Any], registry: Registry) -> Callable[[], Any]:
-    """A new Client per VU, configured from env (DEBUG, LOADTEST_TOKEN) and options."""
-    from .http.client import Client
+def client_config(env: Env, extra: dict[str, Any]) -> Any:
+    """The HTTP clients' settings from env (DEBUG, LOADTEST_TOKEN) and the options."""
     from .http.config import ClientConfig
 
     headers = {}
@@ -365,17 +384,16 @@ def client_factory(env: Env, extra: dict[str, Any], registry: Registry) -> Calla
     if extra.get("max_redirects") is not None:
         kwargs["max_redirects"] = int(extra["max_redirects"])
     try:
-        client_config = ClientConfig(**kwargs)
+        return ClientConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"options: {exc}") from None
-    return lambda: Client(registry, client_config)
 
 
 class Interrupts:
     """SIGINT/SIGTERM: the first stops gracefully, the second stops at once (in-flight
     iterations cancelled), a third abandons teardown too."""
 
-    def __init__(self, console: Console, engine: SingleProcess | Workers,
+    def __init__(self, console: Console, engine: Engine,
                  run_task: asyncio.Future[Any]) -> None:
         self.console = console
         self.engine = engine
@@ -408,20 +426,43 @@ class Interrupts:
                 loop.remove_signal_handler(sig)
 
 
-class SingleProcess:
-    """The engine in this process."""
+class Engine:
+    """The run's execution: `engine.execution.Execution` in this process, or
+    `engine.workers.WorkersExecution` across `--workers N` processes (same interface)."""
 
     def __init__(self, prepared: Prepared, console: Console) -> None:
-        from .engine.execution import Execution
         from .engine.executors import EngineError
+        from .http.client import Client
 
-        self.registry = prepared.registry
-        factory = client_factory(prepared.env, prepared.options.plan.extra, prepared.registry)
+        registry, plan, env = prepared.registry, prepared.options.plan, prepared.env
+        config = client_config(env, plan.extra)
+        factory = lambda: Client(registry, config)  # noqa: E731 - one Client per VU
+        self.registry = registry
+        workers = prepared.settings.workers or 1
         try:
-            self.execution = Execution(prepared.options.plan, prepared.module, prepared.registry,
-                                       factory, env=dict(prepared.env), error_stream=console.err)
+            if workers > 1:
+                self.execution = self._workers(prepared, factory, config, console, workers)
+            else:
+                from .engine.execution import Execution
+
+                self.execution = Execution(plan, prepared.module, registry, factory,
+                                           env=dict(env), error_stream=console.err)
         except EngineError as exc:
             raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+
+    @staticmethod
+    def _workers(prepared: Prepared, factory: Callable[[], Any], config: Any,
+                 console: Console, workers: int) -> Any:
+        from .engine.workers import WorkersExecution
+
+        if any(kind in ("json", "csv") for kind, _ in parse_out_specs(prepared.settings.outs)):
+            raise ScenarioError("--out json/csv record raw samples in this process; they "
+                                "cannot be used with --workers", ExitCode.USAGE)
+        return WorkersExecution(
+            prepared.options.plan, prepared.module, prepared.registry, factory,
+            workers=workers, scenario_path=prepared.scenario.path, client_config=config,
+            env=dict(prepared.env), error_stream=console.err,
+        )
 
     async def run(self) -> Any:
         return await self.execution.run()
@@ -430,101 +471,16 @@ class SingleProcess:
         self.execution.stop(reason, hard=hard)
 
     def live_registry(self) -> Registry:
-        return self.registry
+        """Metrics so far (with workers: a merged copy of their latest snapshots)."""
+        live = getattr(self.execution, "live_registry", None)
+        return live() if live is not None else self.registry
 
     def snapshot(self) -> Snapshot:
         p = self.execution.progress()
-        http_reqs = self.registry.builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
+        reqs = self.live_registry().builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
         return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
-                        iterations=p.iterations, http_reqs=int(http_reqs),
+                        iterations=p.iterations, http_reqs=int(reqs),
                         dropped_iterations=p.dropped)
-
-
-@dataclass
-class ShardPayload:
-    """What a worker process needs to load and run its share of the test (picklable)."""
-
-    scenario_path: str
-    env: dict[str, str]
-    overrides: Overrides
-    tags: dict[str, str]
-
-
-@dataclass
-class ShardOutcome:
-    elapsed: float
-    stop_reason: str | None
-    setup_error: str | None
-
-
-async def run_shard(ctx: Any) -> ShardOutcome:
-    """One worker's part of a `--workers N` run (a module-level function: picklable)."""
-    from .engine.execution import Execution
-    from .engine.segment import ExecutionTuple
-
-    payload: ShardPayload = ctx.payload
-    env = config_mod.activate(Env(payload.env))
-    module = load_module(Path(payload.scenario_path), ctx.registry)
-    plan = parse_options(getattr(module, "options", None), payload.overrides).plan
-    plan.tags = dict(payload.tags)
-    shard = ctx.shard
-    execution = Execution(
-        plan, module, ctx.registry, client_factory(env, plan.extra, ctx.registry),
-        env=dict(env), segment=ExecutionTuple(shard.start, shard.end, shard.sequence),
-        start_at=ctx.start_at,
-    )
-    ctx.on_stop(execution.stop)
-    result = await execution.run()
-    return ShardOutcome(result.elapsed, result.stop_reason, result.setup_error)
-
-
-class Workers:
-    """The engine in N worker processes (engine.workers), metrics merged here."""
-
-    def __init__(self, prepared: Prepared, workers: int) -> None:
-        if any(kind in ("json", "csv") for kind, _ in parse_out_specs(prepared.settings.outs)):
-            raise ScenarioError("--out json/csv record raw samples in this process; they "
-                                "cannot be used with --workers", ExitCode.USAGE)
-        self.prepared = prepared
-        self.count = workers
-        self.pool: Any = None
-        self.payload = ShardPayload(
-            scenario_path=str(prepared.scenario.path), env=dict(prepared.env),
-            overrides=overrides_from(prepared.settings), tags=dict(prepared.options.plan.tags))
-
-    async def run(self) -> Any:
-        from .engine.workers import run_with_workers
-
-        result = await run_with_workers(run_shard, self.payload, self.count,
-                                        self.prepared.registry, pool_ready=self._keep)
-        if result.errors:
-            raise ScenarioError("; ".join(e.strip().splitlines()[-1] for e in result.errors),
-                                ExitCode.GENERIC_ENGINE)
-        shards = [r for r in result.results if r is not None]
-        return ShardOutcome(
-            elapsed=max((r.elapsed for r in shards), default=0.0),
-            stop_reason=result.stop_reason or next(
-                (r.stop_reason for r in shards if r.stop_reason), None),
-            setup_error=next((r.setup_error for r in shards if r.setup_error), None),
-        )
-
-    def _keep(self, pool: Any) -> None:
-        self.pool = pool
-
-    def stop(self, reason: str, *, hard: bool = False) -> None:
-        if self.pool is not None:  # workers only stop gracefully; each keeps its metrics
-            self.pool.stop(reason)
-
-    def live_registry(self) -> Registry:
-        return self.pool.live_registry() if self.pool is not None else self.prepared.registry
-
-    def snapshot(self) -> Snapshot:
-        if self.pool is None:
-            return Snapshot(0.0, 0, 0, 0, 0)
-        p = self.pool.progress()
-        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
-                        iterations=p.iterations, http_reqs=p.http_reqs,
-                        dropped_iterations=p.dropped_iterations)
 
 
 def planned_duration(prepared: Prepared) -> float | None:
@@ -540,7 +496,7 @@ def planned_duration(prepared: Prepared) -> float | None:
     return max(ends) if ends else None
 
 
-async def _watch_thresholds(prepared: Prepared, engine: SingleProcess | Workers,
+async def _watch_thresholds(prepared: Prepared, engine: Engine,
                             started: float, outcome: Outcome) -> None:
     """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs."""
     while True:
@@ -557,11 +513,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     """Run the prepared test; outputs, summary and files are written however it ends."""
     settings = prepared.settings
     outcome = Outcome(exit_code=ExitCode.OK)
-    engine: SingleProcess | Workers
-    if settings.workers and settings.workers > 1:
-        engine = Workers(prepared, settings.workers)
-    else:
-        engine = SingleProcess(prepared, console)
+    engine = Engine(prepared, console)
     started = time.monotonic()
     await _start_outputs(prepared, console)
     loop = asyncio.get_running_loop()
