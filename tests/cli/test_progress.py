@@ -1,0 +1,66 @@
+"""The live progress line: in place on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from indigo_loadtest.progress import ProgressLine, Snapshot, format_elapsed
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def snapshots(*items: Snapshot):
+    it = iter(items)
+    return lambda: next(it)
+
+
+def test_plain_lines_report_rate_between_snapshots() -> None:
+    out = io.StringIO()
+    line = ProgressLine(snapshots(Snapshot(2.0, 3, 5, 10, 40), Snapshot(4.0, 5, 5, 30, 100, 2)),
+                        out, total_duration=60)
+    line.print_once()
+    line.print_once()
+    first, second = out.getvalue().splitlines()
+    assert first == ("running (0m02s/1m00s), 3/5 VUs, 10 complete iterations, 40 reqs, "
+                     "20.0 req/s")
+    assert second == ("running (0m04s/1m00s), 5/5 VUs, 30 complete iterations, 100 reqs, "
+                      "30.0 req/s, 2 dropped")
+
+
+def test_terminal_line_is_rewritten_in_place_and_cleared() -> None:
+    out = FakeTty()
+    line = ProgressLine(snapshots(Snapshot(1.0, 1, 1, 1, 1), Snapshot(2.0, 1, 1, 2, 2)), out)
+    assert line.tty and line.interval < 1
+    line.print_once()
+    line.print_once()
+    line.clear()
+    text = out.getvalue()
+    assert "\n" not in text and text.count("\r") == 4 and text.endswith("\r")
+
+
+def test_run_stops_when_cancelled() -> None:
+    out = io.StringIO()
+    calls = []
+
+    def snap() -> Snapshot:
+        calls.append(1)
+        return Snapshot(float(len(calls)), 1, 1, len(calls), len(calls))
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(ProgressLine(snap, out, tty=False, plain_interval=0.01).run())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert 1 <= len(out.getvalue().splitlines()) == len(calls) <= 12
+
+
+def test_format_elapsed() -> None:
+    assert format_elapsed(0) == "0m00s"
+    assert format_elapsed(75.9) == "1m15s"
+    assert format_elapsed(3725) == "1h02m05s"
