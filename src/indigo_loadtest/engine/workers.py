@@ -29,13 +29,19 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing.connection import Connection
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from ..metrics.registry import Registry, set_active_registry
+from .execution import Execution, ExecutionResult
+from .execution import Progress as EngineProgress
+from .plan import TestPlan
+from .segment import ExecutionTuple
+from .vu import VU, ClientFactory
 
 ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
 
@@ -74,10 +80,14 @@ class Shard:
         """k6's `--execution-segment-sequence` form, e.g. `0,1/2,1`."""
         return ",".join(str(f) for f in self.sequence)
 
+    @property
+    def execution_tuple(self) -> ExecutionTuple:
+        """The engine's form of this segment (what the executors scale by)."""
+        return ExecutionTuple(self.start, self.end, self.sequence)
+
     def scale(self, value: int) -> int:
-        """This shard's part of an integer `value` (VUs, iterations), as k6 stripes it
-        over an evenly split sequence: index k of 0..value-1 belongs to shard k mod N."""
-        return value // self.count + (1 if self.index < value % self.count else 0)
+        """This shard's part of an integer `value` (VUs, iterations), striped as k6 does."""
+        return self.execution_tuple.scale(value)
 
 
 def make_shards(workers: int) -> list[Shard]:
@@ -97,13 +107,14 @@ class ShardContext:
         self.registry = registry
         self.start_at = start_at  # time.monotonic() instant at which all shards start
         self.stop_reason: str | None = None
-        self._stop_callbacks: list[Callable[[str], Any]] = []
+        self.hard_stop = False
+        self._stop_callbacks: list[Callable[[str, bool], Any]] = []
 
-    def on_stop(self, fn: Callable[[str], Any]) -> None:
-        """Call `fn(reason)` when the parent stops the test (e.g. `Execution.stop`)."""
+    def on_stop(self, fn: Callable[[str, bool], Any]) -> None:
+        """Call `fn(reason, hard)` when the parent stops the test (`Execution.stop`)."""
         self._stop_callbacks.append(fn)
         if self.stop_reason is not None:
-            fn(self.stop_reason)
+            fn(self.stop_reason, self.hard_stop)
 
     async def wait_start(self) -> None:
         """Sleep until the common start instant (call right before starting VUs)."""
@@ -111,11 +122,14 @@ class ShardContext:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str, hard: bool = False) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-            for fn in self._stop_callbacks:
-                fn(reason)
+        elif not hard or self.hard_stop:
+            return  # already stopping, and not escalating to a hard stop
+        self.hard_stop = self.hard_stop or hard
+        for fn in self._stop_callbacks:
+            fn(self.stop_reason, self.hard_stop)
 
 
 @dataclass
@@ -200,7 +214,7 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
                 loop.call_soon_threadsafe(resolve, msg[1])
             elif msg[0] == "stop":
                 loop.call_soon_threadsafe(resolve, None)
-                loop.call_soon_threadsafe(ctx._stop, msg[1])
+                loop.call_soon_threadsafe(ctx._stop, msg[1], msg[2])
     # The parent is gone: stop rather than run unsupervised.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(resolve, None)
@@ -226,7 +240,12 @@ class WorkerPool:
         *,
         on_progress: Callable[[Progress], Any] | None = None,
         snapshot_interval: float = 1.0,
+        merge: bool = True,
     ) -> None:
+        """`merge=False`: leave the final states in `final_states` for the caller to
+        merge (e.g. after a teardown that must not overwrite merged gauges)."""
+        self.merge = merge
+        self.final_states: list[list[dict[str, Any]]] = []
         self.shard_fn = shard_fn
         self.payload = payload
         self.shards = make_shards(workers)
@@ -240,11 +259,11 @@ class WorkerPool:
         self._running = 0
         self._send_lock = threading.Lock()
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Stop every worker gracefully (thread-safe, idempotent)."""
+    def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
+        """Stop every worker: gracefully, or with `hard` at once (thread-safe)."""
         if self._stop_reason is None:
             self._stop_reason = reason
-        self._broadcast(("stop", reason))
+        self._broadcast(("stop", reason, hard))
 
     def live_registry(self) -> Registry:
         """The parent's registry merged with every worker's latest snapshot (a copy)."""
@@ -330,7 +349,9 @@ class WorkerPool:
                 continue
             if msg is not None and msg[0] == "done":
                 result.results[i] = msg[1]
-                self.registry.merge_state(msg[2])
+                self.final_states.append(msg[2])
+                if self.merge:
+                    self.registry.merge_state(msg[2])
             else:
                 procs[i].join(timeout=5)
                 result.errors.append(_describe_failure(i, msg, procs[i]))
@@ -406,3 +427,190 @@ def _totals(state: list[dict[str, Any]]) -> dict[str, float]:
         if md["type"] in ("counter", "gauge"):
             out[md["name"]] = sum(s["value"] for _, s in md["sinks"] if s.get("count", 1))
     return out
+
+
+# --- a whole test as shards: the drop-in for Execution ----------------------------------
+@dataclass
+class ShardJob:
+    """Everything a worker needs to run its shard of a scenario (picklable)."""
+
+    scenario_path: str
+    plan: TestPlan
+    env: dict[str, str]
+    client_config: Any  # http.config.ClientConfig; every VU gets Client(registry, it)
+    setup_data: Any = None
+
+
+class _GivenSetupData(Execution):
+    """An Execution whose setup() already ran elsewhere: it uses the data it is given
+    (setup runs once, in the parent; workers and teardown get its result)."""
+
+    def __init__(self, *args: Any, setup_data: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._given_setup_data = setup_data
+
+    async def _setup(self, vu: VU) -> tuple[Any, str | None]:
+        return self._given_setup_data, None
+
+
+async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
+    """The shard function for scenario files: load the scenario into this worker's
+    registry, then run the plan's scenarios for this worker's execution segment."""
+    from ..http.client import Client
+    from ..scenario import config as config_mod
+    from ..scenario.loader import load_module
+
+    job: ShardJob = ctx.payload
+    config_mod.activate(config_mod.Env(job.env))
+    module = load_module(Path(job.scenario_path), ctx.registry)
+    plan = replace(job.plan, no_setup=False, no_teardown=True)
+    registry, client_config = ctx.registry, job.client_config
+    execution = _GivenSetupData(
+        plan, module, registry, lambda: Client(registry, client_config), env=job.env,
+        segment=ctx.shard.execution_tuple, start_at=ctx.start_at, setup_data=job.setup_data,
+    )
+    ctx.on_stop(lambda reason, hard: execution.stop(reason, hard=hard))
+    result = await execution.run()
+    result.setup_data = None  # the parent has it; no need to send it back
+    return result
+
+
+class WorkersExecution:
+    """`Execution`'s interface (`run()`, `stop()`, `progress()`) for a test run as
+    `workers` processes: setup() and teardown() run once, here in the parent; each
+    worker runs its execution segment of every scenario; the workers' metrics are
+    merged into `registry` when they finish (before that, `live_registry()` is the
+    merged view: use it for live progress and abortOnFail thresholds).
+
+        execution = WorkersExecution(plan, module, registry, client_factory,
+                                     workers=2, scenario_path=path,
+                                     client_config=config, env=env)
+        result = await execution.run()
+    """
+
+    def __init__(
+        self,
+        plan: TestPlan,
+        module: Any,
+        registry: Registry,
+        client_factory: ClientFactory,
+        *,
+        workers: int,
+        scenario_path: str | Path,
+        client_config: Any,
+        env: Mapping[str, str] | None = None,
+        error_stream: TextIO | None = None,
+        snapshot_interval: float = 1.0,
+    ) -> None:
+        self.plan = plan
+        self.module = module
+        self.registry = registry
+        self.client_factory = client_factory
+        self.workers = workers
+        self.scenario_path = str(Path(scenario_path).resolve())
+        self.client_config = client_config
+        self.env = dict(env if env is not None else plan.extra.get("env", {}))
+        self.error_stream = error_stream
+        self.snapshot_interval = snapshot_interval
+        self.stage = "init"
+        self.stop_reason: str | None = None
+        self._hard = False
+        self._hook: Execution | None = None  # the parent's setup/teardown Execution
+        self._pool: WorkerPool | None = None
+        self._t0 = 0.0
+        self._t_end = 0.0
+
+    def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
+        """End the test in every worker (see `Execution.stop`). Idempotent."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._hard = self._hard or hard
+        if self._hook is not None:
+            self._hook.stop(reason, hard=hard)
+        if self._pool is not None:
+            self._pool.stop(self.stop_reason, hard=self._hard)
+
+    @property
+    def elapsed(self) -> float:
+        if not self._t0:
+            return 0.0
+        return (self._t_end or time.perf_counter()) - self._t0
+
+    def live_registry(self) -> Registry:
+        """The run's metrics so far, all workers included (a merged copy)."""
+        return self._pool.live_registry() if self._pool is not None else self.registry
+
+    def progress(self) -> EngineProgress:
+        p = self._pool.progress() if self._pool is not None else None
+        return EngineProgress(
+            elapsed=self.elapsed, vus=p.vus if p else 0, vus_max=p.vus_max if p else 0,
+            iterations=p.iterations if p else 0, dropped=p.dropped_iterations if p else 0,
+            stage=self.stage, scenarios=[],
+        )
+
+    async def run(self) -> ExecutionResult:
+        self._t0 = time.perf_counter()
+        self.stage = "setup"
+        setup = await self._hook_run(replace(self.plan, scenarios=[], no_teardown=True))
+        outcome = WorkersResult()
+        if setup.setup_error is None and self.stop_reason is None:
+            self.stage = "running"
+            job = ShardJob(self.scenario_path, self.plan, self.env, self.client_config,
+                           setup.setup_data)
+            self._pool = WorkerPool(run_scenario_shard, job, self.workers, self.registry,
+                                    snapshot_interval=self.snapshot_interval, merge=False)
+            if self.stop_reason is not None:  # stopped while the pool was being made
+                self._pool.stop(self.stop_reason, hard=self._hard)
+            outcome = await self._pool.run()
+        teardown_error = None
+        if setup.setup_error is None:
+            self.stage = "teardown"
+            teardown = await self._hook_run(replace(self.plan, scenarios=[], no_setup=True),
+                                            setup_data=setup.setup_data)
+            teardown_error = teardown.teardown_error
+        # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
+        # VUs) then add to the workers' instead of overwriting them.
+        for state in self._pool.final_states if self._pool is not None else ():
+            self.registry.merge_state(state)
+        self.stage = "done"
+        self._t_end = time.perf_counter()
+        return self._combine(setup, outcome, teardown_error)
+
+    async def _hook_run(self, plan: TestPlan, **kwargs: Any) -> ExecutionResult:
+        cls = _GivenSetupData if "setup_data" in kwargs else Execution
+        self._hook = cls(plan, self.module, self.registry, self.client_factory, env=self.env,
+                         error_stream=self.error_stream, **kwargs)
+        if self.stop_reason is not None:
+            self._hook.stop(self.stop_reason, hard=self._hard)
+        try:
+            return await self._hook.run()
+        finally:
+            self._hook = None
+
+    def _combine(self, setup: ExecutionResult, outcome: WorkersResult,
+                 teardown_error: str | None) -> ExecutionResult:
+        shards = [r for r in outcome.results if isinstance(r, ExecutionResult)]
+        per_scenario: dict[str, int] = {}
+        errors: dict[str, int] = dict(setup.iteration_errors)
+        for r in shards:
+            for name, n in r.scenario_iterations.items():
+                per_scenario[name] = per_scenario.get(name, 0) + n
+            for kind, n in r.iteration_errors.items():
+                errors[kind] = errors.get(kind, 0) + n
+        for message in outcome.errors:
+            errors[message.splitlines()[0]] = 1
+        reason = self.stop_reason or setup.stop_reason
+        if reason is None and outcome.errors:
+            reason = outcome.errors[0].splitlines()[0]
+        return ExecutionResult(
+            iterations=sum(r.iterations for r in shards),
+            interrupted=reason is not None,
+            stop_reason=reason,
+            scenario_iterations=per_scenario,
+            dropped_iterations=sum(r.dropped_iterations for r in shards),
+            elapsed=self.elapsed,
+            setup_data=setup.setup_data,
+            setup_error=setup.setup_error,
+            teardown_error=teardown_error,
+            iteration_errors=errors,
+        )
