@@ -79,3 +79,23 @@ def test_second_sigint_stops_at_once_and_keeps_what_was_measured(
     assert "stopping now" in err and "Traceback" not in err
     summary, _ = results(workdir, "stuck")
     assert summary["metrics"]["http_reqs"]["count"] == 2
+
+
+def test_sigint_during_run_all_stops_the_current_scenario_and_skips_the_rest(
+    workdir: Path, local_server: LocalServer
+) -> None:
+    write_scenario(workdir, "a_loop", LOOPING.format(graceful="30s", tag="all-a", pause=0.05))
+    write_scenario(workdir, "b_loop", LOOPING.format(graceful="30s", tag="all-b", pause=0.05))
+    proc = subprocess.Popen(
+        cli_argv("run", "--all", "--pause", "0", "--quiet", "--no-summary"), cwd=workdir,
+        env=clean_env(BASE=local_server.url), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    wait_for_requests(local_server, "/all-a/", 2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    assert "a_loop" in out and "interrupted" in out
+    assert "0/2 scenarios passed, 1 not run" in out
+    assert local_server.paths("/all-b/") == []
+    assert list((workdir / "results").glob("a_loop_*.json"))
