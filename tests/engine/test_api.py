@@ -201,3 +201,20 @@ def test_setup_runs_in_the_setup_group():
     _, reg, _ = run(ONE, module(setup=setup, default=lambda vu: None))
     (ts,) = reg.get("checks").sinks
     assert ts.get("group") == "::setup"
+
+
+def test_cancelled_error_raised_by_scenario_code_is_an_iteration_error():
+    async def default(vu):
+        raise asyncio.CancelledError
+
+    result, _, err = run(scenario("per-vu-iterations", vus=1, iterations=3),
+                         module(default=default))
+    assert result.iterations == 3
+    assert "CancelledError" in err
+
+
+def test_given_setup_data_is_used_when_setup_does_not_run():
+    seen = []
+    run(ONE, module(setup=lambda: "from setup", default=lambda vu: seen.append(vu.data)),
+        plan_kwargs={"no_setup": True}, setup_data={"shared": 1})
+    assert seen == [{"shared": 1}]

@@ -288,3 +288,62 @@ def test_iterations_are_tagged_with_scenario_and_test_tags(executor, kwargs):
     flt = {"scenario": "tagged", "team": "x", "testid": "t1"}
     assert count(reg, "iterations", **flt) == result.iterations > 0
     assert reg.get("iteration_duration").aggregate(flt).count == result.iterations
+
+
+def test_vus_that_never_await_still_take_turns():
+    seen = []
+
+    def default(vu):  # a sync function: never suspends by itself
+        seen.append(vu.id)
+
+    result, _, _ = run(scenario("shared-iterations", vus=4, iterations=40), module(default=default))
+    assert result.iterations == 40
+    assert set(seen) == {1, 2, 3, 4}
+
+
+def test_stop_reaches_vus_that_never_await():
+    async def default(vu):
+        pass  # completes without suspending
+
+    async def stopper(ex: Execution):
+        await asyncio.sleep(0.1)
+        ex.stop("user")
+
+    t0 = perf_counter()
+    result, _, _ = run(scenario("constant-vus", vus=2, duration=30), module(default=default),
+                       during=stopper)
+    assert perf_counter() - t0 < 2
+    assert result.interrupted and result.iterations > 0
+
+
+def test_vus_and_vus_max_gauges_are_sampled():
+    async def default(vu):
+        await sleep(0.05)
+
+    _, reg, _ = run(scenario("constant-vus", vus=3, duration=1.2), module(default=default),
+                    plan_kwargs={"tags": {"testid": "g"}})
+    vus = reg.get("vus").aggregate({"testid": "g"})
+    assert vus.count >= 2  # at the start, about once a second, and at the end
+    assert vus.max == 3 and vus.value == 0  # the last sample is taken after the end
+    assert reg.get("vus_max").aggregate().value == 3
+
+
+def test_progress_reports_each_scenario():
+    snapshots = []
+
+    async def default(vu):
+        await sleep(0.02)
+
+    async def watch(ex: Execution):
+        await asyncio.sleep(0.15)
+        snapshots.append(ex.progress())
+
+    run([scenario("constant-vus", name="a", vus=2, duration=0.3),
+         scenario("per-vu-iterations", name="b", vus=1, iterations=1, start_time=0.4)],
+        module(default=default), during=watch)
+    (p,) = snapshots
+    assert p.stage == "running" and p.vus == 2 and p.vus_max == 2 and p.iterations > 0
+    a, b = p.scenarios
+    assert (a.name, a.state, a.vus) == ("a", "running", 2)
+    assert 0.3 < a.fraction < 0.8
+    assert (b.name, b.state, b.iterations) == ("b", "waiting", 0)

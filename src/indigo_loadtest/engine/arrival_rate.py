@@ -23,8 +23,16 @@ from .executors import Executor
 from .schedule import constant_arrivals, ramping_arrivals, stages_duration
 from .vu import VU
 
-# Last stretch before a start spent yielding to the loop instead of on a timer.
-SPIN_WINDOW = 0.0012
+# Last stretch before a start spent yielding to the loop instead of sleeping on a
+# timer. uvloop's timers fire within about half a millisecond of their deadline; the
+# stock asyncio loop rounds epoll timeouts up to the next millisecond, so it needs a
+# wider window (at more CPU) for the same precision.
+SPIN_WINDOW_UVLOOP = 0.0004
+SPIN_WINDOW_ASYNCIO = 0.0012
+
+
+def spin_window(loop: asyncio.AbstractEventLoop) -> float:
+    return SPIN_WINDOW_UVLOOP if type(loop).__module__.startswith("uvloop") else SPIN_WINDOW_ASYNCIO
 
 
 class _ArrivalRateExecutor(Executor):
@@ -44,6 +52,7 @@ class _ArrivalRateExecutor(Executor):
         raise NotImplementedError
 
     async def _run(self) -> None:
+        self._spin_window = spin_window(asyncio.get_running_loop())
         self._idle = [self._new_vu() for _ in range(self._pre_vus)]
         self._idle.reverse()  # VU 1 first
         duration = self.regular_duration() or 0.0
@@ -62,8 +71,9 @@ class _ArrivalRateExecutor(Executor):
         await self._drain()
 
     async def _wait_precise(self, due: float) -> None:
-        if due - perf_counter() > SPIN_WINDOW:
-            await self._sleep_until(due - SPIN_WINDOW)
+        window = self._spin_window
+        if due - perf_counter() > window:
+            await self._sleep_until(due - window)
         while not self.stopping and perf_counter() < due:
             await asyncio.sleep(0)
 

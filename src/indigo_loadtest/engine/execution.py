@@ -31,7 +31,7 @@ from .executors import (
     ScenarioProgress,
     SharedIterations,
 )
-from .plan import TestPlan
+from .plan import ScenarioConfig, TestPlan
 from .segment import FULL, ExecutionTuple
 from .vu import VU, ClientFactory, current_vu
 
@@ -82,17 +82,21 @@ class Execution:
         env: Mapping[str, str] | None = None,
         segment: ExecutionTuple | None = None,
         start_at: float | None = None,
+        setup_data: Any = None,
         error_stream: TextIO | None = None,
     ) -> None:
         """`env`: the run's environment (default: `plan.extra["env"]`), under each
         scenario's own `env`. `segment`: this process's execution segment.
         `start_at`: a `time.monotonic()` instant at which the scenarios start (after
-        setup), so several worker processes share one timeline."""
+        setup), so several worker processes share one timeline. `setup_data`: what
+        VUs get as `vu.data` when setup() does not run here (`plan.no_setup`, e.g. a
+        worker process given the data of a setup() run once elsewhere)."""
         self.plan = plan
         self.module = module
         self.registry = registry
         self.segment = segment or FULL
         self.start_at = start_at
+        self.given_setup_data = setup_data
         self.reporter = ErrorReporter(error_stream)
         base_env = env if env is not None else plan.extra.get("env", {})
         self.ctx = RunContext(plan, registry, client_factory, base_env, self.reporter)
@@ -103,7 +107,7 @@ class Execution:
         self._t_end = 0.0
         self._hard = False
 
-    def _make_executor(self, sc: Any) -> Executor:
+    def _make_executor(self, sc: ScenarioConfig) -> Executor:
         cls = EXECUTOR_CLASSES.get(sc.executor)
         if cls is None:
             raise EngineError(f"scenario {sc.name!r}: unknown executor {sc.executor!r}")
@@ -191,7 +195,7 @@ class Execution:
     async def _setup(self, vu: VU) -> tuple[Any, str | None]:
         fn = getattr(self.module, "setup", None)
         if self.plan.no_setup or not callable(fn):
-            return None, None
+            return self.given_setup_data, None
         return await self._call_hook(fn, (), vu, "setup", self.plan.setup_timeout)
 
     async def _teardown(self, vu: VU, data: Any) -> str | None:

@@ -43,6 +43,33 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+class LoopTicker:
+    """Tells whether the event loop ran between two points: an iteration that never
+    suspended (a sync function, or async code without a real await) must yield, or
+    its VU would loop without ever letting the other VUs, timers and signals run."""
+
+    __slots__ = ("_armed", "_loop", "epoch")
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self._armed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def arm(self) -> int:
+        """Ask for a tick at the loop's next pass; returns the current epoch."""
+        if not self._armed:
+            self._armed = True
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._tick)
+        return self.epoch
+
+    def _tick(self) -> None:
+        self.epoch += 1
+        self._armed = False
+
+
 class RunContext:
     """What the executors of one run share: metrics, VUs, setup data, error reporting."""
 
@@ -57,6 +84,7 @@ class RunContext:
         self.setup_data: Any = None
         self.iterations = 0  # completed, all scenarios
         self.vus: list[VU] = []  # every VU created (for vus_max and closing)
+        self.ticker = LoopTicker()
         self._idle_vus: list[VU] = []
 
     def acquire_vu(self) -> VU:
@@ -237,11 +265,14 @@ class Executor:
                 result = self.fn(vu)
                 if inspect.isawaitable(result):
                     await result
-        except asyncio.CancelledError:
-            raise
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            # Raised by the scenario code itself, not a cancellation of this VU.
+            self._report(exc, vu)
         except Exception as exc:
-            self.ctx.reporter.report(
-                exc, f"scenario {self.name!r} (VU {vu.id}, iteration {vu.iteration})")
+            self._report(exc, vu)
         finally:
             vu.iteration += 1
         task = asyncio.current_task()
@@ -253,6 +284,19 @@ class Executor:
         self._record(self._m_duration, elapsed_ms, tags)
         self.iterations += 1
         self.ctx.iterations += 1
+
+
+    def _report(self, exc: BaseException, vu: VU) -> None:
+        self.ctx.reporter.report(
+            exc, f"scenario {self.name!r} (VU {vu.id}, iteration {vu.iteration})")
+
+    async def run_looped(self, vu: VU) -> None:
+        """run_iteration for a VU that loops: yields to the loop if the iteration
+        did not."""
+        epoch = self.ctx.ticker.arm()
+        await self.run_iteration(vu)
+        if self.ctx.ticker.epoch == epoch:
+            await asyncio.sleep(0)
 
 
 class _LoopingExecutor(Executor):
@@ -274,7 +318,7 @@ class _LoopingExecutor(Executor):
 
     async def _vu_loop(self, vu: VU) -> None:
         while not self.stopping and self._claim(vu):
-            await self.run_iteration(vu)
+            await self.run_looped(vu)
 
 
 class SharedIterations(_LoopingExecutor):
@@ -417,7 +461,7 @@ class RampingVUs(Executor):
                 slot.busy = True
                 slot.serial += 1
                 try:
-                    await self.run_iteration(slot.vu)
+                    await self.run_looped(slot.vu)
                 finally:
                     slot.busy = False
             except asyncio.CancelledError:

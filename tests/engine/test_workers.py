@@ -1,0 +1,230 @@
+"""`--workers N`: real worker processes, real scenario files, a real HTTP server.
+
+Every test compares what N shard processes did, merged, with the exact figures of
+the whole test (or of the same test run in one process)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import ThreadedServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indigo_loadtest.engine.execution import Execution, ExecutionResult
+from indigo_loadtest.engine.workers import (
+    WorkerPool,
+    WorkersExecution,
+    make_shards,
+    run_with_workers,
+)
+from indigo_loadtest.http.client import Client
+from indigo_loadtest.http.config import ClientConfig
+from indigo_loadtest.metrics.registry import Registry
+from indigo_loadtest.scenario import config as config_mod
+from indigo_loadtest.scenario.loader import load_module
+from indigo_loadtest.scenario.options import parse_options
+
+# A scenario that touches every kind of merged figure: the built-in iteration and
+# HTTP metrics, a custom counter, checks, setup data handed to every worker, and a
+# teardown that must run exactly once.
+COUNTING_SCENARIO = '''
+"""Counts what it does."""
+from indigo_loadtest import Counter, check, env
+
+done = Counter("done_by_vus")
+hooks = Counter("hook_runs")
+options = {OPTIONS}
+
+
+def setup():
+    hooks.add(1, tags={"hook": "setup"})
+    return {"token": "from-setup"}
+
+
+async def default(vu):
+    done.add(1)
+    check(vu.data, {"setup data arrived": lambda d: d["token"] == "from-setup"})
+    if env.get("URL"):
+        await vu.http.get(env["URL"])
+
+
+def teardown(data):
+    hooks.add(1, tags={"hook": "teardown"})
+'''
+
+
+def write_scenario(tmp_path: Path, options: dict[str, Any]) -> Path:
+    path = tmp_path / "counting.py"
+    path.write_text(textwrap.dedent(COUNTING_SCENARIO).replace("{OPTIONS}", repr(options)))
+    return path
+
+
+def run_scenario(path: Path, workers: int, env: dict[str, str],
+                 during: Any = None) -> tuple[ExecutionResult, Registry]:
+    """Run a scenario file as the runner does: in-process, or with N workers."""
+    config_mod.activate(config_mod.Env(env))
+    registry = Registry()
+    module = load_module(path, registry)
+    plan = parse_options(module.options).plan
+    client_config = ClientConfig()
+
+    def factory() -> Client:
+        return Client(registry, client_config)
+
+    if workers == 1:
+        execution: Any = Execution(plan, module, registry, factory, env=env,
+                                   error_stream=io.StringIO())
+    else:
+        execution = WorkersExecution(plan, module, registry, factory, workers=workers,
+                                     scenario_path=path, client_config=client_config,
+                                     env=env, error_stream=io.StringIO(),
+                                     snapshot_interval=0.2)
+
+    async def main() -> ExecutionResult:
+        side = asyncio.ensure_future(during(execution)) if during else None
+        try:
+            return await execution.run()
+        finally:
+            if side is not None:
+                await side
+
+    return asyncio.run(main()), registry
+
+
+def totals(reg: Registry) -> dict[str, float]:
+    def value(name: str, **flt: str) -> float:
+        m = reg.get(name)
+        return 0.0 if m is None else m.aggregate(flt or None).value  # type: ignore[union-attr]
+
+    checks = reg.get("checks").aggregate()  # type: ignore[union-attr]
+    return {
+        "iterations": value("iterations"),
+        "done_by_vus": value("done_by_vus"),
+        "http_reqs": value("http_reqs"),
+        "setup runs": value("hook_runs", hook="setup"),
+        "teardown runs": value("hook_runs", hook="teardown"),
+        "checks passed": checks.trues,  # type: ignore[union-attr]
+        "checks total": checks.total,  # type: ignore[union-attr]
+        "iteration_duration count": reg.get("iteration_duration").aggregate().count,  # type: ignore
+    }
+
+
+@pytest.mark.parametrize("options", [
+    {"scenarios": {"shared": {"executor": "shared-iterations", "vus": 3, "iterations": 41}}},
+    {"scenarios": {"per_vu": {"executor": "per-vu-iterations", "vus": 5, "iterations": 7}}},
+    {"scenarios": {
+        "shared": {"executor": "shared-iterations", "vus": 1, "iterations": 9},
+        "per_vu": {"executor": "per-vu-iterations", "vus": 3, "iterations": 4},
+    }},
+], ids=["shared-iterations", "per-vu-iterations", "both"])
+def test_two_workers_merge_to_the_one_process_counts(tmp_path: Path, options: dict) -> None:
+    with ThreadedServer() as srv:
+        path = write_scenario(tmp_path, options)
+        env = {"URL": srv.url}
+        one_result, one = run_scenario(path, 1, env)
+        two_result, two = run_scenario(path, 2, env)
+
+    assert totals(two) == totals(one)
+    assert totals(one)["setup runs"] == 1 and totals(one)["teardown runs"] == 1
+    assert totals(one)["checks passed"] == totals(one)["checks total"] > 0
+    assert two_result.iterations == one_result.iterations
+    assert two_result.scenario_iterations == one_result.scenario_iterations
+    assert not two_result.interrupted and not two_result.iteration_errors
+    # Each shard sent its requests over its own connections to the same real server.
+    assert len(srv.requests) == 2 * one_result.iterations + 0
+
+
+def test_vus_split_exactly_between_workers(tmp_path: Path) -> None:
+    # 5 VUs over 2 workers: 3 + 2, as k6 stripes them; vus_max adds up to 5.
+    path = write_scenario(tmp_path, {"scenarios": {"s": {
+        "executor": "per-vu-iterations", "vus": 5, "iterations": 2}}})
+    result, reg = run_scenario(path, 2, {})
+    assert result.iterations == 10
+    assert reg.builtin.vus_max.aggregate().value == 5  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("scenario", [
+    {"executor": "constant-arrival-rate", "rate": 60, "timeUnit": "1s", "duration": "1s",
+     "preAllocatedVUs": 4},
+    {"executor": "ramping-arrival-rate", "startRate": 20, "timeUnit": "1s",
+     "preAllocatedVUs": 4, "stages": [{"duration": "1s", "target": 80}]},
+], ids=["constant", "ramping"])
+def test_arrival_rate_shards_sum_to_the_whole(tmp_path: Path, scenario: dict) -> None:
+    path = write_scenario(tmp_path, {"scenarios": {"open": scenario}})
+    one_result, one = run_scenario(path, 1, {})
+    three_result, three = run_scenario(path, 3, {})
+    # Every scheduled start is either run or dropped, in exactly one shard.
+    whole = one_result.iterations + one_result.dropped_iterations
+    assert whole > 0
+    assert three_result.iterations + three_result.dropped_iterations == whole
+    assert (three.builtin.iterations.aggregate().value  # type: ignore[union-attr]
+            + three.builtin.dropped_iterations.aggregate().value) == whole  # type: ignore
+
+
+@given(workers=st.integers(1, 7), value=st.integers(0, 10_000))
+def test_shards_split_any_count_exactly(workers: int, value: int) -> None:
+    parts = [shard.scale(value) for shard in make_shards(workers)]
+    assert sum(parts) == value
+    assert max(parts) - min(parts) <= 1
+
+
+def test_stop_reaches_every_worker_and_keeps_their_metrics(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, {"vus": 4, "duration": "60s"})
+    seen: list[int] = []
+
+    async def stop_soon(execution: WorkersExecution) -> None:
+        deadline = time.monotonic() + 30
+        while execution.progress().iterations == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # live progress comes from the workers' snapshots
+        seen.append(execution.progress().iterations)
+        execution.stop("stopped by the test")
+
+    started = time.monotonic()
+    result, reg = run_scenario(path, 2, {}, during=stop_soon)
+    assert time.monotonic() - started < 30  # not the 60 s the plan asked for
+    assert seen and seen[0] > 0
+    assert result.interrupted and result.stop_reason == "stopped by the test"
+    assert reg.builtin.iterations.aggregate().value == result.iterations > 0  # type: ignore
+    assert totals(reg)["teardown runs"] == 1
+
+
+async def failing_shard(ctx: Any) -> None:
+    if ctx.shard.index == 1:
+        raise RuntimeError("shard 1 cannot run")
+    await asyncio.sleep(30)  # stopped by the parent when the other shard fails
+
+
+async def counting_shard(ctx: Any) -> int:
+    await ctx.wait_start()
+    n = ctx.shard.scale(ctx.payload)
+    for _ in range(n):
+        ctx.registry.builtin.iterations.add(1)
+    return n
+
+
+def test_a_failing_worker_is_reported_and_stops_the_others() -> None:
+    async def main() -> Any:
+        pool = WorkerPool(failing_shard, None, 2, Registry(), snapshot_interval=0.2)
+        return await asyncio.wait_for(pool.run(), 60)
+
+    started = time.monotonic()
+    result = asyncio.run(main())
+    assert time.monotonic() - started < 25
+    assert not result.ok
+    assert any("shard 1 cannot run" in e for e in result.errors)
+    assert result.stop_reason == "worker 1 failed"
+
+
+def test_run_with_workers_merges_every_shard_into_the_registry() -> None:
+    registry = Registry()
+    result = asyncio.run(run_with_workers(counting_shard, 1001, 4, registry))
+    assert result.ok
+    assert result.results == [251, 250, 250, 250]
+    assert registry.builtin.iterations.aggregate().value == 1001  # type: ignore[union-attr]
