@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -538,9 +539,11 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
             except ScenarioError as exc:
                 outcome.error = str(exc)
                 outcome.exit_code = exc.exit_code
-            except Exception as exc:
+            except Exception as exc:  # an engine fault: still write what was measured
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 outcome.exit_code = ExitCode.GENERIC_ENGINE
+                if prepared.env.bool("DEBUG"):
+                    console.note("".join(traceback.format_exception(exc)))
             finally:
                 for task in helpers:
                     task.cancel()
