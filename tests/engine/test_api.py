@@ -218,3 +218,17 @@ def test_given_setup_data_is_used_when_setup_does_not_run():
     run(ONE, module(setup=lambda: "from setup", default=lambda vu: seen.append(vu.data)),
         plan_kwargs={"no_setup": True}, setup_data={"shared": 1})
     assert seen == [{"shared": 1}]
+
+
+def test_hard_stop_interrupts_a_slow_setup():
+    async def setup():
+        await asyncio.sleep(10)
+
+    async def aborter(ex):
+        await asyncio.sleep(0.1)
+        ex.stop("aborted", hard=True)
+
+    result, _, _ = run(ONE, module(setup=setup, default=lambda vu: None), during=aborter)
+    assert result.interrupted and result.stop_reason == "aborted"
+    assert result.setup_error is not None and "interrupted" in result.setup_error
+    assert result.elapsed < 2

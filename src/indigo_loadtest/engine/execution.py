@@ -106,6 +106,7 @@ class Execution:
         self._t0 = 0.0
         self._t_end = 0.0
         self._hard = False
+        self._hook_task: asyncio.Future[Any] | None = None
 
     def _make_executor(self, sc: ScenarioConfig) -> Executor:
         cls = EXECUTOR_CLASSES.get(sc.executor)
@@ -124,6 +125,8 @@ class Execution:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._hard = self._hard or hard
+        if hard and self._hook_task is not None:
+            self._hook_task.cancel()  # a second Ctrl-C also ends setup()/teardown()
         for ex in self.executors:
             ex.hard_stop() if hard else ex.request_stop()
 
@@ -190,7 +193,11 @@ class Execution:
         t0 = perf_counter()
         if self.start_at is not None:
             t0 += self.start_at - time.monotonic()
-        await asyncio.gather(*(ex.run(t0) for ex in self.executors))
+        outcomes = await asyncio.gather(*(ex.run(t0) for ex in self.executors),
+                                        return_exceptions=True)
+        for ex, outcome in zip(self.executors, outcomes, strict=True):
+            if isinstance(outcome, BaseException):  # an engine bug: keep the results
+                self.reporter.report(outcome, f"the executor of scenario {ex.name!r}")
 
     async def _setup(self, vu: VU) -> tuple[Any, str | None]:
         fn = getattr(self.module, "setup", None)
@@ -217,13 +224,23 @@ class Execution:
                 result = await result
             return result
 
+        if self._hard:
+            return None, f"{name}() skipped: the test was aborted"
+        self._hook_task = asyncio.ensure_future(
+            asyncio.wait_for(call(), timeout if timeout > 0 else None))
         try:
-            return await asyncio.wait_for(call(), timeout if timeout > 0 else None), None
+            return await self._hook_task, None
         except TimeoutError:
             return None, f"{name}() did not finish within {timeout:g}s ({name}Timeout)"
+        except asyncio.CancelledError:
+            if not self._hard:
+                raise
+            return None, f"{name}() interrupted: the test was aborted"
         except Exception as exc:
             self.reporter.report(exc, f"{name}()")
             return None, f"{type(exc).__name__}: {exc}"
+        finally:
+            self._hook_task = None
 
     # --- gauges and cleanup ------------------------------------------------------------------
     def _record_gauges(self) -> None:
