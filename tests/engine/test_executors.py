@@ -126,6 +126,13 @@ def test_ramping_vus_follows_the_stages():
     assert result.iterations > 0
 
 
+def test_ramping_vus_ending_above_zero_reports_no_vus_after_the_end():
+    _, fn = recorder(0.01)
+    _, reg, _ = run(scenario("ramping-vus", start_vus=2, stages=[(0.2, 3)]), module(default=fn))
+    vus = reg.get("vus").aggregate()
+    assert vus.count >= 2 and vus.value == 0  # VUs are stopped at the end
+
+
 def test_ramping_vus_interrupts_a_ramped_down_vu_after_graceful_ramp_down():
     starts: list[float] = []
 

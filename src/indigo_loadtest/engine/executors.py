@@ -328,7 +328,9 @@ class SharedIterations(_LoopingExecutor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._total = self.et.scale(self.config.iterations)
+        # As k6: iterations follow the VUs (a shard without VUs gets no iterations).
+        et = self.et.for_value(self.config.vus)
+        self._total = et.scale(self.config.iterations) if et is not None else 0
         self._claimed = 0
 
     def _vu_count(self) -> int:
@@ -409,6 +411,8 @@ class RampingVUs(Executor):
 
     @property
     def active_vus(self) -> int:
+        if self.state == "done":
+            return 0
         return sum(1 for s in self._slots if s.active or s.busy)
 
     async def _run(self) -> None:
