@@ -48,6 +48,7 @@ def run(
     client_factory: Callable[[], Any] = StubClient,
     during: Callable[[Execution], Any] | None = None,
     plan_kwargs: dict[str, Any] | None = None,
+    use_uvloop: bool = False,
     **exec_kwargs: Any,
 ) -> tuple[ExecutionResult, Registry, str]:
     """Run a plan to the end; `during(execution)` may be a coroutine function run
@@ -67,7 +68,12 @@ def run(
             if side is not None:
                 await side
 
-    result = asyncio.run(main())
+    if use_uvloop:
+        import uvloop
+
+        result = uvloop.run(main())
+    else:
+        result = asyncio.run(main())
     return result, registry, errors.getvalue()
 
 

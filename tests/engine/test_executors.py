@@ -152,11 +152,12 @@ def test_ramping_vus_interrupts_a_ramped_down_vu_after_graceful_ramp_down():
     assert perf_counter() - t0 < 2.0
 
 
-def test_constant_arrival_rate_starts_on_schedule():
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_constant_arrival_rate_starts_on_schedule(use_uvloop):
     calls, fn = recorder(0.0)
     result, reg, _ = run(
         scenario("constant-arrival-rate", rate=50, time_unit=1.0, duration=0.4,
-                 pre_allocated_vus=2), module(default=fn))
+                 pre_allocated_vus=2), module(default=fn), use_uvloop=use_uvloop)
     assert result.iterations == 20
     starts = sorted(t for _, _, t in calls)
     t0 = starts[0]
