@@ -41,7 +41,7 @@ from .execution import Execution, ExecutionResult
 from .execution import Progress as EngineProgress
 from .plan import TestPlan
 from .segment import ExecutionTuple
-from .vu import VU, ClientFactory
+from .vu import ClientFactory
 
 ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
 
@@ -441,18 +441,6 @@ class ShardJob:
     setup_data: Any = None
 
 
-class _GivenSetupData(Execution):
-    """An Execution whose setup() already ran elsewhere: it uses the data it is given
-    (setup runs once, in the parent; workers and teardown get its result)."""
-
-    def __init__(self, *args: Any, setup_data: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._given_setup_data = setup_data
-
-    async def _setup(self, vu: VU) -> tuple[Any, str | None]:
-        return self._given_setup_data, None
-
-
 async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
     """The shard function for scenario files: load the scenario into this worker's
     registry, then run the plan's scenarios for this worker's execution segment."""
@@ -463,9 +451,10 @@ async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
     job: ShardJob = ctx.payload
     config_mod.activate(config_mod.Env(job.env))
     module = load_module(Path(job.scenario_path), ctx.registry)
-    plan = replace(job.plan, no_setup=False, no_teardown=True)
+    # setup() ran once, in the parent; teardown runs there too, after every shard.
+    plan = replace(job.plan, no_setup=True, no_teardown=True)
     registry, client_config = ctx.registry, job.client_config
-    execution = _GivenSetupData(
+    execution = Execution(
         plan, module, registry, lambda: Client(registry, client_config), env=job.env,
         segment=ctx.shard.execution_tuple, start_at=ctx.start_at, setup_data=job.setup_data,
     )
@@ -577,9 +566,8 @@ class WorkersExecution:
         return self._combine(setup, outcome, teardown_error)
 
     async def _hook_run(self, plan: TestPlan, **kwargs: Any) -> ExecutionResult:
-        cls = _GivenSetupData if "setup_data" in kwargs else Execution
-        self._hook = cls(plan, self.module, self.registry, self.client_factory, env=self.env,
-                         error_stream=self.error_stream, **kwargs)
+        self._hook = Execution(plan, self.module, self.registry, self.client_factory,
+                               env=self.env, error_stream=self.error_stream, **kwargs)
         if self.stop_reason is not None:
             self._hook.stop(self.stop_reason, hard=self._hard)
         try:
