@@ -538,6 +538,9 @@ class PrometheusRemoteWriteOutput:
                     return True
                 body = (await resp.text(errors="replace")).strip().replace("\n", " ")
                 self._failed(f"HTTP {resp.status}: {body[:200]}")
+        except asyncio.CancelledError:
+            self.dropped_pushes += 1  # cut short by stop(); the final push supersedes it
+            raise
         except TimeoutError:
             self._failed(f"no answer within {self.config.timeout:g}s")
         except aiohttp.ClientError as e:
