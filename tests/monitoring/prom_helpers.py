@@ -83,7 +83,7 @@ def fill_registry(reg: Registry) -> None:
     ok = request.with_pairs(("status", "200"), ("expected_response", "true"), ("error", ""))
     bad = request.with_pairs(("status", "500"), ("expected_response", "false"), ("error", ""))
     for i in range(20):
-        b.record_http(ok, 1.0 + i, 0.5, 0.0, 0.1, 100.0 + 10 * i, 5.0, False, 300, 1200)
+        b.record_http(ok, 1.0 + i, 0.5, 0.3, 0.1, 100.0 + 10 * i, 5.0, False, 300, 1200)
     for i in range(2):
         b.record_http(bad, 0.2, 0.0, 0.0, 0.1, 50.0 + i, 1.0, True, 300, 80)
     reg.record(b.vus, 3, EMPTY)
