@@ -253,6 +253,8 @@ class Client:
         self._idle.clear()
         self._conns.clear()
 
+    aclose = close
+
     # --- building requests -----------------------------------------------------------
     def _target(self, url: str) -> _Target:
         tgt = self._targets.get(url)
@@ -414,18 +416,21 @@ class Client:
             if self.config.debug:
                 self._debug_response(stream_resp, b"<streamed>")
             return stream_resp
-        body = b"".join(ex.chunks) if len(ex.chunks) != 1 else ex.chunks[0]
+        if ex.stream:  # stream=True, and the whole body came with the headers
+            resp: Any = StreamResponse(method, tgt.url, ex, t0, wire)
+            resp.timings, resp.status, resp.error, resp.error_code = timings, status, error, code
+            if self.config.debug:
+                self._debug_response(resp, b"<streamed>")
+            return resp
+        chunks = ex.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if ex.content_encoding and body:
             try:
                 body = decode_body(body, ex.content_encoding)
             except Exception as exc:
                 error, code = f"failed to decode response body: {type(exc).__name__}", ERR_GENERIC
-        if ex.stream:  # stream=True but the whole body came with the headers
-            resp: Any = StreamResponse(method, tgt.url, ex, t0, wire)
-            resp.timings, resp.status, resp.error, resp.error_code = timings, status, error, code
-        else:
-            resp = Response(method, tgt.url, status, ex.raw_headers, body, timings, error, code,
-                            t0, wire)
+        resp = Response(method, tgt.url, status, ex.raw_headers, body, timings, error, code,
+                        t0, wire)
         if self.config.debug:
             self._debug_response(resp, body)
         return resp
@@ -436,6 +441,7 @@ class Client:
         nsent: int, nreceived: int,
     ) -> bool:
         ok = (200 <= status < 400) if expected is None else (bool(status) and status in expected)
+        ok = ok and not error  # a body that broke off (stream cut) is a failed request
         base = current_tags.get()
         key = (base, method, url, name, status, ok, error, code)
         ts = self._tags.get(key)
