@@ -325,27 +325,40 @@ class SeriesMapper:
                 groups[key] = merged
         return groups.items()
 
-    def series(self, registry: Registry) -> list[tuple[str, Labels, float]]:
-        """(name, labels, value) for every non-empty sink of every metric."""
+    async def collect(
+        self, registry: Registry, slice_seconds: float = 0.002
+    ) -> list[tuple[str, Labels, float]]:
+        """(name, labels, value) for every non-empty sink of every metric.
+
+        Runs on the load's event loop (sinks are only safe to read there) but hands
+        the loop back every `slice_seconds`, so many series never stall the VUs.
+        """
         out: list[tuple[str, Labels, float]] = []
-        prefix = self.cfg.prefix
+        deadline = time.perf_counter() + slice_seconds
         for metric in list(registry):
-            base = prefix + _metric_name(metric.name)
+            base = self.cfg.prefix + _metric_name(metric.name)
             for labels, sink in self.grouped_sinks(metric):
-                if isinstance(sink, CounterSink):
-                    if sink.count:
-                        out.append((base + "_total", labels, sink.value))
-                elif isinstance(sink, RateSink):
-                    if sink.total:
-                        out.append((base + "_rate", labels, sink.rate))
-                elif isinstance(sink, GaugeSink):
-                    if sink.count:
-                        out.append((base, labels, sink.value))
-                elif isinstance(sink, TrendSink) and sink.count:
-                    values = self._trend_values(metric, labels, sink)
-                    for stat, v in zip(self.cfg.trend_stats, values, strict=True):
-                        out.append((f"{base}_{stat.suffix}", labels, v))
+                self._emit(out, metric, base, labels, sink)
+                if time.perf_counter() > deadline:
+                    await asyncio.sleep(0)
+                    deadline = time.perf_counter() + slice_seconds
         return out
+
+    def _emit(self, out: list[tuple[str, Labels, float]], metric: Metric, base: str,
+              labels: Labels, sink: Sink) -> None:
+        if isinstance(sink, CounterSink):
+            if sink.count:
+                out.append((base + "_total", labels, sink.value))
+        elif isinstance(sink, RateSink):
+            if sink.total:
+                out.append((base + "_rate", labels, sink.rate))
+        elif isinstance(sink, GaugeSink):
+            if sink.count:
+                out.append((base, labels, sink.value))
+        elif isinstance(sink, TrendSink) and sink.count:
+            values = self._trend_values(metric, labels, sink)
+            for stat, v in zip(self.cfg.trend_stats, values, strict=True):
+                out.append((f"{base}_{stat.suffix}", labels, v))
 
     def _trend_values(self, metric: Metric, labels: Labels, sink: TrendSink) -> tuple[float, ...]:
         key = (metric.name, labels)
@@ -451,7 +464,7 @@ class PrometheusRemoteWriteOutput:
         try:
             await self._push(self._registry)
             if self.config.stale_markers and self._last_series:
-                await self._post(self._stale_payload(), len(self._last_series))
+                await self._post(await self._stale_payload(), len(self._last_series))
         finally:
             if self._session is not None:
                 await self._session.close()
@@ -513,20 +526,22 @@ class PrometheusRemoteWriteOutput:
         if registry is None or self._mapper is None:
             return
         try:
-            series = self._mapper.series(registry)
+            series = await self._mapper.collect(registry)
             if not series:
                 return
-            payload = encode_write_request(series, self._next_timestamp_ms())
+            # The series are an immutable snapshot: encoding happens off the loop.
+            payload = await asyncio.to_thread(
+                encode_write_request, series, self._next_timestamp_ms()
+            )
         except Exception as e:  # never let a mapping bug break the test
             self._failed(f"could not encode metrics: {type(e).__name__}: {e}")
             return
         if await self._post(payload, len(series)):
             self._last_series = series
 
-    def _stale_payload(self) -> bytes:
-        return encode_write_request(
-            ((n, lbl, STALE_NAN) for n, lbl, _ in self._last_series), self._next_timestamp_ms()
-        )
+    async def _stale_payload(self) -> bytes:
+        stale = [(n, lbl, STALE_NAN) for n, lbl, _ in self._last_series]
+        return await asyncio.to_thread(encode_write_request, stale, self._next_timestamp_ms())
 
     async def _post(self, payload: bytes, n_series: int) -> bool:
         assert self._session is not None
