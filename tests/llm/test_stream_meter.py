@@ -3,6 +3,8 @@ Responses-API events, tool calls, errors), and the recording of llm_* samples.""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import orjson
 import pytest
 
@@ -48,7 +50,7 @@ def test_chat_stream_timings_follow_event_arrivals() -> None:
 
     assert res.completed and res.ok and res.errors == []
     assert res.ttft_ms == pytest.approx((arrivals[0] - start) * 1000)
-    gaps = [(b - a) * 1000 for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [(b - a) * 1000 for a, b in pairwise(arrivals)]
     assert res.itl_ms == pytest.approx(gaps)
     assert res.output_tokens == len(arrivals) and not res.usage_tokens
     total = (10.25 - start) * 1000

@@ -316,7 +316,7 @@ class LLMMetrics:
     def record_response(
         self, *, status: int, ttfb_ms: float | None, receiving_ms: float | None,
         total_ms: float, body: Any = None, queue_ms: float | None = None,
-        tags: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None, malformed: bool = False,
     ) -> None:
         """A non-streamed completion: ttfb/receiving/total, tokens/s from usage."""
         ts = self._tags(tags)
@@ -331,7 +331,9 @@ class LLMMetrics:
             if total_ms > 0:
                 rec(m[TOKENS_PER_SEC], tokens / (total_ms / 1000.0), ts)
         reasons = _status_reasons(status)
-        if not reasons and isinstance(body, dict) and body.get("error"):
+        if not reasons and malformed:
+            reasons = [MALFORMED]
+        elif not reasons and isinstance(body, dict) and body.get("error"):
             reasons = [ERROR_EVENT]
         self._record_errors(ts, reasons)
 
@@ -364,7 +366,11 @@ async def read_stream(resp: Any) -> StreamResult:
         async for ev in resp.sse():
             meter.feed(ev.event, ev.data, ev.t)
     end_at = time.perf_counter()
-    return meter.finish(end_at, str(resp.error or ""))
+    result = meter.finish(end_at, str(resp.error or ""))
+    status_reasons = _status_reasons(resp.status)
+    if status_reasons:
+        result.errors = status_reasons  # no stream to judge: the status is the problem
+    return result
 
 
 def measure_response(
@@ -377,16 +383,18 @@ def measure_response(
     """
     t = resp.timings
     ttfb = t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting
-    body = None
+    body, malformed = None, False
     if 200 <= resp.status < 300:
         try:
             body = resp.json()
         except ValueError:
-            body = None
+            malformed = True
+        else:
+            malformed = not isinstance(body, dict)
     (metrics or LLMMetrics()).record_response(
         status=resp.status, ttfb_ms=ttfb if resp.status else None,
         receiving_ms=t.receiving if resp.status else None, total_ms=ttfb + t.receiving,
-        body=body, queue_ms=parse_queue_ms(resp.headers), tags=tags,
+        body=body, queue_ms=parse_queue_ms(resp.headers), tags=tags, malformed=malformed,
     )
     return body
 
