@@ -68,7 +68,8 @@ async def default(vu):
 '''
 
 
-def peak_rss_kb(cmd: list[str], seconds: float, cwd: Path) -> tuple[int, subprocess.CompletedProcess]:
+def peak_rss_kb(cmd: list[str], seconds: float,
+                cwd: Path) -> tuple[int, subprocess.CompletedProcess]:
     """Run `cmd`, sampling its process tree's RSS every 0.2 s; (peak KiB, result)."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=raise_nofile)
@@ -143,7 +144,7 @@ def ours_streams(vus: int, seconds: float) -> tuple[int, int, float]:
         rss, _ = peak_rss_kb(pinned(cmd, GEN_CORE), seconds, tmp)
         srv.send_signal(2)
         out, _ = srv.communicate(timeout=10)
-    summary = json.loads(export.read_text())
+        summary = json.loads(export.read_text())
     events = summary_metric(summary, "sse_events", "count")
     peak_open = int(out.decode().split()[-1]) if out else 0
     return rss, peak_open, events

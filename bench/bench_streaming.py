@@ -4,8 +4,9 @@ aiohttp stream reader (the way LLM benchmark tools read streams).
 nginx (one worker, target core) serves a static text/event-stream of OpenAI-style
 chat-completion chunks; it is not the bottleneck. Both readers, pinned to the
 generator core, keep STREAMS streams going for a fixed time; each event is parsed
-(SSE framing and the chunk's JSON), timestamped and its inter-token gap kept (ours
-records it in a Trend, as the LLM stream metrics do).
+(SSE framing and the chunk's JSON), timestamped and its inter-token gap kept. Ours
+goes through the product's own LLM stream metrics (`measure_stream`), which also
+record TTFT, every inter-token gap, TPOT, tokens/s and the output tokens.
 
     python bench/bench_streaming.py [--runs 3] [--duration 10]
 """
@@ -40,32 +41,22 @@ EVENT = (
 )
 DONE = b"data: [DONE]\n\n"
 
-OURS_SCENARIO = '''"""Bench: read an SSE stream, parse and time every event."""
-import time
-
-import orjson
-
-from indigo_loadtest import Counter, Trend, env
+OURS_SCENARIO = '''"""Bench: read an SSE stream through the LLM stream metrics."""
+from indigo_loadtest import Counter, env
+from indigo_loadtest.llm.stream_metrics import LLMMetrics, measure_stream
 
 options = {"vus": %(vus)d, "duration": "%(duration)ss"}
 URL = env["BENCH_URL"]
 events = Counter("sse_events")
-itl = Trend("inter_token_latency", time=True)
+llm = LLMMetrics()
 
 
 async def default(vu):
+    # Every event: SSE framing, its JSON chunk, its arrival time; then TTFT, every
+    # inter-token gap, TPOT, tokens/s and the token count go into llm_* metrics.
     resp = await vu.http.get(URL, stream=True)
-    last = resp.request_start
-    n = 0
-    async for ev in resp.sse():
-        if ev.data == "[DONE]":
-            break
-        chunk = orjson.loads(ev.data)
-        if chunk["choices"][0]["delta"].get("content"):
-            itl.add((ev.t - last) * 1000.0)
-            last = ev.t
-        n += 1
-    events.add(n)
+    result = await measure_stream(resp, metrics=llm)
+    events.add(result.events - int(result.completed))  # [DONE] is not an event of data
 '''
 
 

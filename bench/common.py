@@ -147,7 +147,7 @@ def run(cmd: Sequence[str], *, timeout: float, env: dict | None = None,
     res = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True,
                          timeout=timeout, preexec_fn=raise_nofile)
     if res.returncode not in (0, 99):  # 99: a threshold failed, the numbers still count
-        tail = (res.stderr or res.stdout).strip()[-1500:]
+        tail = (res.stderr.strip() + "\n" + res.stdout.strip()).strip()[-1500:]
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {res.returncode}: {tail}")
     return res
 
@@ -288,9 +288,14 @@ def dump_json(rows: Sequence[Row], path: Path) -> None:
 
 
 # --- our generator -----------------------------------------------------------------------
-def ours_cmd(*args: str) -> list[str]:
-    """The `indigo-loadtest` command line, run by this interpreter."""
-    return [PYTHON, "-m", "indigo_loadtest.cli", *args]
+# BASE set (to the target, or to a port nothing listens on when the scenario sends no
+# requests) keeps the runner from starting its embedded simulator.
+UNUSED_BASE = "http://127.0.0.1:9"
+
+
+def ours_cmd(*args: str, base: str = UNUSED_BASE) -> list[str]:
+    """The `indigo-loadtest` command line, run by the project's interpreter."""
+    return [PYTHON, "-m", "indigo_loadtest.cli", *args, "--env", f"BASE={base}"]
 
 
 def summary_metric(summary: dict, name: str, field_: str) -> float:

@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_arrival  # noqa: E402
-import bench_memory  # noqa: E402
-import bench_overhead  # noqa: E402
-import bench_streaming  # noqa: E402
-import bench_vs_peers  # noqa: E402
-import bench_workers  # noqa: E402
-from common import (  # noqa: E402
+import bench_arrival
+import bench_memory
+import bench_overhead
+import bench_streaming
+import bench_vs_peers
+import bench_workers
+from common import (
     BENCH_DIR,
     Measure,
     Row,
