@@ -173,7 +173,7 @@ async def secrets(request: web.Request) -> web.Response:
 
 
 def make_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=64 << 20)
     r = app.router
     r.add_get("/hello", hello)  # also answers HEAD
     r.add_get("/peer", peer)

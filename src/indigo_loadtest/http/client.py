@@ -356,7 +356,7 @@ class Client:
                           self.config.discard_response_bodies and not stream)
             if stream:
                 ex.headers_fut = loop.create_future()
-            ex.timer = loop.call_at(deadline, conn.on_timeout)
+            ex.timer = loop.call_at(deadline, conn.on_timeout, ex)
             t_send = perf_counter()
             conn.send(ex, wire)
             t_sent = perf_counter()

@@ -276,8 +276,9 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
-    def on_timeout(self) -> None:
-        self.fail(ERR_REQUEST_TIMEOUT, "request timeout")
+    def on_timeout(self, ex: Exchange) -> None:
+        if self.ex is ex:  # a late timer must not hit the connection's next exchange
+            self.fail(ERR_REQUEST_TIMEOUT, "request timeout")
 
     def close(self) -> None:
         self.keep_alive = False
