@@ -61,7 +61,11 @@ def raw_server() -> Iterator[Callable[[Handler], str]]:
     async def close_all() -> None:
         for srv in servers:
             srv.close()
-        await asyncio.sleep(0)
+        # Handlers still sleeping end here, not when the loop is dropped.
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     lt.call(close_all())
     lt.stop()

@@ -98,6 +98,8 @@ def test_iter_chunks_and_read(server: Any) -> None:
     async def go(c: Client) -> tuple[list[tuple[bytes, float]], bytes]:
         resp = await c.get(f"{server.url}/chunked", stream=True)
         chunks = [c async for c in resp.iter_chunks()]
+        # Timings are final as soon as the reader has seen the end of the body.
+        assert resp.done and resp.timings.receiving > 0 and resp.error == ""
         resp2 = await c.get(f"{server.url}/sse?n=2", stream=True)
         return chunks, await resp2.read()
 

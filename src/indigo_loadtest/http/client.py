@@ -54,7 +54,10 @@ _DEBUG_BODY_LIMIT = 1024
 _STATUS_STR = {i: str(i) for i in range(600)}
 # A reused connection that fails before any response byte was probably closed by
 # the server while idle: the request is retried once on a new connection.
+# Like Go's client, only replayable requests are retried: a POST may have reached the
+# server already.
 _RETRYABLE = frozenset({ERR_GENERIC, ERR_TCP_RESET, ERR_TCP_WRITE_BROKEN_PIPE})
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 _ssl_contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
 
@@ -351,7 +354,7 @@ class Client:
                                               code, msg, tags, name, stream, wire)
             else:
                 t_dial = perf_counter()
-            reused = attempt == 0 and conn.used
+            retry_allowed = attempt == 0 and conn.used and method in _REPLAYABLE
             ex = Exchange(loop.create_future(), method == "HEAD", stream,
                           self.config.discard_response_bodies and not stream)
             if stream:
@@ -367,7 +370,7 @@ class Client:
                 ex.cancelled = True
                 conn.fail(ERR_GENERIC, "request cancelled")
                 raise
-            if (reused and ex.error_code in _RETRYABLE and not ex.nbytes
+            if (retry_allowed and ex.error_code in _RETRYABLE and not ex.nbytes
                     and loop.time() < deadline):
                 ex.timer.cancel()
                 continue
@@ -379,7 +382,10 @@ class Client:
                 sending, t_sent, tags, name, expected, wire)
         if stream and not ex.complete:
             resp = StreamResponse(method, tgt.url, ex, t0, wire)
-            ex.fut.add_done_callback(lambda _f: self._finish(args, resp))
+            # Settled by whichever comes first: the transport's end of body (a future
+            # callback) or the reader reaching the end.
+            resp._finalize = lambda: self._finish(args, resp)
+            ex.fut.add_done_callback(lambda _f: resp._settle())
             return resp
         return self._finish(args, None)
 

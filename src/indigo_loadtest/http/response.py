@@ -237,7 +237,7 @@ class StreamResponse(_BaseResponse):
     quietly). `async with` closes the stream early if the body was not read to the end.
     """
 
-    __slots__ = ("_decoder", "_ex", "headers_at")
+    __slots__ = ("_decoder", "_ex", "_finalize", "headers_at")
 
     def __init__(
         self, method: str, url: str, ex: Exchange, request_start: float, wire: bytes,
@@ -253,6 +253,7 @@ class StreamResponse(_BaseResponse):
         self.request_start = request_start
         self.headers_at = ex.t_headers
         self._req_headers = wire
+        self._finalize: Any = None
         self._decoder = incremental_decoder(ex.content_encoding)
         self.timings = Timings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -290,7 +291,7 @@ class StreamResponse(_BaseResponse):
                 if ex.conn is not None:
                     ex.conn.fail(0, "")
                 raise
-        self._sync()
+        self._settle()
 
     def sse(self) -> AsyncIterator[SSEEvent]:
         """Server-sent events as they arrive, each with its arrival perf_counter."""
@@ -306,13 +307,12 @@ class StreamResponse(_BaseResponse):
     async def json(self) -> Any:
         return orjson.loads(await self.read())
 
-    def _sync(self) -> None:
-        # The finalizer (metrics, pool) runs from the transport's future callback;
-        # by the time a reader sees the end, copy the outcome it set.
-        ex = self._ex
-        self.error = ex.error
-        self.error_code = ex.error_code
-        self.status = ex.status if not ex.error or ex.headers_done else 0
+    def _settle(self) -> None:
+        """Run the end-of-body bookkeeping (metrics, timings, pool) once."""
+        f = self._finalize
+        if f is not None:
+            self._finalize = None
+            f()
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished body's connection is closed (not reused)."""
@@ -322,9 +322,7 @@ class StreamResponse(_BaseResponse):
             conn = ex.conn
             if conn is not None:
                 conn.fail(0, "")
-        # Let the finalizer (a future callback) run before returning.
-        await asyncio.sleep(0)
-        self._sync()
+        self._settle()
 
     async def __aenter__(self) -> StreamResponse:
         return self
