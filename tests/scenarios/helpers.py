@@ -43,7 +43,8 @@ class Run:
 
     def samples(self, metric: str) -> list[dict[str, Any]]:
         """The raw samples (`--out json`) of one metric: {"value", "tags", "time"}."""
-        return [p["data"] for p in self.points if p.get("metric") == metric]
+        return [p["data"] for p in self.points
+                if p.get("type") == "Point" and p.get("metric") == metric]
 
     def count_by_tag(self, metric: str, tag: str) -> Counter[str]:
         counts: Counter[str] = Counter()

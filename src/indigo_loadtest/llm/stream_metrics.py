@@ -290,14 +290,16 @@ class LLMMetrics:
         self.trends.update({n: reg.metric(n, "trend", False) for n in VALUE_TRENDS})
         self.errors = reg.metric(ERRORS, "counter")
 
-    def _tags(self, tags: Mapping[str, Any] | None):
-        return current_tags.get().with_tags(tags)
+    def _tags(self, tags: Mapping[str, Any] | None, status: int):
+        """The running code's tags + the caller's (scenario, prompt) + status, as the
+        original scripts tagged their LLM samples."""
+        return current_tags.get().with_tags(tags).with_pairs(("status", str(status)))
 
     def record_stream(
         self, res: StreamResult, tags: Mapping[str, Any] | None = None,
         queue_ms: float | None = None, status: int = 200,
     ) -> None:
-        ts = self._tags(tags)
+        ts = self._tags(tags, status)
         rec, m = self.registry.record, self.trends
         for name, value in (
             (TTFT, res.ttft_ms), (TPOT, res.tpot_ms), (TTFB, res.ttfb_ms),
@@ -319,7 +321,7 @@ class LLMMetrics:
         tags: Mapping[str, Any] | None = None, malformed: bool = False,
     ) -> None:
         """A non-streamed completion: ttfb/receiving/total, tokens/s from usage."""
-        ts = self._tags(tags)
+        ts = self._tags(tags, status)
         rec, m = self.registry.record, self.trends
         for name, value in ((TTFB, ttfb_ms), (RECEIVING, receiving_ms), (QUEUE, queue_ms)):
             if value is not None:
