@@ -59,12 +59,18 @@ class Run:
         return out
 
 
+def clean_env(**config: str) -> dict[str, str]:
+    """The process environment without run configuration, plus `config`."""
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env.update(PYTHONUNBUFFERED="1", THINK_TIME_S="0", **config)
+    return env
+
+
 def run_scenario(name: str, tmp: Path, *, raw: bool = False, timeout: float = 90,
                  **config: str) -> Run:
     """`indigo-loadtest run NAME` with `config` as its environment; no BASE unless given,
     so the runner starts the embedded simulator."""
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    env.update(PYTHONUNBUFFERED="1", THINK_TIME_S="0", **config)
+    env = clean_env(**config)
     summary = tmp / f"{name}-summary.json"
     argv = [sys.executable, "-m", "indigo_loadtest.cli", "run", name, "--quiet",
             "--no-color", "--summary-export", str(summary), "--results-dir", str(tmp)]
