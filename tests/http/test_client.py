@@ -149,14 +149,17 @@ def test_default_and_per_request_headers(server: Any) -> None:
 
 def test_redirects_are_followed_and_each_hop_is_measured(server: Any) -> None:
     reg = Registry()
-    resp = run(with_client(lambda c: c.get(f"{server.url}/redirect/3"), reg))
+    resp = run(with_client(lambda c: c.get(f"{server.url}/redirect/3", name="chain"), reg))
     assert resp.status == 200 and resp.text == "arrived"
     assert resp.url == f"{server.url}/redirect/0"
     by_status: dict[str, float] = {}
     for items, sink in metric_sinks(reg, "http_reqs").items():
-        status = dict(items)["status"]
-        by_status[status] = by_status.get(status, 0) + sink.value
+        tags = dict(items)
+        assert tags["name"] == "chain"  # the caller's name covers every hop
+        by_status[tags["status"]] = by_status.get(tags["status"], 0) + sink.value
     assert by_status == {"302": 3, "200": 1}
+    urls = {dict(items)["url"] for items in metric_sinks(reg, "http_reqs")}
+    assert urls == {f"{server.url}/redirect/{n}" for n in range(4)}
 
 
 def test_max_redirects_returns_the_last_redirect(server: Any) -> None:

@@ -246,8 +246,7 @@ class Client:
                 user_headers = {k: v for k, v in user_headers.items()
                                 if k.lower() not in _SENSITIVE_ON_REDIRECT}
                 cookies = None
-            url = next_url
-            name = None
+            url = next_url  # the caller's name= and tags= apply to every hop, as in k6
 
     async def close(self) -> None:
         """Close every connection (idle and busy) of this client."""
