@@ -217,10 +217,11 @@ class Session:
             self.metrics.outcome(ok)
             return ok
 
-    def needs_refresh(self) -> bool:
-        if self.config.refresh == "always":
-            return True
+    def near_expiry(self) -> bool:
         return time.monotonic() >= self.expires_at - self.config.refresh_margin
+
+    def needs_refresh(self) -> bool:
+        return self.config.refresh == "always" or self.near_expiry()
 
     async def ensure_fresh(self, http: Any) -> None:
         """Before an API request: refresh as the configured mode says."""
@@ -255,14 +256,15 @@ class SessionPool:
     @asynccontextmanager
     async def lend(self, http: Any) -> AsyncIterator[Session | None]:
         session = self._idle.pop() if self._idle else None
+        if session is not None and session.near_expiry() and not await session.refresh(http):
+            session = None  # its refresh token is no good any more: a new guest
+            self.size -= 1
         if session is None:
             session = await Session.start(http, self.config, self.metrics)
             if session is None:
                 yield None
                 return
             self.size += 1
-        elif time.monotonic() >= session.expires_at - self.config.refresh_margin:
-            await session.refresh(http)
         try:
             yield session
         finally:
