@@ -331,3 +331,33 @@ def test_request_info_masks_secrets(server: Any) -> None:
     assert resp.request.method == "GET" and resp.request.url == f"{server.url}/hello"
     assert resp.request.headers["authorization"] == "Bearer [MASKED]"
     assert "s3cret" not in repr(resp.request.headers)
+
+
+def test_unfollowable_location_returns_the_redirect(raw_server: Any) -> None:
+    async def to_ftp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x\r\n"
+                     b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    url = raw_server(to_ftp)
+    resp = run(with_client(lambda c: c.get(f"{url}/")))
+    assert resp.status == 302 and resp.headers["location"] == "ftp://127.0.0.1/x"
+
+
+def test_cross_host_redirect_drops_credentials(server: Any, raw_server: Any) -> None:
+    # 127.0.0.1 -> localhost: another host, so Authorization and cookies stay behind.
+    target = f"http://localhost:{server.port}/echo"
+
+    async def away(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: %s\r\n"
+                     b"Content-Length: 0\r\n\r\n" % target.encode())
+        await writer.drain()
+
+    url = raw_server(away)
+    resp = run(with_client(lambda c: c.get(f"{url}/", cookies={"sid": "1"},
+                                           headers={"Authorization": "Bearer x", "X-K": "v"})))
+    names = {k.lower() for k, _ in resp.json()["headers"]}
+    assert resp.url == target and "x-k" in names
+    assert "authorization" not in names and "cookie" not in names

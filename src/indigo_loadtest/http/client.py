@@ -232,20 +232,25 @@ class Client:
             location = resp.headers.get("location")
             if not location:
                 return resp
+            next_url = urljoin(url, location)
+            try:
+                next_tgt = self._target(next_url)
+            except ValueError:
+                return resp  # a Location we cannot follow: the redirect is the answer
             if stream:
                 await resp.aclose()
             hops += 1
-            next_url = urljoin(url, location)
             if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
                 method = "GET" if method != "HEAD" else "HEAD"
                 body = ctype = None
                 if user_headers:
                     user_headers = {k: v for k, v in user_headers.items()
                                     if k.lower() not in ("content-type", "content-length")}
-            if user_headers and self._target(next_url).host != tgt.host:
-                user_headers = {k: v for k, v in user_headers.items()
-                                if k.lower() not in _SENSITIVE_ON_REDIRECT}
+            if next_tgt.host != tgt.host:
                 cookies = None
+                if user_headers:
+                    user_headers = {k: v for k, v in user_headers.items()
+                                    if k.lower() not in _SENSITIVE_ON_REDIRECT}
             url = next_url  # the caller's name= and tags= apply to every hop, as in k6
 
     async def close(self) -> None:
