@@ -1,0 +1,126 @@
+"""The aiohttp application: routes, error middleware, auth, models and version."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .. import __version__ as package_version
+from .auth import AuthError, Tokens
+from .chat import chat_completions
+from .config import SimulatorConfig
+from .http_util import ApiError, error_response, json_response
+from .state import SIM, Simulator
+
+REFRESH_COOKIE = "jan_refresh_token"
+log = logging.getLogger("indigo_loadtest.simulator")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure answers with the spec's error body; never a bare 500 page."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
+                              {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
+    except (ConnectionResetError, ConnectionError):
+        raise  # the client went away (or a dropped-connection fault): nothing to answer
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal server error")
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+def _token_response(tokens: Tokens) -> web.Response:
+    resp = json_response({"object": "access_token", "access_token": tokens.access_token,
+                          "expires_in": tokens.expires_in})
+    resp.set_cookie(REFRESH_COOKIE, tokens.refresh_token, max_age=tokens.refresh_max_age,
+                    path="/", httponly=True, samesite="Strict")
+    return resp
+
+
+def _auth_failed(exc: AuthError) -> ApiError:
+    return ApiError(401, "unauthorized", str(exc))
+
+
+async def guest_login(request: web.Request) -> web.StreamResponse:
+    return _token_response(request.app[SIM].auth.guest_login())
+
+
+async def refresh_token(request: web.Request) -> web.StreamResponse:
+    try:
+        tokens = request.app[SIM].auth.refresh(request.cookies.get(REFRESH_COOKIE, ""))
+    except AuthError as exc:
+        raise _auth_failed(exc) from None
+    return _token_response(tokens)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    try:
+        request.app[SIM].auth.logout(request.cookies.get(REFRESH_COOKIE, ""))
+    except AuthError as exc:
+        raise _auth_failed(exc) from None
+    resp = json_response({"object": "logout", "status": "logged out"})
+    resp.del_cookie(REFRESH_COOKIE, path="/")
+    return resp
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    sim = request.app[SIM]
+    user = sim.store.user(sim.user(request))
+    if user is None:
+        raise ApiError(401, "unauthorized", "user no longer exists")
+    return json_response({"object": "user", **user})
+
+
+# --- models and version -------------------------------------------------------------------
+
+_CREATED = int(time.time())
+
+
+def _models_body(sim: Simulator) -> dict[str, object]:
+    return {"object": "list", "data": [
+        {"id": m, "object": "model", "created": _CREATED, "owned_by": "menlo"}
+        for m in sim.config.models]}
+
+
+async def models(request: web.Request) -> web.StreamResponse:
+    sim = request.app[SIM]
+    sim.user(request)
+    return json_response(_models_body(sim))
+
+
+async def version(request: web.Request) -> web.StreamResponse:
+    return json_response({"version": package_version, "server": "indigo-loadtest simulator"})
+
+
+def build_app(config: SimulatorConfig) -> web.Application:
+    sim = Simulator(config)
+    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    app[SIM] = sim
+    app.router.add_post("/v1/auth/guest-login", guest_login)
+    app.router.add_get("/v1/auth/refresh-token", refresh_token)
+    app.router.add_get("/v1/auth/logout", logout)
+    app.router.add_get("/v1/auth/me", me)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/conv/models", models)
+    app.router.add_get("/v1/version", version)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+
+    async def close(_: web.Application) -> None:
+        await sim.close()
+
+    app.on_cleanup.append(close)
+    return app
+

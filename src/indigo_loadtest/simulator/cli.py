@@ -1,0 +1,91 @@
+"""`indigo-loadtest serve`: run the simulator in the foreground until Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from . import config as cfg
+from .app import build_app
+
+READY_PREFIX = "Indigo API simulator listening on "
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one `error:` line and exit code 2, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser(prog: str = "indigo-loadtest serve") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Run the embedded Indigo API simulator.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port to bind, 0 for a free one (default: %(default)s)")
+    parser.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
+    cfg.add_arguments(parser)
+    return parser
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(config: cfg.SimulatorConfig, host: str, port: int, parent_pid: int = 0) -> None:
+    """Serve until a stop signal (or, when started by a parent process, until it is gone)."""
+    runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+    try:
+        await site.start()
+        bound = runner.addresses[0][1]
+        print(READY_PREFIX + url_of(host, bound), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        watchdog = loop.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
+        await stop.wait()
+        if watchdog is not None:
+            watchdog.cancel()
+    finally:
+        await runner.cleanup()
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """A simulator started by a process must not outlive it."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(0.5)
+    stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = {name: value for name, value in vars(args).items()
+                if name not in ("host", "port", "parent_pid")}
+    try:
+        config = cfg.from_sources(settings)
+    except cfg.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port {args.port}: must be between 0 and 65535", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        uvloop.run(serve(config, args.host, args.port, args.parent_pid))
+    except OSError as exc:
+        print(f"error: cannot serve on {url_of(args.host, args.port)}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

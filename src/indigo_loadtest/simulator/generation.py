@@ -1,0 +1,110 @@
+"""One simulated generation: what the model answers and when each token is due."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import textgen
+from .http_util import ApiError
+from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, sleep_until
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The model's answer as tokens: content pieces, or a function call's argument pieces."""
+
+    tokens: list[str]
+    finish_reason: str  # "stop" | "length" | "tool_calls"
+    prompt_tokens: int
+    tool_name: str = ""
+    call_id: str = ""
+
+    @property
+    def is_tool_call(self) -> bool:
+        return bool(self.tool_name)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.tokens)
+
+
+def make_reply(prompt_texts: list[str], last_user: str, plan: Plan, max_tokens: int | None,
+               tools: Any = None, tool_choice: Any = None) -> Reply:
+    """Text of plan.reply_tokens tokens (capped by max_tokens), or a function call when the
+    tool rule fires; finish_reason "length" when max_tokens cut the answer."""
+    prompt_tokens = textgen.count_tokens(prompt_texts)
+    fn = textgen.choose_tool(tools, tool_choice, last_user)
+    if fn is not None:
+        tokens = textgen.pieces(textgen.tool_arguments(fn, last_user))
+        finish = "tool_calls"
+        if max_tokens is not None and len(tokens) > max_tokens:
+            tokens, finish = tokens[:max_tokens], "length"
+        return Reply(tokens, finish, prompt_tokens, fn["name"], "call_" + secrets.token_hex(12))
+    wanted = plan.reply_tokens
+    finish = "stop"
+    if max_tokens is not None and max_tokens < wanted:
+        wanted, finish = max_tokens, "length"
+    return Reply(textgen.reply_tokens(last_user, wanted), finish, prompt_tokens)
+
+
+def raise_early_fault(plan: Plan, retry_after_s: int) -> None:
+    """Faults answered before any generation: a 500 or a 429 with Retry-After."""
+    if plan.fault == "error":
+        raise ApiError(500, "internal_error", "simulated inference failure")
+    if plan.fault == "rate_limit":
+        raise ApiError(429, "rate_limit_exceeded", "simulated rate limit; retry later",
+                       {"Retry-After": str(retry_after_s)})
+
+
+@asynccontextmanager
+async def generation_slot(latency: LatencyModel) -> AsyncIterator[tuple[float, str]]:
+    """Hold a generation slot; yields (loop time it was granted, X-Queue-Time value)."""
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    try:
+        await latency.slots.acquire()
+    except QueueFull:
+        raise ApiError(429, "queue_full", "too many requests waiting for a generation slot",
+                       {"Retry-After": "1"}) from None
+    granted = loop.time()
+    try:
+        yield granted, f"{(granted - asked) * 1000.0:.3f}"
+    finally:
+        latency.slots.release()
+
+
+def token_deadline(start: float, plan: Plan, index: int) -> float:
+    return start + plan.ttft_s + index * plan.interval_s
+
+
+async def wait_for_all(start: float, plan: Plan, count: int) -> None:
+    """A non-streamed answer is ready when its last token would have been generated."""
+    await sleep_until(asyncio.get_running_loop(), token_deadline(start, plan, max(count, 1) - 1))
+
+
+async def open_stream(request: web.Request, queue_ms: str) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no", QUEUE_TIME: queue_ms})
+    await resp.prepare(request)
+    return resp
+
+
+def drop_connection(request: web.Request) -> None:
+    """The injected mid-stream failure: close the socket without ending the body."""
+    if request.transport is not None:
+        request.transport.abort()
+
+
+MALFORMED_EVENT = b'data: {"id": "broken", "choices": [{"delta": {"content": \n\n'

@@ -1,0 +1,150 @@
+"""The latency model (generation slots, TTFT, decode speed) and fault injection.
+
+A generation first waits for one of `slots` concurrent slots (FIFO; the wait is the
+`X-Queue-Time` header), then its first token is due `ttft_ms` later and each next token
+1/`tokens_per_sec` after the previous one. Token times are absolute deadlines from the
+moment the slot was granted, so timer lateness never accumulates over a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config import FAULT_KINDS, SimulatorConfig
+
+# Per-request overrides (documented in docs/simulator.md).
+H_TTFT = "X-Sim-TTFT-Ms"
+H_TPS = "X-Sim-Tokens-Per-Sec"
+H_REPLY = "X-Sim-Reply-Tokens"
+H_FAULT = "X-Sim-Fault"
+QUEUE_TIME = "X-Queue-Time"
+
+
+class QueueFull(Exception):
+    """More requests wait for a slot than `queue_limit` allows."""
+
+
+class HeaderError(ValueError):
+    """An X-Sim-* header with an unusable value (answered 400)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one generation behaves: its timings and its injected fault (or None)."""
+
+    ttft_s: float
+    interval_s: float
+    reply_tokens: int
+    fault: str | None
+
+
+class Slots:
+    """N concurrent generation slots with a FIFO queue in front."""
+
+    def __init__(self, count: int, queue_limit: int = 0) -> None:
+        self.free = count
+        self.queue_limit = queue_limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        if self.queue_limit and len(self._waiters) >= self.queue_limit:
+            raise QueueFull
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted and cancelled at once: pass the slot on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
+class LatencyModel:
+    """Turns the settings and a request's X-Sim-* headers into a `Plan`."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.slots = Slots(config.slots, config.queue_limit)
+        self.rng = random.Random(config.seed)
+        c = config
+        self._fault_edges = []
+        edge = 0.0
+        for kind, rate in zip(FAULT_KINDS, (c.error_rate, c.rate_limit_rate, c.slow_start_rate,
+                                            c.drop_rate, c.malformed_rate), strict=True):
+            if rate > 0:
+                edge += rate
+                self._fault_edges.append((edge, kind))
+
+    def plan(self, headers: Mapping[str, str]) -> Plan:
+        c = self.config
+        ttft_ms = _number(headers, H_TTFT, c.ttft_ms)
+        tps = _number(headers, H_TPS, c.tokens_per_sec)
+        reply = int(_number(headers, H_REPLY, c.reply_tokens))
+        if reply < 1:
+            raise HeaderError(f"{H_REPLY} must be at least 1")
+        fault = self._fault(headers.get(H_FAULT))
+        ttft_s = ttft_ms / 1000.0
+        if fault == "slow_start":
+            ttft_s += c.slow_start_ms / 1000.0
+        interval_s = 1.0 / tps if tps > 0 else 0.0
+        if c.jitter:
+            ttft_s *= 1.0 + self.rng.uniform(-c.jitter, c.jitter)
+            interval_s *= 1.0 + self.rng.uniform(-c.jitter, c.jitter)
+        return Plan(ttft_s, interval_s, reply, fault)
+
+    def _fault(self, forced: str | None) -> str | None:
+        if forced is not None:
+            forced = forced.strip().lower()
+            if forced in ("", "none"):
+                return None
+            if forced not in FAULT_KINDS:
+                raise HeaderError(f"{H_FAULT} must be one of none, {', '.join(FAULT_KINDS)}")
+            return forced
+        if not self._fault_edges:
+            return None
+        draw = self.rng.random()
+        for edge, kind in self._fault_edges:
+            if draw < edge:
+                return kind
+        return None
+
+
+def _number(headers: Mapping[str, str], name: str, default: float) -> float:
+    raw = headers.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HeaderError(f"{name} must be a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise HeaderError(f"{name} must be a finite number >= 0")
+    return value
+
+
+async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    """Sleep until loop.time() reaches `deadline` (no-op if it already passed)."""
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
