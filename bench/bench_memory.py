@@ -46,7 +46,8 @@ STREAMS = 10_000
 IDLE_SCENARIO = '''"""Bench: idle VUs."""
 from indigo_loadtest import sleep
 
-options = {"vus": %(vus)d, "duration": "%(duration)ss", "gracefulStop": "0s"}
+options = {"scenarios": {"hold": {"executor": "constant-vus", "vus": %(vus)d,
+                                 "duration": "%(duration)ss", "gracefulStop": "0s"}}}
 
 
 async def default(vu):
@@ -56,7 +57,8 @@ async def default(vu):
 STREAM_SCENARIO = '''"""Bench: one long SSE stream per VU."""
 from indigo_loadtest import Counter, env
 
-options = {"vus": %(vus)d, "duration": "%(duration)ss", "gracefulStop": "0s"}
+options = {"scenarios": {"hold": {"executor": "constant-vus", "vus": %(vus)d,
+                                 "duration": "%(duration)ss", "gracefulStop": "0s"}}}
 URL = env["BENCH_URL"]
 events = Counter("sse_events")
 
@@ -133,7 +135,7 @@ def ours_streams(vus: int, seconds: float) -> tuple[int, int, float]:
     server = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "drip", str(port), "1.0",
                      str(int(seconds + 60))], TARGET_CORE)
     with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d, \
-            background(server, port=port) as srv:
+            background(server, port=port, stdout=subprocess.PIPE) as srv:
         tmp = Path(d)
         script = tmp / "bench_streams.py"
         script.write_text(STREAM_SCENARIO % {"vus": vus, "duration": seconds})

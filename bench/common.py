@@ -116,9 +116,10 @@ def pinned(cmd: Sequence[str], core: str) -> list[str]:
 
 @contextlib.contextmanager
 def background(cmd: Sequence[str], *, port: int | None = None, env: dict | None = None,
-               cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+               cwd: Path | None = None, stdout: int = subprocess.DEVNULL,
+               ) -> Iterator[subprocess.Popen]:
     """Run a server for the duration of the block; stop it (and its children) after."""
-    proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=stdout,
                             stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=raise_nofile)
     try:
