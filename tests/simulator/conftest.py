@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import httpx2 as httpx  # the HTTP client the openai package ships with
 import openai
 import pytest
-from sim_helpers import API_KEY, FAST, login
+from sim_helpers import API_KEY, FAST, JWT_SECRET, login
 
 from indigo_loadtest.simulator.process import SimulatorProcess, start_simulator_process
 
 
 @pytest.fixture(scope="session")
 def sim() -> Iterator[SimulatorProcess]:
-    proc = start_simulator_process(api_key=API_KEY, **FAST)
+    proc = start_simulator_process(api_key=API_KEY, jwt_secret=JWT_SECRET, **FAST)
     try:
         yield proc
     finally:

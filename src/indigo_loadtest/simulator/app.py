@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .. import __version__ as package_version
+from . import conversations, responses
 from .auth import AuthError, Tokens
 from .chat import chat_completions
 from .config import SimulatorConfig
@@ -117,6 +118,8 @@ def build_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/v1/conv/models", models)
     app.router.add_get("/v1/version", version)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    conversations.add_routes(app)
+    responses.add_routes(app)
 
     async def close(_: web.Application) -> None:
         await sim.close()
