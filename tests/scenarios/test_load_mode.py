@@ -88,3 +88,25 @@ def test_faults_are_counted_and_the_run_goes_on(tmp_path: Path) -> None:
     assert any(s["tags"].get("error") for s in failed)  # the cut streams
     started = run.count_by_tag("iterations", "scenario")
     assert started["stream"] == pytest.approx(stream_rps * DURATION_S, abs=2)
+
+
+@pytest.mark.parametrize(("scenario", "llm_steps"), [
+    ("test-completion-conversation", {"conversation_nonstream", "conversation_stream"}),
+    ("test-responses", {"response_nonstream", "response_stream"}),
+])
+def test_other_flows_under_load(scenario: str, llm_steps: set[str], tmp_path: Path) -> None:
+    rps, duration_s = 3.0, 3.0
+    run = run_scenario(scenario, tmp_path, raw=True, DURATION_MIN=str(duration_s / 60),
+                       NONSTREAM_RPS=str(rps), STREAM_RPS=str(rps), INDIGO_SIM_TTFT_MS="30",
+                       INDIGO_SIM_TOKENS_PER_SEC="300")
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert run.metric("checks")["value"] == 1.0
+    started = run.count_by_tag("iterations", "scenario")
+    assert started["nonstream"] == pytest.approx(rps * duration_s, abs=2)
+    assert started["stream"] == pytest.approx(rps * duration_s, abs=2)
+    assert set(run.values_by_tag("llm_total_ms", "scenario")) == llm_steps
+    streamed = {s["tags"]["scenario"] for s in run.samples("llm_ttft_ms")}
+    assert streamed == {step for step in llm_steps if step.endswith("_stream")}
+    if scenario == "test-responses":  # iterations alternate: without and with the tool
+        prompts = run.values_by_tag("llm_ttft_ms", "prompt")
+        assert set(prompts) == {"no_tools", "with_tools"}
