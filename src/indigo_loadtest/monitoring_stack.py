@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -43,11 +42,6 @@ DASHBOARD_FILE = Path("monitoring") / "grafana" / "dashboards" / "indigo-loadtes
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 _STATE_FILE = "prometheus.json"
-_REMOTE_WRITE_HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-}
 _PROMETHEUS_CONFIG = """\
 # Written by `indigo-loadtest monitoring up --native`. Load-test metrics arrive by
 # remote write (/api/v1/write); Prometheus only scrapes itself.
@@ -86,13 +80,7 @@ def ensure_prometheus(
         cfg = RemoteWriteConfig.from_env(env if env is not None else os.environ, url)
     except PrometheusRWConfigError as e:
         return str(e)
-    headers = dict(_REMOTE_WRITE_HEADERS)
-    headers.update(cfg.headers)
-    if cfg.bearer_token:
-        headers["Authorization"] = f"Bearer {cfg.bearer_token}"
-    elif cfg.username is not None:
-        token = base64.b64encode(f"{cfg.username}:{cfg.password or ''}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
+    headers = cfg.request_headers()
     req = urllib.request.Request(
         cfg.url, data=bytes(cramjam.snappy.compress_raw(b"")), headers=headers, method="POST"
     )

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..durations import parse_duration
 from .registry import METRIC_NAME, Registry
 from .sinks import CounterSink, GaugeSink, RateSink, Sink, TrendSink
 
@@ -56,9 +57,6 @@ PERCENTILE_RE = re.compile(r"^p\(\s*(" + _NUMBER + r")\s*\)$")
 _PLAIN_AGGREGATIONS = ("avg", "min", "max", "med", "count", "rate", "value")
 _AGGREGATION_HELP = "avg, min, max, med, p(N), count, rate or value"
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6,
-                 "ns": 1e-9}
 _CONFIG_KEYS = {
     "threshold": "threshold",
     "abortOnFail": "abort_on_fail",
@@ -386,15 +384,13 @@ def _parse_delay(value: Any, source: str, key: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
     if isinstance(value, str):
-        text = value.strip()
-        pos, total = 0, 0.0
-        for m in _DURATION_PART.finditer(text):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if text and pos == len(text):
-            return total
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            pass
+        else:
+            if seconds >= 0:
+                return seconds
     raise ThresholdError(
         f"threshold {source!r} on {key!r}: invalid delayAbortEval {value!r} "
         "(use e.g. \"10s\", \"1m30s\")"

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import cramjam
 
+from ..durations import parse_duration
 from ..metrics.registry import Metric, Registry
 from ..metrics.sinks import SINK_TYPES, CounterSink, GaugeSink, RateSink, Sink, TrendSink
 from ..metrics.tags import TagSet
@@ -54,8 +55,6 @@ _HEADERS = {
     "User-Agent": "indigo-loadtest",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PERCENTILE = re.compile(r"^p\((\d+(?:\.\d+)?)\)$")
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
@@ -114,20 +113,12 @@ def parse_trend_stats(text: str) -> tuple[TrendStat, ...]:
 
 def parse_go_duration(text: str, name: str) -> float:
     """Seconds from a Go-style duration ("5s", "500ms", "1m30s") or a number of seconds."""
-    s = text.strip()
     try:
-        seconds = float(s)
+        seconds = parse_duration(text)
     except ValueError:
-        pos, seconds = 0, 0.0
-        for m in _DURATION_PART.finditer(s):
-            if m.start() != pos:
-                break
-            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if pos != len(s) or not s:
-            raise PrometheusRWConfigError(
-                f"{name}: invalid duration {text!r} (use e.g. \"5s\" or \"500ms\")"
-            ) from None
+        raise PrometheusRWConfigError(
+            f"{name}: invalid duration {text!r} (use e.g. \"5s\" or \"500ms\")"
+        ) from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise PrometheusRWConfigError(f"{name}: duration must be more than 0, got {text!r}")
     return seconds
@@ -255,6 +246,17 @@ class RemoteWriteConfig:
     @property
     def safe_url(self) -> str:
         return redact_url(self.url)
+
+    def request_headers(self) -> dict[str, str]:
+        """Remote-write protocol headers, the configured extra headers, and auth."""
+        headers = dict(_HEADERS)
+        headers.update(self.headers)
+        if self.bearer_token:
+            headers["Authorization"] = f"Bearer {self.bearer_token}"
+        elif self.username is not None:
+            token = base64.b64encode(f"{self.username}:{self.password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        return headers
 
 
 def _headers_from_env(
@@ -483,13 +485,7 @@ class PrometheusRemoteWriteOutput:
     # --- internals ---------------------------------------------------------------------
     def _make_session(self) -> aiohttp.ClientSession:
         cfg = self.config
-        headers = dict(_HEADERS)
-        headers.update(cfg.headers)
-        if cfg.bearer_token:
-            headers["Authorization"] = f"Bearer {cfg.bearer_token}"
-        elif cfg.username is not None:
-            token = base64.b64encode(f"{cfg.username}:{cfg.password or ''}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+        headers = cfg.request_headers()
         connector = aiohttp.TCPConnector(limit=1, ssl=not cfg.insecure_skip_tls_verify)
         return aiohttp.ClientSession(
             connector=connector,

@@ -16,17 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..durations import parse_duration as parse_duration_text
 from ..engine.plan import EXECUTORS, ScenarioConfig, Stage, TestPlan
 from .errors import ScenarioError
 
 DEFAULT_SCENARIO = "default"
 _ACRONYM = re.compile(r"VUs|VU|TLS|IPs|IP|HTTP|URL|DNS|ID")
 _SCENARIO_NAME = re.compile(r"^[0-9A-Za-z_-]+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-_UNIT_SECONDS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-    "d": 86400.0,
-}
 
 # Top-level options we act on, and k6 options accepted (kept in plan.extra) without effect.
 _EXECUTION_KEYS = {"vus", "iterations", "duration", "stages", "scenarios"}
@@ -114,20 +110,11 @@ def _parse_duration_string(text: str, name: str) -> float:
     if not text:
         raise ScenarioError(f"{name}: empty duration")
     try:
-        return float(text)
+        return parse_duration_text(text)
     except ValueError:
-        pass
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
         raise ScenarioError(
             f"{name}: invalid duration {text!r} (use e.g. \"30s\", \"5m\", \"1h30m\", \"500ms\")"
-        )
-    return total
+        ) from None
 
 
 def parse_int(value: Any, name: str, minimum: int = 0) -> int:
