@@ -1,8 +1,10 @@
 """Target 3: memory per idle VU, and 10,000 concurrent streams in one generator process.
 
-Idle VUs: each tool runs N VUs that sleep through the test; the generator's resident
-memory (sampled from /proc while the VUs are up, peak taken) minus the same tool's
-memory with one VU, divided by N-1. k6 runs 1,000 VUs, ours 1,000 and 10,000.
+Idle VUs: each tool runs N VUs that make one request (so each holds its HTTP client
+and a kept-alive connection to nginx) and then sleep through the test; the
+generator's resident memory (sampled from /proc while the VUs are up, peak taken)
+minus the same tool's memory with one VU, divided by N-1. k6 runs 1,000 VUs, ours
+1,000 and 10,000.
 
 Streams: 10,000 VUs of ours each hold one SSE stream open to a dripping server (one
 event per second per stream, one timer for all), in one process; the server counts
@@ -31,6 +33,7 @@ from common import (
     background,
     free_port,
     log,
+    nginx,
     ours_cmd,
     peer_bin,
     pinned,
@@ -43,14 +46,16 @@ from common import (
 HOLD_SECONDS = 8.0  # how long the VUs stay up; RSS is sampled meanwhile
 STREAMS = 10_000
 
-IDLE_SCENARIO = '''"""Bench: idle VUs."""
-from indigo_loadtest import sleep
+IDLE_SCENARIO = '''"""Bench: idle VUs, each holding its client and one kept-alive connection."""
+from indigo_loadtest import env, sleep
 
 options = {"scenarios": {"hold": {"executor": "constant-vus", "vus": %(vus)d,
                                  "duration": "%(duration)ss", "gracefulStop": "0s"}}}
+URL = env["BENCH_URL"]
 
 
 async def default(vu):
+    await vu.http.get(URL)
     await sleep(3600)
 '''
 
@@ -88,19 +93,20 @@ def peak_rss_kb(cmd: list[str], seconds: float,
     return peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def ours_idle_rss(vus: int) -> int:
+def ours_idle_rss(url: str, vus: int) -> int:
     with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
         tmp = Path(d)
         script = tmp / "bench_idle.py"
         script.write_text(IDLE_SCENARIO % {"vus": vus, "duration": HOLD_SECONDS})
-        cmd = ours_cmd("run", str(script), "--workers", "1", "--quiet")
+        cmd = ours_cmd("run", str(script), "--workers", "1", "--quiet",
+                       "--env", f"BENCH_URL={url}/")
         return peak_rss_kb(pinned(cmd, GEN_CORE), HOLD_SECONDS, tmp)[0]
 
 
-def k6_idle_rss(vus: int) -> int:
+def k6_idle_rss(url: str, vus: int) -> int:
     with tempfile.TemporaryDirectory(prefix="indigo-bench-k6-") as d:
         cmd = [str(peer_bin("k6")), "run", "--quiet", "--no-usage-report", "--vus", str(vus),
-               "--duration", f"{HOLD_SECONDS}s", "--no-summary",
+               "--duration", f"{HOLD_SECONDS}s", "--no-summary", "-e", f"URL={url}/",
                str(PEERS_DIR / "k6_idle.js")]
         return peak_rss_kb(pinned(cmd, GEN_CORE), HOLD_SECONDS, Path(d))[0]
 
@@ -116,8 +122,9 @@ def idle_rows(runs: int) -> list[Row]:
     k6 = Measure("k6, 1,000 VUs", "KB/VU")
     k6_1k = Measure("k6, 1,000 VUs", "MB")
     for i in range(runs):
-        o = {1: ours_idle_rss(1), 1000: ours_idle_rss(1000), STREAMS: ours_idle_rss(STREAMS)}
-        k = {1: k6_idle_rss(1), 1000: k6_idle_rss(1000)}
+        with nginx(max_conns=STREAMS + 2000) as url:
+            o = {n: ours_idle_rss(url, n) for n in (1, 1000, STREAMS)}
+            k = {n: k6_idle_rss(url, n) for n in (1, 1000)}
         log(f"idle RSS run {i + 1}/{runs}: ours {o} KiB, k6 {k} KiB")
         ours.samples.append(per_vu_kb({1: o[1], STREAMS: o[STREAMS]}))
         ours_1k.samples.append(o[1000] / 1024)

@@ -4,8 +4,8 @@ The machine has two cores, so a target server would have to share them with two
 workers; to measure the generator where the target is not the bottleneck, the main
 figure uses iterations that need no server (each runs a check and records a custom
 Trend and Counter: the engine and the metrics, without the network). For context,
-the same comparison against nginx, which then competes with the workers for the
-two cores.
+the same comparison against nginx (not pinned), which then competes with the
+workers for the two cores.
 
     python bench/bench_workers.py [--runs 3] [--duration 10]
 """
@@ -72,7 +72,7 @@ def bench(runs: int, duration: float) -> list[Row]:
                    cpu["1 worker"], "≥ 1.8×")
     if main_row.ratio is not None:
         main_row.verdict = main_row.ratio >= 1.8
-    with nginx() as url:
+    with nginx(core=None) as url:  # the scheduler shares both cores among all three
         http = interleaved(runs, {
             f"{w} worker{'s' if w > 1 else ''}": (
                 lambda w=w: ours_rate(HTTP_SCENARIO, "http_reqs", w, duration,

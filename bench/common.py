@@ -155,8 +155,10 @@ def run(cmd: Sequence[str], *, timeout: float, env: dict | None = None,
 
 @contextlib.contextmanager
 def nginx(*, sse_events: int = 0, sse_bytes: bytes = b"", tail: bytes = b"",
-          max_conns: int = 4096, limit_rate: str = "") -> Iterator[str]:
-    """nginx with one worker on the target core; yields its base URL.
+          max_conns: int = 4096, limit_rate: str = "",
+          core: str | None = TARGET_CORE) -> Iterator[str]:
+    """nginx with one worker on the target core (or on any, with `core=None`); yields
+    its base URL.
 
     Serves `/` (a trivial 200 "ok") and, if asked, `/sse` (a static text/event-stream
     file of `sse_events` copies of `sse_bytes`, then `tail`).
@@ -177,7 +179,9 @@ def nginx(*, sse_events: int = 0, sse_bytes: bytes = b"", tail: bytes = b"",
         for key, value in subst.items():
             conf = conf.replace(key, value)
         (root / "nginx.conf").write_text(conf)
-        cmd = pinned([nginx_bin(), "-p", str(root), "-c", str(root / "nginx.conf")], TARGET_CORE)
+        cmd = [nginx_bin(), "-p", str(root), "-c", str(root / "nginx.conf")]
+        if core is not None:
+            cmd = pinned(cmd, core)
         with background(cmd, port=port):
             yield f"http://{HOST}:{port}"
 
@@ -240,11 +244,13 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
+        """How many times better ours is: ours/ref, or ref/ours where lower is better."""
         if self.ref is None or not self.ref.samples or not self.ours.samples:
             return None
-        if self.ref.median == 0:
-            return None
-        return self.ours.median / self.ref.median
+        num, den = self.ours.median, self.ref.median
+        if not self.higher_is_better:
+            num, den = den, num
+        return num / den if den else None
 
 
 def fmt(v: float, unit: str) -> str:
@@ -256,8 +262,9 @@ def fmt(v: float, unit: str) -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    """A Markdown table of results; paste-able into docs/benchmarks.md."""
-    head = "| target | ours | reference | ratio | goal | met |"
+    """A Markdown table of results; paste-able into docs/benchmarks.md. "× better" is
+    ours/reference, inverted where lower is better (memory, overhead)."""
+    head = "| target | ours | reference | × better | goal | met |"
     lines = [head, "|---|---|---|---|---|---|"]
     for r in rows:
         ours = f"{r.ours.label}: {fmt(r.ours.median, r.ours.unit)}"
