@@ -14,7 +14,8 @@ from indigo_loadtest.simulator.process import SimulatorProcess, start_simulator_
 
 @pytest.fixture(scope="session")
 def sim() -> Iterator[SimulatorProcess]:
-    proc = start_simulator_process(api_key=API_KEY, jwt_secret=JWT_SECRET, **FAST)
+    proc = start_simulator_process(api_key=API_KEY, jwt_secret=JWT_SECRET, slow_start_ms=300,
+                                   **FAST)
     try:
         yield proc
     finally:

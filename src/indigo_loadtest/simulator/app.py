@@ -33,8 +33,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason,
                               {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None)
-    except (ConnectionResetError, ConnectionError):
-        raise  # the client went away (or a dropped-connection fault): nothing to answer
+    except ConnectionError:
+        # The client went away (or a dropped-connection fault): nothing left to answer.
+        return web.Response(status=499)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -113,7 +112,7 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
         await wait_for_all(start, plan, reply.completion_tokens)
         if plan.fault == "drop":
             drop_connection(request)
-            raise ConnectionResetError("simulated dropped connection")
+            raise ConnectionResetError("dropped by fault injection")
         if on_done is not None:
             await on_done(reply)
         body = orjson.dumps(completion_body(cid, created, req.model, reply))
@@ -149,7 +148,6 @@ def _delta(reply: Reply, index: int) -> dict[str, Any]:
 async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: Any,
                   start: float, queue_ms: str, cid: str, created: int,
                   on_done: OnDone) -> web.StreamResponse:
-    loop = asyncio.get_running_loop()
     resp = await open_stream(request, queue_ms)
     n = reply.completion_tokens
     fault_at = n // 2
@@ -159,7 +157,7 @@ async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: An
             return resp
         if i == fault_at and plan.fault == "malformed":
             await resp.write(MALFORMED_EVENT)
-        await sleep_until(loop, token_deadline(start, plan, i))
+        await sleep_until(token_deadline(start, plan, i))
         await resp.write(_chunk(cid, created, req.model, _delta(reply, i), None,
                                 req.include_usage))
     if on_done is not None:

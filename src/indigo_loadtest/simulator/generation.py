@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,15 +69,14 @@ def raise_early_fault(plan: Plan, retry_after_s: int) -> None:
 
 @asynccontextmanager
 async def generation_slot(latency: LatencyModel) -> AsyncIterator[tuple[float, str]]:
-    """Hold a generation slot; yields (loop time it was granted, X-Queue-Time value)."""
-    loop = asyncio.get_running_loop()
-    asked = loop.time()
+    """Hold a generation slot; yields (perf_counter when granted, X-Queue-Time value)."""
+    asked = time.perf_counter()
     try:
         await latency.slots.acquire()
     except QueueFull:
         raise ApiError(429, "queue_full", "too many requests waiting for a generation slot",
                        {"Retry-After": "1"}) from None
-    granted = loop.time()
+    granted = time.perf_counter()
     try:
         yield granted, f"{(granted - asked) * 1000.0:.3f}"
     finally:
@@ -90,7 +89,7 @@ def token_deadline(start: float, plan: Plan, index: int) -> float:
 
 async def wait_for_all(start: float, plan: Plan, count: int) -> None:
     """A non-streamed answer is ready when its last token would have been generated."""
-    await sleep_until(asyncio.get_running_loop(), token_deadline(start, plan, max(count, 1) - 1))
+    await sleep_until(token_deadline(start, plan, max(count, 1) - 1))
 
 
 async def open_stream(request: web.Request, queue_ms: str) -> web.StreamResponse:

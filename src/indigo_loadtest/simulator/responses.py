@@ -207,7 +207,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         await wait_for_all(start, plan, reply.completion_tokens)
         if plan.fault == "drop":
             drop_connection(request)
-            raise ConnectionResetError("simulated dropped connection")
+            raise ConnectionResetError("dropped by fault injection")
         resp = complete(new_response(req, "running"), reply, new_id("msg" if not
                                                                    reply.is_tool_call else "fc"))
         _save(sim, user, req, resp, reply, first=True)
@@ -257,7 +257,6 @@ class _Events:
 
 async def _stream(request: web.Request, sim: Simulator, user: str, req: ResponseRequest,
                   reply: Reply, plan: Plan, start: float, queue_ms: str) -> web.StreamResponse:
-    loop = asyncio.get_running_loop()
     ev = _Events()
     resp = new_response(req, "in_progress")
     item_id = new_id("fc" if reply.is_tool_call else "msg")
@@ -277,7 +276,7 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
             return out
         if i == n // 2 and plan.fault == "malformed":
             await out.write(MALFORMED_EVENT)
-        await sleep_until(loop, token_deadline(start, plan, i))
+        await sleep_until(token_deadline(start, plan, i))
         if tool:
             chunk = ev("response.function_call_arguments.delta", item_id=item_id,
                        output_index=0, delta=token)
