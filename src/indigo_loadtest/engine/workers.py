@@ -559,8 +559,10 @@ class WorkersExecution:
             teardown_error = teardown.teardown_error
         # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
         # VUs) then add to the workers' instead of overwriting them.
-        for state in self._pool.final_states if self._pool is not None else ():
+        final_states = self._pool.final_states if self._pool is not None else []
+        for state in final_states:
             self.registry.merge_state(state)
+        _add_shard_peaks(self.registry, final_states)
         self.stage = "done"
         self._t_end = time.perf_counter()
         return self._combine(setup, outcome, teardown_error)
@@ -602,3 +604,24 @@ class WorkersExecution:
             teardown_error=teardown_error,
             iteration_errors=errors,
         )
+
+
+# The VU gauges of shards running side by side add up: the test's peak is the sum of
+# the shards' peaks (exact for vus_max, which only grows), not the largest of them.
+SHARD_SUMMED_GAUGES = ("vus", "vus_max")
+
+
+def _add_shard_peaks(registry: Registry, states: list[list[dict[str, Any]]]) -> None:
+    from ..metrics.tags import tagset
+
+    peaks: dict[tuple[str, tuple], float] = {}
+    for state in states:
+        for md in state:
+            if md["name"] in SHARD_SUMMED_GAUGES:
+                for items, st in md["sinks"]:
+                    if st["count"]:
+                        key = (md["name"], tuple(map(tuple, items)))
+                        peaks[key] = peaks.get(key, 0.0) + st["max"]
+    for (name, items), peak in peaks.items():
+        sink = registry.metrics[name].sink(tagset(items))
+        sink.max = max(peak, sink.value)  # type: ignore[union-attr]
