@@ -168,7 +168,7 @@ class Session:
         log(cfg, "[GUEST LOGIN] Starting guest login...")
         started = time.perf_counter()
         resp = await http.post(f"{cfg.base}/v1/auth/guest-login", json={},
-                               headers=self.headers(), name="guest-login")
+                               headers=self.headers(), name="/v1/auth/guest-login")
         self.metrics.time(LOGIN_TREND, started)
         ok = check(resp, {
             "guest login status 200": lambda r: r.status == 200,
@@ -202,7 +202,7 @@ class Session:
             # may run on a VU whose jar holds another guest's refresh token.
             resp = await http.get(f"{cfg.base}/v1/auth/refresh-token", headers=headers,
                                   cookies={REFRESH_COOKIE: self.refresh_token},
-                                  name="refresh-token")
+                                  name="/v1/auth/refresh-token")
             self.metrics.time(REFRESH_TREND, started)
             ok = check(resp, {
                 "refresh token status 200": lambda r: r.status == 200,
