@@ -16,6 +16,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import (
     GEN_CORE,
@@ -25,6 +26,7 @@ from common import (
     nginx,
     ours_cmd,
     peer_bin,
+    per_second,
     pinned,
     run,
     summary_metric,
@@ -52,52 +54,61 @@ def write_scenario(tmp: Path, source: str, name: str = "bench_plain.py") -> Path
     return path
 
 
+def from_summary(export: Path, res: Any, metric: str = "http_reqs") -> tuple[float, float]:
+    """A counter's (per wall second, per CPU-second) from a k6-layout summary export."""
+    summary = json.loads(export.read_text())
+    count = summary_metric(summary, metric, "count")
+    rate = summary_metric(summary, metric, "rate")
+    return per_second(count, count / rate if rate else 1.0, res)
+
+
 def ours_rate(url: str, duration: float, workers: int = 1, core: str = GEN_CORE,
-              vus: int = CONNECTIONS) -> float:
-    """Requests per second of our generator (from its summary export)."""
+              vus: int = CONNECTIONS) -> tuple[float, float]:
+    """Requests per second of our generator (from its summary export), and per CPU-s."""
     with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
         tmp = Path(d)
         script = write_scenario(tmp, OURS_SCENARIO % {"vus": vus, "duration": duration})
         export = tmp / "summary.json"
         cmd = ours_cmd("run", str(script), "--workers", str(workers),
                        "--env", f"BENCH_URL={url}/", "--summary-export", str(export), "--quiet")
-        run(pinned(cmd, core), timeout=duration + 60, cwd=tmp)
-        summary = json.loads(export.read_text())
-        return summary_metric(summary, "http_reqs", "rate")
+        res = run(pinned(cmd, core), timeout=duration + 60, cwd=tmp)
+        return from_summary(export, res)
 
 
-def k6_rate(url: str, duration: float) -> float:
+def k6_rate(url: str, duration: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="indigo-bench-k6-") as d:
         export = Path(d) / "summary.json"
         cmd = [str(peer_bin("k6")), "run", "--quiet", "--no-usage-report",
                "--vus", str(CONNECTIONS), "--duration", f"{duration}s",
                "--summary-export", str(export), "-e", f"URL={url}/",
                str(PEERS_DIR / "k6_get.js")]
-        run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
-        return summary_metric(json.loads(export.read_text()), "http_reqs", "rate")
+        res = run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
+        return from_summary(export, res)
 
 
-def locust_rate(url: str, duration: float) -> float:
+def locust_rate(url: str, duration: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="indigo-bench-locust-") as d:
         prefix = Path(d) / "stats"
         cmd = [str(peer_bin("locust")), "-f", str(PEERS_DIR / "locustfile.py"), "--headless",
                "-u", str(CONNECTIONS), "-r", "1000", "-t", f"{int(duration)}s", "--host", url,
                "--only-summary", "--csv", str(prefix), "--loglevel", "WARNING"]
-        run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
+        res = run(pinned(cmd, GEN_CORE), timeout=duration + 60, cwd=Path(d))
         with open(f"{prefix}_stats.csv", newline="") as f:
             for row in csv.DictReader(f):
                 if row["Name"] == "Aggregated":
-                    return float(row["Requests/s"])
+                    count, rate = float(row["Request Count"]), float(row["Requests/s"])
+                    return per_second(count, count / rate if rate else 1.0, res)
     raise RuntimeError("locust wrote no aggregated stats")
 
 
-def wrk_rate(url: str, duration: float) -> float:
+def wrk_rate(url: str, duration: float) -> tuple[float, float]:
     cmd = [wrk_bin(), "-t1", f"-c{CONNECTIONS}", f"-d{int(duration)}s", f"{url}/"]
-    out = run(pinned(cmd, GEN_CORE), timeout=duration + 30).stdout
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res = run(pinned(cmd, GEN_CORE), timeout=duration + 30)
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", res.stdout)
     if not m:
-        raise RuntimeError(f"unexpected wrk output: {out[-300:]}")
-    return float(m.group(1))
+        raise RuntimeError(f"unexpected wrk output: {res.stdout[-300:]}")
+    seconds = float(m.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(3)]
+    return per_second(float(m.group(1)), seconds, res)
 
 
 def bench(runs: int, duration: float) -> list[Row]:
@@ -108,13 +119,16 @@ def bench(runs: int, duration: float) -> list[Row]:
             "Locust": (lambda: locust_rate(url, duration), "req/s"),
             "wrk": (lambda: wrk_rate(url, duration), "req/s"),
         })
-    ours = results["ours"]
     rows = []
-    for peer, goal in (("k6", "≥ 2×"), ("Locust", ""), ("wrk", "")):
-        row = Row(f"1. plain GET rate, 1 core, {CONNECTIONS} conns", ours, results[peer], goal)
-        if goal and row.ratio is not None:
-            row.verdict = row.ratio >= 2.0
-        rows.append(row)
+    for per_cpu in (False, True):
+        ours = results["ours"].per_cpu() if per_cpu else results["ours"]
+        what = "per CPU-second" if per_cpu else "1 core"
+        for peer, goal in (("k6", "≥ 2×"), ("Locust", ""), ("wrk", "")):
+            ref = results[peer].per_cpu() if per_cpu else results[peer]
+            row = Row(f"1. plain GET rate, {what}, {CONNECTIONS} conns", ours, ref, goal)
+            if goal and row.ratio is not None:
+                row.verdict = row.ratio >= 2.0
+            rows.append(row)
     return rows
 
 

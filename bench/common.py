@@ -144,9 +144,16 @@ def background(cmd: Sequence[str], *, port: int | None = None, env: dict | None 
 
 def run(cmd: Sequence[str], *, timeout: float, env: dict | None = None,
         cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a bounded command, capturing output; a failure says which command and why."""
+    """Run a bounded command, capturing output; a failure says which command and why.
+
+    The result's `cpu_seconds` is the CPU time (user + system) the command used: rates
+    per CPU-second hold steady when other work shares the machine, wall rates do not.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     res = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True,
                          timeout=timeout, preexec_fn=raise_nofile)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode not in (0, 99):  # 99: a threshold failed, the numbers still count
         tail = (res.stderr.strip() + "\n" + res.stdout.strip()).strip()[-1500:]
         raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {res.returncode}: {tail}")
@@ -195,6 +202,12 @@ class Measure:
     unit: str
     samples: list[float] = field(default_factory=list)
     note: str = ""
+    cpu_samples: list[float] = field(default_factory=list)  # the same per CPU-second
+
+    def per_cpu(self) -> Measure:
+        """The per-CPU-second figures as a Measure of their own."""
+        unit = self.unit.removesuffix("/s") + "/CPU-s"
+        return Measure(self.label, unit, list(self.cpu_samples), self.note)
 
     @property
     def median(self) -> float:
@@ -215,7 +228,18 @@ def repeat(n: int, fn: Callable[[], float], label: str, unit: str) -> Measure:
     return m
 
 
-def interleaved(n: int, fns: dict[str, tuple[Callable[[], float], str]]) -> dict[str, Measure]:
+# A tool's figure for one run: a value, or (per wall second, per CPU-second).
+Figure = float | tuple[float, float]
+
+
+def per_second(count: float, wall_seconds: float, res: subprocess.CompletedProcess,
+               ) -> tuple[float, float]:
+    """`count` per wall second and per CPU-second of the command that produced `res`."""
+    cpu = getattr(res, "cpu_seconds", 0.0)
+    return count / wall_seconds, (count / cpu if cpu > 0 else float("nan"))
+
+
+def interleaved(n: int, fns: dict[str, tuple[Callable[[], Figure], str]]) -> dict[str, Measure]:
     """Run each tool once per round, n rounds, so background noise hits all alike."""
     out = {k: Measure(k, unit) for k, (_, unit) in fns.items()}
     for i in range(n):
@@ -226,8 +250,14 @@ def interleaved(n: int, fns: dict[str, tuple[Callable[[], float], str]]) -> dict
                 log(f"{k} run {i + 1}/{n} failed: {e}")
                 out[k].note = str(e).splitlines()[0][:80]
                 continue
-            log(f"{k} run {i + 1}/{n}: {v:,.4g} {out[k].unit}")
-            out[k].samples.append(v)
+            m = out[k]
+            if isinstance(v, tuple):
+                v, per_cpu = v
+                m.cpu_samples.append(per_cpu)
+                log(f"{k} run {i + 1}/{n}: {v:,.4g} {m.unit}, {per_cpu:,.4g} per CPU-s")
+            else:
+                log(f"{k} run {i + 1}/{n}: {v:,.4g} {m.unit}")
+            m.samples.append(v)
     return out
 
 
