@@ -587,6 +587,8 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
     if not settings.no_summary:
         console.print(render(prepared, outcome, elapsed))
         console.print(f"  target: {prepared.target}")
+        for line in output_summary_lines(prepared):
+            console.print(f"  {line}")
         reason = getattr(result, "stop_reason", None)
         if outcome.aborted_by is not None:
             console.print(f"  aborted: threshold {outcome.aborted_by.key} "
@@ -604,6 +606,16 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
     if thresholds_failed:
         failed = [f"{r.key} '{r.expression}'" for r in outcome.threshold_results if not r.ok]
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
+
+
+def output_summary_lines(prepared: Prepared) -> list[str]:
+    """What outputs report about themselves after the run (e.g. remote-write pushes)."""
+    lines = []
+    for output in prepared.outputs:
+        summary_line = getattr(output, "summary_line", None)
+        if summary_line is not None:
+            lines.append(summary_line())
+    return lines
 
 
 def trend_stats(prepared: Prepared) -> tuple[str, ...]:

@@ -21,7 +21,8 @@ class Output(Protocol):
     """An output is started before the first iteration and stopped after the last.
 
     `stop()` must write everything it holds and be safe to call twice: it also runs
-    on Ctrl-C and after a crash, so nothing measured is lost.
+    on Ctrl-C and after a crash, so nothing measured is lost. An output may also have
+    `summary_line() -> str`, printed in the summary's footer after the run.
     """
 
     name: str
