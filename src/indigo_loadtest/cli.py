@@ -80,6 +80,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="json[=FILE], csv[=FILE] or prometheus-rw[=URL] (repeatable)")
     p.add_argument("--summary-export", metavar="FILE", help="write the end-of-test summary "
                    "JSON here (default: results/<scenario>_<timestamp>.json)")
+    p.add_argument("--summary-trend-stats", metavar="STATS", help="trend columns of the "
+                   "summary and the export, e.g. \"avg,med,p(99),p(99.9)\" (default: the "
+                   "scenario's summaryTrendStats, else avg,min,med,max,p(90),p(95))")
     p.add_argument("--results-dir", default="results", metavar="DIR",
                    help="folder for result files (default: results)")
     p.add_argument("--no-summary", action="store_true", help="do not print the summary")
@@ -169,6 +172,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         duration=getattr(args, "duration", None),
         outs=list(getattr(args, "out", [])),
         summary_export=getattr(args, "summary_export", None),
+        summary_trend_stats=getattr(args, "summary_trend_stats", None),
         no_summary=getattr(args, "no_summary", False),
         quiet=getattr(args, "quiet", False),
         workers=getattr(args, "workers", None),
@@ -231,10 +235,10 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
     for flag, values in (("--env", args.env), ("--tag", args.tag), ("--out", args.out)):
         for value in values:
             out += [flag, value]
-    for flag in ("vus", "iterations", "duration", "workers"):
+    for flag in ("vus", "iterations", "duration", "workers", "summary_trend_stats"):
         value = getattr(args, flag)
         if value is not None:
-            out += [f"--{flag}", str(value)]
+            out += ["--" + flag.replace("_", "-"), str(value)]
     for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))

@@ -59,6 +59,7 @@ class RunSettings:
     duration: str | None = None
     outs: list[str] = field(default_factory=list)
     summary_export: str | None = None
+    summary_trend_stats: str | None = None  # --summary-trend-stats "avg,p(99)"
     no_summary: bool = False
     quiet: bool = False
     workers: int | None = None
@@ -103,6 +104,7 @@ class Prepared:
     thresholds: ThresholdSet
     run_info: RunInfo
     timestamp: str
+    trend_stats: tuple[str, ...]  # the summary's and the summary export's trend columns
     simulator: Any = None  # the embedded simulator process, when BASE was unset
     embedded: bool = False  # BASE was unset: the target is (or would be) the simulator
     outputs: list[Output] = field(default_factory=list)
@@ -228,6 +230,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
         thresholds.validate(registry)
     except ThresholdError as exc:
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+    trend_stats = summary_trend_stats(settings, options.plan.extra)
 
     now = datetime.now()
     timestamp = now.strftime("%Y%m%d-%H%M%S")
@@ -246,11 +249,28 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     prepared = Prepared(
         settings=settings, scenario=scenario, env=env, registry=registry, module=module,
         options=options, thresholds=thresholds, run_info=run_info, timestamp=timestamp,
-        simulator=simulator,
+        trend_stats=trend_stats, simulator=simulator,
     )
     prepared.summary_path = summary_export_path(prepared)
     prepared.outputs = build_outputs(prepared)
     return prepared
+
+
+def summary_trend_stats(settings: RunSettings, extra: dict[str, Any]) -> tuple[str, ...]:
+    """The trend columns: --summary-trend-stats, else the summaryTrendStats option, else
+    k6's default."""
+    from .metrics.summary import DEFAULT_TREND_STATS, parse_trend_stats
+
+    if settings.summary_trend_stats is not None:
+        where, value = "--summary-trend-stats", settings.summary_trend_stats
+    elif extra.get("summary_trend_stats") is not None:
+        where, value = "summaryTrendStats", extra["summary_trend_stats"]
+    else:
+        return DEFAULT_TREND_STATS
+    try:
+        return parse_trend_stats(value)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}", ExitCode.INVALID_CONFIG) from None
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -618,12 +638,6 @@ def output_summary_lines(prepared: Prepared) -> list[str]:
     return lines
 
 
-def trend_stats(prepared: Prepared) -> tuple[str, ...]:
-    from .metrics.summary import DEFAULT_TREND_STATS
-
-    return tuple(prepared.options.plan.extra.get("summary_trend_stats") or DEFAULT_TREND_STATS)
-
-
 def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
     from .metrics.summary import render_summary
 
@@ -631,7 +645,7 @@ def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
     if color is None:
         color = console_is_tty()
     return render_summary(prepared.registry, outcome.threshold_results, prepared.run_info,
-                          elapsed, summary_trend_stats=trend_stats(prepared), color=color)
+                          elapsed, summary_trend_stats=prepared.trend_stats, color=color)
 
 
 def console_is_tty() -> bool:
@@ -647,7 +661,7 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
 
     try:
         write_export(path, prepared.registry, outcome.threshold_results, elapsed,
-                     summary_trend_stats=trend_stats(prepared))
+                     summary_trend_stats=prepared.trend_stats)
     except OSError as exc:
         console.error(f"cannot write the summary export {path}: {exc}")
         return

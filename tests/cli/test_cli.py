@@ -174,9 +174,14 @@ def test_run_all_prints_a_table_and_fails_if_one_fails(workdir: Path,
     write_scenario(workdir, "a_good", passing("all-good"))
     write_scenario(workdir, "b_bad", passing("all-bad").replace(
         '"checks": ["rate==1"]', '"iterations": ["count>100"]'))
-    res = run_cli("run", "--all", "--pause", "0", "-q", "--no-summary", cwd=workdir,
+    res = run_cli("run", "--all", "--pause", "0", "-q", "--no-summary",
+                  "--summary-trend-stats", "max", cwd=workdir,
                   env=clean_env(BASE=local_server.url))
     assert res.returncode == ExitCode.THRESHOLDS_FAILED, res.stderr
+    exports = sorted((workdir / "results").glob("*.json"))
+    assert [p.name.split("_2")[0] for p in exports] == ["a_good", "b_bad"]
+    for export in exports:  # each scenario's run got the flag
+        assert list(json.loads(export.read_text())["metrics"]["http_req_duration"]) == ["max"]
     table = res.stdout[res.stdout.index("scenario "):]
     assert "a_good" in table and "✓ passed" in table
     assert "b_bad" in table and "✗ FAILED (thresholds)" in table

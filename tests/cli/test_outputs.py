@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -40,3 +41,60 @@ def test_failed_remote_write_pushes_are_reported_in_the_footer(
     warnings = [line for line in res.stderr.splitlines() if "prometheus-rw" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: prometheus-rw: push to ")
     assert "Traceback" not in res.stderr
+
+
+STATS = '''"""Gets /{tag} twice."""
+from indigo_loadtest import env
+
+options = {{"iterations": 2{options}}}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/{tag}")
+'''
+
+
+def test_summary_trend_stats_from_the_option_and_the_flag(workdir: Path,
+                                                          local_server: LocalServer) -> None:
+    options = ', "summaryTrendStats": ["avg", "p(99.9)", "count"]'
+    write_scenario(workdir, "stats", STATS.format(tag="stats", options=options))
+    env = clean_env(BASE=local_server.url)
+    res = run_cli("run", "stats", "--summary-export", "option.json", "--no-color", cwd=workdir,
+                  env=env)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"http_req_duration\.+: avg=\S+ p\(99\.9\)=\S+ count=2\n", res.stdout)
+    exported = json.loads((workdir / "option.json").read_text())["metrics"]
+    assert list(exported["http_req_duration"]) == ["avg", "p(99.9)", "count"]
+    res = run_cli("run", "stats", "--summary-trend-stats", "med, p(99)", "--summary-export",
+                  "flag.json", "--no-color", cwd=workdir, env=env)
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"http_req_duration\.+: med=\S+ p\(99\)=\S+\n", res.stdout)
+    exported = json.loads((workdir / "flag.json").read_text())["metrics"]
+    assert list(exported["iteration_duration"]) == ["med", "p(99)"]  # the flag wins
+
+
+HINT = "(use avg, min, med, max, count or p(N))"
+
+
+@pytest.mark.parametrize(("tag", "options", "flags", "message"), [
+    ("typo-option", ', "summaryTrendStats": ["avg", "p99"]', (),
+     f"error: summaryTrendStats: invalid summary trend stat 'p99' {HINT}\n"),
+    ("typo-type", ', "summaryTrendStats": 95', (),
+     "error: summaryTrendStats: expected a list of trend stats such as "
+     '["avg", "p(95)"], got 95\n'),
+    ("typo-flag", "", ("--summary-trend-stats", "avg,mean"),
+     f"error: --summary-trend-stats: invalid summary trend stat 'mean' {HINT}\n"),
+    ("typo-empty", "", ("--summary-trend-stats", ""),
+     f"error: --summary-trend-stats: invalid summary trend stat '' {HINT}\n"),
+])
+def test_summary_trend_stats_typo_is_one_line_before_traffic(
+        workdir: Path, local_server: LocalServer, tag: str, options: str,
+        flags: tuple[str, ...], message: str) -> None:
+    write_scenario(workdir, "typo", STATS.format(tag=tag, options=options))
+    env = clean_env(BASE=local_server.url)
+    res = run_cli("run", "typo", "-q", *flags, cwd=workdir, env=env)
+    assert (res.returncode, res.stderr) == (ExitCode.INVALID_CONFIG, message)
+    assert local_server.paths(f"/{tag}") == []
+    assert not (workdir / "results").exists()
+    if not flags:  # `check` validates the option as well
+        checked = run_cli("check", "typo", cwd=workdir, env=env)
+        assert (checked.returncode, checked.stderr) == (ExitCode.INVALID_CONFIG, message)

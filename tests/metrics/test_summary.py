@@ -180,9 +180,13 @@ def test_percent_truncates_like_k6() -> None:
 
 def test_parse_trend_stats() -> None:
     assert parse_trend_stats(["avg", " p(99.9) ", "count"]) == ("avg", "p(99.9)", "count")
-    for bad in ("mean", "p(101)", "p95"):
+    assert parse_trend_stats("med, p(99)") == ("med", "p(99)")  # the command line's form
+    for bad in ("mean", "p(101)", "p95", 95):
         with pytest.raises(ValueError, match=re.escape(repr(bad))):
             parse_trend_stats([bad])
+    for bad_list in ([], None, 95, {"avg": True}):
+        with pytest.raises(ValueError):
+            parse_trend_stats(bad_list)  # type: ignore[arg-type]
 
 
 def test_check_tree_merges_tag_sets_of_one_check() -> None:

@@ -30,24 +30,33 @@ _EXECUTION = frozenset({
     "iteration_duration", "iterations", "vus", "vus_max", "dropped_iterations", GROUP_DURATION,
 })
 _SECTIONS = ("CUSTOM", "HTTP", "EXECUTION", "NETWORK")
+_TREND_STATS_HINT = "use avg, min, med, max, count or p(N)"
 
 
 # --- what each metric reports (shared with the summary export) -----------------------
 
 
-def parse_trend_stats(stats: Iterable[str]) -> tuple[str, ...]:
-    """Validate summaryTrendStats such as ("avg", "p(99.9)"); raises ValueError."""
+def parse_trend_stats(stats: str | Iterable[str]) -> tuple[str, ...]:
+    """Validate summaryTrendStats: a list such as ["avg", "p(99.9)"] (the option) or
+    "avg,p(99.9)" (the command line); raises ValueError."""
+    if isinstance(stats, str):
+        stats = stats.split(",")
+    elif not isinstance(stats, list | tuple):
+        raise ValueError(f"expected a list of trend stats such as [\"avg\", \"p(95)\"], "
+                         f"got {stats!r}")
     out = []
     for stat in stats:
+        if not isinstance(stat, str):
+            raise ValueError(f"invalid summary trend stat {stat!r} (expected a string)")
         text = stat.strip()
         m = PERCENTILE_RE.match(text)
         if text not in ("avg", "min", "med", "max", "count") and not (
             m and 0 <= float(m.group(1)) <= 100
         ):
-            raise ValueError(
-                f"invalid summary trend stat {stat!r} (use avg, min, med, max, count or p(N))"
-            )
+            raise ValueError(f"invalid summary trend stat {stat!r} ({_TREND_STATS_HINT})")
         out.append(text)
+    if not out:
+        raise ValueError(f"no summary trend stats given ({_TREND_STATS_HINT})")
     return tuple(out)
 
 
