@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .metrics.registry import Registry
 from .metrics.thresholds import ThresholdError, ThresholdResult, ThresholdSet, parse_thresholds
-from .outputs.base import Output, RunInfo
+from .outputs.base import Output, RunInfo, unwritable_reason
 from .progress import ProgressLine, Snapshot
 from .scenario import config as config_mod
 from .scenario.config import Env, build_env
@@ -253,6 +253,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     )
     prepared.summary_path = summary_export_path(prepared)
     prepared.outputs = build_outputs(prepared)
+    check_result_files(prepared)
     return prepared
 
 
@@ -321,6 +322,22 @@ def build_outputs(prepared: Prepared) -> list[Output]:
         else:
             outputs.append(_prometheus_output(prepared.env, arg or None))
     return outputs
+
+
+def result_files(prepared: Prepared) -> list[tuple[str, Path]]:
+    """(what, path) of every file the run will write."""
+    files = [(f"the {output.name} output", output.path) for output in prepared.outputs
+             if isinstance(getattr(output, "path", None), Path)]
+    if prepared.summary_path is not None:
+        files.append(("the summary export", prepared.summary_path))
+    return files
+
+
+def check_result_files(prepared: Prepared) -> None:
+    for what, path in result_files(prepared):
+        reason = unwritable_reason(path)
+        if reason is not None:
+            raise ScenarioError(f"cannot write {what} {path}: {reason}", ExitCode.INVALID_CONFIG)
 
 
 def _prometheus_output(env: Env, arg: str | None) -> Output:
@@ -569,7 +586,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
     finally:
-        await _stop_outputs(prepared, console)
+        await _stop_outputs(prepared.outputs, console)
     elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
     outcome.interrupted = interrupts.count > 0
     setup_error = getattr(result, "setup_error", None)
@@ -581,16 +598,19 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
 
 
 async def _start_outputs(prepared: Prepared, console: Console) -> None:
+    started: list[Output] = []
     for output in prepared.outputs:
         try:
             await output.start(prepared.registry, prepared.run_info)
         except Exception as exc:
+            await _stop_outputs(started, console)  # no session or task left behind
             raise ScenarioError(f"output {output.description()}: {exc}",
                                 ExitCode.INVALID_CONFIG) from None
+        started.append(output)
 
 
-async def _stop_outputs(prepared: Prepared, console: Console) -> None:
-    for output in prepared.outputs:
+async def _stop_outputs(outputs: list[Output], console: Console) -> None:
+    for output in outputs:
         try:
             await output.stop()
         except Exception as exc:  # one broken output must not lose the others' data
@@ -615,7 +635,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
                           f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
         elif outcome.interrupted:
             console.print(f"  interrupted: {reason or 'stopped by a signal'}")
-    write_summary_export(prepared, outcome, elapsed, console)
+    exported = write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -623,6 +643,8 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.EXTERNAL_ABORT
     elif thresholds_failed or outcome.aborted_by is not None:
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
+    elif not exported:  # the path was checked before the run, but changed since
+        outcome.exit_code = ExitCode.INVALID_CONFIG
     if thresholds_failed:
         failed = [f"{r.key} '{r.expression}'" for r in outcome.threshold_results if not r.ok]
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
@@ -653,19 +675,21 @@ def console_is_tty() -> bool:
 
 
 def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
-                         console: Console) -> None:
+                         console: Console) -> bool:
+    """False if the export could not be written (the error is printed)."""
     path = prepared.summary_path
     if path is None:
-        return
+        return True
     from .outputs.summary_export import write_summary_export as write_export
 
     try:
         write_export(path, prepared.registry, outcome.threshold_results, elapsed,
                      summary_trend_stats=prepared.trend_stats)
     except OSError as exc:
-        console.error(f"cannot write the summary export {path}: {exc}")
-        return
+        console.error(f"cannot write the summary export {path}: {exc.strerror or exc}")
+        return False
     console.note(f"summary export written to {path}")
+    return True
 
 
 # --- entry points ----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Outputs seen from the command line: the remote-write report in the summary footer."""
+"""Outputs seen from the command line: the remote-write report in the summary footer,
+summaryTrendStats, and result files that cannot be written."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -10,7 +12,9 @@ import pytest
 from cli_helpers import LocalServer, clean_env, run_cli, write_scenario
 from test_failures import closed_port
 
-from indigo_loadtest.scenario.errors import ExitCode
+from indigo_loadtest.metrics.tags import EMPTY
+from indigo_loadtest.runner import Console, RunSettings, execute, prepare, run_event_loop
+from indigo_loadtest.scenario.errors import ExitCode, ScenarioError
 
 TIMED = '''"""Gets /{tag} for a second."""
 from indigo_loadtest import env, sleep
@@ -61,13 +65,13 @@ def test_summary_trend_stats_from_the_option_and_the_flag(workdir: Path,
     res = run_cli("run", "stats", "--summary-export", "option.json", "--no-color", cwd=workdir,
                   env=env)
     assert res.returncode == 0, res.stderr
-    assert re.search(r"http_req_duration\.+: avg=\S+ p\(99\.9\)=\S+ count=2\n", res.stdout)
+    assert re.search(r"http_req_duration\.+: avg=\S+\s+p\(99\.9\)=\S+\s+count=2\n", res.stdout)
     exported = json.loads((workdir / "option.json").read_text())["metrics"]
     assert list(exported["http_req_duration"]) == ["avg", "p(99.9)", "count"]
     res = run_cli("run", "stats", "--summary-trend-stats", "med, p(99)", "--summary-export",
                   "flag.json", "--no-color", cwd=workdir, env=env)
     assert res.returncode == 0, res.stderr
-    assert re.search(r"http_req_duration\.+: med=\S+ p\(99\)=\S+\n", res.stdout)
+    assert re.search(r"http_req_duration\.+: med=\S+\s+p\(99\)=\S+\n", res.stdout)
     exported = json.loads((workdir / "flag.json").read_text())["metrics"]
     assert list(exported["iteration_duration"]) == ["med", "p(99)"]  # the flag wins
 
@@ -98,3 +102,65 @@ def test_summary_trend_stats_typo_is_one_line_before_traffic(
     if not flags:  # `check` validates the option as well
         checked = run_cli("check", "typo", cwd=workdir, env=env)
         assert (checked.returncode, checked.stderr) == (ExitCode.INVALID_CONFIG, message)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--out", "json=a_file/x.ndjson"),
+     "cannot write the json output a_file/x.ndjson: a_file is not a directory"),
+    (("--out", "csv=a_dir"), "cannot write the csv output a_dir: it is a directory"),
+    (("--summary-export", "a_dir"), "cannot write the summary export a_dir: it is a directory"),
+    (("--results-dir", "a_file/deeper", "--dry-run"),
+     "cannot write the summary export a_file/deeper/files_"),
+])
+def test_unwritable_result_file_is_one_line_before_traffic(
+        workdir: Path, local_server: LocalServer, flags: tuple[str, ...], message: str) -> None:
+    (workdir / "a_file").write_text("not a folder")
+    (workdir / "a_dir").mkdir()
+    write_scenario(workdir, "files", STATS.format(tag="files", options=""))
+    res = run_cli("run", "files", *flags, cwd=workdir, env=clean_env(BASE=local_server.url))
+    assert res.returncode == ExitCode.INVALID_CONFIG
+    assert res.stderr.startswith("error: " + message) and res.stderr.count("\n") == 1
+    assert "Traceback" not in res.stdout
+    assert local_server.paths("/files") == []
+    assert sorted(p.name for p in workdir.iterdir()) == ["a_dir", "a_file", "scenarios"]
+
+
+def test_summary_export_path_taken_during_the_run_fails_the_run(
+        workdir: Path, local_server: LocalServer) -> None:
+    write_scenario(workdir, "taken", '''"""setup() puts a folder where the export goes."""
+import os
+from indigo_loadtest import env
+
+def setup():
+    os.mkdir("taken.json")
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/taken")
+''')
+    res = run_cli("run", "taken", "-q", "--summary-export", "taken.json", cwd=workdir,
+                  env=clean_env(BASE=local_server.url))
+    assert res.returncode == ExitCode.INVALID_CONFIG
+    assert res.stderr == "error: cannot write the summary export taken.json: Is a directory\n"
+    assert "http_reqs" in res.stdout and len(local_server.paths("/taken")) == 1
+    assert sorted(p.name for p in workdir.iterdir()) == ["scenarios", "taken.json"]
+
+
+def test_an_output_failing_to_start_stops_the_ones_started(
+        workdir: Path, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_scenario(workdir, "late", STATS.format(tag="late", options=""))
+    monkeypatch.chdir(workdir)
+    url = f"http://127.0.0.1:{closed_port()}/api/v1/write"
+    settings = RunSettings(scenario=str(path), env={"BASE": local_server.url}, quiet=True,
+                           outs=[f"prometheus-rw={url}", "json=late/x.ndjson"])
+    console = Console(io.StringIO(), io.StringIO())
+    prepared = prepare(settings, console)
+    (workdir / "late" / "x.ndjson").mkdir(parents=True)  # taken after the check
+    registry = prepared.registry
+    registry.record(registry.builtin.iterations, 1.0, EMPTY)  # something to push
+    with pytest.raises(ScenarioError, match=r"^output json \(late/x.ndjson\): .*Is a directory"):
+        run_event_loop(execute(prepared, console))
+    prepared.close()
+    remote_write = prepared.outputs[0]
+    assert remote_write.name == "prometheus-rw"
+    assert remote_write.failed_pushes == 1  # stopped: its final push went out (and failed)
+    assert local_server.paths("/late") == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from ..metrics.registry import Registry
@@ -34,3 +36,20 @@ class Output(Protocol):
     def description(self) -> str:
         """One line for the run header, e.g. 'json (results/x.ndjson)'."""
         ...
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why a file could not be written at `path`, or None if it can. Creates nothing,
+    so a bad result path is reported before the test starts (also by --dry-run)."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "permission denied"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders that would be created on the way
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to create files in {folder}"
+    return None
