@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .generation import (
 from .http_util import ApiError, bad_request, json_object, optional, positive_int
 from .latency import QUEUE_TIME, sleep_until
 from .state import SIM, Simulator
+from .store import fast_id
 
 DONE = b"data: [DONE]\n\n"
 
@@ -103,7 +103,7 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
     raise_early_fault(plan, sim.config.retry_after_s)
     reply = make_reply(req.prompt_texts, req.last_user, plan, req.max_tokens, req.tools,
                        req.tool_choice)
-    cid = "chatcmpl-" + secrets.token_hex(12)
+    cid = fast_id("chatcmpl")
     created = int(time.time())
     async with generation_slot(sim.latency) as (start, queue_ms):
         if req.stream:

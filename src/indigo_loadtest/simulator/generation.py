@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ from aiohttp import web
 from . import textgen
 from .http_util import ApiError
 from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, sleep_until
+from .store import fast_id
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def make_reply(prompt_texts: list[str], last_user: str, plan: Plan, max_tokens: 
         finish = "tool_calls"
         if max_tokens is not None and len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
-        return Reply(tokens, finish, prompt_tokens, fn["name"], "call_" + secrets.token_hex(12))
+        return Reply(tokens, finish, prompt_tokens, fn["name"], fast_id("call", "_"))
     wanted = plan.reply_tokens
     finish = "stop"
     if max_tokens is not None and max_tokens < wanted:

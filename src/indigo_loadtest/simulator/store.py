@@ -8,6 +8,7 @@ cheaper than handing them to a thread.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import sqlite3
 import time
@@ -38,7 +39,17 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 def new_id(prefix: str) -> str:
+    """A random id for stored objects (unique across restarts)."""
     return f"{prefix}_{secrets.token_hex(12)}"
+
+
+_RUN = secrets.token_hex(6)
+_SERIAL = itertools.count(1)
+
+
+def fast_id(prefix: str, sep: str = "-") -> str:
+    """A cheap unique id for objects that are never stored (completions, tool calls)."""
+    return f"{prefix}{sep}{_RUN}{next(_SERIAL):012x}"
 
 
 @dataclass(frozen=True)
