@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 
 from aiohttp import web
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot serve on {url_of(args.host, args.port)}: {exc.strerror or exc}",
               file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"error: cannot use the database {config.db!r}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
