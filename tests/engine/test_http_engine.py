@@ -1,13 +1,16 @@
 """The engine with the real HTTP client against a real server on loopback: per-VU
-keep-alive connections and cookies, request tags, open-loop arrivals against a slow
-server, and the module-level `http` proxy in setup and iterations."""
+keep-alive connections and cookies (emptied each iteration unless noCookiesReset),
+request tags, open-loop arrivals against a slow server, and the module-level `http`
+proxy in setup and iterations."""
 
 from __future__ import annotations
 
+import pytest
 from engine_helpers import ThreadedServer, count, module, run, scenario
 
 from indigo_loadtest import check, http
 from indigo_loadtest.http.client import Client
+from indigo_loadtest.scenario.options import parse_options
 
 
 def test_each_vu_keeps_its_connection_and_cookies():
@@ -17,7 +20,8 @@ def test_each_vu_keeps_its_connection_and_cookies():
             check(resp, {"status 200": lambda r: r.status == 200})
 
         result, reg, err = run(scenario("per-vu-iterations", vus=3, iterations=4),
-                               module(default=default), client_factory=Client)
+                               module(default=default), client_factory=Client,
+                               plan_kwargs={"extra": {"no_cookies_reset": True}})
     assert err == ""
     assert result.iterations == 12
     assert count(reg, "http_reqs", scenario="default") == 12
@@ -31,6 +35,26 @@ def test_each_vu_keeps_its_connection_and_cookies():
     for cookies in by_port.values():
         assert cookies[0] is None
         assert len(set(cookies[1:])) == 1 and cookies[1] is not None
+
+
+@pytest.mark.parametrize("no_cookies_reset", [False, True])
+def test_cookie_jar_is_emptied_at_each_iteration_unless_no_cookies_reset(no_cookies_reset):
+    options = {"noCookiesReset": True} if no_cookies_reset else {}
+    extra = parse_options(options).plan.extra
+    with ThreadedServer() as srv:
+        async def default(vu):
+            for _ in range(2):  # the cookie set by the first response is sent by the second
+                await vu.http.get(srv.url, params={"vu": f"{vu.id}-{vu.iteration}"})
+
+        result, _reg, err = run(scenario("per-vu-iterations", vus=1, iterations=2),
+                                module(default=default), client_factory=Client,
+                                plan_kwargs={"extra": extra})
+    assert (err, result.iterations) == ("", 2)
+    cookies = [cookie for _port, cookie in srv.requests]
+    if no_cookies_reset:
+        assert cookies == [None, "1-0", "1-0", "1-0"]
+    else:
+        assert cookies == [None, "1-0", None, "1-1"]
 
 
 def test_arrival_rate_keeps_its_schedule_against_a_slow_server():

@@ -81,6 +81,8 @@ class RunContext:
         self.base_env = dict(env)
         self.reporter = reporter
         self.test_tags = tagset(plan.tags)
+        # k6: each iteration starts with an empty cookie jar unless noCookiesReset.
+        self.reset_cookies = not plan.extra.get("no_cookies_reset", False)
         self.setup_data: Any = None
         self.iterations = 0  # completed, all scenarios
         self.vus: list[VU] = []  # every VU created (for vus_max and closing)
@@ -139,6 +141,7 @@ class Executor:
         self._m_iterations = b.iterations
         self._m_duration = b.iteration_duration
         self._record = ctx.registry.record
+        self._reset_cookies = ctx.reset_cookies
 
     # --- life cycle ----------------------------------------------------------------------
     async def run(self, t0: float) -> None:
@@ -257,6 +260,8 @@ class Executor:
         (as in k6); a cancelled iteration is not counted."""
         current_tags.set(vu.tags)
         current_vu.set(vu)
+        if self._reset_cookies:
+            vu.clear_cookies()
         start = perf_counter()
         try:
             if self._is_async:

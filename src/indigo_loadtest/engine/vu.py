@@ -1,7 +1,8 @@
 """Virtual users: the `vu` object a scenario function receives.
 
 A VU is created once (test-wide id, its own HTTP client, so keep-alive connections
-and cookies persist across its iterations) and activated for one scenario at a
+persist across its iterations; cookies too with `noCookiesReset`, else its jar is
+emptied at the start of each iteration, as in k6) and activated for one scenario at a
 time; between scenarios that do not overlap it is reused, as k6 reuses initialised
 VUs. The VU whose code is running now is in `current_vu`, which the module-level
 `http` proxy of the scenario API reads.
@@ -68,6 +69,12 @@ class VU:
         self.iteration = 0
         self.tags = tags
         self.env = env
+
+    def clear_cookies(self) -> None:
+        """Empty the client's cookie jar (a client not created yet has none)."""
+        jar = getattr(self._client, "cookies", None)
+        if jar:
+            jar.clear()
 
     async def close(self) -> None:
         """Close the HTTP client (its connections), if one was created."""
