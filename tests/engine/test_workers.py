@@ -21,6 +21,7 @@ from indigo_loadtest.engine.execution import Execution, ExecutionResult
 from indigo_loadtest.engine.workers import (
     WorkerPool,
     WorkersExecution,
+    WorkerStartError,
     make_shards,
     run_with_workers,
 )
@@ -239,3 +240,25 @@ def test_run_with_workers_merges_every_shard_into_the_registry() -> None:
     assert result.ok
     assert result.results == [251, 250, 250, 250]
     assert registry.builtin.iterations.aggregate().value == 1001  # type: ignore[union-attr]
+
+
+def test_setup_data_that_cannot_reach_the_workers_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "unpicklable.py"
+    path.write_text(textwrap.dedent('''
+        """setup() returns something that cannot cross a process boundary."""
+        import threading
+
+        options = {"vus": 2, "iterations": 2}
+
+
+        def setup():
+            return {"lock": threading.Lock()}
+
+
+        async def default(vu):
+            pass
+    '''))
+    started = time.monotonic()
+    with pytest.raises(WorkerStartError, match="setup\\(\\) data and options must be picklable"):
+        run_scenario(path, 2, {})
+    assert time.monotonic() - started < 20  # no worker was left waiting

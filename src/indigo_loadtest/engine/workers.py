@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -290,6 +291,7 @@ class WorkerPool:
         )
 
     async def run(self) -> WorkersResult:
+        _check_picklable(self.shard_fn, self.payload)
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
         mp = multiprocessing.get_context("spawn")
@@ -411,6 +413,21 @@ async def run_with_workers(
     if pool_ready is not None:
         pool_ready(pool)
     return await pool.run()
+
+
+class WorkerStartError(RuntimeError):
+    """The work cannot be handed to worker processes."""
+
+
+def _check_picklable(shard_fn: ShardFunction, payload: Any) -> None:
+    """Fail before any process starts, with a message a user can act on."""
+    try:
+        pickle.dumps((shard_fn, payload))
+    except Exception as exc:
+        raise WorkerStartError(
+            "--workers: the test cannot be sent to worker processes (setup() data and "
+            f"options must be picklable, e.g. plain dicts, lists, str, numbers): {exc}"
+        ) from None
 
 
 def _describe_failure(i: int, msg: Any, proc: Any = None) -> str:
@@ -542,21 +559,23 @@ class WorkersExecution:
         self.stage = "setup"
         setup = await self._hook_run(replace(self.plan, scenarios=[], no_teardown=True))
         outcome = WorkersResult()
-        if setup.setup_error is None and self.stop_reason is None:
-            self.stage = "running"
-            job = ShardJob(self.scenario_path, self.plan, self.env, self.client_config,
-                           setup.setup_data)
-            self._pool = WorkerPool(run_scenario_shard, job, self.workers, self.registry,
-                                    snapshot_interval=self.snapshot_interval, merge=False)
-            if self.stop_reason is not None:  # stopped while the pool was being made
-                self._pool.stop(self.stop_reason, hard=self._hard)
-            outcome = await self._pool.run()
         teardown_error = None
-        if setup.setup_error is None:
-            self.stage = "teardown"
-            teardown = await self._hook_run(replace(self.plan, scenarios=[], no_setup=True),
-                                            setup_data=setup.setup_data)
-            teardown_error = teardown.teardown_error
+        try:
+            if setup.setup_error is None and self.stop_reason is None:
+                self.stage = "running"
+                job = ShardJob(self.scenario_path, self.plan, self.env, self.client_config,
+                               setup.setup_data)
+                self._pool = WorkerPool(run_scenario_shard, job, self.workers, self.registry,
+                                        snapshot_interval=self.snapshot_interval, merge=False)
+                if self.stop_reason is not None:  # stopped while the pool was being made
+                    self._pool.stop(self.stop_reason, hard=self._hard)
+                outcome = await self._pool.run()
+        finally:  # teardown(data) runs however the scenarios ended, as in one process
+            if setup.setup_error is None:
+                self.stage = "teardown"
+                teardown = await self._hook_run(
+                    replace(self.plan, scenarios=[], no_setup=True), setup_data=setup.setup_data)
+                teardown_error = teardown.teardown_error
         # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
         # VUs) then add to the workers' instead of overwriting them.
         final_states = self._pool.final_states if self._pool is not None else []
