@@ -4,7 +4,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indigo_loadtest.metrics import EMPTY, Registry, Trend, set_active_registry, tagset
+from indigo_loadtest.metrics import EMPTY, Gauge, Registry, Trend, set_active_registry, tagset
 from indigo_loadtest.metrics.sinks import TREND_ALPHA, TrendSink
 
 
@@ -72,6 +72,44 @@ def test_registry_state_round_trip_and_submetrics() -> None:
     assert m is not None and m.is_time
     assert m.aggregate().count == 4
     assert m.aggregate({"scenario": "a"}).max == 10
+
+
+def test_gauge_aggregate_of_several_tag_sets_is_the_value_written_last() -> None:
+    reg = Registry()
+    g = Gauge("queue_depth", registry=reg)
+    for value, model in ((5, "a"), (3, "b"), (7, "a"), (2, "b")):
+        g.add(value, {"model": model})
+        agg = g.aggregate()
+        assert agg.value == value  # k6: the last value written, whatever its tags
+    agg = g.aggregate()
+    assert (agg.min, agg.max, agg.count) == (2, 7, 4)
+    assert g.aggregate({"model": "a"}).value == 7
+
+
+def test_gauges_of_worker_shards_add_up_and_keep_the_latest_write() -> None:
+    shards = [Registry(), Registry()]
+    for reg, vus in zip(shards, (3, 2), strict=True):
+        reg.record(reg.builtin.vus, float(vus), EMPTY)  # both shards: the same tag set
+    shards[0].record(shards[0].metric("temp", "gauge"), 40.0, tagset({"zone": "x"}))
+    shards[1].record(shards[1].metric("temp", "gauge"), 30.0, tagset({"zone": "y"}))
+    merged = Registry()
+    merged.record(merged.builtin.vus, 0.0, EMPTY)  # the parent's own sample: runs no VUs
+    for reg in shards:
+        merged.merge_state(reg.state())
+    vus = merged.builtin.vus.aggregate()
+    assert (vus.value, vus.min, vus.max, vus.count) == (5, 0, 3, 3)
+    temp = merged.get("temp")
+    assert temp is not None and len(temp.sinks) == 2
+    assert temp.aggregate().value == 30  # shard 1 wrote its tag set last
+    # A state without the write time (an older version) still loads and adds up; its
+    # writes count as the oldest.
+    old = [{**md, "sinks": [(items, {k: v for k, v in st.items() if k != "written_ns"})
+                            for items, st in md["sinks"]]} for md in shards[1].state()]
+    mixed = Registry()
+    for state in (old, shards[0].state()):
+        mixed.merge_state(state)
+    assert mixed.builtin.vus.aggregate().value == 5
+    assert mixed.get("temp").aggregate().value == 40  # type: ignore[union-attr]
 
 
 def test_tagsets_are_interned() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from .sinks import SINK_TYPES, Sink
+from .sinks import SINK_TYPES, GaugeSink, Sink
 from .tags import EMPTY, TagSet
 
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
@@ -170,7 +170,8 @@ class Registry:
         ]
 
     def merge_state(self, state: list[dict[str, Any]]) -> None:
-        """Add another registry's state() into this one."""
+        """Add another registry's state() into this one (a worker process's: gauges of
+        the same tag set add up, see GaugeSink.merge_shard)."""
         from .tags import tagset
 
         for md in state:
@@ -179,7 +180,11 @@ class Registry:
             for items, st in md["sinks"]:
                 other = SINK_TYPES[m.type]()
                 other.load(st)
-                m.sink(tagset(tuple(map(tuple, items)))).merge(other)  # type: ignore[arg-type]
+                sink = m.sink(tagset(tuple(map(tuple, items))))
+                if isinstance(sink, GaugeSink):
+                    sink.merge_shard(other)  # type: ignore[arg-type]
+                else:
+                    sink.merge(other)  # type: ignore[arg-type]
 
 
 _active: Registry | None = None

@@ -10,6 +10,7 @@ exactly (bucket counts add).
 from __future__ import annotations
 
 import math
+from time import time_ns
 from typing import Any
 
 # Relative accuracy of trend percentiles.
@@ -46,7 +47,10 @@ class CounterSink:
 
 
 class GaugeSink:
-    __slots__ = ("count", "max", "min", "value")
+    """The last value, min and max. `written_ns` is the wall-clock time of the last add
+    (unix ns: comparable across worker processes, unlike a monotonic clock)."""
+
+    __slots__ = ("count", "max", "min", "value", "written_ns")
     kind = "gauge"
 
     def __init__(self) -> None:
@@ -54,9 +58,11 @@ class GaugeSink:
         self.min = math.inf
         self.max = -math.inf
         self.count = 0
+        self.written_ns = 0
 
     def add(self, v: float) -> None:
         self.value = v
+        self.written_ns = time_ns()
         if v < self.min:
             self.min = v
         if v > self.max:
@@ -64,19 +70,34 @@ class GaugeSink:
         self.count += 1
 
     def merge(self, other: GaugeSink) -> None:
-        # Gauges from several workers: the last value of each is summed (vus across
-        # shards add up); min/max widen.
+        """Tag sets of one metric (`Metric.aggregate`): the value written last wins, as
+        in k6; min/max widen."""
+        if other.count:
+            if not self.count or other.written_ns >= self.written_ns:
+                self.value = other.value
+                self.written_ns = other.written_ns
+            self._widen(other)
+
+    def merge_shard(self, other: GaugeSink) -> None:
+        """The same tag set from another worker process (`Registry.merge_state`): the
+        shards run side by side, so their last values add up (`vus`); min/max widen."""
         if other.count:
             self.value = (self.value if self.count else 0.0) + other.value
-            self.min = min(self.min, other.min)
-            self.max = max(self.max, other.max)
-            self.count += other.count
+            self.written_ns = max(self.written_ns, other.written_ns)
+            self._widen(other)
+
+    def _widen(self, other: GaugeSink) -> None:
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        self.count += other.count
 
     def state(self) -> dict[str, Any]:
-        return {"value": self.value, "min": self.min, "max": self.max, "count": self.count}
+        return {"value": self.value, "min": self.min, "max": self.max, "count": self.count,
+                "written_ns": self.written_ns}
 
     def load(self, s: dict[str, Any]) -> None:
         self.value, self.min, self.max, self.count = s["value"], s["min"], s["max"], s["count"]
+        self.written_ns = s.get("written_ns", 0)  # absent from states of older versions
 
 
 class RateSink:
