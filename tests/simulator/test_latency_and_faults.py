@@ -165,3 +165,22 @@ def test_configured_fault_rates_apply_without_headers() -> None:
                                 headers=AUTH).status_code for _ in range(20)}
         assert statuses == {500, 429}
         assert client.get("/v1/models", headers=AUTH).status_code == 200  # auth unaffected
+
+
+def test_jitter_spreads_ttft_within_its_bounds() -> None:
+    async def run(url: str) -> list[float]:
+        async with aiohttp.ClientSession() as session:
+            durations = []
+            for _ in range(6):
+                started = time.perf_counter()
+                async with session.post(url + "/v1/chat/completions", json=_chat(False),
+                                        headers=AUTH) as resp:
+                    await resp.read()
+                durations.append(time.perf_counter() - started)
+            return durations
+
+    with start_simulator_process(api_key=API_KEY, ttft_ms=100, tokens_per_sec=0,
+                                 reply_tokens=1, jitter=0.5, seed=3) as proc:
+        durations = asyncio.run(run(proc.url))
+    assert all(0.049 <= d < 0.150 + 0.030 for d in durations)
+    assert max(durations) - min(durations) > 0.010  # not one fixed value

@@ -22,7 +22,7 @@ from .generation import (
     token_deadline,
     wait_for_all,
 )
-from .http_util import ApiError, bad_request, json_object, optional, positive_int
+from .http_util import bad_request, json_object, optional, positive_int
 from .latency import QUEUE_TIME, sleep_until
 from .state import SIM, Simulator
 from .store import fast_id
@@ -173,4 +173,4 @@ async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: An
     return resp
 
 
-__all__ = ["ApiError", "ChatRequest", "chat_completions", "parse_chat", "run_chat"]
+__all__ = ["ChatRequest", "chat_completions", "parse_chat", "run_chat"]
