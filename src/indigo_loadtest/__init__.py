@@ -16,7 +16,6 @@ _EXPORTS = {
     "group": "indigo_loadtest.api",
     "sleep": "indigo_loadtest.api",
     "fail": "indigo_loadtest.api",
-    "http": "indigo_loadtest.api",
     "env": "indigo_loadtest.scenario.config",
     "Trend": "indigo_loadtest.metrics.registry",
     "Counter": "indigo_loadtest.metrics.registry",
@@ -25,7 +24,9 @@ _EXPORTS = {
     "VU": "indigo_loadtest.engine.vu",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+# `http` is the subpackage indigo_loadtest.http, which doubles as the running VU's
+# client (see its docstring); `from indigo_loadtest import http` imports it.
+__all__ = [*_EXPORTS, "__version__", "http"]
 
 
 def __getattr__(name: str) -> Any:

@@ -179,7 +179,9 @@ def test_http_proxy_resolves_to_the_running_vus_client():
 
 def test_http_outside_a_vu_is_a_clear_error():
     with pytest.raises(RuntimeError, match="only available inside"):
-        http.get  # noqa: B018
+        asyncio.run(http.get("http://127.0.0.1:9/"))
+    with pytest.raises(RuntimeError, match="only available inside"):
+        http.cookies  # noqa: B018
 
 
 def test_vu_fields_and_env():

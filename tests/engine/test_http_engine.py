@@ -88,3 +88,24 @@ def test_setup_can_use_the_http_proxy():
                              module(setup=setup, default=default), client_factory=Client)
     assert seen == [200, 200]
     assert reg.get("http_reqs").aggregate({"group": "::setup"}).value == 1
+
+
+def test_module_level_http_is_the_running_vus_client_whatever_the_import_order():
+    # A run imports indigo_loadtest.http (the client) before the scenario, which binds
+    # the package name on indigo_loadtest: `http` must still reach the VU's client.
+    import indigo_loadtest
+    import indigo_loadtest.http as http_package
+
+    assert indigo_loadtest.http is http_package and http is http_package
+    with ThreadedServer() as srv:
+        seen: list[tuple[int, bool]] = []
+
+        async def default(vu):
+            resp = await http.request("GET", srv.url)
+            seen.append((resp.status, http.cookies is vu.http.cookies))
+
+        run(scenario("per-vu-iterations", vus=2, iterations=1),
+            module(default=default), client_factory=Client)
+    assert seen == [(200, True), (200, True)]
+    with pytest.raises(RuntimeError, match="only available inside"):
+        _ = http.cookies

@@ -24,7 +24,7 @@ import orjson
 from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.tags import TagSet
 from .config import ClientConfig, parse_timeout
-from .cookies import CookieJar, merge_cookie_header
+from .cookie_jar import CookieJar, merge_cookie_header
 from .redact import mask_header_value, mask_text
 from .response import Response, StreamResponse, Timings, decode_body, head_pairs
 from .transport import (
