@@ -184,3 +184,21 @@ def test_jitter_spreads_ttft_within_its_bounds() -> None:
         durations = asyncio.run(run(proc.url))
     assert all(0.049 <= d < 0.150 + 0.030 for d in durations)
     assert max(durations) - min(durations) > 0.010  # not one fixed value
+
+
+def test_a_client_leaving_mid_stream_frees_its_slot() -> None:
+    async def run(url: str) -> float:
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(url + "/v1/chat/completions", json=_chat(), headers={
+                **AUTH, "X-Sim-Tokens-Per-Sec": "50", "X-Sim-Reply-Tokens": "500"})
+            await resp.content.readline()  # the first event: the stream holds the only slot
+            resp.close()  # the client goes away, 10 s of tokens unsent
+            async with session.post(url + "/v1/chat/completions", json=_chat(False),
+                                    headers=AUTH) as second:
+                await second.read()
+                return float(second.headers["X-Queue-Time"])
+
+    with start_simulator_process(api_key=API_KEY, slots=1, ttft_ms=0, tokens_per_sec=0,
+                                 reply_tokens=1) as proc:
+        queued_ms = asyncio.run(run(proc.url))
+    assert queued_ms < 1000  # freed at the next token's write, not after the whole reply
