@@ -25,6 +25,8 @@ def test_state_survives_a_killed_server(tmp_path: Path) -> None:
                            json={"model": "jan-v1-4b", "input": "kept too"}).json()
         first.proc.kill()  # no clean shutdown: only committed writes can survive
         first.proc.wait()
+    stored = b"".join(f.read_bytes() for f in tmp_path.iterdir())  # the db and its WAL
+    assert refresh.encode() not in stored and token.encode() not in stored
     with start_simulator_process(db=db) as second, \
             httpx.Client(base_url=second.url, trust_env=False) as client:
         # The same signing secret (kept in the database): the old access token still works.

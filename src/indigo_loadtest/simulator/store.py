@@ -8,6 +8,7 @@ cheaper than handing them to a thread.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import sqlite3
@@ -36,6 +37,11 @@ CREATE INDEX IF NOT EXISTS items_conversation ON items (conversation_id, seq);
 CREATE TABLE IF NOT EXISTS responses (
   id TEXT PRIMARY KEY, user_id TEXT NOT NULL, body BLOB NOT NULL, input_items BLOB NOT NULL);
 """
+
+
+def _digest(token: str) -> str:
+    """Refresh tokens are kept as digests: the database never holds a usable one."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_id(prefix: str) -> str:
@@ -97,13 +103,13 @@ class Store:
 
     def add_refresh_token(self, token: str, user_id: str, expires_at: float) -> None:
         self.db.execute("INSERT INTO refresh_tokens (token, user_id, expires_at) VALUES (?,?,?)",
-                        (token, user_id, expires_at))
+                        (_digest(token), user_id, expires_at))
 
     def use_refresh_token(self, token: str) -> str | None:
         """Mark a refresh token used; its user if it was valid, unused and unexpired."""
         cur = self.db.execute(
             "UPDATE refresh_tokens SET used=1 WHERE token=? AND used=0 AND expires_at>? "
-            "RETURNING user_id", (token, time.time()))
+            "RETURNING user_id", (_digest(token), time.time()))
         row = cur.fetchone()
         cur.close()
         return row[0] if row else None
