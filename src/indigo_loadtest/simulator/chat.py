@@ -12,18 +12,19 @@ from aiohttp import web
 
 from . import textgen
 from .generation import (
-    MALFORMED_EVENT,
     Reply,
-    drop_connection,
     generation_slot,
     make_reply,
+    mid_stream_fault,
     open_stream,
+    plain_answer,
     raise_early_fault,
+    raise_if_dropped,
     token_deadline,
     wait_for_all,
 )
 from .http_util import bad_request, json_object, optional, positive_int
-from .latency import QUEUE_TIME, sleep_until
+from .latency import sleep_until
 from .state import SIM, Simulator
 from .store import fast_id
 
@@ -110,16 +111,10 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
             return await _stream(request, req, reply, plan, start, queue_ms, cid, created,
                                  on_done)
         await wait_for_all(start, plan, reply.completion_tokens)
-        if plan.fault == "drop":
-            drop_connection(request)
-            raise ConnectionResetError("dropped by fault injection")
+        raise_if_dropped(request, plan)
         if on_done is not None:
             await on_done(reply)
-        body = orjson.dumps(completion_body(cid, created, req.model, reply))
-        if plan.fault == "malformed":
-            body = body[: len(body) // 2]
-        return web.Response(body=body, content_type="application/json",
-                            headers={QUEUE_TIME: queue_ms})
+        return plain_answer(completion_body(cid, created, req.model, reply), plan, queue_ms)
 
 
 def _chunk(cid: str, created: int, model: str, delta: dict[str, Any],
@@ -150,13 +145,9 @@ async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: An
                   on_done: OnDone) -> web.StreamResponse:
     resp = await open_stream(request, queue_ms)
     n = reply.completion_tokens
-    fault_at = n // 2
     for i in range(n):
-        if i == fault_at and plan.fault == "drop":
-            drop_connection(request)
+        if await mid_stream_fault(request, resp, plan, i, n):
             return resp
-        if i == fault_at and plan.fault == "malformed":
-            await resp.write(MALFORMED_EVENT)
         await sleep_until(token_deadline(start, plan, i))
         await resp.write(_chunk(cid, created, req.model, _delta(reply, i), None,
                                 req.include_usage))

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from . import textgen
@@ -101,9 +102,39 @@ async def open_stream(request: web.Request, queue_ms: str) -> web.StreamResponse
 
 
 def drop_connection(request: web.Request) -> None:
-    """The injected mid-stream failure: close the socket without ending the body."""
+    """The injected failure: close the socket without ending the response."""
     if request.transport is not None:
         request.transport.abort()
 
 
 MALFORMED_EVENT = b'data: {"id": "broken", "choices": [{"delta": {"content": \n\n'
+
+
+def raise_if_dropped(request: web.Request, plan: Plan) -> None:
+    """A non-streamed answer under the `drop` fault: no response at all."""
+    if plan.fault == "drop":
+        drop_connection(request)
+        raise ConnectionResetError("dropped by fault injection")
+
+
+def plain_answer(obj: Any, plan: Plan, queue_ms: str) -> web.Response:
+    """A non-streamed JSON answer (truncated under the `malformed` fault)."""
+    body = orjson.dumps(obj)
+    if plan.fault == "malformed":
+        body = body[: len(body) // 2]
+    return web.Response(body=body, content_type="application/json",
+                        headers={QUEUE_TIME: queue_ms})
+
+
+async def mid_stream_fault(request: web.Request, out: web.StreamResponse, plan: Plan,
+                           index: int, count: int) -> bool:
+    """Halfway through a stream: drop the connection (True: stop now) or slip in one
+    malformed event."""
+    if index != count // 2:
+        return False
+    if plan.fault == "drop":
+        drop_connection(request)
+        return True
+    if plan.fault == "malformed":
+        await out.write(MALFORMED_EVENT)
+    return False

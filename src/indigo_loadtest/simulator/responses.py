@@ -19,13 +19,14 @@ from aiohttp import web
 from . import textgen
 from .conversations import conversation_id_of, exchange_items
 from .generation import (
-    MALFORMED_EVENT,
     Reply,
-    drop_connection,
     generation_slot,
     make_reply,
+    mid_stream_fault,
     open_stream,
+    plain_answer,
     raise_early_fault,
+    raise_if_dropped,
     token_deadline,
     wait_for_all,
 )
@@ -40,7 +41,7 @@ from .http_util import (
     positive_int,
     query_limit,
 )
-from .latency import QUEUE_TIME, Plan, sleep_until
+from .latency import Plan, sleep_until
 from .state import SIM, Simulator
 from .store import new_id
 
@@ -150,6 +151,10 @@ def new_response(req: ResponseRequest, status: str) -> dict[str, Any]:
     return resp
 
 
+def _item_id(reply: Reply) -> str:
+    return new_id("fc" if reply.is_tool_call else "msg")
+
+
 def output_item(reply: Reply, item_id: str, status: str, text: str | None = None
                 ) -> dict[str, Any]:
     done = reply.text if text is None else text
@@ -205,17 +210,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         if req.stream:
             return await _stream(request, sim, user, req, reply, plan, start, queue_ms)
         await wait_for_all(start, plan, reply.completion_tokens)
-        if plan.fault == "drop":
-            drop_connection(request)
-            raise ConnectionResetError("dropped by fault injection")
-        resp = complete(new_response(req, "running"), reply, new_id("msg" if not
-                                                                   reply.is_tool_call else "fc"))
+        raise_if_dropped(request, plan)
+        resp = complete(new_response(req, "running"), reply, _item_id(reply))
         _save(sim, user, req, resp, reply, first=True)
-        body = orjson.dumps(resp)
-        if plan.fault == "malformed":
-            body = body[: len(body) // 2]
-        return web.Response(body=body, content_type="application/json",
-                            headers={QUEUE_TIME: queue_ms})
+        return plain_answer(resp, plan, queue_ms)
 
 
 def _start_background(sim: Simulator, user: str, req: ResponseRequest, plan: Plan,
@@ -230,7 +228,7 @@ def _start_background(sim: Simulator, user: str, req: ResponseRequest, plan: Pla
         try:
             async with generation_slot(sim.latency) as (start, _):
                 await wait_for_all(start, plan, reply.completion_tokens)
-            complete(resp, reply, new_id("fc" if reply.is_tool_call else "msg"))
+            complete(resp, reply, _item_id(reply))
             _save(sim, user, req, resp, reply, first=False)
         finally:
             sim.background.pop(resp["id"], None)
@@ -259,7 +257,7 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
                   reply: Reply, plan: Plan, start: float, queue_ms: str) -> web.StreamResponse:
     ev = _Events()
     resp = new_response(req, "in_progress")
-    item_id = new_id("fc" if reply.is_tool_call else "msg")
+    item_id = _item_id(reply)
     out = await open_stream(request, queue_ms)
     await out.write(ev("response.created", response=resp)
                     + ev("response.in_progress", response=resp))
@@ -271,11 +269,8 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
                       content_index=0, part=_text_part(""))
     n = reply.completion_tokens
     for i, token in enumerate(reply.tokens):
-        if i == n // 2 and plan.fault == "drop":
-            drop_connection(request)
+        if await mid_stream_fault(request, out, plan, i, n):
             return out
-        if i == n // 2 and plan.fault == "malformed":
-            await out.write(MALFORMED_EVENT)
         await sleep_until(token_deadline(start, plan, i))
         if tool:
             chunk = ev("response.function_call_arguments.delta", item_id=item_id,
