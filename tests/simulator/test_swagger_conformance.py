@@ -34,7 +34,8 @@ from sim_helpers import bearer
 
 from indigo_loadtest.simulator.process import SimulatorProcess
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "jan-server-swagger.json"
+# The server's published Swagger 2.0 document, kept in the repository as the contract.
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "jan-server-swagger.json"
 OPERATIONS = [
     ("POST", "/v1/auth/guest-login"), ("GET", "/v1/auth/refresh-token"),
     ("GET", "/v1/auth/me"), ("GET", "/v1/auth/logout"),
