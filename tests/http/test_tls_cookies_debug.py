@@ -9,7 +9,7 @@ import pytest
 from http_servers import metric_sinks, run, with_client
 
 from indigo_loadtest.http import Client, CookieJar, mask_headers, mask_text
-from indigo_loadtest.http.cookies import parse_set_cookie
+from indigo_loadtest.http.cookie_jar import parse_set_cookie
 from indigo_loadtest.metrics import Registry
 
 
