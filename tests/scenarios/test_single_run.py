@@ -61,3 +61,19 @@ def test_functional_flow_passes_every_check(scenario: str, tmp_path: Path) -> No
     assert run.samples("llm_ttft_ms") and run.samples("llm_itl_ms")
     # The step log never shows a token.
     assert "eyJ" not in run.stderr + run.stdout
+
+
+def test_unreachable_target_fails_the_flow_with_the_network_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = run_scenario("test-completion-standard", tmp_path, raw=True,
+                       SINGLE_RUN="true", BASE=f"http://127.0.0.1:{port}")
+    assert run.returncode == 99  # http_req_failed rate<0.05 crossed
+    assert "[GUEST LOGIN] ❌ Failed (status 0): dial: connection refused" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+    failed = run.samples("http_req_failed")
+    assert failed and all(s["value"] == 1 for s in failed)
+    assert {s["tags"].get("error") for s in failed} == {"dial: connection refused"}

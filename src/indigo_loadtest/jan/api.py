@@ -15,7 +15,7 @@ from typing import Any
 from ..api import check
 from ..llm.stream_metrics import StreamResult, measure_response, measure_stream
 from .metrics import FlowMetrics
-from .session import JanConfig, Session, log
+from .session import JanConfig, Session, failure_line, log
 
 Checks = Mapping[str, Callable[[Any], Any]]
 
@@ -193,8 +193,7 @@ class JanAPI:
         if ok:
             self._log(f"[{tag}] ✅ Success!{' ' + detail if detail else ''}")
         else:
-            error = getattr(resp, "error", "") or ""
-            self._log(f"[{tag}] ❌ Failed (status {resp.status}){' ' + error if error else ''}")
+            self._log(failure_line(tag, resp))
 
     def _report_stream(self, tag: str, ok: bool, reply: StreamReply) -> None:
         res = reply.result

@@ -91,6 +91,12 @@ def log(config: JanConfig, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def failure_line(tag: str, resp: Any) -> str:
+    """`[STEP] ❌ Failed (status N)`, with the network error when there was one."""
+    error = getattr(resp, "error", "") or ""
+    return f"[{tag}] ❌ Failed (status {resp.status}){': ' + error if error else ''}"
+
+
 def refresh_token_from(headers: Any) -> str:
     """The `jan_refresh_token` value from a response's Set-Cookie header(s), or ""."""
     values = headers.getall("Set-Cookie") if hasattr(headers, "getall") else [
@@ -179,7 +185,7 @@ class Session:
             log(cfg, "[GUEST LOGIN] ✅ Success!" + (
                 "" if self.refresh_token else " (no refresh token cookie)"))
         else:
-            log(cfg, f"[GUEST LOGIN] ❌ Failed (status {resp.status})")
+            log(cfg, failure_line("GUEST LOGIN", resp))
         self.metrics.outcome(ok)
         return ok
 
@@ -213,7 +219,7 @@ class Session:
                 log(cfg, "[REFRESH TOKEN] ✅ Success! Expires in "
                          f"{self.expires_at - time.monotonic():.0f} seconds")
             else:
-                log(cfg, f"[REFRESH TOKEN] ❌ Failed (status {resp.status})")
+                log(cfg, failure_line("REFRESH TOKEN", resp))
             self.metrics.outcome(ok)
             return ok
 
