@@ -35,6 +35,7 @@ from .transport import (
     ERR_REQUEST_TIMEOUT,
     ERR_TCP_RESET,
     ERR_TCP_WRITE_BROKEN_PIPE,
+    NO_DEADLINE,
     Connection,
     Exchange,
     classify_os_error,
@@ -363,20 +364,20 @@ class Client:
                           self.config.discard_response_bodies and not stream)
             if stream:
                 ex.headers_fut = loop.create_future()
-            ex.timer = loop.call_at(deadline, conn.on_timeout, ex)
+            conn.arm(ex, deadline, loop)
             t_send = perf_counter()
             conn.send(ex, wire)
             t_sent = perf_counter()
             try:
                 await (ex.headers_fut if stream else ex.fut)
             except asyncio.CancelledError:
-                ex.timer.cancel()
+                ex.deadline = NO_DEADLINE
                 ex.cancelled = True
                 conn.fail(ERR_GENERIC, "request cancelled")
                 raise
             if (retry_allowed and ex.error_code in _RETRYABLE and not ex.nbytes
                     and loop.time() < deadline):
-                ex.timer.cancel()
+                ex.deadline = NO_DEADLINE
                 continue
             break
 
@@ -397,7 +398,7 @@ class Client:
         """Timings, metrics, cookies and the pool, once a response has ended."""
         (method, tgt, ex, conn, t0, blocked, connecting, tls_time, sending, t_sent,
          tags, name, expected, wire) = args
-        ex.timer.cancel()
+        ex.deadline = NO_DEADLINE
         t_first = ex.t_first
         if t_first:
             waiting = (t_first - t_sent) * 1000.0

@@ -44,16 +44,17 @@ STREAM_HIGH_WATER = 1 << 20
 STREAM_LOW_WATER = 1 << 18
 
 _EMPTY = b""
+NO_DEADLINE = float("inf")
 
 
 class Exchange:
     """One request/response on a connection: its raw result and timestamps."""
 
     __slots__ = (
-        "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding", "discard",
-        "error", "error_code", "framed", "fut", "head", "headers_done", "headers_fut",
+        "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding", "deadline",
+        "discard", "error", "error_code", "framed", "fut", "head", "headers_done", "headers_fut",
         "informational", "location", "nbytes", "raw_headers", "set_cookies", "status",
-        "stream", "t_data", "t_first", "t_headers", "t_last", "timer", "user_closed", "waiter",
+        "stream", "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
     )
 
     def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool) -> None:
@@ -83,7 +84,7 @@ class Exchange:
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.user_closed = False
         self.waiter: asyncio.Future | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = NO_DEADLINE  # loop time at which the exchange times out
         self.conn: Connection | None = None
 
     def wake(self) -> None:
@@ -105,6 +106,8 @@ class Connection(asyncio.Protocol):
         "lost_cb",
         "parser",
         "paused",
+        "timer",
+        "timer_at",
         "transport",
         "used",
     )
@@ -119,6 +122,8 @@ class Connection(asyncio.Protocol):
         self.used = False  # has carried a request already (reused connection)
         self.paused = False
         self.lost_cb: Any = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = NO_DEADLINE
 
     # --- asyncio.Protocol ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -276,11 +281,31 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
-    def on_timeout(self, ex: Exchange) -> None:
-        if self.ex is ex:  # a late timer must not hit the connection's next exchange
+    def arm(self, ex: Exchange, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Time `ex` out at `deadline`. One timer per connection, moved only when it
+        fires or a deadline comes earlier: arming and cancelling a timer per request
+        costs 2 µs on uvloop, some 8% of a keep-alive GET."""
+        ex.deadline = deadline
+        if deadline < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = deadline
+            self.timer = loop.call_at(deadline, self.on_timer, loop)
+
+    def on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer, self.timer_at = None, NO_DEADLINE
+        ex = self.ex
+        if ex is None or ex.deadline == NO_DEADLINE or self.closed:
+            return
+        if loop.time() >= ex.deadline:
             self.fail(ERR_REQUEST_TIMEOUT, "request timeout")
+        else:  # the exchange that armed the timer is gone; this one ends later
+            self.arm(ex, ex.deadline, loop)
 
     def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self.keep_alive = False
         if not self.closed:
             self.closed = True
