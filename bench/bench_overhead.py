@@ -5,7 +5,8 @@ The target (bench/peers/servers.py timing, on the target core) reports in
 `X-Server-Time-Us` how long it held each request; one VU sends GETs back to back on
 a kept-alive connection for a fixed time, and each request's difference goes into a
 Trend. What remains is the client's own timing overhead plus the loopback round
-trip through the kernel, which no client can avoid.
+trip through the kernel, which no client can avoid: a bare blocking socket client
+(bench/peers/bare_socket_client.py) measures that floor in the same way.
 
     python bench/bench_overhead.py [--runs 3] [--duration 5]
 """
@@ -71,6 +72,12 @@ def k6_overhead_us(url: str, duration: float) -> float:
         return 1000.0 * summary_metric(json.loads(export.read_text()), "timing_overhead", "med")
 
 
+def floor_us(port: int, duration: float) -> float:
+    """The same difference for a bare blocking socket: the machine's own floor."""
+    cmd = [PYTHON, str(PEERS_DIR / "bare_socket_client.py"), str(port), str(duration)]
+    return float(run(pinned(cmd, GEN_CORE), timeout=duration + 30).stdout.strip())
+
+
 def bench(runs: int, duration: float) -> list[Row]:
     port = free_port()
     server = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "timing", str(port)], TARGET_CORE)
@@ -79,12 +86,17 @@ def bench(runs: int, duration: float) -> list[Row]:
         results = interleaved(runs, {
             "ours": (lambda: ours_overhead_us(url, duration), "µs"),
             "k6": (lambda: k6_overhead_us(url, duration), "µs"),
+            "bare socket": (lambda: floor_us(port, duration), "µs"),
         })
     row = Row("6. timing overhead (duration − server time), median", results["ours"],
               results["k6"], "< 100 µs", higher_is_better=False)
     if results["ours"].samples:
         row.verdict = results["ours"].median < 100.0
-    return [row]
+    # What the loopback round trip and wake-ups alone cost here, for scale: the part
+    # of the overhead that is the client's own is the difference.
+    floor = Row("6. the same, bare blocking socket (machine floor)", results["bare socket"],
+                None, "", higher_is_better=False)
+    return [row, floor]
 
 
 def main() -> None:
