@@ -13,7 +13,6 @@ trip through the kernel, which no client can avoid: a bare blocking socket clien
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from common import (
     TARGET_CORE,
     Row,
     background,
+    bench_main,
     free_port,
     interleaved,
     ours_cmd,
@@ -32,7 +32,6 @@ from common import (
     pinned,
     run,
     summary_metric,
-    table,
 )
 
 OURS_SCENARIO = '''"""Bench: measured duration minus the server's own time."""
@@ -100,11 +99,7 @@ def bench(runs: int, duration: float) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5.0)
-    args = ap.parse_args()
-    print(table(bench(args.runs, args.duration)))
+    bench_main(__doc__, bench, default_duration=5.0)
 
 
 if __name__ == "__main__":

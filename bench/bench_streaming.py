@@ -13,7 +13,6 @@ record TTFT, every inter-token gap, TPOT, tokens/s and the output tokens.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -24,13 +23,13 @@ from common import (
     PEERS_DIR,
     PYTHON,
     Row,
+    bench_main,
     interleaved,
     nginx,
     ours_cmd,
     per_second,
     pinned,
     run,
-    table,
 )
 
 STREAMS = 20
@@ -108,11 +107,7 @@ def bench(runs: int, duration: float) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=10.0)
-    args = ap.parse_args()
-    print(table(bench(args.runs, args.duration)))
+    bench_main(__doc__, bench)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ on the shared machine hits every tool alike; the table shows medians.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -22,6 +21,7 @@ from common import (
     GEN_CORE,
     PEERS_DIR,
     Row,
+    bench_main,
     interleaved,
     nginx,
     ours_cmd,
@@ -30,7 +30,6 @@ from common import (
     pinned,
     run,
     summary_metric,
-    table,
     wrk_bin,
 )
 
@@ -133,11 +132,7 @@ def bench(runs: int, duration: float) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=10.0)
-    args = ap.parse_args()
-    print(table(bench(args.runs, args.duration)))
+    bench_main(__doc__, bench)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ workers for the two cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
 
-from common import Row, interleaved, nginx, ours_cmd, run, summary_metric, table
+from common import Row, bench_main, interleaved, nginx, ours_cmd, run, summary_metric
 
 VUS = 50
 
@@ -85,11 +84,7 @@ def bench(runs: int, duration: float) -> list[Row]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=10.0)
-    args = ap.parse_args()
-    print(table(bench(args.runs, args.duration)))
+    bench_main(__doc__, bench)
 
 
 if __name__ == "__main__":

@@ -360,3 +360,15 @@ def tree_rss_kb(pid: int) -> int:
             kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
             todo.extend(int(k) for k in kids)
     return total
+
+
+def bench_main(doc: str, bench: Callable[[int, float], Sequence[Row]],
+               default_duration: float = 10.0) -> None:
+    """The command line of a benchmark that takes runs and a duration: print its table."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=default_duration)
+    args = ap.parse_args()
+    print(table(bench(args.runs, args.duration)))
