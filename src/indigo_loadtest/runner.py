@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from . import __version__
+from .engine.plan import ScenarioConfig, TestPlan
 from .metrics.registry import Registry
 from .metrics.thresholds import ThresholdError, ThresholdResult, ThresholdSet, parse_thresholds
 from .outputs.base import Output, RunInfo, unwritable_reason
@@ -109,6 +110,7 @@ class Prepared:
     embedded: bool = False  # BASE was unset: the target is (or would be) the simulator
     outputs: list[Output] = field(default_factory=list)
     summary_path: Path | None = None
+    workers: int = 1  # processes the test runs in (see `worker_count`)
 
     @property
     def target(self) -> str:
@@ -253,6 +255,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     )
     prepared.summary_path = summary_export_path(prepared)
     prepared.outputs = build_outputs(prepared)
+    prepared.workers = worker_count(settings, plan)
     check_result_files(prepared)
     return prepared
 
@@ -272,6 +275,36 @@ def summary_trend_stats(settings: RunSettings, extra: dict[str, Any]) -> tuple[s
         return parse_trend_stats(value)
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}", ExitCode.INVALID_CONFIG) from None
+
+
+# --- workers -----------------------------------------------------------------------------
+
+RAW_SAMPLE_OUTPUTS = ("json", "csv")  # record every sample where it is measured
+
+
+def worker_count(settings: RunSettings, plan: TestPlan) -> int:
+    """`--workers N` as given; otherwise the cores, but never more processes than the plan
+    has concurrent VUs (a 1-VU run stays in one process), and one process when raw-sample
+    outputs are requested (they record in this process)."""
+    if settings.workers is not None:
+        return settings.workers
+    if any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs)):
+        return 1
+    from .engine.workers import default_workers
+
+    return max(1, min(default_workers(), plan_max_vus(plan)))
+
+
+def plan_max_vus(plan: TestPlan) -> int:
+    """The most VUs the plan's scenarios may run at once (an upper bound: scenarios with
+    different start times are counted as if they overlapped)."""
+    return sum(scenario_max_vus(sc) for sc in plan.scenarios)
+
+
+def scenario_max_vus(sc: ScenarioConfig) -> int:
+    if sc.executor == "shared-iterations":  # k6 starts no more VUs than iterations
+        return min(sc.vus, sc.iterations)
+    return max(sc.vus, sc.max_vus)
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -369,6 +402,8 @@ def header_lines(prepared: Prepared) -> list[str]:
     if prepared.summary_path is not None:
         outs.append(f"summary export ({prepared.summary_path})")
     rows.append(("output", ", ".join(outs) or "-"))
+    if prepared.workers > 1:
+        rows.append(("workers", str(prepared.workers)))
     if prepared.settings.monitor and not prepared.settings.dry_run:
         from .monitoring_stack import dashboard_url
 
@@ -476,7 +511,7 @@ class Engine:
         config = client_config(env, plan.extra)
         factory = lambda: Client(registry, config)  # noqa: E731 - one Client per VU
         self.registry = registry
-        workers = prepared.settings.workers or 1
+        workers = prepared.workers
         try:
             if workers > 1:
                 self.execution = self._workers(prepared, factory, config, console, workers)
@@ -493,7 +528,8 @@ class Engine:
                  console: Console, workers: int) -> Any:
         from .engine.workers import WorkersExecution
 
-        if any(kind in ("json", "csv") for kind, _ in parse_out_specs(prepared.settings.outs)):
+        if any(kind in RAW_SAMPLE_OUTPUTS
+               for kind, _ in parse_out_specs(prepared.settings.outs)):
             raise ScenarioError("--out json/csv record raw samples in this process; they "
                                 "cannot be used with --workers", ExitCode.USAGE)
         return WorkersExecution(
