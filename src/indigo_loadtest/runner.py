@@ -589,6 +589,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     outcome = Outcome(exit_code=ExitCode.OK)
     engine = Engine(prepared, console)
     started = time.monotonic()
+    follow_live_metrics(prepared.outputs, engine)
     await _start_outputs(prepared, console)
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
@@ -631,6 +632,15 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
         outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
     finish(prepared, console, outcome, elapsed, result)
     return outcome
+
+
+def follow_live_metrics(outputs: list[Output], engine: Engine) -> None:
+    """Periodic outputs (those with a `source`) read the engine's live metrics: with
+    workers, the run's registry is filled only when they finish, so live charts would
+    otherwise stay empty until the end. Their final write still reads the run's registry."""
+    for output in outputs:
+        if hasattr(output, "source"):
+            output.source = engine.live_registry
 
 
 async def _start_outputs(prepared: Prepared, console: Console) -> None:
