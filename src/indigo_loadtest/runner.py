@@ -536,6 +536,7 @@ class Engine:
             prepared.options.plan, prepared.module, prepared.registry, factory,
             workers=workers, scenario_path=prepared.scenario.path, client_config=config,
             env=dict(prepared.env), error_stream=console.err,
+            snapshot_interval=snapshot_interval(prepared.outputs),
         )
 
     async def run(self) -> Any:
@@ -632,6 +633,19 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
         outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
     finish(prepared, console, outcome, elapsed, result)
     return outcome
+
+
+# Workers send their metrics every second (progress line, abortOnFail), or as often as a
+# periodic output pushes, but not more often than this.
+MIN_SNAPSHOT_INTERVAL = 0.1
+
+
+def snapshot_interval(outputs: list[Output]) -> float:
+    """How often workers send their live metrics: a periodic output pushing every 300 ms
+    would otherwise push the same snapshot three times."""
+    pushes = [output.config.push_interval for output in outputs  # type: ignore[attr-defined]
+              if hasattr(output, "source")]
+    return max(MIN_SNAPSHOT_INTERVAL, min([1.0, *pushes]))
 
 
 def follow_live_metrics(outputs: list[Output], engine: Engine) -> None:
