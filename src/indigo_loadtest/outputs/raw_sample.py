@@ -14,17 +14,16 @@ import math
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from ..http.redact import SECRET_HEADERS
 from ..metrics.registry import Metric, Registry
+from ..metrics.summary import DATA_METRICS
 from ..metrics.tags import TagSet
 from .base import RunInfo
 
-# Tag keys that could only hold a credential; never written even if a scenario sets them.
-SECRET_TAG_KEYS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
-    "api_key", "apikey", "x-loadtest-token", "loadtest_token", "password", "secret",
-})
+# Tag keys that could only hold a credential (the secret headers' names and a few more);
+# never written even if a scenario sets them.
+SECRET_TAG_KEYS = SECRET_HEADERS | {"api_key", "apikey", "loadtest_token", "password", "secret"}
 Sample = tuple[Metric, TagSet, float, float]  # as the registry hands it to listeners
-DATA_METRICS = frozenset({"data_sent", "data_received"})
 
 
 def safe_tags(tags: TagSet) -> dict[str, str]:
