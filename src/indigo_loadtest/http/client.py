@@ -419,6 +419,8 @@ class Client:
             self.cookies.update_from_response(
                 [v.decode("latin-1") for v in ex.set_cookies], tgt.host, tgt.cookie_path)
         self._release(conn)
+        if stream_resp is None and ex.stream:  # stream=True, whole body came with the headers
+            stream_resp = StreamResponse(method, tgt.url, ex, t0, wire)
         if stream_resp is not None:
             stream_resp.timings = timings
             stream_resp.status = status
@@ -427,12 +429,6 @@ class Client:
             if self.config.debug:
                 self._debug_response(stream_resp, b"<streamed>")
             return stream_resp
-        if ex.stream:  # stream=True, and the whole body came with the headers
-            resp: Any = StreamResponse(method, tgt.url, ex, t0, wire)
-            resp.timings, resp.status, resp.error, resp.error_code = timings, status, error, code
-            if self.config.debug:
-                self._debug_response(resp, b"<streamed>")
-            return resp
         chunks = ex.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if ex.content_encoding and body:
