@@ -23,7 +23,6 @@ from indigo_loadtest.engine.workers import (
     WorkersExecution,
     WorkerStartError,
     make_shards,
-    run_with_workers,
 )
 from indigo_loadtest.http.client import Client
 from indigo_loadtest.http.config import ClientConfig
@@ -234,9 +233,9 @@ def test_a_failing_worker_is_reported_and_stops_the_others() -> None:
     assert result.results[0] == "worker 1 failed"  # shard 0 heard why it was stopped
 
 
-def test_run_with_workers_merges_every_shard_into_the_registry() -> None:
+def test_a_worker_pool_merges_every_shard_into_the_registry() -> None:
     registry = Registry()
-    result = asyncio.run(run_with_workers(counting_shard, 1001, 4, registry))
+    result = asyncio.run(WorkerPool(counting_shard, 1001, 4, registry).run())
     assert result.ok
     assert result.results == [251, 250, 250, 250]
     assert registry.builtin.iterations.aggregate().value == 1001  # type: ignore[union-attr]

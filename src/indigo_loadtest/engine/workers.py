@@ -38,8 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..metrics.registry import Registry, set_active_registry
-from .execution import Execution, ExecutionResult
-from .execution import Progress as EngineProgress
+from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
 from .segment import ExecutionTuple
 from .vu import ClientFactory
@@ -131,19 +130,6 @@ class ShardContext:
         self.hard_stop = self.hard_stop or hard
         for fn in self._stop_callbacks:
             fn(self.stop_reason, self.hard_stop)
-
-
-@dataclass
-class Progress:
-    """Live totals across all workers (for the progress line)."""
-
-    elapsed: float
-    iterations: int
-    vus: int
-    vus_max: int
-    http_reqs: int
-    dropped_iterations: int
-    workers_running: int
 
 
 @dataclass
@@ -239,7 +225,6 @@ class WorkerPool:
         workers: int,
         registry: Registry,
         *,
-        on_progress: Callable[[Progress], Any] | None = None,
         snapshot_interval: float = 1.0,
         merge: bool = True,
     ) -> None:
@@ -251,12 +236,10 @@ class WorkerPool:
         self.payload = payload
         self.shards = make_shards(workers)
         self.registry = registry
-        self.on_progress = on_progress
         self.snapshot_interval = snapshot_interval
         self._states: list[list[dict[str, Any]] | None] = [None] * workers
         self._conns: list[Connection] = []
         self._stop_reason: str | None = None
-        self._started_at = 0.0
         self._running = 0
         self._send_lock = threading.Lock()
 
@@ -275,20 +258,13 @@ class WorkerPool:
                 live.merge_state(st)
         return live
 
-    def progress(self) -> Progress:
+    def totals(self) -> dict[str, float]:
+        """Live totals across all workers' latest snapshots (see `_totals`)."""
         totals: dict[str, float] = {}
         for st in self._states:
             for name, value in _totals(st or []).items():
                 totals[name] = totals.get(name, 0.0) + value
-        return Progress(
-            elapsed=time.monotonic() - self._started_at if self._started_at else 0.0,
-            iterations=int(totals.get("iterations", 0)),
-            vus=int(totals.get("vus", 0)),
-            vus_max=int(totals.get("vus_max", 0)),
-            http_reqs=int(totals.get("http_reqs", 0)),
-            dropped_iterations=int(totals.get("dropped_iterations", 0)),
-            workers_running=self._running,
-        )
+        return totals
 
     async def run(self) -> WorkersResult:
         _check_picklable(self.shard_fn, self.payload)
@@ -312,9 +288,8 @@ class WorkerPool:
         result = WorkersResult(results=[None] * len(self.shards))
         try:
             if await self._await_ready(inbox, result):
-                self._started_at = time.monotonic() + START_DELAY
                 self._running = len(procs)
-                self._broadcast(("start", self._started_at))
+                self._broadcast(("start", time.monotonic() + START_DELAY))
                 await self._collect(inbox, procs, result)
         finally:
             self._reap(procs)
@@ -346,8 +321,6 @@ class WorkerPool:
             i, msg = await inbox.get()
             if msg is not None and msg[0] == "state":
                 self._states[i] = msg[1]
-                if self.on_progress is not None:
-                    self.on_progress(self.progress())
                 continue
             if msg is not None and msg[0] == "done":
                 result.results[i] = msg[1]
@@ -391,28 +364,6 @@ def _read_worker(i: int, conn: Connection, loop: asyncio.AbstractEventLoop,
             loop.call_soon_threadsafe(inbox.put_nowait, (i, msg))
         if msg is None or msg[0] in ("done", "error"):
             return
-
-
-async def run_with_workers(
-    shard_fn: ShardFunction,
-    payload: Any,
-    workers: int,
-    registry: Registry,
-    *,
-    on_progress: Callable[[Progress], Any] | None = None,
-    snapshot_interval: float = 1.0,
-    pool_ready: Callable[[WorkerPool], Any] | None = None,
-) -> WorkersResult:
-    """Run `shard_fn` in `workers` processes and merge their metrics into `registry`.
-
-    `pool_ready(pool)` is called once the pool exists, so the caller can keep it to
-    `pool.stop(reason)` (Ctrl-C, abortOnFail) or read `pool.live_registry()`.
-    """
-    pool = WorkerPool(shard_fn, payload, workers, registry,
-                      on_progress=on_progress, snapshot_interval=snapshot_interval)
-    if pool_ready is not None:
-        pool_ready(pool)
-    return await pool.run()
 
 
 class WorkerStartError(RuntimeError):
@@ -546,12 +497,12 @@ class WorkersExecution:
         """The run's metrics so far, all workers included (a merged copy)."""
         return self._pool.live_registry() if self._pool is not None else self.registry
 
-    def progress(self) -> EngineProgress:
-        p = self._pool.progress() if self._pool is not None else None
-        return EngineProgress(
-            elapsed=self.elapsed, vus=p.vus if p else 0, vus_max=p.vus_max if p else 0,
-            iterations=p.iterations if p else 0, dropped=p.dropped_iterations if p else 0,
-            stage=self.stage, scenarios=[],
+    def progress(self) -> Progress:
+        t = self._pool.totals() if self._pool is not None else {}
+        return Progress(
+            elapsed=self.elapsed, vus=int(t.get("vus", 0)), vus_max=int(t.get("vus_max", 0)),
+            iterations=int(t.get("iterations", 0)),
+            dropped=int(t.get("dropped_iterations", 0)), stage=self.stage, scenarios=[],
         )
 
     async def run(self) -> ExecutionResult:
