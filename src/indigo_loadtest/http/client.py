@@ -25,7 +25,7 @@ from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.tags import TagSet
 from .config import ClientConfig, parse_timeout
 from .cookie_jar import CookieJar, merge_cookie_header
-from .redact import mask_header_value, mask_text
+from .redact import SECRET_HEADERS, mask_header_value, mask_text
 from .response import Response, StreamResponse, Timings, decode_body, head_pairs
 from .transport import (
     ERR_DIAL_TIMEOUT,
@@ -45,9 +45,9 @@ from .transport import (
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _BODY_DEFAULT_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Headers that must not follow a redirect to another host (as Go's client does).
-_SENSITIVE_ON_REDIRECT = frozenset({"authorization", "cookie", "proxy-authorization",
-                                    "x-api-key", "api-key", "x-loadtest-token"})
+# Headers that must not follow a redirect to another host (as Go's client does): the
+# secret request headers (Set-Cookie is a response header).
+_SENSITIVE_ON_REDIRECT = SECRET_HEADERS - {"set-cookie"}
 # Caches keyed by URL or tag combination are cleared past this size, so a test
 # that puts ids in its URLs cannot grow them without bound.
 _CACHE_LIMIT = 20_000
