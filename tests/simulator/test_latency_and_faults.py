@@ -59,37 +59,32 @@ def test_non_streamed_answer_waits_for_the_whole_generation(http: httpx.Client) 
     assert 0.050 + 5 * 0.010 <= elapsed < 0.100 + 0.050
 
 
-def test_slots_queue_requests_and_report_the_wait() -> None:
-    async def run(url: str) -> list[float]:
-        async with aiohttp.ClientSession() as session:
-            async def one() -> float:
-                async with session.post(url + "/v1/chat/completions", json=_chat(False),
-                                        headers=AUTH) as resp:
-                    await resp.read()
-                    return float(resp.headers["X-Queue-Time"])
-            return sorted(await asyncio.gather(*(one() for _ in range(3))))
+async def _plain_chats_at_once(url: str, count: int) -> list[tuple[int, Mapping[str, str]]]:
+    """(status, headers) of `count` concurrent non-streamed chat completions."""
+    async with aiohttp.ClientSession() as session:
+        async def one() -> tuple[int, Mapping[str, str]]:
+            async with session.post(url + "/v1/chat/completions", json=_chat(False),
+                                    headers=AUTH) as resp:
+                await resp.read()
+                return resp.status, resp.headers
+        return await asyncio.gather(*(one() for _ in range(count)))
 
+
+def test_slots_queue_requests_and_report_the_wait() -> None:
     with start_simulator_process(api_key=API_KEY, slots=1, ttft_ms=60, tokens_per_sec=0,
                                  reply_tokens=1) as proc:
-        waits = asyncio.run(run(proc.url))
+        answers = asyncio.run(_plain_chats_at_once(proc.url, 3))
+    waits = sorted(float(headers["X-Queue-Time"]) for _, headers in answers)
     assert waits[0] < 15
     assert waits[1] == pytest.approx(60, abs=20)
     assert waits[2] == pytest.approx(120, abs=30)
 
 
 def test_queue_limit_answers_429() -> None:
-    async def run(url: str) -> list[int]:
-        async with aiohttp.ClientSession() as session:
-            async def one() -> int:
-                async with session.post(url + "/v1/chat/completions", json=_chat(False),
-                                        headers=AUTH) as resp:
-                    await resp.read()
-                    return resp.status
-            return sorted(await asyncio.gather(*(one() for _ in range(4))))
-
     with start_simulator_process(api_key=API_KEY, slots=1, queue_limit=1, ttft_ms=100,
                                  reply_tokens=1) as proc:
-        statuses = asyncio.run(run(proc.url))
+        answers = asyncio.run(_plain_chats_at_once(proc.url, 4))
+    statuses = sorted(status for status, _ in answers)
     assert statuses == [200, 200, 429, 429]
 
 
