@@ -14,7 +14,7 @@ from importlib import import_module
 from pathlib import Path
 
 from . import __version__
-from .scenario.config import build_env
+from .scenario.config import build_env, parse_assignments
 from .scenario.discovery import discover, display_path, scenarios_dir
 from .scenario.errors import ExitCode, ScenarioError
 from .scenario.templates import create_scenario
@@ -135,14 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def folder_from(args: argparse.Namespace) -> Path:
     env = build_env(getattr(args, "env_file", None),
-                    _assignments(getattr(args, "env", []), "--env"))
+                    parse_assignments(getattr(args, "env", []), "--env"))
     return scenarios_dir(args.scenarios_dir, env)
-
-
-def _assignments(pairs: Sequence[str], flag: str) -> dict[str, str]:
-    from .scenario.config import parse_assignments
-
-    return parse_assignments(pairs, flag)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -165,8 +159,8 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         scenario=scenario,
         scenarios_dir=args.scenarios_dir,
         env_file=args.env_file,
-        env=_assignments(args.env, "--env"),
-        tags=_assignments(getattr(args, "tag", []), "--tag"),
+        env=parse_assignments(args.env, "--env"),
+        tags=parse_assignments(getattr(args, "tag", []), "--tag"),
         vus=getattr(args, "vus", None),
         iterations=getattr(args, "iterations", None),
         duration=getattr(args, "duration", None),
