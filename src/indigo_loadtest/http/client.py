@@ -446,7 +446,7 @@ class Client:
         self, method: str, url: str, name: str | None, status: int, error: str, code: int,
         expected: Container[int] | None, tags: Mapping[str, Any] | None, timings: Timings,
         nsent: int, nreceived: int,
-    ) -> bool:
+    ) -> None:
         ok = (200 <= status < 400) if expected is None else (bool(status) and status in expected)
         ok = ok and not error  # a body that broke off (stream cut) is a failed request
         base = current_tags.get()
@@ -466,11 +466,9 @@ class Client:
             self._tags[key] = ts
         if tags:
             ts = ts.with_tags(tags)
-        failed = not ok
         self._record(ts, timings.blocked, timings.connecting, timings.tls_handshaking,
-                     timings.sending, timings.waiting, timings.receiving, failed,
+                     timings.sending, timings.waiting, timings.receiving, not ok,
                      nsent, nreceived)
-        return failed
 
     def _failed_early(
         self, method: str, tgt: _Target, t0: float, blocked: float, connecting: float,
