@@ -168,6 +168,20 @@ class Session:
             expires_in = DEFAULT_EXPIRES_IN
         self.expires_at = time.monotonic() + float(expires_in)
 
+    def _take(self, resp: Any, started: float, trend: str, step: str) -> bool:
+        """A login or refresh response: time it, check it carries an access token, take
+        the tokens, count the outcome (a failure is logged here, a success by the caller)."""
+        self.metrics.time(trend, started)
+        ok = check(resp, {
+            f"{step} status 200": lambda r: r.status == 200,
+            f"{step} has access_token": _has_access_token,
+        })
+        if ok:
+            self._accept(resp)
+        else:
+            log(self.config, failure_line(step.upper(), resp))
+        return self.metrics.outcome(ok)
+
     async def login(self, http: Any) -> bool:
         """POST /v1/auth/guest-login: the seed's step 1."""
         cfg = self.config
@@ -175,18 +189,10 @@ class Session:
         started = time.perf_counter()
         resp = await http.post(f"{cfg.base}/v1/auth/guest-login", json={},
                                headers=self.headers(), name="/v1/auth/guest-login")
-        self.metrics.time(LOGIN_TREND, started)
-        ok = check(resp, {
-            "guest login status 200": lambda r: r.status == 200,
-            "guest login has access_token": _has_access_token,
-        })
+        ok = self._take(resp, started, LOGIN_TREND, "guest login")
         if ok:
-            self._accept(resp)
             log(cfg, "[GUEST LOGIN] ✅ Success!" + (
                 "" if self.refresh_token else " (no refresh token cookie)"))
-        else:
-            log(cfg, failure_line("GUEST LOGIN", resp))
-        self.metrics.outcome(ok)
         return ok
 
     async def refresh(self, http: Any) -> bool:
@@ -209,18 +215,10 @@ class Session:
             resp = await http.get(f"{cfg.base}/v1/auth/refresh-token", headers=headers,
                                   cookies={REFRESH_COOKIE: self.refresh_token},
                                   name="/v1/auth/refresh-token")
-            self.metrics.time(REFRESH_TREND, started)
-            ok = check(resp, {
-                "refresh token status 200": lambda r: r.status == 200,
-                "refresh token has access_token": _has_access_token,
-            })
+            ok = self._take(resp, started, REFRESH_TREND, "refresh token")
             if ok:
-                self._accept(resp)
                 log(cfg, "[REFRESH TOKEN] ✅ Success! Expires in "
                          f"{self.expires_at - time.monotonic():.0f} seconds")
-            else:
-                log(cfg, failure_line("REFRESH TOKEN", resp))
-            self.metrics.outcome(ok)
             return ok
 
     def near_expiry(self) -> bool:
