@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from .redact import mask_headers
+from .transport import STREAM_LOW_WATER
 
 if TYPE_CHECKING:
     from .sse import SSEEvent
@@ -280,7 +281,7 @@ class StreamResponse(_BaseResponse):
             if ex.complete:
                 break
             conn = ex.conn
-            if conn is not None and conn.paused and ex.buffered < 1 << 18:
+            if conn is not None and conn.paused and ex.buffered < STREAM_LOW_WATER:
                 conn.resume_stream()
             w = ex.waiter = loop.create_future()
             try:
