@@ -15,16 +15,14 @@ from .generation import (
     Reply,
     generation_slot,
     make_reply,
-    mid_stream_fault,
     open_stream,
     plain_answer,
     raise_early_fault,
     raise_if_dropped,
-    token_deadline,
     wait_for_all,
+    write_tokens,
 )
 from .http_util import bad_request, json_object, optional, positive_int
-from .latency import sleep_until
 from .state import SIM, Simulator
 from .store import fast_id
 
@@ -145,12 +143,10 @@ async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: An
                   on_done: OnDone) -> web.StreamResponse:
     resp = await open_stream(request, queue_ms)
     n = reply.completion_tokens
-    for i in range(n):
-        if await mid_stream_fault(request, resp, plan, i, n):
-            return resp
-        await sleep_until(token_deadline(start, plan, i))
-        await resp.write(_chunk(cid, created, req.model, _delta(reply, i), None,
-                                req.include_usage))
+    chunks = (_chunk(cid, created, req.model, _delta(reply, i), None, req.include_usage)
+              for i in range(n))
+    if not await write_tokens(request, resp, plan, start, chunks, n):
+        return resp
     if on_done is not None:
         await on_done(reply)
     tail = _chunk(cid, created, req.model, {}, reply.finish_reason, req.include_usage)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -138,3 +138,15 @@ async def mid_stream_fault(request: web.Request, out: web.StreamResponse, plan: 
     if plan.fault == "malformed":
         await out.write(MALFORMED_EVENT)
     return False
+
+
+async def write_tokens(request: web.Request, out: web.StreamResponse, plan: Plan,
+                       start: float, chunks: Iterable[bytes], count: int) -> bool:
+    """Write one chunk per token as each falls due, with the mid-stream fault halfway;
+    False when the fault dropped the connection (the stream must end there)."""
+    for index, chunk in enumerate(chunks):
+        if await mid_stream_fault(request, out, plan, index, count):
+            return False
+        await sleep_until(token_deadline(start, plan, index))
+        await out.write(chunk)
+    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,12 @@ from .generation import (
     Reply,
     generation_slot,
     make_reply,
-    mid_stream_fault,
     open_stream,
     plain_answer,
     raise_early_fault,
     raise_if_dropped,
-    token_deadline,
     wait_for_all,
+    write_tokens,
 )
 from .http_util import (
     ApiError,
@@ -41,7 +41,7 @@ from .http_util import (
     positive_int,
     query_limit,
 )
-from .latency import Plan, sleep_until
+from .latency import Plan
 from .state import SIM, Simulator
 from .store import new_id
 
@@ -267,18 +267,19 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
     if not tool:
         opening += ev("response.content_part.added", item_id=item_id, output_index=0,
                       content_index=0, part=_text_part(""))
-    n = reply.completion_tokens
-    for i, token in enumerate(reply.tokens):
-        if await mid_stream_fault(request, out, plan, i, n):
-            return out
-        await sleep_until(token_deadline(start, plan, i))
-        if tool:
-            chunk = ev("response.function_call_arguments.delta", item_id=item_id,
-                       output_index=0, delta=token)
-        else:
-            chunk = ev("response.output_text.delta", item_id=item_id, output_index=0,
-                       content_index=0, delta=token, logprobs=[])
-        await out.write(opening + chunk if i == 0 else chunk)
+
+    def chunks() -> Iterator[bytes]:
+        for i, token in enumerate(reply.tokens):
+            if tool:
+                chunk = ev("response.function_call_arguments.delta", item_id=item_id,
+                           output_index=0, delta=token)
+            else:
+                chunk = ev("response.output_text.delta", item_id=item_id, output_index=0,
+                           content_index=0, delta=token, logprobs=[])
+            yield opening + chunk if i == 0 else chunk
+
+    if not await write_tokens(request, out, plan, start, chunks(), reply.completion_tokens):
+        return out
     complete(resp, reply, item_id)
     _save(sim, user, req, resp, reply, first=True)
     if tool:
