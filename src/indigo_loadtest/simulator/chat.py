@@ -39,7 +39,6 @@ class ChatRequest:
     last_user: str
     tools: Any
     tool_choice: Any
-    body: dict[str, Any]
 
 
 def parse_chat(body: dict[str, Any], sim: Simulator) -> ChatRequest:
@@ -56,15 +55,15 @@ def parse_chat(body: dict[str, Any], sim: Simulator) -> ChatRequest:
     max_tokens = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
     user_texts = [t for m in messages if m.get("role") == "user"
                   for t in textgen.texts_of(m.get("content"))]
-    last = messages[-1]
-    # After a tool result, the model answers in text rather than calling again.
     last_user = user_texts[-1] if user_texts else ""
+    # After a tool result, the model answers in text rather than calling again.
+    after_tool_result = messages[-1].get("role") == "tool"
     return ChatRequest(
         model=model, stream=bool(optional(body, "stream", bool, False)),
         include_usage=bool(stream_options.get("include_usage")), max_tokens=max_tokens,
         prompt_texts=[t for m in messages for t in textgen.texts_of(m.get("content"))],
-        last_user=last_user, tools=None if last.get("role") == "tool" else tools,
-        tool_choice=body.get("tool_choice"), body=body)
+        last_user=last_user, tools=None if after_tool_result else tools,
+        tool_choice=body.get("tool_choice"))
 
 
 def usage(reply: Reply) -> dict[str, int]:
