@@ -62,28 +62,10 @@ def default_workers() -> int:
 
 @dataclass(frozen=True)
 class Shard:
-    """One worker's share: execution segment `start:end` of `sequence`."""
+    """One worker's share: its execution segment of the evenly split sequence."""
 
     index: int  # 0-based
-    count: int
-    start: Fraction
-    end: Fraction
-    sequence: tuple[Fraction, ...]
-
-    @property
-    def segment(self) -> str:
-        """k6's `--execution-segment` form, e.g. `1/2:1`."""
-        return f"{self.start}:{self.end}"
-
-    @property
-    def sequence_str(self) -> str:
-        """k6's `--execution-segment-sequence` form, e.g. `0,1/2,1`."""
-        return ",".join(str(f) for f in self.sequence)
-
-    @property
-    def execution_tuple(self) -> ExecutionTuple:
-        """The engine's form of this segment (what the executors scale by)."""
-        return ExecutionTuple(self.start, self.end, self.sequence)
+    execution_tuple: ExecutionTuple  # the engine's form of the segment (what executors scale by)
 
     def scale(self, value: int) -> int:
         """This shard's part of an integer `value` (VUs, iterations), striped as k6 does."""
@@ -95,7 +77,7 @@ def make_shards(workers: int) -> list[Shard]:
     if workers < 1:
         raise ValueError("--workers must be at least 1")
     seq = tuple(Fraction(i, workers) for i in range(workers + 1))
-    return [Shard(i, workers, seq[i], seq[i + 1], seq) for i in range(workers)]
+    return [Shard(i, ExecutionTuple(seq[i], seq[i + 1], seq)) for i in range(workers)]
 
 
 class ShardContext:
