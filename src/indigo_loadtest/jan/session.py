@@ -203,16 +203,11 @@ class Session:
             return False
         async with self._lock:
             log(cfg, "[REFRESH TOKEN] Refreshing access token...")
-            headers = {
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {self.access_token}",
-            }
-            if cfg.loadtest_token:
-                headers[LOADTEST_HEADER] = cfg.loadtest_token
             started = time.perf_counter()
             # `cookies=` overrides the VU jar's value of the same name: a pooled session
-            # may run on a VU whose jar holds another guest's refresh token.
-            resp = await http.get(f"{cfg.base}/v1/auth/refresh-token", headers=headers,
+            # may run on a VU whose jar holds another guest's refresh token. A refresh
+            # token comes only with an access token, so the bearer is always the latter.
+            resp = await http.get(f"{cfg.base}/v1/auth/refresh-token", headers=self.headers(),
                                   cookies={REFRESH_COOKIE: self.refresh_token},
                                   name="/v1/auth/refresh-token")
             ok = self._take(resp, started, REFRESH_TREND, "refresh token")
