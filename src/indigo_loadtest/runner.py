@@ -419,10 +419,9 @@ def header_lines(prepared: Prepared) -> list[str]:
 
 def scenarios_overview(prepared: Prepared) -> str:
     plan = prepared.options.plan
-    max_vus = sum(max(sc.vus, sc.max_vus) for sc in plan.scenarios)
     count = len(plan.scenarios)
     noun = "scenario" if count == 1 else "scenarios"
-    return f"{count} {noun}, {max_vus} max VUs"
+    return f"{count} {noun}, {plan_max_vus(plan)} max VUs"
 
 
 # --- execution -----------------------------------------------------------------------------
