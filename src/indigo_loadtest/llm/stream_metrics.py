@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ..http.sse import SSEParser
 from ..metrics.registry import Registry, active_registry, current_tags
 
 # Metric names (kept from the original dashboard: ttfb, receiving, total, queue,
@@ -377,8 +378,6 @@ async def read_stream(resp: Any) -> StreamResult:
         else:
             # The events of each received chunk in one batch: no async-generator step
             # per event (about 10% of the per-event cost at high token rates).
-            from ..http.sse import SSEParser
-
             parser, feed = SSEParser(), meter.feed
             parse = parser.feed
             t = 0.0
