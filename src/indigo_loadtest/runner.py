@@ -433,6 +433,12 @@ class Outcome:
     interrupted: bool = False
     aborted_by: ThresholdResult | None = None
     error: str | None = None
+    # Why the measurement is incomplete (a dead worker, a failed output, nothing measured):
+    # each is (exit code, one-line reason); the run is reported as failed with the first.
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def problem(self, exit_code: int, reason: str) -> None:
+        self.problems.append((int(exit_code), reason))
 
 
 def client_config(env: Env, extra: dict[str, Any]) -> Any:
@@ -702,11 +708,15 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.EXTERNAL_ABORT
     elif thresholds_failed or outcome.aborted_by is not None:
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
+    elif outcome.problems:
+        outcome.exit_code = outcome.problems[0][0]
     elif not exported:  # the path was checked before the run, but changed since
         outcome.exit_code = ExitCode.INVALID_CONFIG
     if thresholds_failed:
         failed = [f"{r.key} '{r.expression}'" for r in outcome.threshold_results if not r.ok]
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
+    for _, reason in outcome.problems:
+        console.error(reason)
 
 
 def output_summary_lines(prepared: Prepared) -> list[str]:

@@ -19,6 +19,10 @@ class ExitCode(IntEnum):
     EXTERNAL_ABORT = 105  # Ctrl-C / SIGTERM
     SCRIPT_EXCEPTION = 107
     SCRIPT_ABORTED = 108
+    # Beyond k6: a run whose own measurement is incomplete never passes.
+    WORKER_DIED = 111  # a --workers process died; its share of the test was not run
+    OUTPUT_FAILED = 112  # a result output could not write (disk full, file removed, ...)
+    NOTHING_MEASURED = 113  # no iteration completed, or a scenario that sends requests sent none
 
 
 class ScenarioError(Exception):
