@@ -48,6 +48,11 @@ def test_unknown_scenario_lists_the_available_ones(workdir: Path) -> None:
     res = run_cli("run", "nope", cwd=workdir)
     assert res.returncode == ExitCode.USAGE
     assert res.stderr == "error: unknown scenario 'nope'; available: a, b\n"
+    write_scenario(workdir, "test-alpha", "")
+    res = run_cli("run", "test-alpah", cwd=workdir)
+    assert res.returncode == ExitCode.USAGE
+    assert res.stderr == ("error: unknown scenario 'test-alpah'; did you mean test-alpha? "
+                          "available: a, b, test-alpha\n")
 
 
 def test_syntax_and_import_errors_are_one_line_without_traceback(workdir: Path) -> None:

@@ -62,3 +62,19 @@ def test_resolve_by_name_and_by_path(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as err:
         discovery.resolve("nope", tmp_path)
     assert str(err.value) == "unknown scenario 'nope'; available: a, b"
+
+
+def test_unknown_scenario_suggests_the_closest_names(tmp_path: Path) -> None:
+    for name in ("test-responses", "test-completion-standard", "test-conversations"):
+        write(tmp_path, f"{name}.py", "")
+    names = "test-completion-standard, test-conversations, test-responses"
+    cases = {
+        "test-respones": "did you mean test-responses? ",
+        "responses": "did you mean test-responses? ",
+        "conversation": "did you mean test-conversations? ",
+        "zzz": "",
+    }
+    for ref, hint in cases.items():
+        with pytest.raises(ScenarioError) as err:
+            discovery.resolve(ref, tmp_path)
+        assert str(err.value) == f"unknown scenario {ref!r}; {hint}available: {names}"

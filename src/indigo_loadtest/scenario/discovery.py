@@ -7,6 +7,7 @@ docstring, read with `ast` so that listing never executes user code.
 from __future__ import annotations
 
 import ast
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,12 +88,26 @@ def resolve(ref: str, folder: Path, cwd: Path | None = None) -> ScenarioFile:
         if not path.is_file():
             raise ScenarioError(f"scenario file {ref!r} does not exist", ExitCode.USAGE)
         return ScenarioFile(path.stem, path, describe(path))
-    for scenario in discover(folder):
+    available = discover(folder)
+    for scenario in available:
         if scenario.name == ref:
             return scenario
-    names = ", ".join(s.name for s in discover(folder))
-    where = f"available: {names}" if names else f"no scenarios in {display_path(folder, cwd)}"
-    raise ScenarioError(f"unknown scenario {ref!r}; {where}", ExitCode.USAGE)
+    raise ScenarioError(unknown_scenario_message(ref, [s.name for s in available], folder, cwd),
+                        ExitCode.USAGE)
+
+
+def unknown_scenario_message(ref: str, names: list[str], folder: Path, cwd: Path) -> str:
+    """'unknown scenario', the closest names first ("did you mean"), then all of them."""
+    if not names:
+        return f"unknown scenario {ref!r}; no scenarios in {display_path(folder, cwd)}"
+    # Built-ins are `test-*`: a user typing `responses` means `test-responses`.
+    candidates = {name: name for name in names}
+    candidates.update({name.removeprefix("test-"): name for name in names
+                       if name.startswith("test-")})
+    close = difflib.get_close_matches(ref, list(candidates), n=3, cutoff=0.6)
+    suggestions = list(dict.fromkeys(candidates[c] for c in close))
+    hint = f"did you mean {' or '.join(suggestions)}? " if suggestions else ""
+    return f"unknown scenario {ref!r}; {hint}available: {', '.join(names)}"
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
