@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -415,8 +416,17 @@ def _native_up(args: argparse.Namespace) -> int:
         f"Grafana: add a Prometheus data source (uid '{DATASOURCE_UID}') with URL {prom.url} "
         f"and import {DASHBOARD_FILE}"
     )
-    print("stop it with: indigo-loadtest monitoring down --native")
+    print(f"stop it with: {native_down_command(prom.data_dir)}")
     return 0
+
+
+def native_down_command(data_dir: Path) -> str:
+    """The command that stops this Prometheus: it is found by the pid file in its data
+    folder, so a folder other than the default must be named."""
+    command = "indigo-loadtest monitoring down --native"
+    if Path(data_dir).resolve() != DEFAULT_DATA_DIR.resolve():
+        command += f" --data-dir {shlex.quote(str(data_dir))}"
+    return command
 
 
 def _native_down(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -45,10 +46,12 @@ def test_native_up_and_down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert ensure_prometheus(f"{url}/api/v1/write", env={}) is None
         assert (data / "data").is_dir()
 
+        hint = out.split("stop it with: ")[1].splitlines()[0]
+        assert hint == f"indigo-loadtest monitoring down --native --data-dir {data}"
         assert main(["up", *args]) == 0  # idempotent
         assert "already running" in capsys.readouterr().out
 
-        assert main(["down", *args]) == 0
+        assert main(shlex.split(hint)[2:]) == 0  # the printed hint, verbatim
         assert f"stopped Prometheus at {url} (pid {pid})" in capsys.readouterr().out
         deadline = time.monotonic() + 10
         while pid_alive(pid) and time.monotonic() < deadline:
