@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -740,6 +741,10 @@ def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
 
 
 def console_is_tty() -> bool:
+    """Colour only on a terminal, and never when NO_COLOR (no-color.org) or k6's
+    K6_NO_COLOR is set to a non-empty value."""
+    if os.environ.get("NO_COLOR") or os.environ.get("K6_NO_COLOR"):
+        return False
     return sys.stdout.isatty()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # Configuration the developer's shell may carry, which would change what a run does.
 _CLEARED = ("BASE", "MODEL", "DEBUG", "API_KEY", "LOADTEST_TOKEN", "INDIGO_SCENARIOS_DIR",
-            "DURATION_MIN", "NONSTREAM_RPS", "STREAM_RPS", "SINGLE_RUN")
+            "DURATION_MIN", "NONSTREAM_RPS", "STREAM_RPS", "SINGLE_RUN", "NO_COLOR", "K6_NO_COLOR")
 
 
 @dataclass
