@@ -218,6 +218,9 @@ class AllResult:
             ExitCode.EXTERNAL_ABORT: "interrupted",
             ExitCode.SCRIPT_EXCEPTION: "FAILED (script error)",
             ExitCode.INVALID_CONFIG: "FAILED (invalid options)",
+            ExitCode.WORKER_DIED: "FAILED (a worker died)",
+            ExitCode.OUTPUT_FAILED: "FAILED (an output failed)",
+            ExitCode.NOTHING_MEASURED: "FAILED (nothing measured)",
         }.get(self.exit_code, f"FAILED (exit code {self.exit_code})")
 
 
@@ -281,15 +284,22 @@ def all_exit_code(results: list[AllResult], interrupted: bool) -> int:
 
 
 def print_table(results: list[AllResult], total: int) -> None:
-    width = max([len("scenario"), *(len(r.name) for r in results)])
-    print(f"\n  {'scenario'.ljust(width)}  {'result':<24} {'time':>8}")
-    for r in results:
-        mark = "✓" if r.exit_code == ExitCode.OK else "✗"
-        print(f"  {r.name.ljust(width)}  {mark} {r.verdict:<22} {r.seconds:>7.1f}s")
+    for line in table_lines(results):
+        print(line)
     passed = sum(r.exit_code == ExitCode.OK for r in results)
     skipped = total - len(results)
     tail = f", {skipped} not run" if skipped else ""
     print(f"\n  {passed}/{total} scenarios passed{tail}\n", flush=True)
+
+
+def table_lines(results: list[AllResult]) -> list[str]:
+    """`run --all`'s result table, its columns as wide as their longest cell."""
+    rows = [(r.name, f"{'✓' if r.exit_code == ExitCode.OK else '✗'} {r.verdict}",
+             f"{r.seconds:.1f}s") for r in results]
+    header = ("scenario", "result", "time")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    return [""] + [f"  {name.ljust(widths[0])}  {result.ljust(widths[1])}  "
+                   f"{time_.rjust(widths[2])}" for name, result, time_ in [header, *rows]]
 
 
 class _SignalForwarder:

@@ -192,6 +192,22 @@ def test_run_all_prints_a_table_and_fails_if_one_fails(workdir: Path,
     assert "b_bad" in table and "✗ FAILED (thresholds)" in table
     assert "1/2 scenarios passed" in table
     assert len(local_server.paths("/all-good/")) == len(local_server.paths("/all-bad/")) == 4
+    lines = res.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  scenario "))
+    rows = lines[start:start + 3]  # header, a_good, b_bad: the time column ends in one place
+    assert len({len(row) for row in rows}) == 1 and all(r.endswith(("time", "s")) for r in rows)
+
+
+def test_run_all_table_is_aligned_whatever_the_verdict() -> None:
+    from indigo_loadtest.cli import AllResult, table_lines
+
+    results = [AllResult("short", ExitCode.OK, 1.0),
+               AllResult("a-much-longer-name", ExitCode.INVALID_CONFIG, 12.25),
+               AllResult("died", ExitCode.WORKER_DIED, 100.0)]
+    lines = table_lines(results)[1:]
+    assert "✗ FAILED (invalid options)" in lines[2] and "FAILED (a worker died)" in lines[3]
+    assert len({len(line) for line in lines}) == 1  # every column starts in one place
+    assert len({line.index(" ", 2 + len("a-much-longer-name")) for line in lines[1:]}) == 1
 
 
 def test_new_from_template_and_from_existing(workdir: Path) -> None:
