@@ -402,7 +402,10 @@ def header_lines(prepared: Prepared) -> list[str]:
     outs = [o.description() for o in prepared.outputs]
     if prepared.summary_path is not None:
         outs.append(f"summary export ({prepared.summary_path})")
-    rows.append(("output", ", ".join(outs) or "-"))
+    if prepared.settings.dry_run and outs:  # nothing is written without a run
+        rows.append(("output", "would write " + ", ".join(outs)))
+    else:
+        rows.append(("output", ", ".join(outs) or "-"))
     if prepared.workers > 1:
         rows.append(("workers", str(prepared.workers)))
     if prepared.settings.monitor and not prepared.settings.dry_run:

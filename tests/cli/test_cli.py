@@ -152,6 +152,7 @@ def test_dry_run_and_check_send_nothing_and_show_the_executor(workdir: Path,
                   cwd=workdir, env=env)
     assert res.returncode == 0, res.stderr
     assert "default: 5 looping VUs for 1m30s (gracefulStop: 30s)" in res.stdout
+    assert "output: would write summary export (results/dry_" in res.stdout
     res = run_cli("check", str(workdir / "scenarios" / "dry.py"), cwd=workdir, env=env)
     assert res.returncode == 0 and "✓ dry:" in res.stdout
     res = run_cli("run", "dry", "--dry-run", "--vus", "9", "--iterations", "3", cwd=workdir,
