@@ -11,10 +11,18 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 
 if [ ! -x "$venv/bin/indigo-loadtest" ]; then
-  echo "Setting up $venv (first run)..." >&2
-  "${PYTHON:-python3}" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$venv/bin/python" -m pip install -q -e "$here" >&2
+  echo "setting up .venv (first run)..." >&2
+  log="$(mktemp)"
+  # pip's own chatter goes to a log, shown only if the setup fails.
+  if ! { "${PYTHON:-python3}" -m venv "$venv" &&
+         { "$venv/bin/python" -m pip install -q --upgrade pip || true; } &&
+         "$venv/bin/python" -m pip install -q -e "$here"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "error: setting up $venv failed (see above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 cli="$venv/bin/indigo-loadtest"
 
