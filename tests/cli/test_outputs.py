@@ -111,6 +111,9 @@ def test_summary_trend_stats_typo_is_one_line_before_traffic(
     (("--summary-export", "a_dir"), "cannot write the summary export a_dir: it is a directory"),
     (("--results-dir", "a_file/deeper", "--dry-run"),
      "cannot write the summary export a_file/deeper/files_"),
+    # Permission bits allow it (root), the file system does not: found before traffic too.
+    (("--summary-export", "/proc/export.json"),
+     "cannot write the summary export /proc/export.json: cannot create files in /proc: "),
 ])
 def test_unwritable_result_file_is_one_line_before_traffic(
         workdir: Path, local_server: LocalServer, flags: tuple[str, ...], message: str) -> None:

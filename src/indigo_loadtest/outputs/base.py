@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -52,4 +53,15 @@ def unwritable_reason(path: Path) -> str | None:
         return f"{folder} is not a directory"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"no permission to create files in {folder}"
+    return _creation_refused(folder)
+
+
+def _creation_refused(folder: Path) -> str | None:
+    """Permission bits do not tell everything (root, read-only or special file systems
+    such as /proc): create a file there and remove it at once; nothing is left behind."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".indigo-probe-"):
+            pass
+    except OSError as exc:
+        return f"cannot create files in {folder}: {exc.strerror or exc}"
     return None
