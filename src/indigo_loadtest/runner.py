@@ -157,11 +157,14 @@ def check_syntax(path: Path) -> None:
         raise ScenarioError(f"{display_path(path)}: {exc}", ExitCode.SCRIPT_EXCEPTION) from None
 
 
-def start_simulator() -> Any:
+def start_simulator(api_key: str = "") -> Any:
+    """The embedded simulator; it accepts the run's API_KEY as its static bearer key, so a
+    scenario written for any OpenAI-compatible server runs against it unchanged."""
+    options = {"api_key": api_key} if api_key else {}
     try:
         from .simulator.process import start_simulator_process
 
-        return start_simulator_process(host="127.0.0.1", port=0)
+        return start_simulator_process(host="127.0.0.1", port=0, **options)
     except Exception as exc:
         raise ScenarioError(
             f"could not start the embedded simulator: {exc}", ExitCode.GENERIC_ENGINE
@@ -204,7 +207,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     if embedded:
         values = dict(env)
         if start_target and not settings.dry_run:
-            simulator = start_simulator()
+            simulator = start_simulator(env.get("API_KEY", ""))
             values["BASE"] = simulator.url
         else:
             values["BASE"] = SIMULATOR_PLACEHOLDER
