@@ -194,7 +194,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     """Resolve, configure, import and validate; starts the embedded simulator when BASE is
     unset and `start_target` (not for --dry-run). The caller must `close()` the result."""
     overrides = overrides_from(settings)
-    parse_out_specs(settings.outs)  # a typo in --out is reported before anything starts
+    check_outputs_fit_workers(settings)  # also reports a typo in --out before anything starts
     env = build_env(settings.env_file, settings.env)
     if settings.monitor and not settings.dry_run:
         enable_monitoring(settings, env)
@@ -297,6 +297,14 @@ def worker_count(settings: RunSettings, plan: TestPlan) -> int:
     from .engine.workers import default_workers
 
     return max(1, min(default_workers(), plan_max_vus(plan)))
+
+
+def check_outputs_fit_workers(settings: RunSettings) -> None:
+    """Raw-sample outputs listen on this process's registry: no `--workers N` above 1."""
+    raw = any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs))
+    if raw and settings.workers is not None and settings.workers > 1:
+        raise ScenarioError("--out json/csv record raw samples in this process; they "
+                            "cannot be used with --workers above 1", ExitCode.USAGE)
 
 
 def plan_max_vus(plan: TestPlan) -> int:
@@ -540,10 +548,6 @@ class Engine:
                  console: Console, workers: int) -> Any:
         from .engine.workers import WorkersExecution
 
-        if any(kind in RAW_SAMPLE_OUTPUTS
-               for kind, _ in parse_out_specs(prepared.settings.outs)):
-            raise ScenarioError("--out json/csv record raw samples in this process; they "
-                                "cannot be used with --workers", ExitCode.USAGE)
         return WorkersExecution(
             prepared.options.plan, prepared.module, prepared.registry, factory,
             workers=workers, scenario_path=prepared.scenario.path, client_config=config,

@@ -272,3 +272,12 @@ def test_workers_split_the_run_and_merge_the_metrics(workdir: Path,
     res = run_cli("run", "sharded", "--workers", "2", "--out", "json", cwd=workdir,
                   env=clean_env(BASE=local_server.url))
     assert res.returncode == ExitCode.USAGE and "--workers" in res.stderr
+
+
+def test_usage_error_comes_before_the_header_and_starts_nothing(workdir: Path) -> None:
+    write_scenario(workdir, "plain", '"""Plain."""\n\nasync def default(vu):\n    pass\n')
+    res = run_cli("run", "plain", "--workers", "2", "--out", "json", cwd=workdir)
+    assert res.returncode == ExitCode.USAGE
+    assert res.stderr == ("error: --out json/csv record raw samples in this process; they "
+                          "cannot be used with --workers above 1\n")
+    assert res.stdout == ""  # no header, no simulator URL: nothing was started
