@@ -15,7 +15,13 @@ from pathlib import Path
 
 from . import __version__
 from .scenario.config import build_env, parse_assignments
-from .scenario.discovery import discover, display_path, scenarios_dir
+from .scenario.discovery import (
+    BUILTIN_SCENARIOS_DIR,
+    builtins_not_in,
+    discover,
+    display_path,
+    scenarios_dir,
+)
 from .scenario.errors import ExitCode, ScenarioError
 from .scenario.templates import create_scenario
 
@@ -140,15 +146,19 @@ def folder_from(args: argparse.Namespace) -> Path:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """The user's folder (when it has scenarios), then the built-ins it does not shadow."""
     folder = folder_from(args)
-    scenarios = discover(folder)
-    print(f"Scenarios in {display_path(folder)}:")
-    if not scenarios:
-        print("  (none)")
+    sections = [(f"Scenarios in {display_path(folder)}:", discover(folder)),
+                ("Built-in scenarios:", builtins_not_in(folder))]
+    sections = [(title, found) for title, found in sections if found]
+    if not sections:
+        print(f"Scenarios in {display_path(folder)}:\n  (none)")
         return ExitCode.OK
-    width = max(len(s.name) for s in scenarios)
-    for s in scenarios:
-        print(f"  {s.name.ljust(width)}  {s.description}".rstrip())
+    width = max(len(s.name) for _, found in sections for s in found)
+    for i, (title, found) in enumerate(sections):
+        print(("\n" if i else "") + title)
+        for s in found:
+            print(f"  {s.name.ljust(width)}  {s.description}".rstrip())
     return ExitCode.OK
 
 
@@ -249,7 +259,10 @@ def run_all(args: argparse.Namespace) -> int:
         raise UsageError("--summary-export names one file; with --all each scenario writes "
                          "its own under --results-dir")
     folder = folder_from(args)
+    # The user's folder; the built-ins when it has none (as `run NAME` finds them too).
     scenarios = discover(folder)
+    if not scenarios:
+        folder, scenarios = BUILTIN_SCENARIOS_DIR, discover(BUILTIN_SCENARIOS_DIR)
     if not scenarios:
         raise UsageError(f"no scenarios in {display_path(folder)}")
     results: list[AllResult] = []

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 from cli_helpers import REPO, LocalServer, clean_env, run_cli, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
+
+# Always listed after a folder's own scenarios.
+BUILTINS = "test-completion-conversation, test-completion-standard, test-responses"
 
 PASSING = '''"""Gets /{tag} once per iteration."""
 from indigo_loadtest import check, env
@@ -33,13 +37,14 @@ def test_list_finds_a_new_file_with_no_registration(workdir: Path) -> None:
     write_scenario(workdir, "_helpers", '"""Not listed."""\n')
     first = run_cli("list", cwd=workdir)
     assert first.returncode == 0, first.stderr
-    assert "alpha  Alpha flow." in first.stdout and "_helpers" not in first.stdout
+    assert re.search(r"^Scenarios in scenarios:\n  alpha +Alpha flow\.\n\nBuilt-in scenarios:\n"
+                     r"  test-completion-conversation  Conversations", first.stdout)
+    assert "_helpers" not in first.stdout
     write_scenario(workdir, "beta", '"""Beta, added later."""\n')
     second = subprocess.run([str(REPO / "run-loadtest.sh"), "--list"], cwd=workdir,
                             env=clean_env(), text=True, capture_output=True, timeout=60)
     assert second.returncode == 0, second.stderr
-    assert "alpha  Alpha flow." in second.stdout
-    assert "beta   Beta, added later." in second.stdout
+    assert re.search(r"\n  alpha +Alpha flow\.\n  beta +Beta, added later\.\n", second.stdout)
 
 
 def test_unknown_scenario_lists_the_available_ones(workdir: Path) -> None:
@@ -47,12 +52,13 @@ def test_unknown_scenario_lists_the_available_ones(workdir: Path) -> None:
     write_scenario(workdir, "b", "")
     res = run_cli("run", "nope", cwd=workdir)
     assert res.returncode == ExitCode.USAGE
-    assert res.stderr == "error: unknown scenario 'nope'; available: a, b\n"
+    # The folder's scenarios, then the built-ins (always available by name).
+    assert res.stderr == "error: unknown scenario 'nope'; available: a, b, " + BUILTINS + "\n"
     write_scenario(workdir, "test-alpha", "")
     res = run_cli("run", "test-alpah", cwd=workdir)
     assert res.returncode == ExitCode.USAGE
     assert res.stderr == ("error: unknown scenario 'test-alpah'; did you mean test-alpha? "
-                          "available: a, b, test-alpha\n")
+                          "available: a, b, test-alpha, " + BUILTINS + "\n")
 
 
 def test_syntax_and_import_errors_are_one_line_without_traceback(workdir: Path) -> None:
@@ -219,7 +225,9 @@ def test_new_from_template_and_from_existing(workdir: Path) -> None:
     assert run_cli("check", "my-flow", cwd=workdir).returncode == 0
     res = run_cli("new", "copy", "--from", "my-flow", cwd=workdir)
     assert res.returncode == 0
-    assert (workdir / "scenarios" / "copy.py").read_text() == created.read_text()
+    original, copy = created.read_text(), (workdir / "scenarios" / "copy.py").read_text()
+    first, rest = original.split("\n", 1)
+    assert copy == f'"""copy (copied from my-flow): {first[3:]}\n{rest}'
     assert "my-flow" in run_cli("list", cwd=workdir).stdout
     again = run_cli("new", "my-flow", cwd=workdir)
     assert again.returncode == ExitCode.USAGE and "already exists" in again.stderr
@@ -281,3 +289,20 @@ def test_usage_error_comes_before_the_header_and_starts_nothing(workdir: Path) -
     assert res.stderr == ("error: --out json/csv record raw samples in this process; they "
                           "cannot be used with --workers above 1\n")
     assert res.stdout == ""  # no header, no simulator URL: nothing was started
+
+
+def test_new_from_a_builtin_renames_its_test_case(tmp_path: Path) -> None:
+    """In a folder with no ./scenarios yet: `new` creates it; the copy of a built-in is
+    listed and tags its samples with its own test case, not the original's."""
+    res = run_cli("new", "my-responses", "--from", "test-responses", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "created scenarios/my-responses.py" in res.stdout
+    listed = run_cli("list", cwd=tmp_path).stdout
+    assert re.search(r"my-responses +my-responses \(copied from test-responses\): Resp", listed)
+    run = run_cli("run", "my-responses", "-q", "--no-summary", "--out", "json=s.ndjson",
+                  cwd=tmp_path, env=clean_env(SINGLE_RUN="true"), timeout=90)
+    assert run.returncode == 0, run.stderr
+    cases = {json.loads(line)["data"]["tags"].get("test_case")
+             for line in (tmp_path / "s.ndjson").read_text().splitlines()
+             if json.loads(line)["type"] == "Point"}
+    assert cases == {"my-responses"}

@@ -9,6 +9,9 @@ import pytest
 from indigo_loadtest.scenario import discovery
 from indigo_loadtest.scenario.errors import ScenarioError
 
+# Always listed after a folder's own scenarios.
+BUILTINS = "test-completion-conversation, test-completion-standard, test-responses"
+
 
 def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
@@ -45,7 +48,10 @@ def test_folder_precedence(tmp_path: Path) -> None:
     assert discovery.scenarios_dir(str(explicit), env, tmp_path) == explicit
     assert discovery.scenarios_dir(None, env, tmp_path) == from_env
     assert discovery.scenarios_dir(None, {}, tmp_path) == local
-    assert discovery.scenarios_dir(None, {}, explicit) == discovery.BUILTIN_SCENARIOS_DIR
+    # No folder yet: ./scenarios all the same (`new` creates it); the built-ins still resolve.
+    assert discovery.scenarios_dir(None, {}, explicit) == explicit / "scenarios"
+    found = discovery.resolve("test-responses", explicit / "scenarios")
+    assert found.path == discovery.BUILTIN_SCENARIOS_DIR / "test-responses.py"
     with pytest.raises(ScenarioError, match="does not exist"):
         discovery.scenarios_dir(str(tmp_path / "missing"), {}, tmp_path)
 
@@ -61,17 +67,19 @@ def test_resolve_by_name_and_by_path(tmp_path: Path) -> None:
     assert (by_path.name, by_path.description) == ("c", "C.")
     with pytest.raises(ScenarioError) as err:
         discovery.resolve("nope", tmp_path)
-    assert str(err.value) == "unknown scenario 'nope'; available: a, b"
+    assert str(err.value) == "unknown scenario 'nope'; available: a, b, " + BUILTINS
 
 
 def test_unknown_scenario_suggests_the_closest_names(tmp_path: Path) -> None:
     for name in ("test-responses", "test-completion-standard", "test-conversations"):
         write(tmp_path, f"{name}.py", "")
-    names = "test-completion-standard, test-conversations, test-responses"
+    # The folder's own, then the built-in it does not shadow.
+    names = ("test-completion-standard, test-conversations, test-responses, "
+             "test-completion-conversation")
     cases = {
         "test-respones": "did you mean test-responses? ",
         "responses": "did you mean test-responses? ",
-        "conversation": "did you mean test-conversations? ",
+        "conversation": "did you mean test-conversations or test-completion-conversation? ",
         "zzz": "",
     }
     for ref, hint in cases.items():

@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import TextIO
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+# Scenario code shipped inside the package: the user's frames all the same.
+_BUILTIN_SCENARIOS_DIR = str(Path(_PACKAGE_DIR) / "builtin_scenarios")
+
+
+def is_tool_frame(filename: str) -> bool:
+    return filename.startswith(_PACKAGE_DIR) and not filename.startswith(_BUILTIN_SCENARIOS_DIR)
 
 
 class IterationFailed(Exception):
@@ -22,7 +28,7 @@ def _origin(exc: BaseException) -> tuple[str, int]:
     """The innermost frame of the traceback outside this package (the user's line)."""
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
-        if not frame.filename.startswith(_PACKAGE_DIR):
+        if not is_tool_frame(frame.filename):
             return frame.filename, frame.lineno or 0
     if frames:
         return frames[-1].filename, frames[-1].lineno or 0

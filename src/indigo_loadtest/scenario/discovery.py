@@ -1,7 +1,9 @@
 """Finding scenario files: any `*.py` in the scenarios folder, no registration needed.
 
 A scenario's name is its file stem; its description is the first line of its module
-docstring, read with `ast` so that listing never executes user code.
+docstring, read with `ast` so that listing never executes user code. The user's folder
+(`--scenarios-dir`, `$INDIGO_SCENARIOS_DIR` or `./scenarios`) comes first; the built-in
+scenarios, shipped inside the package, are always available by name after it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 from .errors import ExitCode, ScenarioError
 
 SCENARIOS_DIR_ENV = "INDIGO_SCENARIOS_DIR"
-# The repository checkout: src/indigo_loadtest/scenario/discovery.py -> parents[3].
-REPO_ROOT = Path(__file__).resolve().parents[3]
-BUILTIN_SCENARIOS_DIR = REPO_ROOT / "scenarios"
+# Inside the package, so that an installed wheel has them (the repository's `scenarios`
+# is a link to this folder).
+BUILTIN_SCENARIOS_DIR = Path(__file__).resolve().parents[1] / "builtin_scenarios"
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ def scenarios_dir(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Path:
-    """The scenarios folder: --scenarios-dir, else $INDIGO_SCENARIOS_DIR, else ./scenarios,
-    else the built-in scenarios shipped with the repository."""
+    """The user's scenarios folder: --scenarios-dir, else $INDIGO_SCENARIOS_DIR (both must
+    exist), else ./scenarios (which may not exist yet: `new` creates it)."""
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     chosen = explicit or env.get(SCENARIOS_DIR_ENV)
@@ -46,10 +48,7 @@ def scenarios_dir(
                 f"scenarios folder {chosen!r} ({source}) does not exist", ExitCode.USAGE
             )
         return path
-    local = cwd / "scenarios"
-    if local.is_dir():
-        return local.resolve()
-    return BUILTIN_SCENARIOS_DIR
+    return cwd / "scenarios"  # not resolved: the repository's `scenarios` link keeps its name
 
 
 def describe(path: Path) -> str:
@@ -76,6 +75,23 @@ def discover(folder: Path) -> list[ScenarioFile]:
     return [ScenarioFile(p.stem, p, describe(p)) for p in files]
 
 
+def is_builtin_folder(folder: Path) -> bool:
+    return folder.resolve() == BUILTIN_SCENARIOS_DIR
+
+
+def builtins_not_in(folder: Path) -> list[ScenarioFile]:
+    """The built-in scenarios that `folder` neither is nor shadows by name."""
+    if is_builtin_folder(folder):
+        return []
+    own = {s.name for s in discover(folder)}
+    return [s for s in discover(BUILTIN_SCENARIOS_DIR) if s.name not in own]
+
+
+def available(folder: Path) -> list[ScenarioFile]:
+    """Every scenario that can be run by name: the folder's, then the other built-ins."""
+    return discover(folder) + builtins_not_in(folder)
+
+
 def looks_like_path(ref: str) -> bool:
     return ref.endswith(".py") or os.sep in ref or "/" in ref
 
@@ -88,11 +104,11 @@ def resolve(ref: str, folder: Path, cwd: Path | None = None) -> ScenarioFile:
         if not path.is_file():
             raise ScenarioError(f"scenario file {ref!r} does not exist", ExitCode.USAGE)
         return ScenarioFile(path.stem, path, describe(path))
-    available = discover(folder)
-    for scenario in available:
+    scenarios = available(folder)
+    for scenario in scenarios:
         if scenario.name == ref:
             return scenario
-    raise ScenarioError(unknown_scenario_message(ref, [s.name for s in available], folder, cwd),
+    raise ScenarioError(unknown_scenario_message(ref, [s.name for s in scenarios], folder, cwd),
                         ExitCode.USAGE)
 
 
@@ -113,7 +129,9 @@ def unknown_scenario_message(ref: str, names: list[str], folder: Path, cwd: Path
 def display_path(path: Path, cwd: Path | None = None) -> str:
     """`path` relative to the working directory when it is inside it (shorter messages)."""
     cwd = cwd or Path.cwd()
-    try:
-        return str(path.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        return str(path)
+    for shown, base in ((path.absolute(), cwd.absolute()), (path.resolve(), cwd.resolve())):
+        try:
+            return str(shown.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)

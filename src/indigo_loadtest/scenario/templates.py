@@ -62,9 +62,25 @@ def create_scenario(name: str, folder: Path, source: str | None = None) -> Path:
     if target.exists():
         raise ScenarioError(f"{target} already exists", ExitCode.USAGE)
     if source:
-        text = resolve(source, folder).path.read_text(encoding="utf-8")
+        original = resolve(source, folder)
+        text = renamed_copy(original.path.read_text(encoding="utf-8"), original.name, name)
     else:
         text = template_text(name, folder)
     folder.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     return target
+
+
+# The test case a copied scenario tags its samples with: a Jan `Flow("name", ...)` or an
+# explicit `"test_case": "name"` tag. A copy that kept them would mix two scenarios'
+# series in Grafana.
+_TEST_CASE = re.compile(r"""(\bFlow\(\s*|["']test_case["']\s*:\s*)(["'])[^"'\n]*\2""")
+_DOCSTRING = re.compile(r'''^(\s*(?:[rRuU]?)(?:"""|\'\'\'))\s*([^\n]*)''')
+
+
+def renamed_copy(text: str, old: str, new: str) -> str:
+    """`text` of scenario `old` as scenario `new`: its description line says it is `new`
+    (copied from `old`), and its test case name and `test_case` tag become `new`."""
+    text = _TEST_CASE.sub(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", text)
+    return _DOCSTRING.sub(lambda m: f"{m.group(1)}{new} (copied from {old}): {m.group(2)}",
+                          text, count=1)
