@@ -823,9 +823,6 @@ def dry_run_report(prepared: Prepared) -> str:
 
 
 def run_event_loop(coro: Any) -> Any:
-    try:
-        import uvloop
+    from .event_loop import run as run_loop
 
-        return uvloop.run(coro)
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run(coro)
+    return run_loop(coro)

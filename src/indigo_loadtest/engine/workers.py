@@ -134,9 +134,9 @@ def _worker_main(conn: Connection, shard: Shard, shard_fn: ShardFunction, payloa
     # terminal's SIGINT would lose its metrics.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        import uvloop
+        from ..event_loop import run as run_loop
 
-        uvloop.run(_worker_async(conn, shard, shard_fn, payload, snapshot_interval))
+        run_loop(_worker_async(conn, shard, shard_fn, payload, snapshot_interval))
     except BaseException:
         with contextlib.suppress(OSError):
             conn.send(("error", traceback.format_exc()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -51,7 +52,8 @@ async def serve(config: cfg.SimulatorConfig, host: str, port: int, parent_pid: i
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C ends the process
+                loop.add_signal_handler(sig, stop.set)
         watchdog = loop.create_task(_watch_parent(parent_pid, stop)) if parent_pid else None
         await stop.wait()
         if watchdog is not None:
@@ -80,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --port {args.port}: must be between 0 and 65535", file=sys.stderr)
         return 2
     try:
-        import uvloop
+        from ..event_loop import run as run_loop
 
-        uvloop.run(serve(config, args.host, args.port, args.parent_pid))
+        run_loop(serve(config, args.host, args.port, args.parent_pid))
     except OSError as exc:
         print(f"error: cannot serve on {url_of(args.host, args.port)}: {exc.strerror or exc}",
               file=sys.stderr)

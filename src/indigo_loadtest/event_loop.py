@@ -1,0 +1,38 @@
+"""Which asyncio event loop runs the generator, its workers and the simulator.
+
+uvloop where it exists (Linux, macOS): its timers, sockets and call_soon are several times
+cheaper than the standard loop's, which is what lets one process time thousands of streams.
+uvloop has no Windows build, so there (or with `INDIGO_EVENT_LOOP=asyncio`, which keeps
+that path tested on Linux) the standard library's loop runs the same code; docs/benchmarks.md
+says what it costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+LOOP_ENV = "INDIGO_EVENT_LOOP"  # "uvloop" (default where installed) or "asyncio"
+
+
+def loop_name() -> str:
+    """"uvloop" or "asyncio": the loop `run` will use in this process."""
+    if os.environ.get(LOOP_ENV, "").strip().lower() == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on the chosen loop."""
+    if loop_name() == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
