@@ -103,6 +103,36 @@ def test_a_dead_worker_degrades_the_run_and_the_other_runs_to_the_end(
         assert survivor_sent < counted <= survivor_sent + dead_sent
 
 
+def test_sigterm_to_the_process_group_is_an_interrupt_not_a_dead_worker(
+    workdir: Path, local_server: LocalServer
+) -> None:
+    # As a service manager stops a run: every process of the group gets SIGTERM.
+    pids_dir = workdir / "pids"
+    pids_dir.mkdir()
+    export = workdir / "summary.json"
+    write_scenario(workdir, "looping", LOOPING.format(duration=30, tag="group-term"))
+    proc = subprocess.Popen(
+        cli_argv("run", "looping", "--workers", "2", "--env", f"PIDS_DIR={pids_dir}",
+                 "--summary-export", str(export)),
+        cwd=workdir, env=clean_env(BASE=local_server.url), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        wait_for_pids(pids_dir, 2)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    assert "degraded" not in out and "worker" not in err, err
+    # Every worker stopped gracefully and sent its exact final state.
+    sent = len(local_server.paths("/group-term/"))
+    assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] == sent > 0
+
+
 GAUGES = '''"""Gauges written in two processes (or two VUs of one)."""
 import os
 from pathlib import Path

@@ -360,6 +360,7 @@ class WorkerPool:
                 procs[i].join(timeout=5)
                 self._keep_final(_retired(self._states[i] or []))
                 result.errors.append(_describe_failure(i, msg, procs[i]))
+                self._report(result.errors[-1])
                 self._lose(i, procs[i], _how_it_failed(msg), result, going_on=False)
                 self.stop(f"worker {i} failed")
             self._states[i] = None
@@ -380,9 +381,12 @@ class WorkerPool:
         others = self._running > 1 and self._stop_reason is None
         if going_on and others:
             line += ", the other workers go on to the planned end"
+        self._report(f"warning: {line}")
+
+    def _report(self, text: str) -> None:
         if self.error_stream is not None:
             with contextlib.suppress(OSError, ValueError):
-                self.error_stream.write(f"warning: {line}\n")
+                self.error_stream.write(f"{text.rstrip()}\n")
                 self.error_stream.flush()
 
     def _broadcast(self, msg: tuple) -> None:
