@@ -133,7 +133,7 @@ class WorkersResult:
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.lost
 
 
 # --- the worker process ----------------------------------------------------------------
