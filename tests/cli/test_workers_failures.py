@@ -103,6 +103,48 @@ def test_a_dead_worker_degrades_the_run_and_the_other_runs_to_the_end(
         assert survivor_sent < counted <= survivor_sent + dead_sent
 
 
+BUSY = '''"""Iterations that hog the event loop."""
+import os
+import time
+from pathlib import Path
+
+from indigo_loadtest import env
+
+options = {"vus": 2, "duration": "1s", "gracefulStop": "2s"}
+
+
+async def default(vu):
+    Path(env["PIDS_DIR"], str(os.getpid())).touch()
+    started = time.monotonic()
+    while time.monotonic() - started < 3:
+        pass
+'''
+
+
+def test_a_second_sigterm_kills_a_worker_whose_loop_is_busy(workdir: Path) -> None:
+    pids_dir = workdir / "pids"
+    pids_dir.mkdir()
+    write_scenario(workdir, "busy", BUSY)
+    proc = subprocess.Popen(
+        cli_argv("run", "busy", "--workers", "2", "-q", "--env", f"PIDS_DIR={pids_dir}"),
+        cwd=workdir, env=clean_env(BASE="http://127.0.0.1:9"), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        busy = wait_for_pids(pids_dir, 2)[0]
+        os.kill(busy, signal.SIGTERM)  # cannot stop gracefully: its loop never yields
+        time.sleep(0.3)
+        os.kill(busy, signal.SIGTERM)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == ExitCode.WORKER_DIED, err
+    assert re.search(rf"worker [01] of 2 \(pid {busy}\) was killed by SIGTERM", err), err
+    assert "degraded: worker" in out
+
+
 def test_sigterm_to_the_process_group_is_an_interrupt_not_a_dead_worker(
     workdir: Path, local_server: LocalServer
 ) -> None:

@@ -269,6 +269,30 @@ def test_a_dead_worker_is_reported_its_snapshot_kept_and_the_others_go_on() -> N
     assert registry.builtin.iterations.aggregate().value == 7  # type: ignore[union-attr]
 
 
+def _fail_in_a_worker(parent_pid: int) -> LoadsOnlyInTheParent:
+    if os.getpid() != parent_pid:
+        raise RuntimeError("this payload cannot be loaded in a worker")
+    return LoadsOnlyInTheParent(parent_pid)
+
+
+class LoadsOnlyInTheParent:
+    """Pickles fine (the check before the start passes) but fails to load in a worker."""
+
+    def __init__(self, parent_pid: int) -> None:
+        self.parent_pid = parent_pid
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return _fail_in_a_worker, (self.parent_pid,)
+
+
+def test_a_worker_that_fails_to_start_loses_the_run() -> None:
+    pool = WorkerPool(counting_shard, LoadsOnlyInTheParent(os.getpid()), 2, Registry())
+    result = asyncio.run(asyncio.wait_for(pool.run(), 60))
+    assert not result.ok
+    assert result.lost and "before the test started" in result.lost[0]
+    assert result.results == [None, None]  # no shard ran
+
+
 def test_a_worker_pool_merges_every_shard_into_the_registry() -> None:
     registry = Registry()
     result = asyncio.run(WorkerPool(counting_shard, 1001, 4, registry).run())

@@ -632,9 +632,9 @@ class WorkersExecution:
                 teardown = await self._hook_run(
                     replace(self.plan, scenarios=[], no_setup=True), setup_data=setup.setup_data)
                 teardown_error = teardown.teardown_error
-        # Merged after teardown, so that a gauge the workers wrote during the test is not
-        # taken for older than one the parent's teardown wrote (the value written last
-        # wins); vus/vus_max add up (the parent's own samples are 0: it runs no VUs).
+        # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
+        # VUs) are recorded as writes, which would replace the workers' summed values;
+        # merged afterwards, they add up instead (see SHARD_SUMMED_GAUGES).
         final_states = self._pool.final_states if self._pool is not None else []
         for state in final_states:
             self.registry.merge_state(state)
