@@ -647,6 +647,8 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     if setup_error and not outcome.error:
         outcome.error = f"setup() failed: {setup_error}"
         outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+    for line in lost_workers(result):
+        outcome.problem(ExitCode.WORKER_DIED, line)
     finish(prepared, console, outcome, elapsed, result)
     return outcome
 
@@ -705,6 +707,8 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         console.print(f"  target: {prepared.target}")
         for line in output_summary_lines(prepared):
             console.print(f"  {line}")
+        for line in lost_workers(result):
+            console.print(f"  degraded: {line}")
         reason = getattr(result, "stop_reason", None)
         if outcome.aborted_by is not None:
             console.print(f"  aborted: threshold {outcome.aborted_by.key} "
@@ -728,6 +732,12 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
     for _, reason in outcome.problems:
         console.error(reason)
+
+
+def lost_workers(result: Any) -> list[str]:
+    """One line per `--workers` process that did not run its share of the test to the
+    end (it died, or was sent a signal of its own); empty for a one-process run."""
+    return list(getattr(result, "lost_workers", ()))
 
 
 def output_summary_lines(prepared: Prepared) -> list[str]:

@@ -6,7 +6,10 @@ the whole test (or of the same test run in one process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
+import re
 import textwrap
 import time
 from pathlib import Path
@@ -231,6 +234,63 @@ def test_a_failing_worker_is_reported_and_stops_the_others() -> None:
     assert any("shard 1 cannot run" in e for e in result.errors)
     assert result.stop_reason == "worker 1 failed"
     assert result.results[0] == "worker 1 failed"  # shard 0 heard why it was stopped
+
+
+async def dying_shard(ctx: Any) -> str | None:
+    """Shard 1 counts 5 iterations, waits for its snapshot to go out, then exits hard."""
+    await ctx.wait_start()
+    if ctx.shard.index == 1:
+        ctx.registry.builtin.iterations.add(5)
+        await asyncio.sleep(0.5)  # two snapshots (every 0.2 s) carry the 5
+        os._exit(3)
+    ctx.registry.builtin.iterations.add(1)
+    stopped = asyncio.Event()
+    ctx.on_stop(lambda reason, hard: stopped.set())
+    with contextlib.suppress(TimeoutError):  # not stopped: runs its whole 1.5 s
+        await asyncio.wait_for(stopped.wait(), 1.5)
+    ctx.registry.builtin.iterations.add(1)
+    return ctx.stop_reason
+
+
+def test_a_dead_worker_is_reported_its_snapshot_kept_and_the_others_go_on() -> None:
+    registry = Registry()
+    errors = io.StringIO()
+    pool = WorkerPool(dying_shard, None, 2, registry, snapshot_interval=0.2,
+                      error_stream=errors)
+    result = asyncio.run(asyncio.wait_for(pool.run(), 60))
+    assert result.results[0] is None  # shard 0 was not stopped: it ran to its end
+    assert result.stop_reason is None and not result.errors
+    assert len(result.lost) == 1
+    assert re.fullmatch(r"worker 1 of 2 \(pid \d+\) exited with code 3 \d+\.\ds into the "
+                        r"test; its share of the test was not run from then on",
+                        result.lost[0])
+    assert "the other workers go on to the planned end" in errors.getvalue()
+    # Shard 0's 2 iterations and the 5 of shard 1's last snapshot.
+    assert registry.builtin.iterations.aggregate().value == 7  # type: ignore[union-attr]
+
+
+def _fail_in_a_worker(parent_pid: int) -> LoadsOnlyInTheParent:
+    if os.getpid() != parent_pid:
+        raise RuntimeError("this payload cannot be loaded in a worker")
+    return LoadsOnlyInTheParent(parent_pid)
+
+
+class LoadsOnlyInTheParent:
+    """Pickles fine (the check before the start passes) but fails to load in a worker."""
+
+    def __init__(self, parent_pid: int) -> None:
+        self.parent_pid = parent_pid
+
+    def __reduce__(self) -> tuple[Any, tuple[int]]:
+        return _fail_in_a_worker, (self.parent_pid,)
+
+
+def test_a_worker_that_fails_to_start_loses_the_run() -> None:
+    pool = WorkerPool(counting_shard, LoadsOnlyInTheParent(os.getpid()), 2, Registry())
+    result = asyncio.run(asyncio.wait_for(pool.run(), 60))
+    assert not result.ok
+    assert result.lost and "before the test started" in result.lost[0]
+    assert result.results == [None, None]  # no shard ran
 
 
 def test_a_worker_pool_merges_every_shard_into_the_registry() -> None:

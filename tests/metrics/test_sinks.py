@@ -86,18 +86,24 @@ def test_gauge_aggregate_of_several_tag_sets_is_the_value_written_last() -> None
     assert g.aggregate({"model": "a"}).value == 7
 
 
-def test_gauges_of_worker_shards_add_up_and_keep_the_latest_write() -> None:
+def test_vu_gauges_of_worker_shards_add_up_and_custom_gauges_keep_the_latest_write() -> None:
     shards = [Registry(), Registry()]
     for reg, vus in zip(shards, (3, 2), strict=True):
         reg.record(reg.builtin.vus, float(vus), EMPTY)  # both shards: the same tag set
     shards[0].record(shards[0].metric("temp", "gauge"), 40.0, tagset({"zone": "x"}))
     shards[1].record(shards[1].metric("temp", "gauge"), 30.0, tagset({"zone": "y"}))
+    # The same custom gauge and tag set in both shards: not a sum, the last write.
+    for reg, value in zip(shards, (7.0, 5.0), strict=True):
+        reg.record(reg.metric("depth", "gauge"), value, EMPTY)
     merged = Registry()
     merged.record(merged.builtin.vus, 0.0, EMPTY)  # the parent's own sample: runs no VUs
     for reg in shards:
         merged.merge_state(reg.state())
     vus = merged.builtin.vus.aggregate()
-    assert (vus.value, vus.min, vus.max, vus.count) == (5, 0, 3, 3)
+    # Side by side the shards hold 3 + 2 VUs at the same moment: value, min and max add.
+    assert (vus.value, vus.min, vus.max, vus.count) == (5, 5, 5, 3)
+    depth = merged.get("depth").aggregate()  # type: ignore[union-attr]
+    assert (depth.value, depth.min, depth.max, depth.count) == (5, 5, 7, 2)
     temp = merged.get("temp")
     assert temp is not None and len(temp.sinks) == 2
     assert temp.aggregate().value == 30  # shard 1 wrote its tag set last

@@ -6,6 +6,7 @@ failing request in a loop prints one traceback, not thousands.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import traceback
 from pathlib import Path
@@ -18,6 +19,9 @@ _BUILTIN_SCENARIOS_DIR = str(Path(_PACKAGE_DIR) / "builtin_scenarios")
 
 def is_tool_frame(filename: str) -> bool:
     return filename.startswith(_PACKAGE_DIR) and not filename.startswith(_BUILTIN_SCENARIOS_DIR)
+
+
+_ASYNCIO_DIR = str(Path(asyncio.__file__).resolve().parent)
 
 
 class IterationFailed(Exception):
@@ -33,6 +37,37 @@ def _origin(exc: BaseException) -> tuple[str, int]:
     if frames:
         return frames[-1].filename, frames[-1].lineno or 0
     return "?", 0
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of an exception from scenario code without the tool's own frames
+    (nor the asyncio frames that lead into the user's first one): what a user can act
+    on. When it was raised inside the tool, one line says where. An exception without
+    any frame of the user's (an engine fault) keeps its whole traceback."""
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    todo = [te]
+    while todo:  # the exception and those it was raised from or during
+        t = todo.pop()
+        if id(t) not in seen:
+            seen.add(id(t))
+            _drop_tool_frames(t)
+            todo += [c for c in (t.__cause__, t.__context__) if c is not None]
+    return "".join(te.format())
+
+
+def _drop_tool_frames(te: traceback.TracebackException) -> None:
+    stack = list(te.stack)
+    first = next((k for k, f in enumerate(stack) if not is_tool_frame(f.filename)
+                  and not f.filename.startswith(_ASYNCIO_DIR)), None)
+    if first is None:
+        return
+    kept = [f for f in stack[first:] if not is_tool_frame(f.filename)]
+    te.stack = traceback.StackSummary.from_list(kept)
+    last = stack[-1]
+    if is_tool_frame(last.filename):
+        where = Path(last.filename).relative_to(Path(_PACKAGE_DIR).parent)
+        te.__notes__ = [*(te.__notes__ or []), f"(raised inside {where}:{last.lineno})"]
 
 
 class ErrorReporter:
@@ -53,7 +88,7 @@ class ErrorReporter:
         if isinstance(exc, IterationFailed):
             text = f"fail() in {where} at {filename}:{lineno}: {exc}\n"
         else:
-            tb = "".join(traceback.format_exception(exc))
+            tb = user_traceback(exc)
             text = (f"error in {where} (shown once; further ones of this kind are only "
                     f"counted):\n{tb}")
         try:

@@ -12,7 +12,11 @@ one-process run. The parent process:
   progress and live thresholds: `live_registry()`), and the final state at the end,
   merged into the run's registry;
 - relays a stop (Ctrl-C, `abortOnFail`) to every worker: workers ignore SIGINT
-  themselves, so a terminal's Ctrl-C reaches them only through the parent.
+  themselves, so a terminal's Ctrl-C reaches them only through the parent;
+- outlives a worker that dies (SIGKILL, the out-of-memory killer, a crash): the others go
+  on to the planned end, the dead one's last snapshot is merged as its measurements, and
+  the run is reported as degraded (`WorkersResult.lost`). A worker sent SIGTERM stops its
+  share gracefully and sends its final state (a second SIGTERM kills it at once).
 
 The work of one shard is a module-level async function (picklable by reference),
 `shard_fn(ctx: ShardContext) -> result`, which runs the engine for `ctx.shard` with
@@ -37,7 +41,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..metrics.registry import Registry, set_active_registry
+from ..metrics.registry import SHARD_SUMMED_GAUGES, Registry, set_active_registry
+from ..scenario.errors import ExitCode, ScenarioError
 from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
 from .segment import ExecutionTuple
@@ -90,6 +95,7 @@ class ShardContext:
         self.start_at = start_at  # time.monotonic() instant at which all shards start
         self.stop_reason: str | None = None
         self.hard_stop = False
+        self.terminated_by: str | None = None  # a signal this worker itself was sent
         self._stop_callbacks: list[Callable[[str, bool], Any]] = []
 
     def on_stop(self, fn: Callable[[str, bool], Any]) -> None:
@@ -121,10 +127,13 @@ class WorkersResult:
     results: list[Any] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop_reason: str | None = None
+    # One line per worker that did not run its share to the end (died, stopped by a
+    # signal of its own, failed): the run measured less than it planned.
+    lost: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.lost
 
 
 # --- the worker process ----------------------------------------------------------------
@@ -153,9 +162,10 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     started: asyncio.Future[float | None] = loop.create_future()
     threading.Thread(target=_listen, args=(conn, loop, ctx, started), daemon=True).start()
     conn.send(("ready",))
+    signal.signal(signal.SIGTERM, _sigterm_handler(loop, ctx, started))
     start_at = await started
     if start_at is None:  # stopped before the start
-        conn.send(("done", None, registry.state()))
+        conn.send(("done", None, registry.state(), ctx.terminated_by))
         return
     ctx.start_at = start_at
     snapshots = asyncio.ensure_future(_send_snapshots(conn, registry, snapshot_interval))
@@ -165,7 +175,27 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
         snapshots.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await snapshots
-    conn.send(("done", result, registry.state()))
+    conn.send(("done", result, registry.state(), ctx.terminated_by))
+
+
+def _sigterm_handler(loop: asyncio.AbstractEventLoop, ctx: ShardContext,
+                     started: asyncio.Future) -> Callable[[int, Any], None]:
+    """SIGTERM sent to a worker (alone, or to the whole process group as a service
+    manager does): stop this shard gracefully, as the parent's own stop would, and send
+    the final state. A plain signal handler, not the loop's: it also runs while an
+    iteration hogs the loop, so that a second SIGTERM still ends the worker at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if ctx.terminated_by is not None:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        ctx.terminated_by = signal.Signals(signum).name
+        reason = f"worker received {ctx.terminated_by}"
+        loop.call_soon_threadsafe(lambda: started.done() or started.set_result(None))
+        loop.call_soon_threadsafe(ctx._stop, reason)
+
+    return handler
 
 
 def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext,
@@ -209,10 +239,14 @@ class WorkerPool:
         *,
         snapshot_interval: float = 1.0,
         merge: bool = True,
+        error_stream: TextIO | None = None,
     ) -> None:
         """`merge=False`: leave the final states in `final_states` for the caller to
-        merge (e.g. after a teardown that must not overwrite merged gauges)."""
+        merge (e.g. after a teardown that must not overwrite merged gauges).
+        `error_stream`: where a worker's death is reported as it happens."""
         self.merge = merge
+        self.error_stream = error_stream
+        self._started_at = 0.0  # time.monotonic() of the common start
         self.final_states: list[list[dict[str, Any]]] = []
         self.shard_fn = shard_fn
         self.payload = payload
@@ -232,18 +266,20 @@ class WorkerPool:
         self._broadcast(("stop", reason, hard))
 
     def live_registry(self) -> Registry:
-        """The parent's registry merged with every worker's latest snapshot (a copy)."""
+        """The parent's registry merged with every worker's latest snapshot, and with the
+        final states of workers that ended when the caller merges those later (a copy)."""
         live = Registry()
         live.merge_state(self.registry.state())
-        for st in self._states:
+        for st in [*self._states, *([] if self.merge else self.final_states)]:
             if st is not None:
                 live.merge_state(st)
         return live
 
     def totals(self) -> dict[str, float]:
-        """Live totals across all workers' latest snapshots (see `_totals`)."""
+        """Live totals across all workers' latest snapshots or final states (see
+        `_totals`): the progress line keeps counting a worker that has ended."""
         totals: dict[str, float] = {}
-        for st in self._states:
+        for st in [*self._states, *self.final_states]:
             for name, value in _totals(st or []).items():
                 totals[name] = totals.get(name, 0.0) + value
         return totals
@@ -271,7 +307,8 @@ class WorkerPool:
         try:
             if await self._await_ready(inbox, result):
                 self._running = len(procs)
-                self._broadcast(("start", time.monotonic() + START_DELAY))
+                self._started_at = time.monotonic() + START_DELAY
+                self._broadcast(("start", self._started_at))
                 await self._collect(inbox, procs, result)
         finally:
             self._reap(procs)
@@ -291,7 +328,11 @@ class WorkerPool:
                 waiting.discard(i)
             else:
                 result.errors.append(_describe_failure(i, msg))
+                result.lost.append(f"worker {i} {_how_it_failed(msg)} before the test "
+                                   "started")
                 break
+        if result.errors and not result.lost:
+            result.lost.append(f"{result.errors[0]}: the test did not start")
         if result.errors:
             self.stop("a worker failed to start")
             return False
@@ -306,15 +347,47 @@ class WorkerPool:
                 continue
             if msg is not None and msg[0] == "done":
                 result.results[i] = msg[1]
-                self.final_states.append(msg[2])
-                if self.merge:
-                    self.registry.merge_state(msg[2])
-            else:
+                self._keep_final(msg[2])
+                # The worker itself was sent a signal: its share ended early, unless
+                # the whole run was stopping anyway (a SIGTERM to the process group).
+                if len(msg) > 3 and msg[3] and self._stop_reason is None:
+                    self._lose(i, procs[i], f"stopped early on {msg[3]}", result)
+            elif msg is None:  # died: the others go on; its last snapshot is its share
                 procs[i].join(timeout=5)
+                self._keep_final(_retired(self._states[i] or []))
+                self._lose(i, procs[i], _how_it_died(procs[i]), result)
+            else:  # an exception in the engine itself: it would likely hit every shard
+                procs[i].join(timeout=5)
+                self._keep_final(_retired(self._states[i] or []))
                 result.errors.append(_describe_failure(i, msg, procs[i]))
+                self._report(result.errors[-1])
+                self._lose(i, procs[i], _how_it_failed(msg), result, going_on=False)
                 self.stop(f"worker {i} failed")
             self._states[i] = None
             self._running -= 1
+
+    def _keep_final(self, state: list[dict[str, Any]]) -> None:
+        self.final_states.append(state)
+        if self.merge:
+            self.registry.merge_state(state)
+
+    def _lose(self, i: int, proc: Any, how: str, result: WorkersResult, *,
+              going_on: bool = True) -> None:
+        """Record (and report now) that worker `i` did not run its share to the end."""
+        at = max(0.0, time.monotonic() - self._started_at)
+        line = (f"worker {i} of {len(self.shards)} (pid {proc.pid}) {how} {at:.1f}s into "
+                "the test; its share of the test was not run from then on")
+        result.lost.append(line)
+        others = self._running > 1 and self._stop_reason is None
+        if going_on and others:
+            line += ", the other workers go on to the planned end"
+        self._report(f"warning: {line}")
+
+    def _report(self, text: str) -> None:
+        if self.error_stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.error_stream.write(f"{text.rstrip()}\n")
+                self.error_stream.flush()
 
     def _broadcast(self, msg: tuple) -> None:
         with self._send_lock:
@@ -348,8 +421,12 @@ def _read_worker(i: int, conn: Connection, loop: asyncio.AbstractEventLoop,
             return
 
 
-class WorkerStartError(RuntimeError):
-    """The work cannot be handed to worker processes."""
+class WorkerStartError(ScenarioError):
+    """The work cannot be handed to worker processes (setup() data that cannot be
+    pickled, such as a lock or a socket): a mistake in the scenario, shown in one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.SCRIPT_EXCEPTION)
 
 
 def _check_picklable(shard_fn: ShardFunction, payload: Any) -> None:
@@ -368,6 +445,42 @@ def _describe_failure(i: int, msg: Any, proc: Any = None) -> str:
         return f"worker {i} failed:\n{msg[1]}"
     code = proc.exitcode if proc is not None else None
     return f"worker {i} exited unexpectedly" + (f" (exit code {code})" if code else "")
+
+
+def _how_it_failed(msg: Any) -> str:
+    """`msg` is what a worker sent instead of the expected message (None: it exited)."""
+    if msg is not None and msg[0] == "error":
+        last = msg[1].strip().splitlines()[-1] if msg[1].strip() else "an error"
+        return f"failed with {last}"
+    return "exited"
+
+
+def _how_it_died(proc: Any) -> str:
+    """How a worker process ended, from its exit status (joined or not)."""
+    code = proc.exitcode
+    if code is None:
+        return "closed its connection to the main process"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the out-of-memory killer sends this)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
+def _retired(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A dead worker's last snapshot as its final state: it no longer runs or holds any
+    VU, so its share of the summed VU gauges is 0 from now on (its peaks are kept)."""
+    out = []
+    for md in state:
+        if md["name"] in SHARD_SUMMED_GAUGES:
+            sinks = [(items, {**st, "value": 0.0, "min": min(st["min"], 0.0)})
+                     if st["count"] else (items, st) for items, st in md["sinks"]]
+            md = {**md, "sinks": sinks}
+        out.append(md)
+    return out
 
 
 def _totals(state: list[dict[str, Any]]) -> dict[str, float]:
@@ -412,6 +525,15 @@ async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
     result = await execution.run()
     result.setup_data = None  # the parent has it; no need to send it back
     return result
+
+
+@dataclass
+class WorkersExecutionResult(ExecutionResult):
+    """`ExecutionResult` of a run in worker processes."""
+
+    # One line per worker that did not run its share to the end (WorkersResult.lost):
+    # the run is degraded; the runner reports each and exits WORKER_DIED.
+    lost_workers: list[str] = field(default_factory=list)
 
 
 class WorkersExecution:
@@ -499,7 +621,8 @@ class WorkersExecution:
                 job = ShardJob(self.scenario_path, self.plan, self.env, self.client_config,
                                setup.setup_data)
                 self._pool = WorkerPool(run_scenario_shard, job, self.workers, self.registry,
-                                        snapshot_interval=self.snapshot_interval, merge=False)
+                                        snapshot_interval=self.snapshot_interval, merge=False,
+                                        error_stream=self.error_stream)
                 if self.stop_reason is not None:  # stopped while the pool was being made
                     self._pool.stop(self.stop_reason, hard=self._hard)
                 outcome = await self._pool.run()
@@ -510,11 +633,11 @@ class WorkersExecution:
                     replace(self.plan, scenarios=[], no_setup=True), setup_data=setup.setup_data)
                 teardown_error = teardown.teardown_error
         # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
-        # VUs) then add to the workers' instead of overwriting them.
+        # VUs) are recorded as writes, which would replace the workers' summed values;
+        # merged afterwards, they add up instead (see SHARD_SUMMED_GAUGES).
         final_states = self._pool.final_states if self._pool is not None else []
         for state in final_states:
             self.registry.merge_state(state)
-        _add_shard_peaks(self.registry, final_states)
         self.stage = "done"
         self._t_end = time.perf_counter()
         return self._combine(setup, outcome, teardown_error)
@@ -530,7 +653,7 @@ class WorkersExecution:
             self._hook = None
 
     def _combine(self, setup: ExecutionResult, outcome: WorkersResult,
-                 teardown_error: str | None) -> ExecutionResult:
+                 teardown_error: str | None) -> WorkersExecutionResult:
         shards = [r for r in outcome.results if isinstance(r, ExecutionResult)]
         per_scenario: dict[str, int] = {}
         errors: dict[str, int] = dict(setup.iteration_errors)
@@ -544,7 +667,7 @@ class WorkersExecution:
         reason = self.stop_reason or setup.stop_reason
         if reason is None and outcome.errors:
             reason = outcome.errors[0].splitlines()[0]
-        return ExecutionResult(
+        return WorkersExecutionResult(
             iterations=sum(r.iterations for r in shards),
             interrupted=reason is not None,
             stop_reason=reason,
@@ -555,25 +678,5 @@ class WorkersExecution:
             setup_error=setup.setup_error,
             teardown_error=teardown_error,
             iteration_errors=errors,
+            lost_workers=list(outcome.lost),
         )
-
-
-# The VU gauges of shards running side by side add up: the test's peak is the sum of
-# the shards' peaks (exact for vus_max, which only grows), not the largest of them.
-SHARD_SUMMED_GAUGES = ("vus", "vus_max")
-
-
-def _add_shard_peaks(registry: Registry, states: list[list[dict[str, Any]]]) -> None:
-    from ..metrics.tags import tagset
-
-    peaks: dict[tuple[str, tuple], float] = {}
-    for state in states:
-        for md in state:
-            if md["name"] in SHARD_SUMMED_GAUGES:
-                for items, st in md["sinks"]:
-                    if st["count"]:
-                        key = (md["name"], tuple(map(tuple, items)))
-                        peaks[key] = peaks.get(key, 0.0) + st["max"]
-    for (name, items), peak in peaks.items():
-        sink = registry.metrics[name].sink(tagset(items))
-        sink.max = max(peak, sink.value)  # type: ignore[union-attr]

@@ -16,6 +16,9 @@ from .sinks import SINK_TYPES, GaugeSink, Sink
 from .tags import EMPTY, TagSet
 
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+# Gauges of what each worker process holds (its running and allocated VUs): the run's
+# figure is the sum over the processes, not the value one of them wrote last.
+SHARD_SUMMED_GAUGES = frozenset(("vus", "vus_max"))
 
 # Tags of the code that is running now: a VU task sets its base tags (scenario,
 # test-wide tags, group) here, so custom metrics and checks pick them up.
@@ -170,8 +173,9 @@ class Registry:
         ]
 
     def merge_state(self, state: list[dict[str, Any]]) -> None:
-        """Add another registry's state() into this one (a worker process's: gauges of
-        the same tag set add up, see GaugeSink.merge_shard)."""
+        """Add another registry's state() into this one (a worker process's). Gauges
+        merge as k6 merges one process's writes: the value written last wins, min/max
+        widen; only the gauges of what each process holds (SHARD_SUMMED_GAUGES) add up."""
         from .tags import tagset
 
         for md in state:
@@ -181,7 +185,7 @@ class Registry:
                 other = SINK_TYPES[m.type]()
                 other.load(st)
                 sink = m.sink(tagset(tuple(map(tuple, items))))
-                if isinstance(sink, GaugeSink):
+                if isinstance(sink, GaugeSink) and m.name in SHARD_SUMMED_GAUGES:
                     sink.merge_shard(other)  # type: ignore[arg-type]
                 else:
                     sink.merge(other)  # type: ignore[arg-type]

@@ -79,12 +79,22 @@ class GaugeSink:
             self._widen(other)
 
     def merge_shard(self, other: GaugeSink) -> None:
-        """The same tag set from another worker process (`Registry.merge_state`): the
-        shards run side by side, so their last values add up (`vus`); min/max widen."""
-        if other.count:
-            self.value = (self.value if self.count else 0.0) + other.value
-            self.written_ns = max(self.written_ns, other.written_ns)
-            self._widen(other)
+        """The same tag set of a gauge that counts what each worker process holds
+        (`vus`, `vus_max`; see `Registry.merge_state`): the shards run side by side, so
+        the whole at a moment is the sum of the shards at that moment. Last values add
+        up (each is the shard's value at the end); so do min and max, since the shards
+        ramp in lockstep (each runs its execution segment of the same schedule) and so
+        reach their lows and peaks together. Custom gauges are not summed: `merge`."""
+        if not other.count:
+            return
+        if not self.count:
+            self.value, self.min, self.max = other.value, other.min, other.max
+        else:
+            self.value += other.value
+            self.min += other.min
+            self.max += other.max
+        self.written_ns = max(self.written_ns, other.written_ns)
+        self.count += other.count
 
     def _widen(self, other: GaugeSink) -> None:
         self.min = min(self.min, other.min)
