@@ -368,7 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args))
     except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .http.redact import mask_text
+
+        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
