@@ -368,9 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args))
     except ScenarioError as exc:
-        from .http.redact import mask_text
+        from .http.redact import mask_secrets
 
-        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

@@ -152,6 +152,16 @@ def _keep_scheme(m: re.Match[str]) -> str:
     return m.group(1) + MASK + "@"
 
 
+def mask_secrets(text: str) -> str:
+    """`text` with URL credentials, JWTs and remembered secrets masked: for text the tool
+    composes itself (the summary, its own messages), where the looser patterns of
+    `mask_text` would also hit ordinary words ("refresh token status 200")."""
+    if not text:
+        return text
+    text = _URL_PARAM.sub(_keep_name, _URL_USERINFO.sub(_keep_scheme, text))
+    return mask_known(_JWT.sub(MASK, text))
+
+
 def mask_text(text: str) -> str:
     """`text` with remembered secrets, secret JSON fields, key=value pairs, URL credentials,
     Bearer/Basic tokens and JWTs masked."""
