@@ -461,7 +461,7 @@ class Client:
                      ("status", _STATUS_STR.get(status) or str(status)),
                      ("expected_response", "true" if ok else "false")]
             if error:
-                pairs.append(("error", error))
+                pairs.append(("error", mask_url(error)))  # a message may quote the URL
             if code:
                 pairs.append(("error_code", str(code)))
             ts = base.with_pairs(*pairs)

@@ -85,12 +85,24 @@ def _alternation(forms: Iterable[str]) -> str:
     return "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
 
 
+def _could_be_secret(value: str | None) -> bool:
+    # A number or a yes/no under a secret-looking name (TOKEN_EXPIRY_S=604800) is a
+    # setting: masking it would hide ordinary figures in the summary.
+    if not value or len(value.strip()) < MIN_SECRET_LEN:
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return value.strip().lower() not in ("true", "false")
+    return False
+
+
 def remember_secrets(values: Iterable[str | None]) -> None:
     """Mask these values in everything printed or written from now on: as they are,
     percent-encoded, and inside base64 text. Values shorter than MIN_SECRET_LEN
-    characters are ignored (they would mask ordinary words)."""
+    characters, and numbers, are ignored (they would mask ordinary words and figures)."""
     global _known_re
-    new = {v for v in values if v and len(v.strip()) >= MIN_SECRET_LEN} - _known
+    new = {v for v in values if _could_be_secret(v)} - _known
     if not new:
         return
     _known.update(new)
