@@ -45,7 +45,9 @@ def capture(session):
 async def default(vu):
     global raised
     http, base = vu.http, env["BASE"]
-    r = await http.get(base + "/v1/models", headers={"Authorization": "Bearer " + env["API_KEY"]})
+    # A custom tag that carries a secret: written masked, like the url tag.
+    r = await http.get(base + "/v1/models", headers={"Authorization": "Bearer " + env["API_KEY"]},
+                       tags={"caller": env["API_KEY"]})
     check(r, {"API_KEY accepted": lambda r: r.status == 200})
     session = Session(flow.config, flow.metrics)
     await session.login(http)
@@ -109,9 +111,9 @@ def remote_write_texts(listener: Listener) -> tuple[list[bytes], list[WriteReque
     return blobs, requests
 
 
-def url_labels(requests: list[WriteRequest]) -> set[str]:
+def label_values(requests: list[WriteRequest], name: str) -> set[str]:
     return {lbl.value for req in requests for ts in req.timeseries for lbl in ts.labels
-            if lbl.name == "url"}
+            if lbl.name == name}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -162,8 +164,9 @@ def test_no_secret_in_any_output(tmp_path: Path, echo_listener: Listener, worker
         assert "http://[MASKED]@127.0.0.1:" in text
         assert "/v1/models?token=[MASKED]" in text
     rw_blobs, requests = remote_write_texts(echo_listener)
-    labels = url_labels(requests)
+    labels = label_values(requests, "url")
     assert any(u.endswith("/v1/models?page=1&api_key=[MASKED]") for u in labels), labels
+    assert label_values(requests, "caller") == {"[MASKED]"}
 
     # ... and none of them is in anything the tool printed, wrote or sent.
     written = [p for p in workdir.rglob("*") if p.is_file() and p.suffix != ".py"]

@@ -38,6 +38,7 @@ from ..metrics.sinks import SINK_TYPES, CounterSink, GaugeSink, RateSink, Sink, 
 from ..metrics.tags import TagSet
 from ..scenario.config import is_secret
 from .base import RunInfo
+from .raw_sample import safe_tags
 from .remote_write_pb import WriteRequest
 
 DEFAULT_URL = "http://localhost:9090/api/v1/write"
@@ -315,7 +316,7 @@ class SeriesMapper:
         cached = self._labels.get(tags)
         if cached is None:
             merged = dict(self.base)
-            for k, v in tags.items:
+            for k, v in safe_tags(tags).items():  # as the json/csv outputs: no secrets
                 if v != "":  # k6 leaves empty tags out
                     merged[_label_name(k)] = v
             cached = tuple(sorted(merged.items()))
