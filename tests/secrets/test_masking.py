@@ -17,6 +17,7 @@ from indigo_loadtest.http.redact import (
     mask_url,
     remember_secrets,
 )
+from indigo_loadtest.outputs.prometheus_rw import PrometheusRemoteWriteOutput
 
 SECRET_PARAMS = ("key", "api_key", "apikey", "access_token", "token", "password", "secret",
                  "signature", "sig", "API_KEY", "Token", "X-Amz-Signature", "client_secret",
@@ -70,3 +71,11 @@ def test_the_runs_own_text_keeps_its_words() -> None:
     # The summary and the tool's messages: only credentials go, not the words around them.
     line = "✓ refresh token status 200 | Basic flow | Token budget"
     assert mask_secrets(line) == line
+
+
+def test_the_remote_write_url_is_shown_without_its_credentials() -> None:
+    out = PrometheusRemoteWriteOutput.from_config(
+        {}, "https://me:pa55-word@h.example/api/v1/write?api_key=k3y-value")
+    for text in (out.description(), out.summary_line()):
+        assert "pa55-word" not in text and "k3y-value" not in text
+        assert "https://h.example/api/v1/write?api_key=[MASKED]" in text

@@ -32,7 +32,7 @@ import aiohttp
 import cramjam
 
 from ..durations import parse_duration
-from ..http.redact import SECRET_HEADERS, mask_text, remember_secrets
+from ..http.redact import SECRET_HEADERS, mask_text, mask_url, remember_secrets
 from ..metrics.registry import Metric, Registry
 from ..metrics.sinks import SINK_TYPES, CounterSink, GaugeSink, RateSink, Sink, TrendSink
 from ..metrics.tags import TagSet
@@ -248,7 +248,7 @@ class RemoteWriteConfig:
 
     @property
     def safe_url(self) -> str:
-        return redact_url(self.url)
+        return mask_url(redact_url(self.url))  # a key in its query string too
 
     def secrets(self) -> list[str]:
         """Every credential of the output: password, bearer token, the Basic token (the
