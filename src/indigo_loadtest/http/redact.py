@@ -144,12 +144,16 @@ def mask_url(url: str) -> str:
     """`url` with secret query/fragment parameters, user:password@ and remembered secrets
     masked. Cheap on the hot path: a URL with no `?`, `#` or `@` is returned as is when no
     secret is remembered, and results are cached."""
-    if _known_re is None and "?" not in url and "@" not in url and "#" not in url:
+    has_params = "?" in url or "#" in url
+    has_userinfo = "@" in url
+    if _known_re is None and not has_params and not has_userinfo:
         return url
     masked = _url_cache.get(url)
     if masked is None:
-        masked = _URL_PARAM.sub(_keep_name, url)
-        masked = mask_known(_URL_USERINFO.sub(_keep_scheme, masked))
+        masked = _URL_PARAM.sub(_keep_name, url) if has_params else url
+        if has_userinfo:
+            masked = _URL_USERINFO.sub(_keep_scheme, masked)
+        masked = mask_known(masked)
         if len(_url_cache) >= _CACHE_LIMIT:
             _url_cache.clear()
         _url_cache[url] = masked
