@@ -35,6 +35,8 @@ def test_secret_query_parameters_are_masked(param: str) -> None:
 def test_userinfo_is_masked_and_other_urls_are_left_alone() -> None:
     assert mask_url("http://me:pa55word@h:8080/x?q=1") == f"http://{MASK}@h:8080/x?q=1"
     assert mask_url("https://ghp_token123@h/") == f"https://{MASK}@h/"
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
+    assert mask_url(f"http://h/sessions/{jwt}/x") == f"http://h/sessions/{MASK}/x"
     for url in ("http://h/x", "http://h/x?page=2&monkey=1&keys=3", "http://h/a@b",
                 "/v1/chat/completions"):
         assert mask_url(url) == url

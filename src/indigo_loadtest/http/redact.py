@@ -141,18 +141,21 @@ def mask_known(text: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """`url` with secret query/fragment parameters, user:password@ and remembered secrets
-    masked. Cheap on the hot path: a URL with no `?`, `#` or `@` is returned as is when no
-    secret is remembered, and results are cached."""
+    """`url` with secret query/fragment parameters, user:password@, JWTs and remembered
+    secrets masked. Cheap on the hot path: a URL with no `?`, `#`, `@` or JWT is returned
+    as is when no secret is remembered, and results are cached."""
     has_params = "?" in url or "#" in url
     has_userinfo = "@" in url
-    if _known_re is None and not has_params and not has_userinfo:
+    has_jwt = "eyJ" in url
+    if _known_re is None and not (has_params or has_userinfo or has_jwt):
         return url
     masked = _url_cache.get(url)
     if masked is None:
         masked = _URL_PARAM.sub(_keep_name, url) if has_params else url
         if has_userinfo:
             masked = _URL_USERINFO.sub(_keep_scheme, masked)
+        if has_jwt:
+            masked = _JWT.sub(MASK, masked)
         masked = mask_known(masked)
         if len(_url_cache) >= _CACHE_LIMIT:
             _url_cache.clear()
