@@ -391,7 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args))
     except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .http.redact import mask_secrets
+
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

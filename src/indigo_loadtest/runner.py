@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .engine.plan import ScenarioConfig, TestPlan
+from .http.redact import mask_secrets
 from .metrics.registry import Registry
 from .metrics.thresholds import ThresholdError, ThresholdResult, ThresholdSet, parse_thresholds
 from .outputs.base import Output, RunInfo, unwritable_reason
@@ -78,12 +79,14 @@ class Console:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
 
+    # Everything the run prints is masked: an error message or a check name that quotes a
+    # URL with a key, a JWT or a known secret (API_KEY, LOADTEST_TOKEN...).
     def print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        self.out.write(mask_secrets(text) + "\n")
         self.out.flush()
 
     def note(self, text: str) -> None:
-        self.err.write(text + "\n")
+        self.err.write(mask_secrets(text) + "\n")
         self.err.flush()
 
     def warn(self, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import os
 import shutil
@@ -324,8 +325,10 @@ def test_rejected_push_never_prints_the_password(testid: str,
     err = capsys.readouterr().err
     assert out.failed_pushes >= 2 and out.pushes == 0
     assert "HTTP 401" in (out.last_error or "")
+    basic = base64.b64encode(b"u:s3cret-pw").decode()  # the header as it was echoed
     for text in (err, out.last_error or "", out.summary_line(), repr(out.config)):
-        assert "s3cret-pw" not in text
+        assert "s3cret-pw" not in text and basic not in text
+    assert "HTTP 401: bad credentials: Basic [MASKED]" in (out.last_error or "")
     assert err.count("warning: prometheus-rw") == 1
 
 

@@ -12,6 +12,8 @@ import traceback
 from pathlib import Path
 from typing import TextIO
 
+from ..http.redact import mask_text
+
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 # Scenario code shipped inside the package: the user's frames all the same.
 _BUILTIN_SCENARIOS_DIR = str(Path(_PACKAGE_DIR) / "builtin_scenarios")
@@ -92,7 +94,7 @@ class ErrorReporter:
             text = (f"error in {where} (shown once; further ones of this kind are only "
                     f"counted):\n{tb}")
         try:
-            stream.write(text)
+            stream.write(mask_text(text))  # a traceback may quote a URL, a token, a key
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed stream must not end the test

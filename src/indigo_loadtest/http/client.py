@@ -25,7 +25,7 @@ from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.tags import TagSet
 from .config import ClientConfig, parse_timeout
 from .cookie_jar import CookieJar, merge_cookie_header
-from .redact import SECRET_HEADERS, mask_header_value, mask_text
+from .redact import SECRET_HEADERS, mask_header_value, mask_text, mask_url
 from .response import Response, StreamResponse, Timings, decode_body, head_pairs
 from .transport import (
     ERR_DIAL_TIMEOUT,
@@ -453,11 +453,15 @@ class Client:
         key = (base, method, url, name, status, ok, error, code)
         ts = self._tags.get(key)
         if ts is None:
-            pairs = [("method", method), ("url", url), ("name", name or url),
+            # Masked here, at the source, so no output (files, labels, summary) sees a
+            # key in a query string or user:password@; done once per cached tag set.
+            safe_url = mask_url(url)
+            pairs = [("method", method), ("url", safe_url),
+                     ("name", mask_url(name) if name else safe_url),
                      ("status", _STATUS_STR.get(status) or str(status)),
                      ("expected_response", "true" if ok else "false")]
             if error:
-                pairs.append(("error", error))
+                pairs.append(("error", mask_url(error)))  # a message may quote the URL
             if code:
                 pairs.append(("error_code", str(code)))
             ts = base.with_pairs(*pairs)

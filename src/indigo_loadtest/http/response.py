@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from .redact import mask_headers
+from .redact import mask_headers, mask_url
 from .transport import STREAM_LOW_WATER
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class RequestInfo:
         return Headers(mask_headers(head_pairs(self._head)))
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.url}>"
+        return f"<Request {self.method} {mask_url(self.url)}>"
 
 
 def decode_body(body: bytes, encoding: bytes | None) -> bytes:
@@ -226,7 +226,7 @@ class Response(_BaseResponse):
 
     def __repr__(self) -> str:
         err = f" error={self.error!r}" if self.error else ""
-        return f"<Response [{self.status}] {self.url}{err}>"
+        return f"<Response [{self.status}] {mask_url(self.url)}{err}>"
 
 
 class StreamResponse(_BaseResponse):
@@ -333,4 +333,4 @@ class StreamResponse(_BaseResponse):
 
     def __repr__(self) -> str:
         err = f" error={self.error!r}" if self.error else ""
-        return f"<StreamResponse [{self.status}] {self.url}{err}>"
+        return f"<StreamResponse [{self.status}] {mask_url(self.url)}{err}>"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import check
+from ..http.redact import mask_secrets
 from ..scenario.errors import ScenarioError
 from .metrics import LOGIN_TREND, REFRESH_TREND, FlowMetrics
 
@@ -87,8 +88,8 @@ def _flag(value: str) -> bool:
 
 def log(config: JanConfig, message: str) -> None:
     """A step line of the functional flow (SINGLE_RUN); silent under load."""
-    if config.verbose:
-        print(message, file=sys.stderr, flush=True)
+    if config.verbose:  # a step line may quote BASE or an error: no credentials in it
+        print(mask_secrets(message), file=sys.stderr, flush=True)
 
 
 def failure_line(tag: str, resp: Any) -> str:

@@ -32,10 +32,13 @@ import aiohttp
 import cramjam
 
 from ..durations import parse_duration
+from ..http.redact import SECRET_HEADERS, mask_text, mask_url, remember_secrets
 from ..metrics.registry import Metric, Registry
 from ..metrics.sinks import SINK_TYPES, CounterSink, GaugeSink, RateSink, Sink, TrendSink
 from ..metrics.tags import TagSet
+from ..scenario.config import is_secret
 from .base import RunInfo
+from .raw_sample import safe_tags
 from .remote_write_pb import WriteRequest
 
 DEFAULT_URL = "http://localhost:9090/api/v1/write"
@@ -245,7 +248,16 @@ class RemoteWriteConfig:
 
     @property
     def safe_url(self) -> str:
-        return redact_url(self.url)
+        return mask_url(redact_url(self.url))  # a key in its query string too
+
+    def secrets(self) -> list[str]:
+        """Every credential of the output: password, bearer token, the Basic token (the
+        base64 of user:password, which an endpoint may echo back), secret headers."""
+        auth = self.request_headers().get("Authorization", "")
+        headers = [v for k, v in self.headers.items()
+                   if k.lower() in SECRET_HEADERS or is_secret(k)]
+        return [v for v in (self.password, self.bearer_token, auth.partition(" ")[2], *headers)
+                if v]
 
     def request_headers(self) -> dict[str, str]:
         """Remote-write protocol headers, the configured extra headers, and auth."""
@@ -304,7 +316,7 @@ class SeriesMapper:
         cached = self._labels.get(tags)
         if cached is None:
             merged = dict(self.base)
-            for k, v in tags.items:
+            for k, v in safe_tags(tags).items():  # as the json/csv outputs: no secrets
                 if v != "":  # k6 leaves empty tags out
                     merged[_label_name(k)] = v
             cached = tuple(sorted(merged.items()))
@@ -409,6 +421,7 @@ class PrometheusRemoteWriteOutput:
         warn: Callable[[str], None] = _print_warning,
     ) -> None:
         self.config = config
+        remember_secrets(config.secrets())  # masked in whatever this run prints or writes
         self.pushes = 0
         self.failed_pushes = 0
         self.dropped_pushes = 0
@@ -574,6 +587,7 @@ class PrometheusRemoteWriteOutput:
     def _scrub(self, text: str) -> str:
         """Remove any credential from an error text before it is stored or printed."""
         cfg = self.config
+        text = mask_text(text)  # Basic/Bearer tokens, known secrets and their base64
         for secret in (cfg.password, cfg.bearer_token, *cfg.headers.values()):
             if secret and len(secret) >= 3:
                 text = text.replace(secret, "***")

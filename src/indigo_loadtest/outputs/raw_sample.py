@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from ..http.redact import SECRET_HEADERS
+from ..http.redact import SECRET_HEADERS, mask_known
 from ..metrics.registry import Metric, Registry
 from ..metrics.summary import DATA_METRICS
 from ..metrics.tags import TagSet
@@ -27,7 +27,9 @@ Sample = tuple[Metric, TagSet, float, float]  # as the registry hands it to list
 
 
 def safe_tags(tags: TagSet) -> dict[str, str]:
-    return {k: v for k, v in tags.items if k.lower() not in SECRET_TAG_KEYS}
+    """The tags that may be written: no secret-named key, no remembered secret in a value
+    (callers cache the result per tag set, so this is not on the per-sample path)."""
+    return {k: mask_known(v) for k, v in tags.items if k.lower() not in SECRET_TAG_KEYS}
 
 
 def number_text(value: float) -> str:

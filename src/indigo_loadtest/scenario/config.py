@@ -159,6 +159,12 @@ env = Env(DEFAULTS)
 
 
 def activate(new: Env) -> Env:
-    """Make `new` the values seen through the module-level `env`; returns `env`."""
+    """Make `new` the values seen through the module-level `env`; returns `env`.
+
+    The values of secret-named keys (API_KEY, LOADTEST_TOKEN, *_PASSWORD...) are
+    remembered, so they are masked wherever they would be printed or written."""
+    from ..http.redact import remember_secrets
+
+    remember_secrets(v for k, v in new.items() if is_secret(k))
     env._replace(new)
     return env

@@ -1,0 +1,54 @@
+"""A remote-write endpoint on 127.0.0.1 that records everything it receives."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+
+@dataclass
+class Listener:
+    """What a remote-write endpoint received: (headers, body) per request."""
+
+    url: str = ""
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@contextmanager
+def echo_listener() -> Iterator[Listener]:
+    """Rejects the first push with a 401 whose body echoes the Authorization header back
+    (as some proxies do), then accepts the others."""
+    listener = Listener()
+
+    async def receive(request: web.Request) -> web.Response:
+        listener.received.append((dict(request.headers), await request.read()))
+        if len(listener.received) == 1:
+            auth = request.headers.get("Authorization", "")
+            # The header as it came, then its bare base64 (no "Basic" to give it away).
+            return web.Response(status=401, text=f"unauthorized: got {auth}\n"
+                                                 f"credentials {auth.partition(' ')[2]} rejected")
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", receive)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    listener.url = f"http://127.0.0.1:{port}/api/v1/write"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
