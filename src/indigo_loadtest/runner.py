@@ -700,6 +700,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
                           f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
         elif outcome.interrupted:
             console.print(f"  interrupted: {reason or 'stopped by a signal'}")
+    warn_generator_health(prepared, console)
     exported = write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
@@ -717,6 +718,14 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
     for _, reason in outcome.problems:
         console.error(reason)
+
+
+def warn_generator_health(prepared: Prepared, console: Console) -> None:
+    """Say so when the generator itself was the bottleneck (see engine/health.py)."""
+    from .engine.health import health_warnings
+
+    for line in health_warnings(prepared.registry):
+        console.warn(line)
 
 
 def output_summary_lines(prepared: Prepared) -> list[str]:
