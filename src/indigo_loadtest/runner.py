@@ -222,6 +222,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
                     scenario: ScenarioFile, simulator: Any) -> Prepared:
     config_mod.activate(env)
     registry = Registry()
+    declare_health_metrics(registry)  # before the module: thresholds may name them
     module = load_module(scenario.path, registry)
     options = parse_options(getattr(module, "options", None), overrides)
     for warning in options.warnings:
@@ -718,6 +719,12 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
     for _, reason in outcome.problems:
         console.error(reason)
+
+
+def declare_health_metrics(registry: Registry) -> None:
+    from .engine.health import declare_metrics
+
+    declare_metrics(registry)
 
 
 def warn_generator_health(prepared: Prepared, console: Console) -> None:

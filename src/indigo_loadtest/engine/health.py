@@ -12,9 +12,8 @@ Every process that runs VUs records, while its scenarios run:
   blocker), and a slot missed because the loop was blocked still gets its sample.
 - `generator_cpu_wait` (Trend, ms; Linux): the rest of the same timer's lateness: time
   the process was ready to run but waited for a CPU while the OS ran other processes
-  (the thread's run-queue wait, from /proc/thread-self/schedstat; see
-  `_machine_share` for the split). Late timestamps too, but the cure is a machine
-  with free cores, not more workers.
+  (the thread's run-queue wait, from /proc/thread-self/schedstat). Late timestamps
+  too, but the cure is a machine with free cores, not more workers.
 - `generator_cpu_percent` (Trend, % of one core): the process's CPU time over wall
   time, once a second. One Python process runs on one core at most: near 100% means
   work waits in a queue for the CPU.
@@ -94,6 +93,12 @@ def cpu_wait_metric(registry: Registry) -> Metric:
     return registry.metric(CPU_WAIT, "trend", is_time=True)
 
 
+def declare_metrics(registry: Registry) -> None:
+    """Register every health metric (a threshold on one is validated before the run)."""
+    for declare in (loop_lag_metric, cpu_wait_metric, cpu_metric, start_delay_metric):
+        declare(registry)
+
+
 class RunQueueClock:
     """How long the calling thread has waited for a CPU so far (Linux; else None)."""
 
@@ -134,7 +139,6 @@ class HealthSampler:
         self._cpu_wait = cpu_wait_metric(registry)
         self._run_queue: RunQueueClock | None = None
         self._waited: float | None = None  # run-queue wait at the previous tick (s)
-        self._tick_cpu = 0.0  # process CPU time at the previous tick (s)
         self.tags = tags.with_pairs(("worker", str(worker)))
         self._handle: asyncio.TimerHandle | None = None
         self._t0 = 0.0
@@ -146,7 +150,7 @@ class HealthSampler:
 
     def start(self) -> None:
         self._t0 = self._cpu_wall = perf_counter()
-        self._cpu_time = self._tick_cpu = process_time()
+        self._cpu_time = process_time()
         self._slot = 0
         self._due = self._next_due()
         self._run_queue = RunQueueClock()  # opened on the loop's thread: that one's waits
@@ -177,15 +181,19 @@ class HealthSampler:
 
     def _tick(self) -> None:
         now = perf_counter()
-        share = self._machine_share()
+        waited = self._waited_since_last_tick()
         # The slot this timer was set for, then any the loop was too busy to reach (a
         # 350 ms block gives samples of about 350, 250, 150 and 50 ms).
         while True:
             late = max(now - self._due - TIMER_RESOLUTION, 0.0)
-            if share is None:
+            if waited is None:
                 self._record(self._lag, late * 1000.0, self.tags)
             else:
-                machine = min(late * share[0], share[1])
+                # Time spent waiting for a CPU is the machine's, wherever it fell since
+                # the last tick: a late wake-up from an idle loop is all the OS's, and
+                # only work beyond every wait counts as the loop's own lag (which may
+                # then under-count on an overloaded machine, never over-count).
+                machine = min(late, waited)
                 self._record(self._lag, (late - machine) * 1000.0, self.tags)
                 self._record(self._cpu_wait, machine * 1000.0, self.tags)
             self._due = self._next_due()
@@ -195,24 +203,15 @@ class HealthSampler:
             self._sample_cpu(now)
         self._arm(now)
 
-    def _machine_share(self) -> tuple[float, float] | None:
-        """(share, seconds) of waiting for a CPU since the last tick, out of the time the
-        process was either running or waiting to run; None where unknown.
-
-        While the loop is held, the process runs its own code, waits for a CPU, or sits
-        in a blocking call. Idle in between, it only waits (to be woken): a late timer
-        is then all the machine's. Busy, its work takes longer by the time the OS ran
-        others: the lateness splits as the CPU time and the wait did. A blocking call
-        (time.sleep in an iteration) neither runs nor waits: all its own."""
-        cpu = process_time()
-        ran, self._tick_cpu = cpu - self._tick_cpu, cpu
+    def _waited_since_last_tick(self) -> float | None:
+        """Seconds this thread waited for a CPU since the last tick; None where unknown."""
         if self._run_queue is None or self._waited is None:
             return None
-        waited_total = self._run_queue.read()
-        if waited_total is None:
+        total = self._run_queue.read()
+        if total is None:
             return None
-        waited, self._waited = max(waited_total - self._waited, 0.0), waited_total
-        return (waited / (waited + ran) if waited > 0 else 0.0), waited
+        waited, self._waited = max(total - self._waited, 0.0), total
+        return waited
 
     def _sample_cpu(self, now: float) -> None:
         cpu = process_time()
@@ -255,9 +254,11 @@ def _over(metric: Metric | None, key: str, p: float,
 
 
 def _where(names: Iterable[str], groups: int, what: str) -> str:
+    """'worker 1', 'workers 1, 0' (worst first), or 'the generator process' alone."""
     if what == "worker" and groups == 1:
         return "the generator process"
-    return ", ".join(f"{what} {name}" for name in names)
+    names = list(names)
+    return f"{what}{'s' if len(names) > 1 else ''} {', '.join(names)}"
 
 
 def _pct(p: float) -> str:
