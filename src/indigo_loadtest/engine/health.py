@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import perf_counter, process_time
 
 from ..metrics.registry import Metric, Registry
@@ -139,6 +139,8 @@ class HealthSampler:
         self._cpu_wait = cpu_wait_metric(registry)
         self._run_queue: RunQueueClock | None = None
         self._waited: float | None = None  # run-queue wait at the previous tick (s)
+        self._tick_cpu = 0.0  # process CPU time at the previous tick (s)
+        self._tick_wall = 0.0  # perf_counter at the previous tick
         self.tags = tags.with_pairs(("worker", str(worker)))
         self._handle: asyncio.TimerHandle | None = None
         self._t0 = 0.0
@@ -150,7 +152,8 @@ class HealthSampler:
 
     def start(self) -> None:
         self._t0 = self._cpu_wall = perf_counter()
-        self._cpu_time = process_time()
+        self._cpu_time = self._tick_cpu = process_time()
+        self._tick_wall = self._t0
         self._slot = 0
         self._due = self._next_due()
         self._run_queue = RunQueueClock()  # opened on the loop's thread: that one's waits
@@ -181,19 +184,15 @@ class HealthSampler:
 
     def _tick(self) -> None:
         now = perf_counter()
-        waited = self._waited_since_last_tick()
+        split = self._machine_split(now)
         # The slot this timer was set for, then any the loop was too busy to reach (a
         # 350 ms block gives samples of about 350, 250, 150 and 50 ms).
         while True:
             late = max(now - self._due - TIMER_RESOLUTION, 0.0)
-            if waited is None:
+            if split is None:
                 self._record(self._lag, late * 1000.0, self.tags)
             else:
-                # Time spent waiting for a CPU is the machine's, wherever it fell since
-                # the last tick: a late wake-up from an idle loop is all the OS's, and
-                # only work beyond every wait counts as the loop's own lag (which may
-                # then under-count on an overloaded machine, never over-count).
-                machine = min(late, waited)
+                machine = split(late)
                 self._record(self._lag, (late - machine) * 1000.0, self.tags)
                 self._record(self._cpu_wait, machine * 1000.0, self.tags)
             self._due = self._next_due()
@@ -203,15 +202,33 @@ class HealthSampler:
             self._sample_cpu(now)
         self._arm(now)
 
-    def _waited_since_last_tick(self) -> float | None:
-        """Seconds this thread waited for a CPU since the last tick; None where unknown."""
-        if self._run_queue is None or self._waited is None:
-            return None
-        total = self._run_queue.read()
-        if total is None:
+    def _machine_split(self, now: float) -> Callable[[float], float] | None:
+        """How much of a lateness was spent waiting for a CPU, estimated from the run-queue
+        wait and the CPU time since the last tick (None where unknown).
+
+        While the loop is held, the process runs its own code, waits for a CPU, or sits
+        in a blocking call. A mostly idle process is late only by its wake-up: what it
+        waited is the machine's, first. A process busy all along does its work slower
+        by the time the OS ran others: its lateness splits as its CPU time and its wait
+        did. Between the two, the estimates mix by how busy the process was."""
+        cpu = process_time()
+        ran, self._tick_cpu = max(cpu - self._tick_cpu, 0.0), cpu
+        wall, self._tick_wall = now - self._tick_wall, now
+        total = self._run_queue.read() if self._run_queue is not None else None
+        if total is None or self._waited is None:
             return None
         waited, self._waited = max(total - self._waited, 0.0), total
-        return waited
+        if waited == 0.0:
+            return lambda late: 0.0
+        busy = min((ran + waited) / wall, 1.0) if wall > 0 else 1.0
+        share = waited / (ran + waited)
+
+        def machine(late: float) -> float:
+            first = min(late, waited)  # an idle process: its wait came first
+            spread = late * share  # a busy one: the wait is spread through its work
+            return min((1.0 - busy) * first + busy * spread, late, waited)
+
+        return machine
 
     def _sample_cpu(self, now: float) -> None:
         cpu = process_time()
