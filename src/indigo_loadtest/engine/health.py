@@ -12,7 +12,8 @@ Every process that runs VUs records, while its scenarios run:
   blocker), and a slot missed because the loop was blocked still gets its sample.
 - `generator_cpu_wait` (Trend, ms; Linux): the rest of the same timer's lateness: time
   the process was ready to run but waited for a CPU while the OS ran other processes
-  (the thread's run-queue wait, from /proc/thread-self/schedstat). Late timestamps
+  (the thread's run-queue wait, from /proc/thread-self/schedstat; known per tick, not
+  per instant, so the split is an estimate: see `_machine_split`). Late timestamps
   too, but the cure is a machine with free cores, not more workers.
 - `generator_cpu_percent` (Trend, % of one core): the process's CPU time over wall
   time, once a second. One Python process runs on one core at most: near 100% means
@@ -20,7 +21,7 @@ Every process that runs VUs records, while its scenarios run:
 - `generator_start_delay` (Trend, ms, recorded by the arrival-rate executors): how long
   after its scheduled instant an open-loop iteration really started.
 
-The first two are tagged `worker` (the process's index among `--workers`; 0 in a
+The first three are tagged `worker` (the process's index among `--workers`; 0 in a
 single process) besides the run's tags, so a slow worker can be named.
 `health_warnings(registry)` turns the merged metrics into the warnings printed after
 the summary.
@@ -242,12 +243,10 @@ class HealthSampler:
 def robust_percentile(sink: TrendSink, p: float) -> float | None:
     """The p-th percentile, but never above the second-highest sample: in a short run a
     high percentile is the single worst sample, and one hiccup (the OS running another
-    process for a few ms) is not a bottleneck. None without samples."""
+    process for a few ms) is not a bottleneck. None with fewer than two samples."""
     n = sink.count
-    if n == 0:
+    if n < 2:
         return None
-    if n == 1:
-        return sink.min
     return sink.percentile(min(p, 100.0 * (n - 2) / (n - 1)))
 
 
