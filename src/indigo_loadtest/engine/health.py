@@ -26,7 +26,8 @@ single process) besides the run's tags, so a slow worker can be named.
 `health_warnings(registry)` turns the merged metrics into the warnings printed after
 the summary.
 
-The sampler costs one timer callback every 100 ms (a few microseconds each).
+The sampler costs one timer callback every 100 ms (about 15 µs each: under 0.02% of a
+core).
 """
 
 from __future__ import annotations
