@@ -229,6 +229,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
                     scenario: ScenarioFile, simulator: Any) -> Prepared:
     config_mod.activate(env)
     registry = Registry()
+    declare_health_metrics(registry)  # before the module: thresholds may name them
     module = load_module(scenario.path, registry)
     options = parse_options(getattr(module, "options", None), overrides)
     for warning in options.warnings:
@@ -718,6 +719,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
                           f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
         elif outcome.interrupted:
             console.print(f"  interrupted: {reason or 'stopped by a signal'}")
+    warn_generator_health(prepared, console)
     exported = write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
@@ -741,6 +743,20 @@ def lost_workers(result: Any) -> list[str]:
     """One line per `--workers` process that did not run its share of the test to the
     end (it died, or was sent a signal of its own); empty for a one-process run."""
     return list(getattr(result, "lost_workers", ()))
+
+
+def declare_health_metrics(registry: Registry) -> None:
+    from .engine.health import declare_metrics
+
+    declare_metrics(registry)
+
+
+def warn_generator_health(prepared: Prepared, console: Console) -> None:
+    """Say so when the generator itself was the bottleneck (see engine/health.py)."""
+    from .engine.health import health_warnings
+
+    for line in health_warnings(prepared.registry):
+        console.warn(line)
 
 
 def output_summary_lines(prepared: Prepared) -> list[str]:

@@ -20,6 +20,7 @@ from time import perf_counter
 from typing import Any
 
 from .executors import Executor
+from .health import start_delay_metric
 from .schedule import constant_arrivals, ramping_arrivals, stages_duration
 from .vu import VU
 
@@ -47,6 +48,7 @@ class _ArrivalRateExecutor(Executor):
         # shard starts iterations in proportion to the VUs it has.
         self._timeline_et = self.et.for_value(max_vus)
         self._idle: list[VU] = []
+        self._m_start_delay = start_delay_metric(self.ctx.registry)
 
     def _arrivals(self) -> Iterator[float]:
         raise NotImplementedError
@@ -66,7 +68,7 @@ class _ArrivalRateExecutor(Executor):
                     await self._wait_precise(due)
                 if self.stopping:
                     break
-                self._start_iteration()
+                self._start_iteration(due)
         await self._sleep_until(start + duration)
         await self._drain()
 
@@ -77,7 +79,7 @@ class _ArrivalRateExecutor(Executor):
         while not self.stopping and perf_counter() < due:
             await asyncio.sleep(0)
 
-    def _start_iteration(self) -> None:
+    def _start_iteration(self, due: float) -> None:
         idle = self._idle
         if idle:
             vu = idle.pop()
@@ -87,9 +89,11 @@ class _ArrivalRateExecutor(Executor):
             self.dropped += 1
             self._record(self.ctx.builtin.dropped_iterations, 1.0, self.tags)
             return
-        self._track(asyncio.get_running_loop().create_task(self._iterate(vu)))
+        self._track(asyncio.get_running_loop().create_task(self._iterate(vu, due)))
 
-    async def _iterate(self, vu: VU) -> None:
+    async def _iterate(self, vu: VU, due: float) -> None:
+        # The real start is when this task first runs, on a later pass of the loop.
+        self._record(self._m_start_delay, (perf_counter() - due) * 1000.0, self.tags)
         try:
             await self.run_iteration(vu)
         finally:

@@ -31,6 +31,7 @@ from .executors import (
     ScenarioProgress,
     SharedIterations,
 )
+from .health import HealthSampler
 from .plan import ScenarioConfig, TestPlan
 from .segment import FULL, ExecutionTuple
 from .vu import VU, ClientFactory, current_vu
@@ -156,6 +157,7 @@ class Execution:
         setup_error: str | None = None
         teardown_error: str | None = None
         sampler: asyncio.Task[None] | None = None
+        health: HealthSampler | None = None
         try:
             self.stage = "setup"
             data, setup_error = await self._setup(setup_vu)
@@ -164,7 +166,10 @@ class Execution:
                 if self.stop_reason is None:
                     self.stage = "running"
                     sampler = asyncio.ensure_future(self._sample_gauges())
+                    health = self._start_health()
                     await self._run_scenarios()
+                    if health is not None:  # teardown() is not load: not sampled
+                        health.stop()
                 self.stage = "teardown"
                 teardown_error = await self._teardown(setup_vu, data)
             elif self.stop_reason is None:
@@ -172,6 +177,8 @@ class Execution:
         finally:
             if sampler is not None:
                 sampler.cancel()
+            if health is not None:
+                health.stop()
             self._record_gauges()
             self.stage = "done"
             self._t_end = perf_counter()
@@ -248,6 +255,15 @@ class Execution:
         tags = self.ctx.test_tags
         self.registry.record(b.vus, float(sum(ex.active_vus for ex in self.executors)), tags)
         self.registry.record(b.vus_max, float(len(self.ctx.vus)), tags)
+
+    def _start_health(self) -> HealthSampler | None:
+        """The generator's own health, sampled while scenarios run in this process (not in
+        a parent that only runs setup() and teardown() for its workers)."""
+        if not self.executors:
+            return None
+        health = HealthSampler(self.registry, self.ctx.test_tags, worker=self.segment.index)
+        health.start()
+        return health
 
     async def _sample_gauges(self) -> None:
         while True:

@@ -29,7 +29,8 @@ _SEP = "::"  # group path separator, as in k6 ("::outer::inner")
 _EXECUTION = frozenset({
     "iteration_duration", "iterations", "vus", "vus_max", "dropped_iterations", GROUP_DURATION,
 })
-_SECTIONS = ("CUSTOM", "HTTP", "EXECUTION", "NETWORK")
+_SECTIONS = ("CUSTOM", "HTTP", "EXECUTION", "NETWORK", "GENERATOR")
+GENERATOR_PREFIX = "generator_"  # the load generator's own health (engine/health.py)
 _TREND_STATS_HINT = "use avg, min, med, max, count or p(N)"
 
 
@@ -387,6 +388,8 @@ def _category(name: str) -> str:
         return "EXECUTION"
     if name in DATA_METRICS:
         return "NETWORK"
+    if name.startswith(GENERATOR_PREFIX):
+        return "GENERATOR"
     return "CUSTOM"
 
 
