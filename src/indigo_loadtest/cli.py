@@ -100,6 +100,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-color", action="store_true", help="plain text summary")
     p.add_argument("--monitor", action="store_true", help="check that Prometheus accepts "
                    "remote writes, push metrics there and print the Grafana dashboard URL")
+    p.add_argument("--strict-thresholds", action="store_true", help="a threshold on a "
+                   "metric that got no samples fails the run (default: reported, not judged; "
+                   "also INDIGO_STRICT_THRESHOLDS=true)")
+    p.add_argument("--vus-limit", type=positive_int, metavar="N", help="reject plans that "
+                   "may run more than N VUs (default: $INDIGO_VUS_LIMIT, else 100000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +189,8 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         results_dir=getattr(args, "results_dir", "results"),
         color=False if getattr(args, "no_color", False) else None,
         monitor=getattr(args, "monitor", False),
+        strict_thresholds=getattr(args, "strict_thresholds", False),
+        vus_limit=getattr(args, "vus_limit", None),
     )
 
 
@@ -242,11 +249,13 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
     for flag, values in (("--env", args.env), ("--tag", args.tag), ("--out", args.out)):
         for value in values:
             out += [flag, value]
-    for flag in ("vus", "iterations", "duration", "workers", "summary_trend_stats"):
+    for flag in ("vus", "iterations", "duration", "workers", "summary_trend_stats",
+                 "vus_limit"):
         value = getattr(args, flag)
         if value is not None:
             out += ["--" + flag.replace("_", "-"), str(value)]
-    for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor"):
+    for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor",
+                 "strict_thresholds"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
     return out

@@ -70,6 +70,8 @@ class RunSettings:
     results_dir: str = "results"
     color: bool | None = None
     monitor: bool = False  # push to Prometheus (checked first) and print the Grafana URL
+    strict_thresholds: bool = False  # a threshold on a metric without samples fails
+    vus_limit: int | None = None  # --vus-limit: most VUs a plan may have (see check_vus_limit)
 
 
 class Console:
@@ -207,6 +209,8 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
 
     simulator = None
     embedded = not env.get("BASE")
+    if not embedded:
+        config_mod.check_base_url(env["BASE"])
     if embedded:
         values = dict(env)
         if start_target and not settings.dry_run:
@@ -235,11 +239,13 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     for warning in options.warnings:
         console.warn(warning)
     check_exec_functions(options.plan, module)
+    check_vus_limit(options.plan, vus_limit(settings, env))
     try:
         thresholds = parse_thresholds(options.thresholds)
         thresholds.validate(registry)
     except ThresholdError as exc:
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
+    thresholds.strict = settings.strict_thresholds or env.bool(STRICT_THRESHOLDS_ENV)
     trend_stats = summary_trend_stats(settings, options.plan.extra)
 
     now = datetime.now()
@@ -283,6 +289,41 @@ def summary_trend_stats(settings: RunSettings, extra: dict[str, Any]) -> tuple[s
         return parse_trend_stats(value)
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}", ExitCode.INVALID_CONFIG) from None
+
+
+# --- plan bounds -------------------------------------------------------------------------
+
+# Every VU is an object, a task and (once it sends) an HTTP client with its connections, all
+# created when the VU starts: an absurd plan (`vus: 10**12`) would grow memory without end
+# instead of failing. 100 000 VUs per run is far above what one machine drives usefully.
+DEFAULT_VUS_LIMIT = 100_000
+VUS_LIMIT_ENV = "INDIGO_VUS_LIMIT"
+STRICT_THRESHOLDS_ENV = "INDIGO_STRICT_THRESHOLDS"
+
+
+def vus_limit(settings: RunSettings, env: Env) -> int:
+    """--vus-limit, else $INDIGO_VUS_LIMIT, else DEFAULT_VUS_LIMIT."""
+    if settings.vus_limit is not None:
+        return settings.vus_limit
+    limit = env.int(VUS_LIMIT_ENV, DEFAULT_VUS_LIMIT)
+    if limit < 1:
+        raise ScenarioError(f"{VUS_LIMIT_ENV}={limit}: must be at least 1",
+                            ExitCode.INVALID_CONFIG)
+    return limit
+
+
+def check_vus_limit(plan: TestPlan, limit: int) -> None:
+    """Reject, before any traffic, a plan that may run more than `limit` VUs (VUs,
+    preAllocatedVUs and maxVUs are what the executors allocate up front; iteration counts
+    and rates allocate nothing per item)."""
+    total = plan_max_vus(plan)
+    if total <= limit:
+        return
+    where = (f"scenario {plan.scenarios[0].name!r}" if len(plan.scenarios) == 1
+             else "the scenarios together")
+    raise ScenarioError(
+        f"{where}: up to {total} VUs, more than the limit of {limit} per run (raise it with "
+        f"--vus-limit N or {VUS_LIMIT_ENV}=N)", ExitCode.INVALID_CONFIG)
 
 
 # --- workers -----------------------------------------------------------------------------
@@ -653,8 +694,27 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
         outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
     for line in lost_workers(result):
         outcome.problem(ExitCode.WORKER_DIED, line)
+    judge_measurement(prepared, outcome, result, hard_stopped=interrupts.count > 1)
     finish(prepared, console, outcome, elapsed, result)
     return outcome
+
+
+def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
+                      hard_stopped: bool) -> None:
+    """teardown() failing is a script error (unless a second Ctrl-C skipped it); a run
+    that measured nothing is a problem (see `verdict.nothing_measured`). An error or an
+    interruption already explains an empty run and sets the exit code."""
+    teardown_error = getattr(result, "teardown_error", None)
+    if teardown_error and not outcome.error and not hard_stopped:
+        outcome.error = f"teardown() failed: {teardown_error}"
+        outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+    if outcome.error or outcome.interrupted or result is None:
+        return
+    from .verdict import nothing_measured
+
+    reason = nothing_measured(prepared.registry)
+    if reason is not None:
+        outcome.problem(ExitCode.NOTHING_MEASURED, reason)
 
 
 # Workers send their metrics every second (progress line, abortOnFail), or as often as a
@@ -732,9 +792,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = outcome.problems[0][0]
     elif not exported:  # the path was checked before the run, but changed since
         outcome.exit_code = ExitCode.INVALID_CONFIG
-    if thresholds_failed:
-        failed = [f"{r.key} '{r.expression}'" for r in outcome.threshold_results if not r.ok]
-        console.error(f"thresholds on metrics {', '.join(failed)} have been crossed")
+    report_thresholds(console, outcome.threshold_results)
     for _, reason in outcome.problems:
         console.error(reason)
 
@@ -757,6 +815,24 @@ def warn_generator_health(prepared: Prepared, console: Console) -> None:
 
     for line in health_warnings(prepared.registry):
         console.warn(line)
+
+
+def report_thresholds(console: Console, results: list[ThresholdResult]) -> None:
+    """One line for the crossed thresholds, one for those whose metric got no samples
+    (an error under --strict-thresholds, else a warning: they were not judged)."""
+    def names(rs: list[ThresholdResult]) -> str:
+        return ", ".join(f"{r.key} '{r.expression}'" for r in rs)
+
+    crossed = [r for r in results if not r.ok and not r.no_samples]
+    if crossed:
+        console.error(f"thresholds on metrics {names(crossed)} have been crossed")
+    empty = [r for r in results if r.no_samples]
+    if any(not r.ok for r in empty):
+        console.error(f"thresholds on metrics without samples fail (--strict-thresholds): "
+                      f"{names(empty)}")
+    elif empty:
+        console.warn(f"thresholds on metrics without samples were not evaluated: "
+                     f"{names(empty)} (--strict-thresholds makes them fail)")
 
 
 def output_summary_lines(prepared: Prepared) -> list[str]:

@@ -169,7 +169,8 @@ def test_sigterm_to_the_process_group_is_an_interrupt_not_a_dead_worker(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "degraded" not in out and "worker" not in err, err
+    # No worker is reported lost (the generator-health warnings may name workers).
+    assert "degraded" not in out and not re.search(r"worker \d of \d \(pid", err), err
     # Every worker stopped gracefully and sent its exact final state.
     sent = len(local_server.paths("/group-term/"))
     assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] == sent > 0

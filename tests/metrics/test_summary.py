@@ -151,8 +151,27 @@ def test_metric_with_threshold_but_no_samples_is_listed() -> None:
     ts = parse_thresholds({"http_req_failed": ["rate<0.1"]})
     text = render_summary(reg, ts.evaluate(reg, 1.0), None, 1.0)
     lines = squash(text)
-    assert "✓ 'rate<0.1' rate=n/a (no samples)" in lines
-    assert "http_req_failed: 0.00% 0 out of 0" in lines
+    assert "? 'rate<0.1' rate=n/a (no samples)" in lines
+    assert "http_req_failed: no samples" in lines
+
+
+def test_empty_trend_and_gauge_show_no_samples_never_zeros() -> None:
+    reg = Registry()
+    reg.metric("models_time_ms", "trend", True)
+    reg.metric("queue", "gauge")
+    reg.metric("errors", "counter")
+    ts = parse_thresholds({"models_time_ms": ["p(95)<2000"], "queue": ["value<5"],
+                           "errors": ["count<1"]})
+    lines = squash(render_summary(reg, ts.evaluate(reg, 1.0), None, 1.0))
+    assert "? 'p(95)<2000' p(95)=n/a (no samples)" in lines
+    assert "? 'value<5' value=n/a (no samples)" in lines
+    assert "✓ 'count<1' count=0" in lines  # a counter that counted nothing is a real 0
+    assert "models_time_ms: no samples" in lines and "queue: no samples" in lines
+    assert not any("=0s" in line for line in lines)
+    ts.strict = True
+    strict = squash(render_summary(reg, ts.evaluate(reg, 1.0), None, 1.0))
+    assert "✗ 'p(95)<2000' p(95)=n/a (no samples)" in strict
+    assert "✓ 'count<1' count=0" in strict
 
 
 @pytest.mark.parametrize(

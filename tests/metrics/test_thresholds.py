@@ -270,14 +270,15 @@ def test_empty_metrics_at_the_end() -> None:
     reg = Registry()
     ts = parse_thresholds({
         "http_req_failed": ["rate<0.05"],  # no requests: k6 lets a rate of nothing pass
-        "http_req_duration": ["p(95)<100", "avg>1"],  # an empty trend reads as zeros
-        "iterations": ["count>0"],
+        "http_req_duration": ["p(95)<100", "avg>1"],  # an empty trend has no value
+        "vus": ["value>0"],
+        "iterations": ["count>0"],  # a counter of nothing is a real 0
     })
-    rate, p95, avg, count = ts.evaluate(reg, 5.0)
-    assert rate.ok and rate.observed is None
-    assert p95.ok and p95.observed == 0.0
-    assert not avg.ok
-    assert not count.ok and count.observed == 0.0
+    rate, p95, avg, gauge, count = ts.evaluate(reg, 5.0)
+    assert all(r.ok and r.no_samples for r in (rate, p95, avg, gauge))  # not judged
+    assert not count.ok and count.observed == 0.0 and not count.no_samples
+    ts.strict = True  # --strict-thresholds: no samples is a failure
+    assert [r.ok for r in ts.evaluate(reg, 5.0)] == [False, False, False, False, False]
 
 
 def test_should_abort_honours_abort_on_fail_and_delay() -> None:

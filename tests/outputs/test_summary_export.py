@@ -67,3 +67,22 @@ def test_custom_trend_stats_and_file_writing(tmp_path: Path) -> None:
     assert data["metrics"]["http_req_duration"]["count"] == 10
     assert set(data["metrics"]["http_req_waiting"]) == {"p(99)", "count"}
     assert [p.name for p in target.parent.iterdir()] == ["summary.json"]  # no temp file left
+
+
+def test_metrics_without_samples_are_null_not_zero() -> None:
+    reg = Registry()
+    reg.metric("models_time_ms", "trend", True)
+    reg.metric("queue", "gauge")
+    ts = parse_thresholds({"models_time_ms": ["p(95)<2000"], "queue": ["value<5"],
+                           "http_req_failed": ["rate<0.1"], "iterations": ["count<1"]})
+    metrics = build_summary_export(reg, ts.evaluate(reg, 1.0), 1.0)["metrics"]
+    assert metrics["models_time_ms"] == {**dict.fromkeys(DEFAULT_TREND_STATS),
+                                         "thresholds": {"p(95)<2000": False}}
+    assert metrics["queue"] == {"value": None, "min": None, "max": None,
+                                "thresholds": {"value<5": False}}
+    assert metrics["http_req_failed"] == {"passes": 0, "fails": 0, "value": None,
+                                          "thresholds": {"rate<0.1": False}}
+    assert metrics["iterations"] == {"count": 0, "rate": 0, "thresholds": {"count<1": False}}
+    ts.strict = True
+    strict = build_summary_export(reg, ts.evaluate(reg, 1.0), 1.0)["metrics"]
+    assert strict["models_time_ms"]["thresholds"] == {"p(95)<2000": True}

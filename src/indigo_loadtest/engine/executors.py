@@ -294,6 +294,8 @@ class Executor:
     def _report(self, exc: BaseException, vu: VU) -> None:
         self.ctx.reporter.report(
             exc, f"scenario {self.name!r} (VU {vu.id}, iteration {vu.iteration})")
+        self._record(self.ctx.builtin.iteration_errors, 1.0,
+                     vu.tags.with_pairs(("error_type", type(exc).__name__)))
 
     async def run_looped(self, vu: VU) -> None:
         """run_iteration for a VU that loops: yields to the loop if the iteration

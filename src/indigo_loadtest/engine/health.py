@@ -43,6 +43,7 @@ from ..metrics.sinks import TrendSink
 from ..metrics.summary import humanize_duration
 from ..metrics.tags import TagSet
 
+HEALTH_PREFIX = "generator_"  # the tool's own metrics: not a measurement of the target
 LOOP_LAG = "generator_loop_lag"
 START_DELAY = "generator_start_delay"
 CPU = "generator_cpu_percent"

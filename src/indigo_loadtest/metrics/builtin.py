@@ -40,6 +40,8 @@ class BuiltinMetrics:
         self.vus_max = reg.metric("vus_max", g)
         self.checks = reg.metric("checks", r)
         self.dropped_iterations = reg.metric("dropped_iterations", c)
+        # Iterations ended by an exception, tagged error_type (beyond k6, which only logs them).
+        self.iteration_errors = reg.metric("iteration_errors", c)
         self._http_sinks: dict[TagSet, tuple] = {}
 
     def record_http(

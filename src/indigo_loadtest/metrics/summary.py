@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .registry import Metric, Registry
 from .sinks import CounterSink, GaugeSink, RateSink, Sink, TrendSink
@@ -28,6 +28,7 @@ _SEP = "::"  # group path separator, as in k6 ("::outer::inner")
 
 _EXECUTION = frozenset({
     "iteration_duration", "iterations", "vus", "vus_max", "dropped_iterations", GROUP_DURATION,
+    "iteration_errors",
 })
 _SECTIONS = ("CUSTOM", "HTTP", "EXECUTION", "NETWORK", "GENERATOR")
 GENERATOR_PREFIX = "generator_"  # the load generator's own health (engine/health.py)
@@ -61,27 +62,30 @@ def parse_trend_stats(stats: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def trend_stat(sink: TrendSink, stat: str) -> float:
+def trend_stat(sink: TrendSink, stat: str) -> float | None:
+    """One trend column; None (no samples) for all but `count` of an empty trend."""
     if stat == "count":
         return float(sink.count)
     m = PERCENTILE_RE.match(stat)
-    value = observe(sink, stat, float(m.group(1)) if m else None, 0.0)
-    return 0.0 if value is None else value
+    return observe(sink, stat, float(m.group(1)) if m else None, 0.0)
 
 
 def sink_stats(
     metric: Metric, sink: Sink, elapsed: float, trend_stats: Sequence[str] = DEFAULT_TREND_STATS
-) -> dict[str, float]:
-    """The statistics k6 reports for a metric of this type, by k6's key names."""
+) -> dict[str, float | None]:
+    """The statistics k6 reports for a metric of this type, by k6's key names. A value
+    that does not exist because the metric got no samples is None, never 0 (counts
+    and a counter's total are real zeros)."""
     if isinstance(sink, TrendSink):
         return {stat: trend_stat(sink, stat) for stat in trend_stats}
     if isinstance(sink, CounterSink):
         return {"count": sink.value, "rate": sink.value / elapsed if elapsed > 0 else 0.0}
     if isinstance(sink, GaugeSink):
         if not sink.count:
-            return {"value": 0.0, "min": 0.0, "max": 0.0}
+            return {"value": None, "min": None, "max": None}
         return {"value": sink.value, "min": sink.min, "max": sink.max}
-    return {"passes": sink.trues, "fails": sink.falses, "value": sink.rate}
+    return {"passes": sink.trues, "fails": sink.falses,
+            "value": sink.rate if sink.total else None}
 
 
 def has_data(sink: Sink) -> bool:
@@ -223,8 +227,14 @@ def _per_second(metric: Metric, rate: float) -> str:
     return fixed_no_trailing_zeros(rate, 6) + "/s"
 
 
-def metric_cells(metric: Metric, stats: dict[str, float]) -> list[str]:
-    """The value columns of one metric row."""
+NO_SAMPLES = "no samples"
+
+
+def metric_cells(metric: Metric, values: dict[str, float | None]) -> list[str]:
+    """The value columns of one metric row ("no samples" rather than made-up zeros)."""
+    if any(v is None for v in values.values()):
+        return [NO_SAMPLES]
+    stats = cast(dict[str, float], values)
     if metric.type == "trend":
         return [
             f"{k}={fixed_no_trailing_zeros(v, 6) if k == 'count' else humanize(metric, v)}"
@@ -243,7 +253,7 @@ def threshold_observed(metric: Metric | None, result: ThresholdResult) -> str:
     """'p(95)=10.05ms', 'rate=75.00%', 'rate=12.5/s' for a threshold line."""
     value = result.observed
     if value is None:
-        return f"{result.aggregation}=n/a (no samples)"
+        return f"{result.aggregation}=n/a ({NO_SAMPLES})"
     if metric is None:
         return f"{result.aggregation}={fixed_no_trailing_zeros(value, 6)}"
     if metric.type == "counter" and result.aggregation == "rate":
@@ -278,6 +288,9 @@ class _Style:
 
     def mark(self, ok: bool) -> str:
         return self.ok("✓") if ok else self.bad("✗")
+
+    def unknown(self, text: str) -> str:
+        return self._wrap("33", text)
 
 
 def render_summary(
@@ -339,7 +352,9 @@ def _threshold_lines(
 def _threshold_line(metric: Metric | None, r: ThresholdResult, style: _Style,
                     indent: str) -> str:
     observed = style.value(threshold_observed(metric, r))
-    return f"{indent}{style.mark(r.ok)} '{r.expression}' {observed}"
+    # Passed for want of samples: neither a ✓ nor a ✗ (a ✗ under --strict-thresholds).
+    mark = style.unknown("?") if r.no_samples and r.ok else style.mark(r.ok)
+    return f"{indent}{mark} '{r.expression}' {observed}"
 
 
 def _checks_lines(registry: Registry, elapsed: float, style: _Style) -> list[str]:

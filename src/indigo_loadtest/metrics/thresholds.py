@@ -116,19 +116,27 @@ class ThresholdResult:
     expression: str  # the threshold's source text
     aggregation: str
     ok: bool
-    observed: float | None  # None when the metric had no data (k6 then lets a rate pass)
+    observed: float | None  # None when the metric had no samples (see `no_samples`)
     abort_on_fail: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.metric}{{{self.submetric}}}" if self.submetric else self.metric
 
+    @property
+    def no_samples(self) -> bool:
+        """The metric got no samples, so there was nothing to judge: passed as in k6,
+        unless the set is `strict`. A counter that counted nothing is a real 0, not this."""
+        return self.observed is None
+
 
 @dataclass
 class ThresholdSet:
-    """All thresholds of a run, in the order the options list them."""
+    """All thresholds of a run, in the order the options list them. `strict`
+    (--strict-thresholds): a threshold on a metric without samples fails."""
 
     entries: list[MetricThresholds] = field(default_factory=list)
+    strict: bool = False
 
     def __len__(self) -> int:
         return sum(len(e.thresholds) for e in self.entries)
@@ -170,7 +178,8 @@ class ThresholdSet:
         return [
             result
             for entry in self.entries
-            for result in _evaluate_entry(registry, entry, elapsed_seconds, skip_empty=False)
+            for result in _evaluate_entry(registry, entry, elapsed_seconds, skip_empty=False,
+                                          strict=self.strict)
         ]
 
     def should_abort(self, registry: Registry, elapsed: float) -> ThresholdResult | None:
@@ -203,7 +212,8 @@ def _abort_armed(th: Threshold, elapsed: float) -> bool:
 
 
 def _evaluate_entry(
-    registry: Registry, entry: MetricThresholds, elapsed: float, *, skip_empty: bool
+    registry: Registry, entry: MetricThresholds, elapsed: float, *, skip_empty: bool,
+    strict: bool = False,
 ) -> list[ThresholdResult]:
     metric = registry.get(entry.metric)
     sink = metric.aggregate(entry.tag_filter) if metric is not None else None
@@ -215,8 +225,8 @@ def _evaluate_entry(
         if skip_empty and empty:
             ok = True
         elif observed is None:
-            # k6 cannot compute a rate of nothing and lets the threshold pass.
-            ok = metric is not None
+            # No samples: nothing to judge. k6 lets such a threshold pass; strict fails it.
+            ok = metric is not None and not strict
         else:
             ok = th.passes(observed)
         results.append(
@@ -237,12 +247,13 @@ def _is_empty(sink: Sink) -> bool:
 
 def observe(sink: Sink, aggregation: str, percentile: float | None,
             elapsed: float) -> float | None:
-    """The value of `aggregation` over a sink (None for a rate over no samples)."""
+    """The value of `aggregation` over a sink; None when the sink has no samples (a
+    trend, gauge or rate of nothing has no value: it is never shown or judged as 0)."""
     if isinstance(sink, TrendSink):
+        if sink.count == 0:
+            return None
         if percentile is not None:
             return sink.percentile(percentile)
-        if sink.count == 0:
-            return 0.0  # k6 reports an empty trend as zeros
         if aggregation == "med":  # a percentile walk: only when asked for
             return sink.med
         return {"avg": sink.avg, "min": sink.min, "max": sink.max}.get(aggregation)
@@ -253,7 +264,7 @@ def observe(sink: Sink, aggregation: str, percentile: float | None,
             return sink.value / elapsed if elapsed > 0 else 0.0
         return None
     if isinstance(sink, GaugeSink):
-        return sink.value if aggregation == "value" else None
+        return sink.value if aggregation == "value" and sink.count else None
     if isinstance(sink, RateSink) and aggregation == "rate" and sink.total:
         return sink.rate
     return None

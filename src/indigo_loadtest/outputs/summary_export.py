@@ -7,6 +7,9 @@
 
 As in k6, a threshold's value is true when the threshold FAILED (k6 names the flag
 "ok" internally but writes whether it was crossed).
+
+A statistic that does not exist because the metric got no samples (a trend's avg or
+p(95), a gauge's value, a rate's value) is null, never 0; the keys stay k6's.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ def _stats(
     return {k: _plain(v) for k, v in stats.items()}
 
 
-def _plain(value: float) -> float | int:
-    # k6 (Go) writes whole numbers without ".0": counts stay integers.
+def _plain(value: float | None) -> float | int | None:
+    # k6 (Go) writes whole numbers without ".0": counts stay integers. None: no samples.
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return int(value)
     return value

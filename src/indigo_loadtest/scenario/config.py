@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -152,6 +153,35 @@ def build_env(
     values.update(os.environ if environ is None else environ)
     values.update(overrides or {})
     return Env(values)
+
+
+def check_base_url(base: str) -> None:
+    """BASE must be an http(s) URL with a host: without a scheme (`localhost:8000`) every
+    request of the run would fail before it is sent, so it is rejected before any traffic."""
+    problem = None
+    try:
+        parts = urlsplit(base)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or too big
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            problem = "no http:// or https:// scheme and host"
+    if problem is not None:
+        raise ScenarioError(
+            f"BASE={_without_userinfo(base)!r} is not a base URL ({problem}): expected the "
+            "form http://host:port or https://host[:port], e.g. http://localhost:8000",
+            ExitCode.INVALID_CONFIG,
+        )
+
+
+def _without_userinfo(url: str) -> str:
+    # "user:password@host" must not be echoed in an error message.
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}{MASK}@{tail}" if sep else f"{MASK}@{tail}"
 
 
 # The current run's configuration (filled by the runner; defaults until then).
