@@ -444,6 +444,7 @@ class Outcome:
 def client_config(env: Env, extra: dict[str, Any]) -> Any:
     """The HTTP clients' settings from env (DEBUG, LOADTEST_TOKEN) and the options."""
     from .http.config import ClientConfig
+    from .http.limits import Limits
 
     headers = {}
     if env.get("LOADTEST_TOKEN"):
@@ -462,6 +463,7 @@ def client_config(env: Env, extra: dict[str, Any]) -> Any:
     if extra.get("max_redirects") is not None:
         kwargs["max_redirects"] = int(extra["max_redirects"])
     try:
+        kwargs["limits"] = Limits.from_options(extra)
         return ClientConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"options: {exc}") from None
