@@ -145,6 +145,16 @@ def test_a_header_line_split_across_reads_is_caught_before_it_ends(raw_server: A
     assert (resp.status, resp.error_code) == (0, 1712)
 
 
+def test_endless_trailers_are_bounded_by_the_wire_size(raw_server: Any) -> None:
+    trailers = b"X-Trailer: v\r\n" * 10_000
+    url = raw_server(respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                             b"2\r\nok\r\n0\r\n" + trailers))
+    limits = Limits(max_response_body_size=1000, max_header_count=10, max_header_line_size=100)
+    resp = run(with_client(lambda c: c.get(url, limits=limits)))
+    assert limits.max_wire_size == 3000
+    assert (resp.error_code, resp.body, resp.ok) == (1710, b"", False)
+
+
 def test_stream_event_limits_fail_the_request_even_when_the_body_had_all_come(
     raw_server: Any,
 ) -> None:

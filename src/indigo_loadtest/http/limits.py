@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 # k6's codes (https://grafana.com/docs/k6/latest/javascript-api/error-codes/).
@@ -65,13 +65,19 @@ class Limits:
     # over 1,600 events/s, far beyond a real token stream.
     max_sse_event_size: int = 16 << 20
     max_stream_events: int = 100_000
+    # Derived: the bytes a whole response may take on the wire (head, body, chunk
+    # framing, trailers), checked once per read. Generous (twice the body, plus the
+    # largest head), so only what no other limit sees trips it: endless trailers.
+    max_wire_size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
+            value = getattr(self, f.name, None) if f.init else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{OPTION_NAMES[f.name]} must be a positive whole number, "
                                  f"got {value!r}")
+        object.__setattr__(self, "max_wire_size", 2 * self.max_response_body_size
+                           + self.max_header_count * self.max_header_line_size)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Limits:

@@ -165,6 +165,9 @@ class Connection(asyncio.Protocol):
             ex.t_first = t
         ex.t_data = t
         ex.nbytes += len(data)
+        if ex.nbytes > ex.limits.max_wire_size:
+            self.fail_limit(ERR_BODY_TOO_LARGE, ex.limits.max_response_body_size)
+            return
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade:
