@@ -233,6 +233,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     except ThresholdError as exc:
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
     trend_stats = summary_trend_stats(settings, options.plan.extra)
+    client_config(env, options.plan.extra)  # HTTP options and limits: checked before traffic
 
     now = datetime.now()
     timestamp = now.strftime("%Y%m%d-%H%M%S")

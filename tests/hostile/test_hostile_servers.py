@@ -151,3 +151,17 @@ def test_an_invalid_url_in_an_iteration_is_a_failed_request(
     failed = run.metrics["http_req_failed"]
     assert failed["passes"] >= 2 and failed["fails"] == 0, context
     assert run.metrics["http_req_failed{error_code:1020}"]["passes"] == failed["passes"]
+
+
+def test_a_bad_limit_is_one_line_before_any_traffic(tmp_path: Path) -> None:
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "badlimit.py").write_text(
+        '"""A limit that is no size."""\n'
+        'options = {"maxResponseBodySize": "huge"}\n'
+        "async def default(vu):\n    pass\n")
+    res = subprocess.run([sys.executable, "-m", "indigo_loadtest.cli", "check", "badlimit"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == ExitCode.INVALID_CONFIG
+    assert res.stderr.strip().splitlines() == [
+        "error: options: maxResponseBodySize: invalid size 'huge' "
+        '(use bytes, or e.g. "64MiB", "512kB")']
