@@ -2,7 +2,8 @@
 
 Configured with -e: TARGET (the URL), MODE (get: a plain GET; llm: a non-streamed
 completion through measure_response; stream: a streamed one through measure_stream),
-CODE (the error_code every failure must carry) and REASON (its llm_errors reason).
+CODE (the error_code every failure must carry), REASON (its llm_errors reason) and
+MAX_STREAM_EVENTS (the maxStreamEvents option).
 """
 
 from indigo_loadtest import env, sleep
@@ -26,6 +27,7 @@ options = {
     "scenarios": {"hostile": {"executor": "constant-vus", "vus": 1,
                               "duration": env.get("DURATION", "2s"), "gracefulStop": "30s"}},
     "timeout": env.get("TIMEOUT", "1.5s"),
+    "maxStreamEvents": int(env.get("MAX_STREAM_EVENTS", "100000")),
     "thresholds": thresholds,
 }
 

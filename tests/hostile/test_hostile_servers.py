@@ -85,13 +85,14 @@ def _limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
 
-def run_measured(tmp_path: Path, base: str, *env: str, kill_after: float = 60.0) -> Finished:
+def run_measured(tmp_path: Path, base: str, *env: str, args: tuple[str, ...] = (),
+                 kill_after: float = 60.0) -> Finished:
     """The CLI on the hostile scenario; its wall time and peak RSS (wait4's rusage)."""
     export = tmp_path / "summary.json"
     argv = [sys.executable, "-m", "indigo_loadtest.cli", "run", str(SCENARIO), "--quiet",
             "--no-color", "--workers", "1", "--summary-export", str(export),
             "--results-dir", str(tmp_path), "-e", f"BASE={base}",
-            "-e", f"DURATION={PLANNED_S}s", "-e", f"TIMEOUT={TIMEOUT_S}s"]
+            "-e", f"DURATION={PLANNED_S}s", "-e", f"TIMEOUT={TIMEOUT_S}s", *args]
     for item in env:
         argv += ["-e", item]
     out, err = tmp_path / "stdout", tmp_path / "stderr"
@@ -139,6 +140,22 @@ def test_a_hostile_server_fails_requests_not_the_generator(
         assert run.metrics[f"llm_errors{{reason:{case.reason}}}"]["count"] == failed["passes"]
     if case.code not in (1050,):  # a request that fails at once leaves time for more
         assert failed["passes"] >= 2, context
+
+
+def test_the_stream_event_cap_bounds_raw_outputs(hostile: HostileServer, tmp_path: Path) -> None:
+    cap = 1000
+    ndjson = tmp_path / "samples.ndjson"
+    run = run_measured(tmp_path, hostile.url, f"TARGET={hostile.url}/sse-endless-stream",
+                       "MODE=stream", "CODE=1715", "REASON=limit_exceeded",
+                       f"MAX_STREAM_EVENTS={cap}", args=("--out", f"json={ndjson}"))
+    assert run.returncode == ExitCode.THRESHOLDS_FAILED, run.stderr[-2000:]
+    streams = run.metrics["http_req_failed{error_code:1715}"]["passes"]
+    itl = sum(1 for line in ndjson.open() if '"metric":"llm_itl_ms"' in line.replace(" ", "")
+              and '"Point"' in line)
+    # One ITL sample per gap between events: at most cap - 1 per stream, however
+    # fast and long the server streams.
+    assert streams >= 2 and 0 < itl <= (cap - 1) * streams, (itl, streams)
+    assert ndjson.stat().st_size < 2_000 * cap * streams
 
 
 def test_an_invalid_url_in_an_iteration_is_a_failed_request(

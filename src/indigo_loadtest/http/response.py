@@ -292,6 +292,8 @@ class StreamResponse(_BaseResponse):
                 yield ev
         except SSELimitError as exc:
             self.fail(exc.code, str(exc))
+            for ev in exc.events:  # those still within the limit
+                yield ev
 
     def fail(self, error_code: int, error: str) -> None:
         """End the body here as a failed request (`error`, `error_code`), dropping what

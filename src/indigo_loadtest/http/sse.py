@@ -49,11 +49,13 @@ _new_event = tuple.__new__
 
 
 class SSELimitError(ValueError):
-    """An event or a stream crossed its limit; `code` is the request's error_code."""
+    """An event or a stream crossed its limit; `code` is the request's error_code and
+    `events` the events of the last chunk that were still within the limit."""
 
-    def __init__(self, code: int, limit: int) -> None:
+    def __init__(self, code: int, limit: int, events: list[SSEEvent] | None = None) -> None:
         super().__init__(limit_message(code, limit))
         self.code = code
+        self.events = events or []
 
 
 class SSEParser:
@@ -126,7 +128,8 @@ class SSEParser:
                 append(ev)
         self._count += len(out)
         if self._count > self.max_events:
-            raise SSELimitError(ERR_TOO_MANY_STREAM_EVENTS, self.max_events)
+            within = out[:len(out) - (self._count - self.max_events)]
+            raise SSELimitError(ERR_TOO_MANY_STREAM_EVENTS, self.max_events, within)
         return out
 
     def _hold(self, data: bytes) -> None:

@@ -412,6 +412,8 @@ async def _read_events(resp: Any, iter_chunks: Any, meter: StreamMeter) -> None:
         for ev in parser.end(t):
             feed(ev.event, ev.data, ev.t)
     except SSELimitError as exc:  # an event or the stream too large: the request fails
+        for ev in exc.events:  # those still within the limit are measured
+            feed(ev.event, ev.data, ev.t)
         resp.fail(exc.code, str(exc))
 
 
