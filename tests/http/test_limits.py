@@ -145,6 +145,20 @@ def test_a_header_line_split_across_reads_is_caught_before_it_ends(raw_server: A
     assert (resp.status, resp.error_code) == (0, 1712)
 
 
+def test_one_byte_chunks_count_what_holding_them_costs(raw_server: Any) -> None:
+    # 2,000 one-byte chunks: 2 kB of body, but 2,000 objects held; each counts 64 bytes.
+    body = b"1\r\nz\r\n" * 2000 + b"0\r\n\r\n"
+    url = raw_server(respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", body))
+
+    async def go(c: Client) -> tuple[Any, Any]:
+        return (await c.get(url, limits={"maxResponseBodySize": 100_000}),
+                await c.get(url, limits={"maxResponseBodySize": 200_000}))
+
+    tight, roomy = run(with_client(go))
+    assert (tight.error_code, tight.body) == (1710, b"")
+    assert roomy.ok and roomy.body == b"z" * 2000
+
+
 def test_endless_trailers_are_bounded_by_the_wire_size(raw_server: Any) -> None:
     trailers = b"X-Trailer: v\r\n" * 10_000
     url = raw_server(respond(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
