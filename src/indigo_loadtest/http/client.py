@@ -438,10 +438,15 @@ class Client:
             error = ""
         code = ex.error_code
         body = b""
-        if stream_resp is None and not ex.stream:  # a body that does not decode fails
-            body, decode_error, decode_code = _read_body(ex)
-            if decode_error:
-                error, code = decode_error, decode_code
+        if stream_resp is None and not ex.stream:
+            chunks = ex.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # A body cut short keeps its transport error, undecoded; one that does not
+            # decode (or decodes past the limit) fails the request.
+            if ex.content_encoding and body and not error:
+                body, decode_error, decode_code = _decoded(ex, body)
+                if decode_error:
+                    error, code = decode_error, decode_code
         status = 0 if error and not ex.headers_done else ex.status
         code = code if error else (1000 + status if status >= 400 else 0)
         timings = Timings(blocked, connecting, tls_time, sending, waiting, receiving)
@@ -640,13 +645,10 @@ class Client:
         print("\n".join(lines), file=sys.stdout, flush=True)
 
 
-def _read_body(ex: Exchange) -> tuple[bytes, str, int]:
-    """A complete exchange's body, decoded within the size limit: (body, error, code);
-    error is "" when it decoded (or needed no decoding)."""
-    chunks = ex.chunks
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if not ex.content_encoding or not body or ex.error:
-        return body, "", 0  # a body cut short keeps its transport error, undecoded
+def _decoded(ex: Exchange, body: bytes) -> tuple[bytes, str, int]:
+    """The body decoded from its Content-Encoding within the size limit: (body, error,
+    code); error is "" when it decoded."""
+    assert ex.content_encoding is not None
     limit = ex.limits.max_response_body_size
     try:
         return decode_body(body, ex.content_encoding, limit), "", 0
