@@ -247,6 +247,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
     thresholds.strict = settings.strict_thresholds or env.bool(STRICT_THRESHOLDS_ENV)
     trend_stats = summary_trend_stats(settings, options.plan.extra)
+    client_config(env, options.plan.extra)  # HTTP options and limits: checked before traffic
 
     now = datetime.now()
     timestamp = now.strftime("%Y%m%d-%H%M%S")
@@ -504,6 +505,7 @@ class Outcome:
 def client_config(env: Env, extra: dict[str, Any]) -> Any:
     """The HTTP clients' settings from env (DEBUG, LOADTEST_TOKEN) and the options."""
     from .http.config import ClientConfig
+    from .http.limits import Limits
 
     headers = {}
     if env.get("LOADTEST_TOKEN"):
@@ -522,6 +524,7 @@ def client_config(env: Env, extra: dict[str, Any]) -> Any:
     if extra.get("max_redirects") is not None:
         kwargs["max_redirects"] = int(extra["max_redirects"])
     try:
+        kwargs["limits"] = Limits.from_options(extra)
         return ClientConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"options: {exc}") from None

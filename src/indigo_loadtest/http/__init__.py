@@ -15,13 +15,14 @@ from typing import Any
 from .client import Client
 from .config import ClientConfig
 from .cookie_jar import Cookie, CookieJar
+from .limits import Limits
 from .redact import mask_headers, mask_text
 from .response import Headers, RequestInfo, Response, StreamResponse, Timings
 from .sse import SSEEvent, SSEParser
 
 __all__ = [
-    "Client", "ClientConfig", "Cookie", "CookieJar", "Headers", "RequestInfo", "Response",
-    "SSEEvent", "SSEParser", "StreamResponse", "Timings", "delete", "get", "head",
+    "Client", "ClientConfig", "Cookie", "CookieJar", "Headers", "Limits", "RequestInfo",
+    "Response", "SSEEvent", "SSEParser", "StreamResponse", "Timings", "delete", "get", "head",
     "mask_headers", "mask_text", "options", "patch", "post", "put", "request",
 ]
 

@@ -25,8 +25,16 @@ from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.tags import TagSet
 from .config import ClientConfig, parse_timeout
 from .cookie_jar import CookieJar, merge_cookie_header
+from .decode import DecodedTooLarge, decode_body
+from .limits import (
+    ERR_DECODED_BODY_TOO_LARGE,
+    ERR_DECOMPRESSION,
+    ERR_INVALID_URL,
+    Limits,
+    limit_message,
+)
 from .redact import SECRET_HEADERS, mask_header_value, mask_text, mask_url
-from .response import Response, StreamResponse, Timings, decode_body, head_pairs
+from .response import Response, StreamResponse, Timings, head_pairs
 from .transport import (
     ERR_DIAL_TIMEOUT,
     ERR_DNS,
@@ -73,6 +81,14 @@ def _shared_ssl_context(insecure: bool) -> ssl.SSLContext:
     return ctx
 
 
+class InvalidURL(ValueError):
+    """A URL the client cannot send to; `reason` says why (without the URL)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"invalid URL {url!r}: {reason}")
+        self.reason = reason
+
+
 class _Target:
     """A parsed request URL, cached per client."""
 
@@ -84,10 +100,10 @@ class _Target:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise ValueError(f"invalid URL {url!r}: {exc}") from None
+            raise InvalidURL(url, str(exc)) from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid URL {url!r}: need http:// or https:// and a host")
+            raise InvalidURL(url, "need http:// or https:// and a host")
         self.url = url
         self.tls = scheme == "https"
         self.host = parts.hostname.lower()
@@ -209,8 +225,12 @@ class Client:
         name: str | None = None,
         stream: bool = False,
         expected_statuses: Container[int] | None = None,
+        limits: Mapping[str, Any] | Limits | None = None,
     ) -> Any:
-        """Send a request; returns a Response (a StreamResponse with stream=True)."""
+        """Send a request; returns a Response (a StreamResponse with stream=True).
+
+        `limits` overrides the run's response limits for this request (option names,
+        e.g. {"maxResponseBodySize": "256MiB"}; see http.limits)."""
         method = method.upper() if isinstance(method, str) else method
         if method not in METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
@@ -220,14 +240,20 @@ class Client:
             url = _merge_params(url, params)
         body, ctype = _encode_body(json, data)
         seconds = self.config.timeout if timeout is None else parse_timeout(timeout)
+        lim = self.config.limits if limits is None else self.config.limits.merged(limits)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         user_headers = dict(headers) if headers else None
         hops = 0
         while True:
-            tgt = self._target(url)
+            try:
+                tgt = self._target(url)
+            except InvalidURL as exc:  # a failed request, as k6 makes it (error_code 1020)
+                return self._failed_early(method, url, perf_counter(), 0.0, 0.0, 0.0,
+                                          ERR_INVALID_URL, f"invalid URL: {exc.reason}",
+                                          tags, name, stream, b"")
             resp = await self._send(loop, method, tgt, body, ctype, user_headers, cookies,
-                                    deadline, tags, name, stream, expected_statuses)
+                                    deadline, tags, name, stream, expected_statuses, lim)
             if resp.status not in _REDIRECTS or hops >= self.config.max_redirects:
                 return resp
             location = resp.headers.get("location")
@@ -325,7 +351,7 @@ class Client:
         self, loop: asyncio.AbstractEventLoop, method: str, tgt: _Target, body: bytes | None,
         ctype: str | None, headers: dict[str, Any] | None, cookies: Mapping[str, str] | None,
         deadline: float, tags: Mapping[str, Any] | None, name: str | None, stream: bool,
-        expected: Container[int] | None,
+        expected: Container[int] | None, limits: Limits,
     ) -> Any:
         t0 = perf_counter()
         cookie = self._cookie_header(tgt, cookies) if (cookies or self.cookies) else ""
@@ -355,13 +381,13 @@ class Client:
                 if conn is None:
                     code, msg = err
                     blocked = (t_dial - t0) * 1000.0
-                    return self._failed_early(method, tgt, t0, blocked, connecting, tls_time,
-                                              code, msg, tags, name, stream, wire)
+                    return self._failed_early(method, tgt.url, t0, blocked, connecting,
+                                              tls_time, code, msg, tags, name, stream, wire)
             else:
                 t_dial = perf_counter()
             retry_allowed = attempt == 0 and conn.used and method in _REPLAYABLE
             ex = Exchange(loop.create_future(), method == "HEAD", stream,
-                          self.config.discard_response_bodies and not stream)
+                          self.config.discard_response_bodies and not stream, limits)
             if stream:
                 ex.headers_fut = loop.create_future()
             conn.arm(ex, deadline, loop)
@@ -385,12 +411,13 @@ class Client:
         sending = (t_sent - t_send) * 1000.0
         args = (method, tgt, ex, conn, t0, blocked, connecting * 1000.0, tls_time * 1000.0,
                 sending, t_sent, tags, name, expected, wire)
-        if stream and not ex.complete:
+        if stream and not (ex.complete and ex.error):
             resp = StreamResponse(method, tgt.url, ex, t0, wire)
-            # Settled by whichever comes first: the transport's end of body (a future
-            # callback) or the reader reaching the end.
+            # Settled by the transport's end of body (a future callback; soon, if the
+            # whole body came with the headers) or, if a reader is on it by then, when
+            # the reader reaches the end.
             resp._finalize = lambda: self._finish(args, resp)
-            ex.fut.add_done_callback(lambda _f: resp._settle())
+            ex.fut.add_done_callback(lambda _f: resp._body_ended())
             return resp
         return self._finish(args, None)
 
@@ -409,8 +436,19 @@ class Client:
         error = ex.error
         if ex.user_closed:
             error = ""
+        code = ex.error_code
+        body = b""
+        if stream_resp is None and not ex.stream:
+            chunks = ex.chunks
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # A body cut short keeps its transport error, undecoded; one that does not
+            # decode (or decodes past the limit) fails the request.
+            if ex.content_encoding and body and not error:
+                body, decode_error, decode_code = _decoded(ex, body)
+                if decode_error:
+                    error, code = decode_error, decode_code
         status = 0 if error and not ex.headers_done else ex.status
-        code = ex.error_code if error else (1000 + status if status >= 400 else 0)
+        code = code if error else (1000 + status if status >= 400 else 0)
         timings = Timings(blocked, connecting, tls_time, sending, waiting, receiving)
         if not ex.cancelled:  # an interrupted iteration's request is not measured
             self._record_metrics(method, tgt.url, name, status, error, code, expected,
@@ -429,13 +467,6 @@ class Client:
             if self.config.debug:
                 self._debug_response(stream_resp, b"<streamed>")
             return stream_resp
-        chunks = ex.chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if ex.content_encoding and body:
-            try:
-                body = decode_body(body, ex.content_encoding)
-            except Exception as exc:
-                error, code = f"failed to decode response body: {type(exc).__name__}", ERR_GENERIC
         resp = Response(method, tgt.url, status, ex.raw_headers, body, timings, error, code,
                         t0, wire)
         if self.config.debug:
@@ -475,21 +506,21 @@ class Client:
                      nsent, nreceived)
 
     def _failed_early(
-        self, method: str, tgt: _Target, t0: float, blocked: float, connecting: float,
+        self, method: str, url: str, t0: float, blocked: float, connecting: float,
         tls_time: float, code: int, msg: str, tags: Mapping[str, Any] | None,
         name: str | None, stream: bool, wire: bytes,
     ) -> Any:
-        """A request that never reached the server (DNS, dial or TLS failure)."""
+        """A request that never reached the server (invalid URL, DNS, dial or TLS failure)."""
         timings = Timings(blocked, connecting * 1000.0, tls_time * 1000.0, 0.0, 0.0, 0.0)
-        self._record_metrics(method, tgt.url, name, 0, msg, code, None, tags, timings, 0, 0)
+        self._record_metrics(method, url, name, 0, msg, code, None, tags, timings, 0, 0)
         resp: Any
         if stream:
             ex = Exchange(asyncio.get_running_loop().create_future(), False, True, False)
             ex.complete, ex.error, ex.error_code = True, msg, code
-            resp = StreamResponse(method, tgt.url, ex, t0, wire)
+            resp = StreamResponse(method, url, ex, t0, wire)
             resp.timings = timings
         else:
-            resp = Response(method, tgt.url, 0, [], b"", timings, msg, code, t0, wire)
+            resp = Response(method, url, 0, [], b"", timings, msg, code, t0, wire)
         if self.config.debug:
             self._debug_response(resp, b"")
         return resp
@@ -616,6 +647,20 @@ class Client:
         if body:
             lines.append("< " + _debug_body(body))
         print("\n".join(lines), file=sys.stdout, flush=True)
+
+
+def _decoded(ex: Exchange, body: bytes) -> tuple[bytes, str, int]:
+    """The body decoded from its Content-Encoding within the size limit: (body, error,
+    code); error is "" when it decoded."""
+    assert ex.content_encoding is not None
+    limit = ex.limits.max_response_body_size
+    try:
+        return decode_body(body, ex.content_encoding, limit), "", 0
+    except DecodedTooLarge:
+        return b"", limit_message(ERR_DECODED_BODY_TOO_LARGE, limit), ERR_DECODED_BODY_TOO_LARGE
+    except Exception:  # zlib.error, cramjam.DecompressionError: not what it claims to be
+        encoding = ex.content_encoding.decode("latin-1")
+        return body, f"failed to decode response body ({encoding})", ERR_DECOMPRESSION
 
 
 def _debug_body(body: bytes) -> str:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import __version__
+from .limits import DEFAULT_LIMITS, Limits
 
 DEFAULT_USER_AGENT = f"indigo-loadtest/{__version__}"
 # k6's defaults: 60 s per request, 10 redirects, 30 s dial timeout.
@@ -53,6 +54,7 @@ class ClientConfig:
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     dns_ttl: float = DEFAULT_DNS_TTL
+    limits: Limits = DEFAULT_LIMITS  # what one response may take (http.limits)
 
     def __post_init__(self) -> None:
         self.timeout = parse_timeout(self.timeout)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
-from .transport import STREAM_LOW_WATER
+from .sse import SSEEvent, SSELimitError, SSEParser
+from .transport import PIECE_COST, STREAM_LOW_WATER
 
 if TYPE_CHECKING:
-    from .sse import SSEEvent
     from .transport import Exchange
+
+__all__ = ["Headers", "RequestInfo", "Response", "StreamResponse", "Timings", "decode_body",
+           "head_pairs", "incremental_decoder"]
 
 PROTO = "HTTP/1.1"
 
@@ -128,34 +131,6 @@ class RequestInfo:
         return f"<Request {self.method} {mask_url(self.url)}>"
 
 
-def decode_body(body: bytes, encoding: bytes | None) -> bytes:
-    """Undo a Content-Encoding (gzip, deflate, br, zstd); unknown encodings pass through."""
-    if not encoding or encoding == b"identity" or not body:
-        return body
-    if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":
-        try:
-            return zlib.decompress(body)
-        except zlib.error:  # some servers send raw deflate without the zlib wrapper
-            return zlib.decompress(body, -zlib.MAX_WBITS)
-    if encoding in (b"br", b"zstd"):
-        import cramjam
-
-        codec = cramjam.brotli if encoding == b"br" else cramjam.zstd
-        return bytes(codec.decompress(body))
-    return body
-
-
-def incremental_decoder(encoding: bytes | None) -> Any:
-    """A zlib decompressobj for streamed gzip/deflate bodies, or None."""
-    if encoding in (b"gzip", b"x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":
-        return zlib.decompressobj()
-    return None
-
-
 class _BaseResponse:
     __slots__ = (
         "_headers", "_raw_headers", "_req_headers", "error", "error_code",
@@ -238,7 +213,7 @@ class StreamResponse(_BaseResponse):
     quietly). `async with` closes the stream early if the body was not read to the end.
     """
 
-    __slots__ = ("_decoder", "_ex", "_finalize", "headers_at")
+    __slots__ = ("_ex", "_finalize", "_reading", "headers_at")
 
     def __init__(
         self, method: str, url: str, ex: Exchange, request_start: float, wire: bytes,
@@ -255,7 +230,7 @@ class StreamResponse(_BaseResponse):
         self.headers_at = ex.t_headers
         self._req_headers = wire
         self._finalize: Any = None
-        self._decoder = incremental_decoder(ex.content_encoding)
+        self._reading = False  # a reader is between its first chunk and the end
         self.timings = Timings(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
     @property
@@ -264,41 +239,76 @@ class StreamResponse(_BaseResponse):
         return self._ex.complete
 
     async def iter_chunks(self) -> AsyncIterator[tuple[bytes, float]]:
-        """Body chunks as they arrive, each with the perf_counter of its arrival."""
+        """Body chunks as they arrive (decoded, for gzip and deflate), each with the
+        perf_counter of its arrival."""
         ex = self._ex
         chunks = ex.chunks
-        dec = self._decoder
         loop = asyncio.get_running_loop()
-        while True:
-            while chunks:
-                data, t = chunks.popleft()
-                ex.buffered -= len(data)
-                if dec is not None:
-                    data = dec.decompress(data)
-                    if not data:
-                        continue
-                yield data, t
+        # While a reader is at it, the request is measured when the reader reaches the
+        # end, not when the last byte arrives: a limit the reader finds (SSE event size
+        # and count) still fails the request in http_req_failed.
+        self._reading = True
+        try:
+            while True:
+                while chunks:
+                    data, t = chunks.popleft()
+                    ex.buffered -= len(data) + PIECE_COST
+                    yield data, t
+                if ex.complete:
+                    break
+                conn = ex.conn
+                if conn is not None and conn.paused and ex.buffered < STREAM_LOW_WATER:
+                    conn.resume_stream()
+                w = ex.waiter = loop.create_future()
+                try:
+                    await w
+                except asyncio.CancelledError:
+                    # The VU is being stopped: drop the stream, do not measure it.
+                    ex.cancelled = True
+                    if ex.conn is not None:
+                        ex.conn.fail(0, "")
+                    raise
+        finally:
+            self._reading = False
             if ex.complete:
-                break
-            conn = ex.conn
-            if conn is not None and conn.paused and ex.buffered < STREAM_LOW_WATER:
-                conn.resume_stream()
-            w = ex.waiter = loop.create_future()
-            try:
-                await w
-            except asyncio.CancelledError:
-                # The VU is being stopped: drop the stream, do not measure it.
-                ex.cancelled = True
-                if ex.conn is not None:
-                    ex.conn.fail(0, "")
-                raise
+                self._settle()
+
+    def sse_parser(self) -> SSEParser:
+        """An event parser held to this request's SSE limits."""
+        lim = self._ex.limits
+        return SSEParser(lim.max_sse_event_size, lim.max_stream_events)
+
+    async def sse(self) -> AsyncIterator[SSEEvent]:
+        """Server-sent events as they arrive, each with its arrival perf_counter. An
+        event or a stream past its limit ends the iteration and fails the request."""
+        parser = self.sse_parser()
+        feed = parser.feed
+        t = 0.0
+        try:
+            async for data, t in self.iter_chunks():
+                for ev in feed(data, t):
+                    yield ev
+            for ev in parser.end(t):
+                yield ev
+        except SSELimitError as exc:
+            self.fail(exc.code, str(exc))
+            for ev in exc.events:  # those still within the limit
+                yield ev
+
+    def fail(self, error_code: int, error: str) -> None:
+        """End the body here as a failed request (`error`, `error_code`), dropping what
+        is buffered: for a limit found while reading it."""
+        ex = self._ex
+        if not ex.complete:
+            if ex.conn is not None:
+                ex.conn.fail(error_code, error)
+        elif not ex.error:  # the body had all come; the request is not yet measured
+            ex.error, ex.error_code = error, error_code
+        ex.chunks.clear()
+        ex.buffered = 0
+        if self._finalize is None and not self.error:  # measured already: the response
+            self.error, self.error_code = error, error_code  # still tells
         self._settle()
-
-    def sse(self) -> AsyncIterator[SSEEvent]:
-        """Server-sent events as they arrive, each with its arrival perf_counter."""
-        from .sse import iter_sse
-
-        return iter_sse(self.iter_chunks())
 
     async def read(self) -> bytes:
         """The rest of the body."""
@@ -314,6 +324,12 @@ class StreamResponse(_BaseResponse):
         if f is not None:
             self._finalize = None
             f()
+
+    def _body_ended(self) -> None:
+        """The transport saw the end of the body: measure now, unless a reader is
+        still on it (it settles when it reaches the end)."""
+        if not self._reading:
+            self._settle()
 
     async def aclose(self) -> None:
         """Stop reading; an unfinished body's connection is closed (not reused)."""

@@ -8,6 +8,10 @@ Line endings are normalised to LF only when a chunk contains a CR at all.
 
 An event's `t` is the `time.perf_counter()` at which the bytes that completed it
 (its terminating blank line) arrived from the socket, not when it was parsed.
+
+An unfinished event is kept as a list of its pieces, and only each new chunk is
+searched for the blank line: an event that never ends costs linear time, and it is
+cut at `max_event_size` bytes (SSELimitError), as a stream is at `max_events` events.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import orjson
+
+from .limits import (
+    DEFAULT_LIMITS,
+    ERR_SSE_EVENT_TOO_LARGE,
+    ERR_TOO_MANY_STREAM_EVENTS,
+    limit_message,
+)
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -37,15 +48,35 @@ class SSEEvent(NamedTuple):
 _new_event = tuple.__new__
 
 
+class SSELimitError(ValueError):
+    """An event or a stream crossed its limit; `code` is the request's error_code and
+    `events` the events of the last chunk that were still within the limit."""
+
+    def __init__(self, code: int, limit: int, events: list[SSEEvent] | None = None) -> None:
+        super().__init__(limit_message(code, limit))
+        self.code = code
+        self.events = events or []
+
+
 class SSEParser:
-    """Incremental event-stream parser: `feed(chunk, t)` returns the completed events."""
+    """Incremental event-stream parser: `feed(chunk, t)` returns the completed events.
 
-    __slots__ = ("_buf", "_cr", "_started", "last_id", "retry")
+    Raises SSELimitError when an event grows past `max_event_size` bytes or the stream
+    past `max_events` events (checked once per chunk).
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""
+    __slots__ = ("_count", "_cr", "_held", "_pending", "_started", "last_id",
+                 "max_event_size", "max_events", "retry")
+
+    def __init__(self, max_event_size: int = DEFAULT_LIMITS.max_sse_event_size,
+                 max_events: int = DEFAULT_LIMITS.max_stream_events) -> None:
+        self._pending: list[bytes] = []  # the unfinished event's pieces (never a blank line)
+        self._held = 0  # their total size
+        self._count = 0  # events dispatched
         self._cr = False  # the previous chunk ended with CR (maybe half of a CRLF)
         self._started = False
+        self.max_event_size = max_event_size
+        self.max_events = max_events
         self.last_id = ""
         self.retry: int | None = None  # the last `retry:` value, in ms
 
@@ -58,22 +89,33 @@ class SSEParser:
                 chunk = chunk[:-1]
                 self._cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buf = self._buf + chunk if self._buf else chunk
         if not self._started:
-            if len(buf) < 3 and _BOM.startswith(buf):
-                self._buf = buf
+            if self._held:
+                chunk = self._take() + chunk
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                self._hold(chunk)
                 return []
             self._started = True
-            if buf.startswith(_BOM):
-                buf = buf[3:]
-        end = buf.rfind(b"\n\n")
+            if chunk.startswith(_BOM):
+                chunk = chunk[3:]
+        pending = self._pending
+        end = chunk.rfind(b"\n\n")
         if end < 0:
-            self._buf = buf
-            return []
-        self._buf = buf[end + 2:]
+            if not (pending and chunk[:1] == b"\n" and pending[-1][-1:] == b"\n"):
+                self._hold(chunk)
+                return []
+            end = -1  # the blank line is the held event's last LF and this chunk's first
+        if pending:
+            end += self._held
+            chunk = self._take() + chunk
+        rest = chunk[end + 2:]
+        if rest:
+            self._hold(rest)
+        if end > self.max_event_size:
+            self._check_sizes(chunk[:end])
         # Complete events end on a line break, so this never splits a UTF-8 character:
         # one decode for all of them, then str operations only.
-        text = buf[:end].decode("utf-8", "replace")
+        text = chunk[:end].decode("utf-8", "replace")
         out = []
         append = out.append
         for block in text.split("\n\n"):
@@ -84,7 +126,31 @@ class SSEParser:
             ev = self._parse_block(block, t)
             if ev is not None:
                 append(ev)
+        self._count += len(out)
+        if self._count > self.max_events:
+            within = out[:len(out) - (self._count - self.max_events)]
+            raise SSELimitError(ERR_TOO_MANY_STREAM_EVENTS, self.max_events, within)
         return out
+
+    def _hold(self, data: bytes) -> None:
+        if data:
+            self._pending.append(data)
+            self._held += len(data)
+            if self._held > self.max_event_size:
+                self._take()  # drop it: the stream is failed
+                raise SSELimitError(ERR_SSE_EVENT_TOO_LARGE, self.max_event_size)
+
+    def _take(self) -> bytes:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._held = 0
+        return data
+
+    def _check_sizes(self, complete: bytes) -> None:
+        """Events that came whole in one chunk (rare: only a chunk larger than the
+        limit can hold one too large)."""
+        if any(len(block) > self.max_event_size for block in complete.split(b"\n\n")):
+            raise SSELimitError(ERR_SSE_EVENT_TOO_LARGE, self.max_event_size)
 
     def end(self, t: float) -> list[SSEEvent]:
         """Events completed by a CR that was the stream's last byte."""
@@ -116,9 +182,11 @@ class SSEParser:
         return _new_event(SSEEvent, (event or "message", "\n".join(data), self.last_id, t))
 
 
-async def iter_sse(chunks: AsyncIterator[tuple[bytes, float]]) -> AsyncIterator[SSEEvent]:
+async def iter_sse(
+    chunks: AsyncIterator[tuple[bytes, float]], parser: SSEParser | None = None,
+) -> AsyncIterator[SSEEvent]:
     """Events from (bytes, arrival time) chunks, as each one completes."""
-    parser = SSEParser()
+    parser = parser or SSEParser()
     feed = parser.feed
     t = 0.0
     async for data, t in chunks:

@@ -18,11 +18,24 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
+import zlib
 from collections import deque
 from time import perf_counter
 from typing import Any
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from .decode import incremental_decoder
+from .limits import (
+    DEFAULT_LIMITS,
+    ERR_BODY_TOO_LARGE,
+    ERR_DECODED_BODY_TOO_LARGE,
+    ERR_DECOMPRESSION,
+    ERR_HEADER_LINE_TOO_LARGE,
+    ERR_TOO_MANY_HEADERS,
+    Limits,
+    limit_message,
+)
 
 # k6's error codes (https://grafana.com/docs/k6/latest/javascript-api/error-codes/).
 ERR_GENERIC = 1000
@@ -42,6 +55,11 @@ ERR_TLS_HOSTNAME = 1311
 # A stream whose reader falls this far behind stops reading from the socket.
 STREAM_HIGH_WATER = 1 << 20
 STREAM_LOW_WATER = 1 << 18
+# What holding one received piece of a body costs besides its bytes (object headers, a
+# list slot): a body piece counts at least this much against maxResponseBodySize, and
+# a streamed piece this much more against the high water mark, so a server that sends
+# one-byte chunks cannot take more memory than the limits say.
+PIECE_COST = 64
 
 _EMPTY = b""
 NO_DEADLINE = float("inf")
@@ -51,14 +69,21 @@ class Exchange:
     """One request/response on a connection: its raw result and timestamps."""
 
     __slots__ = (
-        "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding", "deadline",
-        "discard", "error", "error_code", "framed", "fut", "head", "headers_done", "headers_fut",
-        "informational", "location", "nbytes", "raw_headers", "set_cookies", "status",
-        "stream", "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
+        "body_size", "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding",
+        "deadline", "decoded", "decoder", "discard", "error", "error_code", "framed", "fut",
+        "head", "headers_done", "headers_fut", "informational", "limits", "line", "location",
+        "nbytes", "raw_headers", "set_cookies", "status", "stream", "t_data", "t_first",
+        "t_headers", "t_last", "user_closed", "waiter",
     )
 
-    def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool) -> None:
+    def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.fut = fut
+        self.limits = limits
+        self.body_size = 0  # body bytes received (each piece at least PIECE_COST)
+        self.line = 0  # bytes of the head's unfinished line, while the head is read
+        self.decoder: Any = None  # a streamed gzip/deflate body is decoded as it comes
+        self.decoded = 0
         self.head = head
         self.stream = stream
         self.discard = discard
@@ -140,12 +165,17 @@ class Connection(asyncio.Protocol):
             ex.t_first = t
         ex.t_data = t
         ex.nbytes += len(data)
+        if ex.nbytes > ex.limits.max_wire_size:
+            self.fail_limit(ERR_BODY_TOO_LARGE, ex.limits.max_response_body_size)
+            return
         try:
             self.parser.feed_data(data)
         except HttpParserUpgrade:
             self.fail(ERR_GENERIC, "unsupported protocol upgrade")
         except HttpParserError as exc:
             self.fail(ERR_GENERIC, f"malformed HTTP response: {_parser_reason(exc)}")
+        if not ex.headers_done and self.ex is ex:
+            self._check_partial_head(ex, data)
         if ex.head and ex.complete:
             # llhttp would wait for the body that Content-Length announces; a HEAD
             # response has none, so its parser is replaced.
@@ -207,6 +237,12 @@ class Connection(asyncio.Protocol):
         ex = self.ex
         if ex is None:
             return
+        lim = ex.limits
+        # The head may have come in one read: check its lines only when its size (an
+        # upper bound: the read may hold body bytes too) could hide a long one.
+        if ((len(ex.raw_headers) > lim.max_header_count or ex.nbytes > lim.max_header_line_size)
+                and self._head_over_limit(ex)):
+            return
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             ex.informational = True
@@ -216,6 +252,8 @@ class Connection(asyncio.Protocol):
         ex.t_headers = ex.t_data
         if status == 204 or status == 304 or status < 200:
             ex.framed = True  # never a body, whatever the headers say
+        elif ex.stream and ex.content_encoding:
+            ex.decoder = incremental_decoder(ex.content_encoding)
         if ex.headers_fut is not None and not ex.headers_fut.done():
             ex.headers_fut.set_result(None)
         if ex.head:
@@ -224,19 +262,35 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         ex = self.ex
-        if ex is None or ex.discard:
+        if ex is None:
             return
-        ex.chunks.append((body, ex.t_data) if ex.stream else body)
+        n = len(body)
+        size = ex.body_size = ex.body_size + (n if n > PIECE_COST else PIECE_COST)
+        if size > ex.limits.max_response_body_size:
+            self.fail_limit(ERR_BODY_TOO_LARGE, ex.limits.max_response_body_size)
+            return
+        if ex.discard:
+            return
         if ex.stream:
-            ex.buffered += len(body)
+            if ex.decoder is not None:
+                body = self._decode_piece(ex, body)
+                if not body:
+                    return
+            ex.chunks.append((body, ex.t_data))
+            ex.buffered += len(body) + PIECE_COST
             if ex.buffered > STREAM_HIGH_WATER and not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
             ex.wake()
+        else:
+            ex.chunks.append(body)
 
     def on_message_complete(self) -> None:
         ex = self.ex
         if ex is None or ex.informational:
+            return
+        if ex.decoder is not None and ex.body_size and not ex.decoder.eof:
+            self.fail(ERR_DECOMPRESSION, _decode_error(ex))  # the encoded body was cut
             return
         ex.t_last = ex.t_data
         ex.complete = True
@@ -255,6 +309,54 @@ class Connection(asyncio.Protocol):
         ex.conn = self
         self.used = True
         self.transport.write(data)
+
+    # --- limits -------------------------------------------------------------------------
+    def _check_partial_head(self, ex: Exchange, data: bytes) -> None:
+        """After a read that left the head unfinished: the line being received so far,
+        and the header count (llhttp itself sets no limit on either)."""
+        lim = ex.limits
+        nl = data.rfind(b"\n")
+        ex.line = ex.line + len(data) if nl < 0 else len(data) - nl - 1
+        if ex.line > lim.max_header_line_size:
+            self.fail_limit(ERR_HEADER_LINE_TOO_LARGE, lim.max_header_line_size)
+        elif len(ex.raw_headers) > lim.max_header_count:
+            self.fail_limit(ERR_TOO_MANY_HEADERS, lim.max_header_count)
+
+    def _head_over_limit(self, ex: Exchange) -> bool:
+        lim = ex.limits
+        if len(ex.raw_headers) > lim.max_header_count:
+            self.fail_limit(ERR_TOO_MANY_HEADERS, lim.max_header_count)
+            return True
+        longest = max((len(k) + len(v) for k, v in ex.raw_headers), default=0)
+        if longest > lim.max_header_line_size:
+            self.fail_limit(ERR_HEADER_LINE_TOO_LARGE, lim.max_header_line_size)
+            return True
+        return False
+
+    def _decode_piece(self, ex: Exchange, body: bytes) -> bytes:
+        """One piece of a streamed gzip/deflate body, decoded, never past the limit."""
+        limit = ex.limits.max_response_body_size
+        try:
+            out = ex.decoder.decompress(body, limit - ex.decoded + 1)
+        except zlib.error:
+            self.fail(ERR_DECOMPRESSION, _decode_error(ex))
+            return _EMPTY
+        ex.decoded += len(out)
+        if ex.decoded > limit:
+            self.fail_limit(ERR_DECODED_BODY_TOO_LARGE, limit)
+            return _EMPTY
+        return out
+
+    def fail_limit(self, code: int, limit: int) -> None:
+        """Fail the running exchange for crossing a limit, dropping what it held."""
+        ex = self.ex
+        self.fail(code, limit_message(code, limit))
+        if ex is not None:
+            ex.chunks.clear()
+            ex.buffered = 0
+            ex.decoder = None
+            if code in (ERR_HEADER_LINE_TOO_LARGE, ERR_TOO_MANY_HEADERS):
+                ex.raw_headers = []
 
     def resume_stream(self) -> None:
         if self.paused and not self.closed:
@@ -310,6 +412,11 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.transport.close()
+
+
+def _decode_error(ex: Exchange) -> str:
+    encoding = (ex.content_encoding or b"").decode("latin-1")
+    return f"failed to decode response body ({encoding})"
 
 
 def _parser_reason(exc: Exception) -> str:

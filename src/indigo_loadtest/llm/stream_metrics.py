@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..http.sse import SSEParser
+from ..http.limits import ERR_DECOMPRESSION, LIMIT_ERROR_CODES
+from ..http.sse import SSELimitError, SSEParser
 from ..metrics.registry import Registry, active_registry, current_tags
 
 # Metric names (kept from the original dashboard: ttfb, receiving, total, queue,
@@ -41,6 +42,7 @@ ERROR_EVENT = "error_event"  # an error object or event inside the stream
 MALFORMED = "malformed_json"  # an event whose data is not a JSON object
 HTTP_ERROR = "http_status"  # the response status was not 2xx
 NETWORK = "network"  # no response at all (connection refused, timeout, ...)
+LIMIT = "limit_exceeded"  # the response crossed a limit of http.limits (body, headers, events)
 
 DONE_MARKER = "[DONE]"
 # Responses-API event types.
@@ -73,6 +75,7 @@ class StreamResult:
     events: int
     errors: list[str] = field(default_factory=list)
     error_message: str = ""  # the first error event's message or the transport error
+    error_code: int = 0  # the request's error_code (k6's), 0 when it did not fail
 
     @property
     def ttft_ms(self) -> float | None:
@@ -319,14 +322,16 @@ class LLMMetrics:
             add = itl.sink(ts).add
             for gap in gaps:
                 add(gap)
-        self._record_errors(ts, _status_reasons(status) or res.errors)
+        self._record_errors(ts, _status_reasons(status, res.error_code) or res.errors)
 
     def record_response(
         self, *, status: int, ttfb_ms: float | None, receiving_ms: float | None,
         total_ms: float, body: Any = None, queue_ms: float | None = None,
         tags: Mapping[str, Any] | None = None, malformed: bool = False,
+        error_code: int = 0,
     ) -> None:
-        """A non-streamed completion: ttfb/receiving/total, tokens/s from usage."""
+        """A non-streamed completion: ttfb/receiving/total, tokens/s from usage.
+        `error_code` is the request's (k6's), when it failed."""
         ts = self._tags(tags, status)
         rec, m = self.registry.record, self.trends
         for name, value in ((TTFB, ttfb_ms), (RECEIVING, receiving_ms), (QUEUE, queue_ms)):
@@ -338,8 +343,10 @@ class LLMMetrics:
             rec(m[OUTPUT_TOKENS], float(tokens), ts)
             if total_ms > 0:
                 rec(m[TOKENS_PER_SEC], tokens / (total_ms / 1000.0), ts)
-        reasons = _status_reasons(status)
-        if not reasons and malformed:
+        reasons = _status_reasons(status, error_code)
+        if not reasons and error_code:  # a 2xx whose body did not arrive whole
+            reasons = [MALFORMED if error_code == ERR_DECOMPRESSION else INCOMPLETE]
+        elif not reasons and malformed:
             reasons = [MALFORMED]
         elif not reasons and isinstance(body, dict) and body.get("error"):
             reasons = [ERROR_EVENT]
@@ -350,8 +357,11 @@ class LLMMetrics:
             self.registry.record(self.errors, 1.0, ts.with_pairs(("reason", reason)))
 
 
-def _status_reasons(status: int) -> list[str]:
-    """A failed response has no stream to judge: its status is the problem."""
+def _status_reasons(status: int, error_code: int = 0) -> list[str]:
+    """A failed response has no stream to judge: its status (or the limit it crossed)
+    is the problem."""
+    if error_code in LIMIT_ERROR_CODES:
+        return [LIMIT]
     if status == 0:
         return [NETWORK]
     if not 200 <= status < 300:
@@ -376,22 +386,35 @@ async def read_stream(resp: Any) -> StreamResult:
             async for ev in resp.sse():
                 meter.feed(ev.event, ev.data, ev.t)
         else:
-            # The events of each received chunk in one batch: no async-generator step
-            # per event (about 10% of the per-event cost at high token rates).
-            parser, feed = SSEParser(), meter.feed
-            parse = parser.feed
-            t = 0.0
-            async for data, t in iter_chunks():
-                for ev in parse(data, t):
-                    feed(ev.event, ev.data, ev.t)
-            for ev in parser.end(t):
-                feed(ev.event, ev.data, ev.t)
+            await _read_events(resp, iter_chunks, meter)
     end_at = time.perf_counter()
     result = meter.finish(end_at, str(resp.error or ""))
-    status_reasons = _status_reasons(resp.status)
+    result.error_code = code = getattr(resp, "error_code", 0) or 0
+    status_reasons = _status_reasons(resp.status, code)
     if status_reasons:
         result.errors = status_reasons  # no stream to judge: the status is the problem
+    elif code == ERR_DECOMPRESSION:
+        result.errors = [MALFORMED]  # the body did not decode: no event to judge
     return result
+
+
+async def _read_events(resp: Any, iter_chunks: Any, meter: StreamMeter) -> None:
+    # The events of each received chunk in one batch: no async-generator step per event
+    # (about 10% of the per-event cost at high token rates).
+    sse_parser = getattr(resp, "sse_parser", None)
+    parser = sse_parser() if sse_parser is not None else SSEParser()
+    feed, parse = meter.feed, parser.feed
+    t = 0.0
+    try:
+        async for data, t in iter_chunks():
+            for ev in parse(data, t):
+                feed(ev.event, ev.data, ev.t)
+        for ev in parser.end(t):
+            feed(ev.event, ev.data, ev.t)
+    except SSELimitError as exc:  # an event or the stream too large: the request fails
+        for ev in exc.events:  # those still within the limit are measured
+            feed(ev.event, ev.data, ev.t)
+        resp.fail(exc.code, str(exc))
 
 
 def measure_response(
@@ -416,6 +439,7 @@ def measure_response(
         status=resp.status, ttfb_ms=ttfb if resp.status else None,
         receiving_ms=t.receiving if resp.status else None, total_ms=ttfb + t.receiving,
         body=body, queue_ms=parse_queue_ms(resp.headers), tags=tags, malformed=malformed,
+        error_code=resp.error_code if resp.error else 0,
     )
     return body
 

@@ -21,7 +21,7 @@ from ..engine.plan import EXECUTORS, ScenarioConfig, Stage, TestPlan
 from .errors import ScenarioError
 
 DEFAULT_SCENARIO = "default"
-_ACRONYM = re.compile(r"VUs|VU|TLS|IPs|IP|HTTP|URL|DNS|ID")
+_ACRONYM = re.compile(r"VUs|VU|TLS|IPs|IP|HTTP|URL|DNS|ID|SSE")
 _SCENARIO_NAME = re.compile(r"^[0-9A-Za-z_-]+$")
 
 # Top-level options we act on, and k6 options accepted (kept in plan.extra) without effect.
@@ -34,6 +34,9 @@ _EXTRA_KEYS = {
     "dns", "hosts", "blacklist_ip", "block_hostnames", "local_ips", "tls_version",
     "tls_cipher_suites", "tls_auth", "system_tags", "no_cookies_reset", "rps", "paused",
     "no_usage_report", "ext", "cloud", "console_output", "exec", "timeout",
+    # response limits (http.limits)
+    "max_response_body_size", "max_header_line_size", "max_header_count",
+    "max_sse_event_size", "max_stream_events",
 }
 
 _COMMON_SCENARIO_KEYS = {"executor", "exec", "start_time", "graceful_stop", "env", "tags"}
