@@ -13,6 +13,7 @@ from aiohttp import web
 from . import textgen
 from .generation import (
     Reply,
+    check_tools,
     generation_slot,
     make_reply,
     open_stream,
@@ -22,7 +23,7 @@ from .generation import (
     wait_for_all,
     write_tokens,
 )
-from .http_util import bad_request, json_object, optional, positive_int
+from .http_util import bad_request, json_object, optional, positive_int, string_map
 from .state import SIM, Simulator
 from .store import fast_id
 
@@ -50,8 +51,8 @@ def parse_chat(body: dict[str, Any], sim: Simulator) -> ChatRequest:
     model = sim.model(optional(body, "model", str, sim.config.default_model))
     stream_options = optional(body, "stream_options", dict, {})
     tools = optional(body, "tools", list)
-    if tools is not None and not all(isinstance(t, dict) for t in tools):
-        raise bad_request("every tool must be an object")
+    check_tools(tools, body.get("tool_choice"))
+    string_map(body, "metadata")
     max_tokens = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
     user_texts = [t for m in messages if m.get("role") == "user"
                   for t in textgen.texts_of(m.get("content"))]

@@ -22,6 +22,7 @@ from .http_util import (
     optional,
     query_limit,
     query_order,
+    string_map,
 )
 from .state import SIM, Simulator
 from .store import new_id
@@ -78,13 +79,6 @@ def parse_items(raw: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
-    meta = optional(body, "metadata", dict)
-    if meta is not None and len(meta) > 16:
-        raise bad_request("'metadata' holds at most 16 keys")
-    return meta
-
-
 # --- conversations ------------------------------------------------------------------------
 
 
@@ -103,7 +97,7 @@ async def create_conversation(request: web.Request) -> web.StreamResponse:
     conv: dict[str, Any] = {
         "id": new_id("conv"), "object": "conversation",
         "title": optional(body, "title", str, DEFAULT_TITLE),
-        "metadata": _metadata(body) or {}, "created_at": int(time.time())}
+        "metadata": string_map(body, "metadata") or {}, "created_at": int(time.time())}
     workspace = optional(body, "workspace_id", str)
     if workspace:
         conv["workspace_id"] = workspace
@@ -136,7 +130,7 @@ async def update_conversation(request: web.Request) -> web.StreamResponse:
     user, conv = _owned(sim, request)
     body = await json_object(request)
     title = optional(body, "title", str)
-    meta = _metadata(body)
+    meta = string_map(body, "metadata")
     if title is not None:
         conv["title"] = title
     if meta is not None:
@@ -198,8 +192,9 @@ async def delete_item(request: web.Request) -> web.StreamResponse:
 
 
 def exchange_items(user_text: str, reply: Reply) -> list[dict[str, Any]]:
-    """The user's message and the assistant's answer (or function call) as items."""
-    items = [make_item("user", [("input_text", user_text)])] if user_text else []
+    """The user's message and the assistant's answer (or function call) as items, both
+    with the real server's `{"type": "text", "text": {"value": ...}}` content."""
+    items = [make_item("user", [("text", user_text)])] if user_text else []
     if reply.is_tool_call:
         items.append(make_item("assistant", [("text", reply.text)], "function_call"))
     else:

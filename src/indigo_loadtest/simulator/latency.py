@@ -23,6 +23,11 @@ H_TTFT = "X-Sim-TTFT-Ms"
 H_TPS = "X-Sim-Tokens-Per-Sec"
 H_REPLY = "X-Sim-Reply-Tokens"
 H_FAULT = "X-Sim-Fault"
+# The accepted range of each override: outside it, 400. They bound what one client can
+# make the server hold (a slot, memory for the reply, a timer) however it sets them.
+TTFT_MS_RANGE = (0.0, 60_000.0)
+TPS_RANGE = (1.0, 1_000_000.0)  # or exactly 0: every token at once
+REPLY_TOKENS_RANGE = (1, 4096)
 QUEUE_TIME = "X-Queue-Time"
 # The event loop's timers have millisecond granularity and fire up to ~1 ms late (about
 # +0.35 ms on average); aiming 0.3 ms early centres the error of each token time on zero.
@@ -102,12 +107,13 @@ class LatencyModel:
                 self._fault_edges.append((edge, kind))
 
     def plan(self, headers: Mapping[str, str]) -> Plan:
+        """The request's plan; its X-Sim-* headers count unless overrides are disabled."""
         c = self.config
-        ttft_ms = _number(headers, H_TTFT, c.ttft_ms)
-        tps = _number(headers, H_TPS, c.tokens_per_sec)
-        reply = int(_number(headers, H_REPLY, c.reply_tokens))
-        if reply < 1:
-            raise HeaderError(f"{H_REPLY} must be at least 1")
+        if c.no_overrides:
+            headers = {}
+        ttft_ms = _number(headers, H_TTFT, c.ttft_ms, TTFT_MS_RANGE)
+        tps = _number(headers, H_TPS, c.tokens_per_sec, TPS_RANGE, zero_ok=True)
+        reply = _integer(headers, H_REPLY, c.reply_tokens, REPLY_TOKENS_RANGE)
         fault = self._fault(headers.get(H_FAULT))
         ttft_s = ttft_ms / 1000.0
         if fault == "slow_start":
@@ -135,7 +141,8 @@ class LatencyModel:
         return None
 
 
-def _number(headers: Mapping[str, str], name: str, default: float) -> float:
+def _number(headers: Mapping[str, str], name: str, default: float,
+            bounds: tuple[float, float], zero_ok: bool = False) -> float:
     raw = headers.get(name)
     if raw is None:
         return default
@@ -143,8 +150,25 @@ def _number(headers: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise HeaderError(f"{name} must be a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise HeaderError(f"{name} must be a finite number >= 0")
+    low, high = bounds
+    if not (low <= value <= high or (zero_ok and value == 0)):  # NaN fails both
+        zero = "0 or " if zero_ok else ""
+        raise HeaderError(f"{name} must be {zero}between {low:g} and {high:g}")
+    return value
+
+
+def _integer(headers: Mapping[str, str], name: str, default: int,
+             bounds: tuple[int, int]) -> int:
+    raw = headers.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HeaderError(f"{name} must be an integer") from None
+    low, high = bounds
+    if not low <= value <= high:
+        raise HeaderError(f"{name} must be between {low} and {high}")
     return value
 
 
