@@ -73,14 +73,17 @@ def usage(reply: Reply) -> dict[str, int]:
 
 
 def completion_body(cid: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": None if reply.is_tool_call
-                               else reply.text, "refusal": None}
+    # Empty fields are left out rather than null, as the real server's Go types
+    # (`omitempty`) write them and as its Swagger types them.
+    message: dict[str, Any] = {"role": "assistant"}
     if reply.is_tool_call:
         message["tool_calls"] = [{"id": reply.call_id, "type": "function",
                                   "function": {"name": reply.tool_name,
                                                "arguments": reply.text}}]
+    else:
+        message["content"] = reply.text
     return {"id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
+            "choices": [{"index": 0, "message": message,
                          "finish_reason": reply.finish_reason}],
             "usage": usage(reply), "system_fingerprint": "indigo-simulator"}
 
