@@ -28,13 +28,14 @@ def test_guest_login_issues_a_signed_token_and_an_http_only_cookie(http: httpx.C
     resp = http.post("/v1/auth/guest-login", json={})
     assert resp.status_code == 200
     body = resp.json()
-    assert body["object"] == "access_token" and body["expires_in"] == 900
+    assert body["object"] == "access.token" and body["expires_in"] == 900  # the real names
     claims = jwt.decode(body["access_token"], JWT_SECRET, algorithms=["HS256"], issuer=ISSUER)
     assert claims["exp"] - claims["iat"] == 900
     cookie = resp.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "Path=/" in cookie
     me = http.get("/v1/auth/me", headers=bearer(body["access_token"]))
     assert me.status_code == 200 and me.json()["id"] == claims["sub"]
+    assert me.json()["object"] == "me"
 
 
 def test_refresh_rotates_and_a_used_refresh_token_is_refused(http: httpx.Client) -> None:

@@ -45,7 +45,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _token_response(tokens: Tokens) -> web.Response:
-    resp = json_response({"object": "access_token", "access_token": tokens.access_token,
+    # "access.token" and "me" (below) are the object names the real server writes.
+    resp = json_response({"object": "access.token", "access_token": tokens.access_token,
                           "expires_in": tokens.expires_in})
     resp.set_cookie(REFRESH_COOKIE, tokens.refresh_token, max_age=tokens.refresh_max_age,
                     path="/", httponly=True, samesite="Strict")
@@ -82,7 +83,7 @@ async def me(request: web.Request) -> web.StreamResponse:
     user = sim.store.user(sim.user(request))
     if user is None:
         raise ApiError(401, "unauthorized", "user no longer exists")
-    return json_response({"object": "user", **user})
+    return json_response({"object": "me", **user})
 
 
 # --- models and version -------------------------------------------------------------------
