@@ -148,3 +148,26 @@ def test_well_formed_tool_choices_still_call_the_tool(http: httpx.Client, token:
             "messages": [{"role": "user", "content": "hello"}]})
         assert resp.status_code == 200
         assert resp.json()["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_conversation_completion_names_its_stored_items(http: httpx.Client, token: str) -> None:
+    auth = bearer(token)
+    conv = http.post("/v1/conversations", headers=auth, json={"title": "t"}).json()
+    body = {"model": MODEL, "conversation": conv["id"],
+            "messages": [{"role": "user", "content": "hello"}]}
+    stored = http.post("/v1/conv/chat/completions", headers=auth,
+                       json={**body, "store": True}).json()
+    meta = stored["metadata"]
+    assert (meta["conversation_id"], meta["conversation_title"], meta["store"]) == (
+        conv["id"], "t", True)
+    assert stored["id"] == meta["completion_item_id"]
+    base = f"/v1/conversations/{conv['id']}/items"
+    ask = http.get(f"{base}/{meta['ask_item_id']}", headers=auth).json()
+    answer = http.get(f"{base}/{meta['completion_item_id']}", headers=auth).json()
+    assert ask["content"][0]["text"]["value"] == "hello"
+    assert answer["content"][0]["text"]["value"] == stored["choices"][0]["message"]["content"]
+    unstored = http.post("/v1/conv/chat/completions", headers=auth, json=body).json()
+    assert unstored["metadata"]["store"] is False
+    assert "completion_item_id" not in unstored["metadata"]
+    plain = http.post("/v1/chat/completions", headers=auth, json=body).json()
+    assert "metadata" not in plain

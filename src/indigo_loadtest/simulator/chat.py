@@ -88,8 +88,9 @@ def completion_body(cid: str, created: int, model: str, reply: Reply) -> dict[st
             "usage": usage(reply), "system_fingerprint": "indigo-simulator"}
 
 
-# Called with the finished reply before the response ends (conversation storage).
-OnDone = Callable[[Reply], Awaitable[None]] | None
+# Called with the finished reply before the response ends (conversation storage); what it
+# returns is merged into a non-streamed answer's body.
+OnDone = Callable[[Reply], Awaitable[dict[str, Any]]] | None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -113,9 +114,10 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
                                  on_done)
         await wait_for_all(start, plan, reply.completion_tokens)
         raise_if_dropped(request, plan)
+        body = completion_body(cid, created, req.model, reply)
         if on_done is not None:
-            await on_done(reply)
-        return plain_answer(completion_body(cid, created, req.model, reply), plan, queue_ms)
+            body.update(await on_done(reply))
+        return plain_answer(body, plan, queue_ms)
 
 
 def _chunk(cid: str, created: int, model: str, delta: dict[str, Any],

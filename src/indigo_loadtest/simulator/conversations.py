@@ -220,16 +220,34 @@ async def conv_chat_completions(request: web.Request) -> web.StreamResponse:
     body = await json_object(request)
     conv_id = conversation_id_of(body)
     store = bool(optional(body, "store", bool, False))
-    if conv_id is not None and sim.store.conversation(conv_id, user) is None:
+    conv = sim.store.conversation(conv_id, user) if conv_id is not None else None
+    if conv_id is not None and conv is None:
         raise not_found("conversation")
     req = parse_chat(body, sim)
     on_done = None
-    if conv_id is not None and store:
+    if conv is not None:
 
-        async def on_done(reply: Reply) -> None:
-            sim.store.add_items(conv_id, exchange_items(req.last_user, reply))
+        async def on_done(reply: Reply) -> dict[str, Any]:
+            items = exchange_items(req.last_user, reply) if store else []
+            return _completion_metadata(conv, store, items,
+                                        bool(items) and sim.store.add_items(conv["id"], items))
 
     return await run_chat(request, sim, req, on_done)
+
+
+def _completion_metadata(conv: dict[str, Any], store: bool, items: list[dict[str, Any]],
+                         stored: bool) -> dict[str, Any]:
+    """What the real server adds to a conversation completion: `metadata` naming the
+    conversation and the stored items, and the assistant item's id as the answer's id."""
+    meta: dict[str, Any] = {"conversation_id": conv["id"], "conversation_created": False,
+                            "conversation_title": conv.get("title") or "", "store": store,
+                            "store_reasoning": False}
+    if not stored:
+        return {"metadata": meta}
+    meta["completion_item_id"] = items[-1]["id"]
+    if len(items) > 1:
+        meta["ask_item_id"] = items[0]["id"]
+    return {"id": items[-1]["id"], "metadata": meta}
 
 
 def add_routes(app: web.Application) -> None:
