@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .config import FAULT_KINDS, SimulatorConfig
 
@@ -111,9 +112,9 @@ class LatencyModel:
         c = self.config
         if c.no_overrides:
             headers = {}
-        ttft_ms = _number(headers, H_TTFT, c.ttft_ms, TTFT_MS_RANGE)
-        tps = _number(headers, H_TPS, c.tokens_per_sec, TPS_RANGE, zero_ok=True)
-        reply = _integer(headers, H_REPLY, c.reply_tokens, REPLY_TOKENS_RANGE)
+        ttft_ms = _override(headers, H_TTFT, c.ttft_ms, TTFT_MS_RANGE)
+        tps = _override(headers, H_TPS, c.tokens_per_sec, TPS_RANGE, zero_ok=True)
+        reply = _override(headers, H_REPLY, c.reply_tokens, REPLY_TOKENS_RANGE, kind=int)
         fault = self._fault(headers.get(H_FAULT))
         ttft_s = ttft_ms / 1000.0
         if fault == "slow_start":
@@ -141,34 +142,21 @@ class LatencyModel:
         return None
 
 
-def _number(headers: Mapping[str, str], name: str, default: float,
-            bounds: tuple[float, float], zero_ok: bool = False) -> float:
+def _override(headers: Mapping[str, str], name: str, default: float,
+              bounds: tuple[float, float], kind: type = float, zero_ok: bool = False) -> Any:
+    """The header's value as `kind` within `bounds` (or 0 when `zero_ok`), else 400."""
     raw = headers.get(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise HeaderError(f"{name} must be a number") from None
+        raise HeaderError(f"{name} must be {'an integer' if kind is int else 'a number'}") \
+            from None
     low, high = bounds
     if not (low <= value <= high or (zero_ok and value == 0)):  # NaN fails both
         zero = "0 or " if zero_ok else ""
         raise HeaderError(f"{name} must be {zero}between {low:g} and {high:g}")
-    return value
-
-
-def _integer(headers: Mapping[str, str], name: str, default: int,
-             bounds: tuple[int, int]) -> int:
-    raw = headers.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HeaderError(f"{name} must be an integer") from None
-    low, high = bounds
-    if not low <= value <= high:
-        raise HeaderError(f"{name} must be between {low} and {high}")
     return value
 
 
