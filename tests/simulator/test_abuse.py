@@ -78,7 +78,7 @@ def _abandon(sim: SimulatorProcess, body: dict[str, object], headers: dict[str, 
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_abandoned_request_frees_its_slot_at_once(stream: bool) -> None:
     """With one slot, a request whose client hung up must not hold it for its whole plan
-    (20 s here); the next request gets the slot within a second."""
+    (20 s here); the next request gets the slot within a few seconds at most."""
     with start_simulator_process(api_key=API_KEY, slots=1, **FAST) as sim, \
             httpx.Client(base_url=sim.url, trust_env=False, timeout=10) as client:
         # A stream's headers go out once it has the slot: hang up after reading them.
@@ -87,8 +87,8 @@ def test_an_abandoned_request_frees_its_slot_at_once(stream: bool) -> None:
         started = time.perf_counter()
         resp = client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
         assert resp.status_code == 200
-        assert float(resp.headers["X-Queue-Time"]) < 1000
-        assert time.perf_counter() - started < 2
+        assert float(resp.headers["X-Queue-Time"]) < 3000  # margins for a loaded machine
+        assert time.perf_counter() - started < 5
 
 
 def test_two_abandoned_slow_starts_do_not_wedge_the_server() -> None:
@@ -98,7 +98,7 @@ def test_two_abandoned_slow_starts_do_not_wedge_the_server() -> None:
             _abandon(sim, CHAT, {**AUTH, "X-Sim-TTFT-Ms": "60000"}, 0.2, read_first=False)
         for _ in range(3):
             resp = client.post("/v1/chat/completions", json=CHAT, headers=AUTH)
-            assert resp.status_code == 200 and float(resp.headers["X-Queue-Time"]) < 1000
+            assert resp.status_code == 200 and float(resp.headers["X-Queue-Time"]) < 3000
 
 
 def test_deleting_a_conversation_mid_stream_leaves_no_orphan_items(tmp_path: Path) -> None:
