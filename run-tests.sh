@@ -22,5 +22,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+# The official openai Node client, for tests/simulator/test_openai_node.py (pinned by its
+# package-lock.json; the test is skipped where node or the package is missing).
+if command -v npm >/dev/null 2>&1; then
+  (cd tests/simulator/node && npm install --no-audit --no-fund --silent) \
+    || echo "warning: npm install failed; the Node client tests will be skipped" >&2
+else
+  echo "warning: npm not found; the Node client tests will be skipped" >&2
+fi
 .venv/bin/python -m ruff check src tests scenarios bench
 exec .venv/bin/python -m pytest -q "$@"

@@ -50,6 +50,7 @@ def test_module_serves_until_sigterm(tmp_path: Path) -> None:
     (["--error-rate", "0.6", "--drop-rate", "0.6"], "fault rates add up to 1.2"),
     (["--port", "70000"], "must be between 0 and 65535"),
     (["--port", "0", "--db", "/nonexistent-dir/x.db"], "cannot use the database"),
+    (["--no-overrides", "yes"], "unrecognized arguments: yes"),
 ])
 def test_user_mistakes_are_one_line_errors(args: list[str], message: str) -> None:
     res = subprocess.run([*MODULE, *args], capture_output=True, text=True, timeout=20)
@@ -107,3 +108,19 @@ def test_the_server_exits_when_its_parent_dies() -> None:
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
+
+
+def test_no_overrides_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`INDIGO_SIM_NO_OVERRIDES=1` disables the X-Sim-* headers like `serve --no-overrides`;
+    a value that is not a boolean is a one-line error."""
+    monkeypatch.setenv("INDIGO_SIM_NO_OVERRIDES", "1")
+    with start_simulator_process(api_key="k") as sim, \
+            httpx.Client(base_url=sim.url, trust_env=False, timeout=10) as client:
+        resp = client.post("/v1/chat/completions", headers={
+            "Authorization": "Bearer k", "X-Sim-Fault": "error", "X-Sim-Reply-Tokens": "0"},
+            json={"messages": [{"role": "user", "content": "hi"}]})
+        assert resp.status_code == 200
+    monkeypatch.setenv("INDIGO_SIM_NO_OVERRIDES", "maybe")
+    res = subprocess.run(MODULE, capture_output=True, text=True, timeout=20)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: INDIGO_SIM_NO_OVERRIDES='maybe' is not a valid bool"

@@ -82,7 +82,9 @@ def test_conv_completion_stores_the_exchange(http: httpx.Client, auth: dict[str,
     items = http.get(f"/v1/conversations/{conv['id']}/items", headers=auth,
                      params={"order": "asc"}).json()["data"]
     assert [i["role"] for i in items] == ["user", "assistant", "user", "assistant"]
-    assert items[0]["content"][0]["input_text"] == "first question"
+    # The real server's shape for both sides: {"type": "text", "text": {"value": ...}}
+    assert items[0]["content"] == [{"type": "text", "text": {"value": "first question"}}]
+    assert items[2]["content"] == [{"type": "text", "text": {"value": "second"}}]
     assert items[1]["content"][0]["text"]["value"] == answer
     assert len(items[3]["content"][0]["text"]["value"].split()) == FAST["reply_tokens"]
     unstored = http.post("/v1/conv/chat/completions", headers=auth,

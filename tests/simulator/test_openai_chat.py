@@ -134,4 +134,5 @@ def test_unknown_model_is_404_with_the_error_body(oai: openai.OpenAI) -> None:
 def test_bad_token_is_401(sim, oai: openai.OpenAI) -> None:  # type: ignore[no-untyped-def]
     bad = oai.with_options(api_key="not-a-jwt")
     with pytest.raises(openai.AuthenticationError):
-        bad.models.list()
+        bad.chat.completions.create(model="jan-v1-4b",
+                                    messages=[{"role": "user", "content": "hi"}])

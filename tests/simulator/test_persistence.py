@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx2 as httpx
@@ -52,3 +53,28 @@ def test_default_database_is_in_memory(tmp_path: Path) -> None:
         fresh = bearer(login(client))
         assert client.get(f"/v1/conversations/{conv['id']}", headers=fresh).status_code == 404
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_logged_out_session_stays_revoked_after_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "sim.db")
+    with start_simulator_process(db=db) as first, \
+            httpx.Client(base_url=first.url, trust_env=False) as client:
+        token = login(client)
+        refresh = client.cookies["jan_refresh_token"]
+        assert client.get("/v1/auth/logout").status_code == 200
+    with start_simulator_process(db=db) as second, \
+            httpx.Client(base_url=second.url, trust_env=False) as client:
+        assert client.get("/v1/auth/me", headers=bearer(token)).status_code == 401
+        assert client.get("/v1/auth/refresh-token",
+                          headers={"Cookie": f"jan_refresh_token={refresh}"}).status_code == 401
+
+
+def test_a_database_from_before_token_families_still_opens(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as con:  # the refresh_tokens table as earlier versions made it
+        con.execute("CREATE TABLE refresh_tokens (token TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+                    " expires_at REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0)")
+    with start_simulator_process(db=str(db)) as sim, \
+            httpx.Client(base_url=sim.url, trust_env=False) as client:
+        login(client)
+        assert client.get("/v1/auth/refresh-token").status_code == 200

@@ -45,7 +45,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _token_response(tokens: Tokens) -> web.Response:
-    resp = json_response({"object": "access_token", "access_token": tokens.access_token,
+    # "access.token" and "me" (below) are the object names the real server writes.
+    resp = json_response({"object": "access.token", "access_token": tokens.access_token,
                           "expires_in": tokens.expires_in})
     resp.set_cookie(REFRESH_COOKIE, tokens.refresh_token, max_age=tokens.refresh_max_age,
                     path="/", httponly=True, samesite="Strict")
@@ -69,10 +70,9 @@ async def refresh_token(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    try:
-        request.app[SIM].auth.logout(request.cookies.get(REFRESH_COOKIE, ""))
-    except AuthError as exc:
-        raise _auth_failed(exc) from None
+    """200 and a cleared cookie whatever the cookie held, as the real server answers; a
+    usable refresh token also revokes its session (its access tokens stop working)."""
+    request.app[SIM].auth.logout(request.cookies.get(REFRESH_COOKIE, ""))
     resp = json_response({"object": "logout", "status": "logged out"})
     resp.del_cookie(REFRESH_COOKIE, path="/")
     return resp
@@ -83,7 +83,7 @@ async def me(request: web.Request) -> web.StreamResponse:
     user = sim.store.user(sim.user(request))
     if user is None:
         raise ApiError(401, "unauthorized", "user no longer exists")
-    return json_response({"object": "user", **user})
+    return json_response({"object": "me", **user})
 
 
 # --- models and version -------------------------------------------------------------------
@@ -91,16 +91,19 @@ async def me(request: web.Request) -> web.StreamResponse:
 _CREATED = int(time.time())
 
 
-def _models_body(sim: Simulator) -> dict[str, object]:
-    return {"object": "list", "data": [
-        {"id": m, "object": "model", "created": _CREATED, "owned_by": "menlo"}
-        for m in sim.config.models]}
+def _model(model_id: str) -> dict[str, object]:
+    return {"id": model_id, "object": "model", "created": _CREATED, "owned_by": "menlo"}
 
 
 async def models(request: web.Request) -> web.StreamResponse:
-    sim = request.app[SIM]
-    sim.user(request)
-    return json_response(_models_body(sim))
+    """Public, like the real server's models route (no auth middleware on it)."""
+    return json_response({"object": "list",
+                          "data": [_model(m) for m in request.app[SIM].config.models]})
+
+
+async def model(request: web.Request) -> web.StreamResponse:
+    """OpenAI's `GET /v1/models/{id}` (what `client.models.retrieve` calls)."""
+    return json_response(_model(request.app[SIM].model(request.match_info["model_id"])))
 
 
 async def version(request: web.Request) -> web.StreamResponse:
@@ -116,6 +119,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/v1/auth/logout", logout)
     app.router.add_get("/v1/auth/me", me)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model_id:.+}", model)
     app.router.add_get("/v1/conv/models", models)
     app.router.add_get("/v1/version", version)
     app.router.add_post("/v1/chat/completions", chat_completions)

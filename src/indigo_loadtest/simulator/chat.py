@@ -13,6 +13,7 @@ from aiohttp import web
 from . import textgen
 from .generation import (
     Reply,
+    check_tools,
     generation_slot,
     make_reply,
     open_stream,
@@ -22,7 +23,7 @@ from .generation import (
     wait_for_all,
     write_tokens,
 )
-from .http_util import bad_request, json_object, optional, positive_int
+from .http_util import bad_request, json_object, optional, positive_int, string_map
 from .state import SIM, Simulator
 from .store import fast_id
 
@@ -50,8 +51,8 @@ def parse_chat(body: dict[str, Any], sim: Simulator) -> ChatRequest:
     model = sim.model(optional(body, "model", str, sim.config.default_model))
     stream_options = optional(body, "stream_options", dict, {})
     tools = optional(body, "tools", list)
-    if tools is not None and not all(isinstance(t, dict) for t in tools):
-        raise bad_request("every tool must be an object")
+    check_tools(tools, body.get("tool_choice"))
+    string_map(body, "metadata")
     max_tokens = positive_int(body, "max_completion_tokens") or positive_int(body, "max_tokens")
     user_texts = [t for m in messages if m.get("role") == "user"
                   for t in textgen.texts_of(m.get("content"))]
@@ -72,20 +73,24 @@ def usage(reply: Reply) -> dict[str, int]:
 
 
 def completion_body(cid: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": None if reply.is_tool_call
-                               else reply.text, "refusal": None}
+    # Empty fields are left out rather than null, as the real server's Go types
+    # (`omitempty`) write them and as its Swagger types them.
+    message: dict[str, Any] = {"role": "assistant"}
     if reply.is_tool_call:
         message["tool_calls"] = [{"id": reply.call_id, "type": "function",
                                   "function": {"name": reply.tool_name,
                                                "arguments": reply.text}}]
+    else:
+        message["content"] = reply.text
     return {"id": cid, "object": "chat.completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
+            "choices": [{"index": 0, "message": message,
                          "finish_reason": reply.finish_reason}],
             "usage": usage(reply), "system_fingerprint": "indigo-simulator"}
 
 
-# Called with the finished reply before the response ends (conversation storage).
-OnDone = Callable[[Reply], Awaitable[None]] | None
+# Called with the finished reply before the response ends (conversation storage); what it
+# returns is merged into a non-streamed answer's body.
+OnDone = Callable[[Reply], Awaitable[dict[str, Any]]] | None
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -109,9 +114,10 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
                                  on_done)
         await wait_for_all(start, plan, reply.completion_tokens)
         raise_if_dropped(request, plan)
+        body = completion_body(cid, created, req.model, reply)
         if on_done is not None:
-            await on_done(reply)
-        return plain_answer(completion_body(cid, created, req.model, reply), plan, queue_ms)
+            body.update(await on_done(reply))
+        return plain_answer(body, plan, queue_ms)
 
 
 def _chunk(cid: str, created: int, model: str, delta: dict[str, Any],

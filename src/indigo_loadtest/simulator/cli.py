@@ -42,7 +42,10 @@ def url_of(host: str, port: int) -> str:
 
 async def serve(config: cfg.SimulatorConfig, host: str, port: int, parent_pid: int = 0) -> None:
     """Serve until a stop signal (or, when started by a parent process, until it is gone)."""
-    runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False)
+    # handler_cancellation: a client that goes away cancels its handler, so its generation
+    # stops and its slot is free at once instead of after the whole planned reply.
+    runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False,
+                           handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
     try:

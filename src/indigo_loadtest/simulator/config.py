@@ -63,6 +63,9 @@ class SimulatorConfig:
         "help": "fraction whose connection is dropped mid-stream"})
     malformed_rate: float = field(default=0.0, metadata={
         "help": "fraction with one malformed chunk (or body)"})
+    # shared deployments
+    no_overrides: bool = field(default=False, metadata={
+        "help": "ignore the per-request X-Sim-* headers"})
 
     def __post_init__(self) -> None:
         if isinstance(self.models, str):
@@ -100,7 +103,18 @@ def _converter(name: str) -> Any:
         return int
     if kind == "float":
         return float
+    if kind == "bool":
+        return _boolean
     return str
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def flag_name(name: str) -> str:
@@ -118,8 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help_text = f"{f.metadata['help']} (prefer {env_name(f.name)})"
         else:
             help_text = f.metadata["help"]
-        parser.add_argument(flag_name(f.name), dest=f.name, type=_converter(f.name),
-                            default=None, help=f"{help_text} [env {env_name(f.name)}]")
+        help_text = f"{help_text} [env {env_name(f.name)}]"
+        if f.type == "bool":  # a switch: absent means "environment, then default"
+            parser.add_argument(flag_name(f.name), dest=f.name, action="store_true",
+                                default=None, help=help_text)
+        else:
+            parser.add_argument(flag_name(f.name), dest=f.name, type=_converter(f.name),
+                                default=None, help=help_text)
 
 
 def from_sources(args: Mapping[str, Any] | None = None,
@@ -134,7 +153,7 @@ def from_sources(args: Mapping[str, Any] | None = None,
                 values[f.name] = _converter(f.name)(raw)
             except ValueError:
                 raise ConfigError(f"{env_name(f.name)}={raw!r} is not a valid "
-                                  f"{_converter(f.name).__name__}") from None
+                                  f"{f.type}") from None
     for key, value in (args or {}).items():
         if value is not None:
             values[key] = value
@@ -160,6 +179,8 @@ def to_argv_and_env(options: Mapping[str, Any]) -> tuple[list[str], dict[str, st
             value = ",".join(str(v) for v in value)
         if name in SECRET_FIELDS:
             env[env_name(name)] = str(value)
+        elif isinstance(value, bool):
+            argv += [flag_name(name)] if value else []
         else:
             argv += [flag_name(name), str(value)]
     return argv, env

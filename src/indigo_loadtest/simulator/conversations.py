@@ -22,6 +22,7 @@ from .http_util import (
     optional,
     query_limit,
     query_order,
+    string_map,
 )
 from .state import SIM, Simulator
 from .store import new_id
@@ -78,13 +79,6 @@ def parse_items(raw: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
-    meta = optional(body, "metadata", dict)
-    if meta is not None and len(meta) > 16:
-        raise bad_request("'metadata' holds at most 16 keys")
-    return meta
-
-
 # --- conversations ------------------------------------------------------------------------
 
 
@@ -103,7 +97,7 @@ async def create_conversation(request: web.Request) -> web.StreamResponse:
     conv: dict[str, Any] = {
         "id": new_id("conv"), "object": "conversation",
         "title": optional(body, "title", str, DEFAULT_TITLE),
-        "metadata": _metadata(body) or {}, "created_at": int(time.time())}
+        "metadata": string_map(body, "metadata") or {}, "created_at": int(time.time())}
     workspace = optional(body, "workspace_id", str)
     if workspace:
         conv["workspace_id"] = workspace
@@ -136,7 +130,7 @@ async def update_conversation(request: web.Request) -> web.StreamResponse:
     user, conv = _owned(sim, request)
     body = await json_object(request)
     title = optional(body, "title", str)
-    meta = _metadata(body)
+    meta = string_map(body, "metadata")
     if title is not None:
         conv["title"] = title
     if meta is not None:
@@ -198,8 +192,9 @@ async def delete_item(request: web.Request) -> web.StreamResponse:
 
 
 def exchange_items(user_text: str, reply: Reply) -> list[dict[str, Any]]:
-    """The user's message and the assistant's answer (or function call) as items."""
-    items = [make_item("user", [("input_text", user_text)])] if user_text else []
+    """The user's message and the assistant's answer (or function call) as items, both
+    with the real server's `{"type": "text", "text": {"value": ...}}` content."""
+    items = [make_item("user", [("text", user_text)])] if user_text else []
     if reply.is_tool_call:
         items.append(make_item("assistant", [("text", reply.text)], "function_call"))
     else:
@@ -225,16 +220,34 @@ async def conv_chat_completions(request: web.Request) -> web.StreamResponse:
     body = await json_object(request)
     conv_id = conversation_id_of(body)
     store = bool(optional(body, "store", bool, False))
-    if conv_id is not None and sim.store.conversation(conv_id, user) is None:
+    conv = sim.store.conversation(conv_id, user) if conv_id is not None else None
+    if conv_id is not None and conv is None:
         raise not_found("conversation")
     req = parse_chat(body, sim)
     on_done = None
-    if conv_id is not None and store:
+    if conv is not None:
 
-        async def on_done(reply: Reply) -> None:
-            sim.store.add_items(conv_id, exchange_items(req.last_user, reply))
+        async def on_done(reply: Reply) -> dict[str, Any]:
+            items = exchange_items(req.last_user, reply) if store else []
+            return _completion_metadata(conv, store, items,
+                                        bool(items) and sim.store.add_items(conv["id"], items))
 
     return await run_chat(request, sim, req, on_done)
+
+
+def _completion_metadata(conv: dict[str, Any], store: bool, items: list[dict[str, Any]],
+                         stored: bool) -> dict[str, Any]:
+    """What the real server adds to a conversation completion: `metadata` naming the
+    conversation and the stored items, and the assistant item's id as the answer's id."""
+    meta: dict[str, Any] = {"conversation_id": conv["id"], "conversation_created": False,
+                            "conversation_title": conv.get("title") or "", "store": store,
+                            "store_reasoning": False}
+    if not stored:
+        return {"metadata": meta}
+    meta["completion_item_id"] = items[-1]["id"]
+    if len(items) > 1:
+        meta["ask_item_id"] = items[0]["id"]
+    return {"id": items[-1]["id"], "metadata": meta}
 
 
 def add_routes(app: web.Application) -> None:

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from . import textgen
-from .http_util import ApiError
+from .http_util import ApiError, bad_request
 from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, sleep_until
 from .store import fast_id
 
@@ -57,6 +57,55 @@ def make_reply(prompt_texts: list[str], last_user: str, plan: Plan, max_tokens: 
     if max_tokens is not None and max_tokens < wanted:
         wanted, finish = max_tokens, "length"
     return Reply(textgen.reply_tokens(last_user, wanted), finish, prompt_tokens)
+
+
+TOOL_CHOICES = ("none", "auto", "required")
+
+
+def check_tools(tools: Any, tool_choice: Any) -> None:
+    """400 for `tools` / `tool_choice` the model could not use (the real server rejects
+    them when decoding; here they would otherwise fail deep inside generation)."""
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise bad_request("'tools' must be an array")
+        for tool in tools:
+            _check_tool(tool)
+    if tool_choice is None or tool_choice in TOOL_CHOICES:
+        return
+    if not isinstance(tool_choice, dict):
+        raise bad_request(f"'tool_choice' must be one of {', '.join(TOOL_CHOICES)} "
+                          "or an object")
+    fn = tool_choice.get("function")
+    if fn is not None and not (isinstance(fn, dict) and _optional_str(fn, "name")):
+        raise bad_request("'tool_choice.function' must be an object with a 'name'")
+    if not _optional_str(tool_choice, "name") or not _optional_str(tool_choice, "type"):
+        raise bad_request("'tool_choice.name' and 'tool_choice.type' must be strings")
+
+
+def _optional_str(obj: dict[str, Any], key: str) -> bool:
+    return obj.get(key) is None or isinstance(obj[key], str)
+
+
+def _check_tool(tool: Any) -> None:
+    if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+        raise bad_request("every tool must be an object with a 'type'")
+    if tool["type"] != "function":
+        return
+    # Chat nests the definition under "function"; the Responses API puts it on the tool.
+    fn = tool.get("function", tool)
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+        raise bad_request("a function tool needs a 'name'")
+    params = fn.get("parameters")
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise bad_request("a function's 'parameters' must be a JSON Schema object")
+    props, required = params.get("properties"), params.get("required")
+    if props is not None and not isinstance(props, dict):
+        raise bad_request("'parameters.properties' must be an object")
+    if required is not None and not (isinstance(required, list)
+                                     and all(isinstance(r, str) for r in required)):
+        raise bad_request("'parameters.required' must be an array of strings")
 
 
 def raise_early_fault(plan: Plan, retry_after_s: int) -> None:

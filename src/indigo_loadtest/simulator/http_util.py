@@ -74,6 +74,19 @@ def optional(body: Mapping[str, Any], key: str, kinds: type | tuple[type, ...],
     return value
 
 
+def string_map(body: Mapping[str, Any], key: str, max_keys: int = 16) -> dict[str, str] | None:
+    """body[key] as an object of string values (the Swagger's `additionalProperties:
+    string`; the real server decodes it into a string map and answers 400 otherwise)."""
+    value = optional(body, key, dict)
+    if value is None:
+        return None
+    if len(value) > max_keys:
+        raise bad_request(f"'{key}' holds at most {max_keys} keys")
+    if not all(isinstance(v, str) for v in value.values()):
+        raise bad_request(f"every value of '{key}' must be a string")
+    return value
+
+
 def positive_int(body: Mapping[str, Any], key: str) -> int | None:
     value = optional(body, key, int)
     if value is not None and value < 1:

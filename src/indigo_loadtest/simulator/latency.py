@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .config import FAULT_KINDS, SimulatorConfig
 
@@ -23,6 +24,11 @@ H_TTFT = "X-Sim-TTFT-Ms"
 H_TPS = "X-Sim-Tokens-Per-Sec"
 H_REPLY = "X-Sim-Reply-Tokens"
 H_FAULT = "X-Sim-Fault"
+# The accepted range of each override: outside it, 400. They bound what one client can
+# make the server hold (a slot, memory for the reply, a timer) however it sets them.
+TTFT_MS_RANGE = (0.0, 60_000.0)
+TPS_RANGE = (1.0, 1_000_000.0)  # or exactly 0: every token at once
+REPLY_TOKENS_RANGE = (1, 4096)
 QUEUE_TIME = "X-Queue-Time"
 # The event loop's timers have millisecond granularity and fire up to ~1 ms late (about
 # +0.35 ms on average); aiming 0.3 ms early centres the error of each token time on zero.
@@ -102,12 +108,13 @@ class LatencyModel:
                 self._fault_edges.append((edge, kind))
 
     def plan(self, headers: Mapping[str, str]) -> Plan:
+        """The request's plan; its X-Sim-* headers count unless overrides are disabled."""
         c = self.config
-        ttft_ms = _number(headers, H_TTFT, c.ttft_ms)
-        tps = _number(headers, H_TPS, c.tokens_per_sec)
-        reply = int(_number(headers, H_REPLY, c.reply_tokens))
-        if reply < 1:
-            raise HeaderError(f"{H_REPLY} must be at least 1")
+        if c.no_overrides:
+            headers = {}
+        ttft_ms = _override(headers, H_TTFT, c.ttft_ms, TTFT_MS_RANGE)
+        tps = _override(headers, H_TPS, c.tokens_per_sec, TPS_RANGE, zero_ok=True)
+        reply = _override(headers, H_REPLY, c.reply_tokens, REPLY_TOKENS_RANGE, kind=int)
         fault = self._fault(headers.get(H_FAULT))
         ttft_s = ttft_ms / 1000.0
         if fault == "slow_start":
@@ -135,16 +142,21 @@ class LatencyModel:
         return None
 
 
-def _number(headers: Mapping[str, str], name: str, default: float) -> float:
+def _override(headers: Mapping[str, str], name: str, default: float,
+              bounds: tuple[float, float], kind: type = float, zero_ok: bool = False) -> Any:
+    """The header's value as `kind` within `bounds` (or 0 when `zero_ok`), else 400."""
     raw = headers.get(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise HeaderError(f"{name} must be a number") from None
-    if not value >= 0 or value == float("inf"):
-        raise HeaderError(f"{name} must be a finite number >= 0")
+        raise HeaderError(f"{name} must be {'an integer' if kind is int else 'a number'}") \
+            from None
+    low, high = bounds
+    if not (low <= value <= high or (zero_ok and value == 0)):  # NaN fails both
+        zero = "0 or " if zero_ok else ""
+        raise HeaderError(f"{name} must be {zero}between {low:g} and {high:g}")
     return value
 
 

@@ -18,9 +18,11 @@ import orjson
 from aiohttp import web
 
 from . import textgen
+from .chat import DONE
 from .conversations import conversation_id_of, exchange_items
 from .generation import (
     Reply,
+    check_tools,
     generation_slot,
     make_reply,
     open_stream,
@@ -91,10 +93,7 @@ def parse_response_request(body: dict[str, Any], sim: Simulator, user: str) -> R
     raw_input = body.get("input")
     if not isinstance(raw_input, str | list) or not raw_input:
         raise bad_request("'input' must be a non-empty string or array")
-    tools = optional(body, "tools", list)
-    if tools is not None and not all(isinstance(t, dict) and isinstance(t.get("type"), str)
-                                     for t in tools):
-        raise bad_request("every tool must be an object with a 'type'")
+    check_tools(optional(body, "tools", list), body.get("tool_choice"))
     items = _input_items(raw_input)
     context: list[str] = []
     previous = optional(body, "previous_response_id", str)
@@ -292,7 +291,10 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
                      content_index=0, part=_text_part(reply.text)))
     tail += ev("response.output_item.done", output_index=0, item=resp["output"][0])
     tail += ev("response.completed", response=resp)
-    await out.write(tail)
+    # The real server ends the stream with `data: [DONE]` too; it writes it just before
+    # response.completed, which the official clients then never read (they stop at
+    # [DONE]), so here it comes last (docs/simulator.md, departures).
+    await out.write(tail + DONE)
     await out.write_eof()
     return out
 

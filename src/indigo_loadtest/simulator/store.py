@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS users (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   token TEXT PRIMARY KEY, user_id TEXT NOT NULL, expires_at REAL NOT NULL,
-  used INTEGER NOT NULL DEFAULT 0);
+  used INTEGER NOT NULL DEFAULT 0, family TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS revoked_families (family TEXT PRIMARY KEY, revoked_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, user_id TEXT NOT NULL,
   body BLOB NOT NULL);
@@ -59,6 +60,16 @@ def fast_id(prefix: str, sep: str = "-") -> str:
 
 
 @dataclass(frozen=True)
+class RefreshToken:
+    """A stored refresh token: its user, its login session (family), whether it is spent."""
+
+    user_id: str
+    family: str
+    used: bool
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of a cursor-paginated list."""
 
@@ -75,6 +86,10 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(refresh_tokens)")}
+        if "family" not in columns:  # a database written before token families existed
+            self.db.execute("ALTER TABLE refresh_tokens ADD COLUMN family TEXT NOT NULL "
+                            "DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -101,18 +116,27 @@ class Store:
                               (user_id,)).fetchone()
         return {"id": row[0], "name": row[1], "email": row[2]} if row else None
 
-    def add_refresh_token(self, token: str, user_id: str, expires_at: float) -> None:
-        self.db.execute("INSERT INTO refresh_tokens (token, user_id, expires_at) VALUES (?,?,?)",
-                        (_digest(token), user_id, expires_at))
+    def add_refresh_token(self, token: str, user_id: str, expires_at: float,
+                          family: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO refresh_tokens (token, user_id, expires_at, family) VALUES (?,?,?,?)",
+            (_digest(token), user_id, expires_at, family))
 
-    def use_refresh_token(self, token: str) -> str | None:
-        """Mark a refresh token used; its user if it was valid, unused and unexpired."""
-        cur = self.db.execute(
-            "UPDATE refresh_tokens SET used=1 WHERE token=? AND used=0 AND expires_at>? "
-            "RETURNING user_id", (_digest(token), time.time()))
-        row = cur.fetchone()
-        cur.close()
-        return row[0] if row else None
+    def refresh_token(self, token: str) -> RefreshToken | None:
+        row = self.db.execute(
+            "SELECT user_id, family, used, expires_at FROM refresh_tokens WHERE token=?",
+            (_digest(token),)).fetchone()
+        return RefreshToken(row[0], row[1], bool(row[2]), row[3]) if row else None
+
+    def spend_refresh_token(self, token: str) -> None:
+        self.db.execute("UPDATE refresh_tokens SET used=1 WHERE token=?", (_digest(token),))
+
+    def revoke_family(self, family: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO revoked_families (family, revoked_at) "
+                        "VALUES (?, ?)", (family, time.time()))
+
+    def revoked_families(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT family FROM revoked_families")}
 
     # --- conversations ----------------------------------------------------------------
 
@@ -142,11 +166,17 @@ class Store:
 
     # --- items ------------------------------------------------------------------------
 
-    def add_items(self, conv_id: str, items: Iterable[dict[str, Any]]) -> None:
+    def add_items(self, conv_id: str, items: Iterable[dict[str, Any]]) -> bool:
+        """Add items to a conversation; False (nothing written) when it no longer exists,
+        so a write that finishes after the conversation was deleted leaves no orphans."""
         with self.db:
             self.db.execute("BEGIN")
+            if self.db.execute("SELECT 1 FROM conversations WHERE id=?",
+                               (conv_id,)).fetchone() is None:
+                return False
             self.db.executemany("INSERT INTO items (id, conversation_id, body) VALUES (?,?,?)",
                                 [(i["id"], conv_id, orjson.dumps(i)) for i in items])
+        return True
 
     def item(self, conv_id: str, item_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT body FROM items WHERE id=? AND conversation_id=?",
