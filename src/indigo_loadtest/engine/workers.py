@@ -41,6 +41,7 @@ from ..metrics.registry import Registry, set_active_registry
 from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
 from .segment import ExecutionTuple
+from .unblock import LoopWatch, break_when_blocked, install_break_handler
 from .vu import ClientFactory
 
 ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
@@ -151,7 +152,11 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     set_active_registry(registry)
     ctx = ShardContext(shard, payload, registry, 0.0)
     started: asyncio.Future[float | None] = loop.create_future()
-    threading.Thread(target=_listen, args=(conn, loop, ctx, started), daemon=True).start()
+    watch = LoopWatch()  # a hard stop must also reach CPU-bound scenario code
+    watch.start(loop)
+    install_break_handler(watch)
+    threading.Thread(target=_listen, args=(conn, loop, ctx, started, watch),
+                     daemon=True).start()
     conn.send(("ready",))
     start_at = await started
     if start_at is None:  # stopped before the start
@@ -169,7 +174,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
 
 
 def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext,
-            started: asyncio.Future) -> None:
+            started: asyncio.Future, watch: LoopWatch) -> None:
     """Worker side: messages from the parent (start, stop), on a thread of their own."""
 
     def resolve(value: float | None) -> None:
@@ -184,6 +189,8 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
             elif msg[0] == "stop":
                 loop.call_soon_threadsafe(resolve, None)
                 loop.call_soon_threadsafe(ctx._stop, msg[1], msg[2])
+                if msg[2]:
+                    break_when_blocked(watch)
     # The parent is gone: stop rather than run unsupervised.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(resolve, None)

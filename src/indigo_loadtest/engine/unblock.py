@@ -1,0 +1,89 @@
+"""Stopping scenario code that never gives the event loop back (`while True: pass`).
+
+A stop is a callback on the event loop; CPU-bound code in an iteration keeps the loop
+from ever running it. A Python-level signal handler still runs in the main thread
+between two bytecodes of that code, so it can break it: `break_blocking_task` cancels
+the task that holds the loop and raises the cancellation right there, exactly as a
+hard stop would have cancelled it at its next `await`.
+
+`LoopWatch` tells whether the loop is blocked (its heartbeat is late), so a handler
+only breaks in when the loop could not have handled the stop itself.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import signal
+import threading
+import time
+from collections.abc import Container
+
+BEAT = 0.1  # the heartbeat's period
+BLOCKED_AFTER = 0.5  # no heartbeat for this long: the loop is blocked
+# Sent by a worker's own stop-listener thread to its main thread (never by a user).
+BREAK_SIGNAL = signal.SIGUSR1
+
+
+class LoopWatch:
+    """A callback re-armed every BEAT seconds; its lateness says the loop is blocked."""
+
+    def __init__(self) -> None:
+        self.last_beat = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._beat()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _beat(self) -> None:
+        self.last_beat = time.monotonic()
+        assert self._loop is not None
+        self._handle = self._loop.call_later(BEAT, self._beat)
+
+    def blocked(self, after: float = BLOCKED_AFTER) -> bool:
+        return self._handle is not None and time.monotonic() - self.last_beat > after
+
+
+def break_blocking_task(spare: Container[asyncio.Future] = ()) -> bool:
+    """From a signal handler in the loop's thread: cancel the running task and raise
+    CancelledError into the code it is running. Returns False (raises nothing) when no
+    task runs, or the running task is one of `spare` (the run itself, not a VU)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    task = asyncio.current_task(loop)
+    if task is None or task in spare:
+        return False
+    task.cancel()
+    raise asyncio.CancelledError("stopped: CPU-bound code kept the event loop blocked")
+
+
+def install_break_handler(watch: LoopWatch) -> None:
+    """Worker side: BREAK_SIGNAL breaks the running task if the loop is blocked."""
+
+    def on_break(signum: int, frame: object) -> None:
+        if watch.blocked():
+            break_blocking_task()
+
+    signal.signal(BREAK_SIGNAL, on_break)
+
+
+def break_when_blocked(watch: LoopWatch, *, tries: int = 20) -> None:
+    """Worker side, after a hard stop arrived on the listener thread: while the loop stays
+    blocked, interrupt the main thread (its BREAK_SIGNAL handler breaks the task)."""
+
+    def watchdog() -> None:
+        for _ in range(tries):
+            time.sleep(BLOCKED_AFTER)
+            if watch.blocked():
+                _thread.interrupt_main(BREAK_SIGNAL)
+
+    threading.Thread(target=watchdog, name="indigo-loadtest-unblock", daemon=True).start()
