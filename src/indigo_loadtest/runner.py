@@ -483,7 +483,7 @@ class Interrupts:
 
     def __init__(self, console: Console, engine: Engine,
                  run_task: asyncio.Future[Any]) -> None:
-        from .engine.unblock import LoopWatch
+        from .engine.unblock import LoopWatch, Unblocker
 
         self.console = console
         self.engine = engine
@@ -492,10 +492,10 @@ class Interrupts:
         self.finishing = False  # the test is over; outputs, summary and files are written
         self.last_resort: Callable[[], None] | None = None
         self.watch = LoopWatch()
+        self.unblocker = Unblocker(self.watch)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future[Any] | None = None  # an output's stop(), cut short
         self._broke_at = 0.0  # when a blocked task was last broken
-        self._spare: tuple[asyncio.Future[Any], ...] = (run_task,)  # never broken
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.count += 1
@@ -525,6 +525,7 @@ class Interrupts:
     def _hard_stop(self, name: str) -> None:
         self._note(f"{name} received again: stopping now; what was measured is still written")
         self.engine.stop(f"interrupted by {name}", hard=True)
+        self.unblocker.keep_breaking()  # CPU-bound code would never see the stop
 
     def _cut_short(self, name: str) -> None:
         task = self._stopping
@@ -551,7 +552,12 @@ class Interrupts:
             self.last_resort()  # the code swallowed the previous break: write and exit
         self._hard_stop(name)
         self._broke_at = time.monotonic()
-        break_blocking_task(spare=self._spare)
+        break_blocking_task(self.unblocker.spare)
+
+    def finish(self) -> None:
+        """The test is over: from now on only our own code runs, which is never broken."""
+        self.finishing = True
+        self.unblocker.active = False
 
     async def cut_short_on_signal(self, stopping: Awaitable[None]) -> bool:
         """Await an output's stop(); False if a signal cut it short."""
@@ -568,16 +574,16 @@ class Interrupts:
     @contextlib.contextmanager
     def installed(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
         self._loop = loop
-        current = asyncio.current_task()
-        if current is not None:
-            self._spare = (self.run_task, current)
+        self.unblocker.spare = (self.run_task, asyncio.current_task())  # never broken
         self.watch.start(loop)
+        self.unblocker.install()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
         try:
             yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self.unblocker.uninstall()
             self.watch.stop()
 
 
@@ -709,7 +715,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
         finally:
-            interrupts.finishing = True
+            interrupts.finish()
             await _stop_outputs(prepared.outputs, console, interrupts)
         report_output_failures(prepared.outputs, outcome)
         elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
@@ -899,13 +905,31 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
         if settings.dry_run:
             console.print(dry_run_report(prepared))
             return ExitCode.OK
-        outcome = run_event_loop(execute(prepared, console))
+        with late_signals_ignored():
+            outcome = run_event_loop(execute(prepared, console))
+            prepared.close()
         return outcome.exit_code
     except ScenarioError as exc:
         console.error(str(exc))
         return exc.exit_code
     finally:
         prepared.close()
+
+
+@contextlib.contextmanager
+def late_signals_ignored() -> Iterator[None]:
+    """Around the event loop: the run's own handlers (`Interrupts`) take over while it
+    runs; a signal arriving after they are gone finds the results written and nothing
+    left to stop, and must not turn into a KeyboardInterrupt on the way out."""
+    def ignore(signum: int, frame: object) -> None:
+        pass
+
+    previous = {sig: signal.signal(sig, ignore) for sig in Interrupts.SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def check(settings: RunSettings, console: Console | None = None) -> int:

@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Container
+from typing import Any
 
 BEAT = 0.1  # the heartbeat's period
 BLOCKED_AFTER = 0.5  # no heartbeat for this long: the loop is blocked
@@ -66,24 +67,43 @@ def break_blocking_task(spare: Container[asyncio.Future] = ()) -> bool:
     raise asyncio.CancelledError("stopped: CPU-bound code kept the event loop blocked")
 
 
-def install_break_handler(watch: LoopWatch) -> None:
-    """Worker side: BREAK_SIGNAL breaks the running task if the loop is blocked."""
+class Unblocker:
+    """Breaks whatever blocks the loop once a hard stop is requested, and keeps doing so
+    for a while (the next VU may start spinning as soon as the first is broken): a
+    watchdog thread interrupts the main thread, whose BREAK_SIGNAL handler breaks the
+    running task if the loop is (still) blocked."""
 
-    def on_break(signum: int, frame: object) -> None:
-        if watch.blocked():
-            break_blocking_task()
+    def __init__(self, watch: LoopWatch, spare: Container[asyncio.Future] = ()) -> None:
+        self.watch = watch
+        self.spare = spare
+        self.active = True  # False once only our own code runs (it must not be broken)
+        self._watchdog: threading.Thread | None = None
+        self._previous: Any = None
 
-    signal.signal(BREAK_SIGNAL, on_break)
+    def install(self) -> None:
+        """In the main thread."""
+        self._previous = signal.signal(BREAK_SIGNAL, self._on_break)
 
+    def uninstall(self) -> None:
+        self.active = False
+        if self._previous is not None:
+            signal.signal(BREAK_SIGNAL, self._previous)
 
-def break_when_blocked(watch: LoopWatch, *, tries: int = 20) -> None:
-    """Worker side, after a hard stop arrived on the listener thread: while the loop stays
-    blocked, interrupt the main thread (its BREAK_SIGNAL handler breaks the task)."""
+    def _on_break(self, signum: int, frame: object) -> None:
+        if self.active and self.watch.blocked():
+            break_blocking_task(self.spare)
 
-    def watchdog() -> None:
-        for _ in range(tries):
-            time.sleep(BLOCKED_AFTER)
-            if watch.blocked():
-                _thread.interrupt_main(BREAK_SIGNAL)
+    def keep_breaking(self, *, tries: int = 20) -> None:
+        """From any thread: for tries × BLOCKED_AFTER seconds, break a blocked loop."""
+        if self._watchdog is not None:
+            return
 
-    threading.Thread(target=watchdog, name="indigo-loadtest-unblock", daemon=True).start()
+        def watchdog() -> None:
+            for _ in range(tries):
+                time.sleep(BLOCKED_AFTER)
+                if self.active and self.watch.blocked():
+                    _thread.interrupt_main(BREAK_SIGNAL)
+
+        self._watchdog = threading.Thread(target=watchdog, name="indigo-loadtest-unblock",
+                                          daemon=True)
+        self._watchdog.start()

@@ -41,7 +41,7 @@ from ..metrics.registry import Registry, set_active_registry
 from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
 from .segment import ExecutionTuple
-from .unblock import LoopWatch, break_when_blocked, install_break_handler
+from .unblock import LoopWatch, Unblocker
 from .vu import ClientFactory
 
 ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
@@ -154,8 +154,9 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     started: asyncio.Future[float | None] = loop.create_future()
     watch = LoopWatch()  # a hard stop must also reach CPU-bound scenario code
     watch.start(loop)
-    install_break_handler(watch)
-    threading.Thread(target=_listen, args=(conn, loop, ctx, started, watch),
+    unblocker = Unblocker(watch, spare=(asyncio.current_task(),))
+    unblocker.install()
+    threading.Thread(target=_listen, args=(conn, loop, ctx, started, unblocker),
                      daemon=True).start()
     conn.send(("ready",))
     start_at = await started
@@ -174,7 +175,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
 
 
 def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext,
-            started: asyncio.Future, watch: LoopWatch) -> None:
+            started: asyncio.Future, unblocker: Unblocker) -> None:
     """Worker side: messages from the parent (start, stop), on a thread of their own."""
 
     def resolve(value: float | None) -> None:
@@ -190,7 +191,7 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
                 loop.call_soon_threadsafe(resolve, None)
                 loop.call_soon_threadsafe(ctx._stop, msg[1], msg[2])
                 if msg[2]:
-                    break_when_blocked(watch)
+                    unblocker.keep_breaking()
     # The parent is gone: stop rather than run unsupervised.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(resolve, None)
