@@ -578,6 +578,10 @@ class Interrupts:
         self.watch.start(loop)
         self.unblocker.install()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
+        hold = previous[signal.SIGINT]
+        if isinstance(hold, SignalHold):  # signals from before the run's start
+            for signum in hold.take():
+                self._on_signal(signum, None)
         try:
             yield
         finally:
@@ -916,15 +920,27 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
         prepared.close()
 
 
+class SignalHold:
+    """The SIGINT/SIGTERM handler around the event loop, outside `Interrupts`: a signal
+    before the run's own handlers are installed is held for them (they replay it); one
+    after they are gone finds the results written and nothing left to stop, and must not
+    turn into a KeyboardInterrupt on the way out."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.pending.append(signum)
+
+    def take(self) -> list[int]:
+        pending, self.pending = self.pending, []
+        return pending
+
+
 @contextlib.contextmanager
 def late_signals_ignored() -> Iterator[None]:
-    """Around the event loop: the run's own handlers (`Interrupts`) take over while it
-    runs; a signal arriving after they are gone finds the results written and nothing
-    left to stop, and must not turn into a KeyboardInterrupt on the way out."""
-    def ignore(signum: int, frame: object) -> None:
-        pass
-
-    previous = {sig: signal.signal(sig, ignore) for sig in Interrupts.SIGNALS}
+    hold = SignalHold()
+    previous = {sig: signal.signal(sig, hold) for sig in Interrupts.SIGNALS}
     try:
         yield
     finally:
