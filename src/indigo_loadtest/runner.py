@@ -909,7 +909,7 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
         if settings.dry_run:
             console.print(dry_run_report(prepared))
             return ExitCode.OK
-        with late_signals_ignored():
+        with signals_held():
             outcome = run_event_loop(execute(prepared, console))
             prepared.close()
         return outcome.exit_code
@@ -938,7 +938,7 @@ class SignalHold:
 
 
 @contextlib.contextmanager
-def late_signals_ignored() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     hold = SignalHold()
     previous = {sig: signal.signal(sig, hold) for sig in Interrupts.SIGNALS}
     try:

@@ -176,3 +176,16 @@ def test_repeated_sigterm_stops_workers_in_cpu_bound_code(
     assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
     assert "Traceback" not in err and "TOTAL RESULTS" in out
     assert export_of(workdir, "busyw")["metrics"]["http_reqs"]["count"] == 2
+
+
+def test_a_signal_outside_the_runs_handlers_is_held_not_a_keyboard_interrupt() -> None:
+    import os
+
+    from indigo_loadtest.runner import SignalHold, signals_held
+
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs here: it must not raise KeyboardInterrupt
+        hold = signal.getsignal(signal.SIGINT)
+        assert isinstance(hold, SignalHold) and hold.take() == [signal.SIGINT]
+    assert signal.getsignal(signal.SIGINT) is not hold  # restored
