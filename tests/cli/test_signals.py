@@ -5,6 +5,7 @@ loop is broken by the second signal, in one process or in workers."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -179,8 +180,6 @@ def test_repeated_sigterm_stops_workers_in_cpu_bound_code(
 
 
 def test_a_signal_outside_the_runs_handlers_is_held_not_a_keyboard_interrupt() -> None:
-    import os
-
     from indigo_loadtest.runner import SignalHold, signals_held
 
     with signals_held():
