@@ -495,7 +495,6 @@ class Interrupts:
         self.unblocker = Unblocker(self.watch)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Future[Any] | None = None  # an output's stop(), cut short
-        self._broke_at = 0.0  # when a blocked task was last broken
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.count += 1
@@ -537,8 +536,6 @@ class Interrupts:
     def _while_blocked(self, signum: int) -> None:
         """In the main thread, inside whatever code blocks the loop. While the results
         are written (our own code) a signal changes nothing: they are written."""
-        from .engine.unblock import break_blocking_task
-
         if self.finishing:
             return
         name = signal.Signals(signum).name
@@ -547,12 +544,10 @@ class Interrupts:
                        "the event loop: press Ctrl-C again to break it")
             self.engine.stop(f"interrupted by {name}")
             return
-        if self._broke_at and self.watch.last_beat < self._broke_at \
-                and self.last_resort is not None:
-            self.last_resort()  # the code swallowed the previous break: write and exit
+        if self.unblocker.break_swallowed() and self.last_resort is not None:
+            self.last_resort()  # write what can be written, and exit
         self._hard_stop(name)
-        self._broke_at = time.monotonic()
-        break_blocking_task(self.unblocker.spare)
+        self.unblocker.break_now()
 
     def finish(self) -> None:
         """The test is over: from now on only our own code runs, which is never broken."""

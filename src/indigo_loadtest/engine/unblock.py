@@ -77,6 +77,7 @@ class Unblocker:
         self.watch = watch
         self.spare = spare
         self.active = True  # False once only our own code runs (it must not be broken)
+        self.broke_at = 0.0  # when a blocking task was last broken
         self._watchdog: threading.Thread | None = None
         self._previous: Any = None
 
@@ -91,7 +92,16 @@ class Unblocker:
 
     def _on_break(self, signum: int, frame: object) -> None:
         if self.active and self.watch.blocked():
-            break_blocking_task(self.spare)
+            self.break_now()
+
+    def break_now(self) -> None:
+        """From a signal handler in the loop's thread (see `break_blocking_task`)."""
+        self.broke_at = time.monotonic()
+        break_blocking_task(self.spare)
+
+    def break_swallowed(self) -> bool:
+        """The loop has not turned since the last break: the code caught it."""
+        return bool(self.broke_at) and self.watch.last_beat < self.broke_at
 
     def keep_breaking(self, *, tries: int = 20) -> None:
         """From any thread: for tries × BLOCKED_AFTER seconds, break a blocked loop."""

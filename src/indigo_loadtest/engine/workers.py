@@ -168,6 +168,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     try:
         result = await shard_fn(ctx)
     finally:
+        unblocker.active = False  # only our own code from here on
         snapshots.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await snapshots
