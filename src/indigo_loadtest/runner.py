@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -532,39 +532,120 @@ def client_config(env: Env, extra: dict[str, Any]) -> Any:
 
 class Interrupts:
     """SIGINT/SIGTERM: the first stops gracefully, the second stops at once (in-flight
-    iterations cancelled), a third abandons teardown too."""
+    iterations cancelled), a third abandons teardown too. After the test, while the
+    outputs stop, a signal cuts their final write short (e.g. a stalled push); the
+    summary and the files are written whatever the timing.
+
+    The handlers are Python-level (`signal.signal`), not the loop's: they run between two
+    bytecodes even while CPU-bound scenario code blocks the loop. Then a second signal
+    breaks that code (see `engine.unblock`), and a third, if the code swallowed the break,
+    writes what it can and exits at once (`last_resort`)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, console: Console, engine: Engine,
                  run_task: asyncio.Future[Any]) -> None:
+        from .engine.unblock import LoopWatch, Unblocker
+
         self.console = console
         self.engine = engine
         self.run_task = run_task
         self.count = 0
+        self.finishing = False  # the test is over; outputs, summary and files are written
+        self.last_resort: Callable[[], None] | None = None
+        self.watch = LoopWatch()
+        self.unblocker = Unblocker(self.watch)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Future[Any] | None = None  # an output's stop(), cut short
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.watch.blocked():
+            self._while_blocked(signum)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(self, signum)
 
     def __call__(self, signum: int) -> None:
-        self.count += 1
+        """A signal, handled on the event loop."""
         name = signal.Signals(signum).name
-        if self.count == 1:
+        if self.finishing:
+            self._cut_short(name)
+        elif self.count == 1:
             self.console.note(f"\n{name} received: stopping gracefully "
                               "(press Ctrl-C again to stop at once)")
             self.engine.stop(f"interrupted by {name}")
         elif self.count == 2:
-            self.console.note(f"{name} received again: stopping now; "
-                              "what was measured is still written")
-            self.engine.stop(f"interrupted by {name}", hard=True)
+            self._hard_stop(name)
         else:
             self.run_task.cancel()
 
+    def _note(self, text: str) -> None:
+        with contextlib.suppress(RuntimeError):  # stderr was being written when interrupted
+            self.console.note(text)
+
+    def _hard_stop(self, name: str) -> None:
+        self._note(f"{name} received again: stopping now; what was measured is still written")
+        self.engine.stop(f"interrupted by {name}", hard=True)
+        self.unblocker.keep_breaking()  # CPU-bound code would never see the stop
+
+    def _cut_short(self, name: str) -> None:
+        task = self._stopping
+        if task is not None and not task.done():
+            self._note(f"\n{name} received: the outputs' final write is cut short; "
+                       "the summary and files are still written")
+            task.cancel()
+
+    def _while_blocked(self, signum: int) -> None:
+        """In the main thread, inside whatever code blocks the loop. While the results
+        are written (our own code) a signal changes nothing: they are written."""
+        if self.finishing:
+            return
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            self._note(f"\n{name} received: stopping gracefully; CPU-bound code blocks "
+                       "the event loop: press Ctrl-C again to break it")
+            self.engine.stop(f"interrupted by {name}")
+            return
+        if self.unblocker.break_swallowed() and self.last_resort is not None:
+            self.last_resort()  # write what can be written, and exit
+        self._hard_stop(name)
+        self.unblocker.break_now()
+
+    def finish(self) -> None:
+        """The test is over: from now on only our own code runs, which is never broken."""
+        self.finishing = True
+        self.unblocker.active = False
+
+    async def cut_short_on_signal(self, stopping: Awaitable[None]) -> bool:
+        """Await an output's stop(); False if a signal cut it short."""
+        task = self._stopping = asyncio.ensure_future(stopping)
+        try:
+            await asyncio.wait([task])
+        finally:
+            self._stopping = None
+        if task.cancelled():
+            return False
+        task.result()
+        return True
+
     @contextlib.contextmanager
     def installed(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-        sigs = (signal.SIGINT, signal.SIGTERM)
-        for sig in sigs:
-            loop.add_signal_handler(sig, self, sig)
+        self._loop = loop
+        self.unblocker.spare = (self.run_task, asyncio.current_task())  # never broken
+        self.watch.start(loop)
+        self.unblocker.install()
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
+        hold = previous[signal.SIGINT]
+        if isinstance(hold, SignalHold):  # signals from before the run's start
+            for signum in hold.take():
+                self._on_signal(signum, None)
         try:
             yield
         finally:
-            for sig in sigs:
-                loop.remove_signal_handler(sig)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.unblocker.uninstall()
+            self.watch.stop()
 
 
 class Engine:
@@ -655,10 +736,12 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     engine = Engine(prepared, console)
     started = time.monotonic()
     follow_live_metrics(prepared.outputs, engine)
+    tell_output_failures(prepared.outputs, console)
     await _start_outputs(prepared, console)
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
     interrupts = Interrupts(console, engine, run_task)
+    interrupts.last_resort = lambda: _last_resort(prepared, console, outcome, started)
     helpers = []
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
@@ -668,8 +751,9 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
                                 total_duration=planned_duration(prepared))
         helpers.append(asyncio.ensure_future(progress.run()))
     result = None
-    try:
-        with interrupts.installed(loop):
+    # Installed until the files are written: a signal at any point still gets them.
+    with interrupts.installed(loop):
+        try:
             try:
                 result = await run_task
             except asyncio.CancelledError:
@@ -687,18 +771,20 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
                 for task in helpers:
                     task.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
-    finally:
-        await _stop_outputs(prepared.outputs, console)
-    elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
-    outcome.interrupted = interrupts.count > 0
-    setup_error = getattr(result, "setup_error", None)
-    if setup_error and not outcome.error:
-        outcome.error = f"setup() failed: {setup_error}"
-        outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
-    for line in lost_workers(result):
-        outcome.problem(ExitCode.WORKER_DIED, line)
-    judge_measurement(prepared, outcome, result, hard_stopped=interrupts.count > 1)
-    finish(prepared, console, outcome, elapsed, result)
+        finally:
+            interrupts.finish()
+            await _stop_outputs(prepared.outputs, console, interrupts)
+        report_output_failures(prepared.outputs, outcome)
+        elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+        outcome.interrupted = interrupts.count > 0
+        setup_error = getattr(result, "setup_error", None)
+        if setup_error and not outcome.error:
+            outcome.error = f"setup() failed: {setup_error}"
+            outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+        for line in lost_workers(result):
+            outcome.problem(ExitCode.WORKER_DIED, line)
+        judge_measurement(prepared, outcome, result, hard_stopped=interrupts.count > 1)
+        finish(prepared, console, outcome, elapsed, result)
     return outcome
 
 
@@ -718,6 +804,27 @@ def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
     reason = nothing_measured(prepared.registry)
     if reason is not None:
         outcome.problem(ExitCode.NOTHING_MEASURED, reason)
+
+
+def _last_resort(prepared: Prepared, console: Console, outcome: Outcome,
+                 started: float) -> None:
+    """Scenario code that swallowed the break still blocks the loop after a third signal:
+    write what can be written without the loop (files, summary, export), then exit."""
+    console.note("the scenario code does not stop: writing the results, then exiting")
+    for output in prepared.outputs:
+        close_now = getattr(output, "close_now", None)  # raw-sample files; no pushes
+        if close_now is not None:
+            with contextlib.suppress(Exception):
+                close_now()
+    report_output_failures(prepared.outputs, outcome)
+    outcome.interrupted = True
+    with contextlib.suppress(Exception):
+        finish(prepared, console, outcome, time.monotonic() - started, None)
+    prepared.close()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(outcome.exit_code or ExitCode.EXTERNAL_ABORT)
 
 
 # Workers send their metrics every second (progress line, abortOnFail), or as often as a
@@ -754,12 +861,31 @@ async def _start_outputs(prepared: Prepared, console: Console) -> None:
         started.append(output)
 
 
-async def _stop_outputs(outputs: list[Output], console: Console) -> None:
+async def _stop_outputs(outputs: list[Output], console: Console,
+                        interrupts: Interrupts | None = None) -> None:
     for output in outputs:
         try:
-            await output.stop()
+            if interrupts is None:
+                await output.stop()
+            elif not await interrupts.cut_short_on_signal(output.stop()):
+                console.warn(f"output {output.description()}: final write cut short by "
+                             "a signal")
         except Exception as exc:  # one broken output must not lose the others' data
             console.warn(f"output {output.description()}: {exc}")
+
+
+def tell_output_failures(outputs: list[Output], console: Console) -> None:
+    """An output that cannot write (disk full, file removed) says so when it happens."""
+    for output in outputs:
+        if hasattr(output, "on_failure"):
+            output.on_failure = lambda reason: console.warn(f"{reason}; the test goes on")
+
+
+def report_output_failures(outputs: list[Output], outcome: Outcome) -> None:
+    for output in outputs:
+        failure = getattr(output, "failure", None)
+        if failure:
+            outcome.problem(ExitCode.OUTPUT_FAILED, failure)
 
 
 def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: float,
@@ -783,7 +909,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         elif outcome.interrupted:
             console.print(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
-    exported = write_summary_export(prepared, outcome, elapsed, console)
+    write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -793,8 +919,6 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
     elif outcome.problems:
         outcome.exit_code = outcome.problems[0][0]
-    elif not exported:  # the path was checked before the run, but changed since
-        outcome.exit_code = ExitCode.INVALID_CONFIG
     report_thresholds(console, outcome.threshold_results)
     for _, reason in outcome.problems:
         console.error(reason)
@@ -868,7 +992,8 @@ def console_is_tty() -> bool:
 
 def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
                          console: Console) -> bool:
-    """False if the export could not be written (the error is printed)."""
+    """False if the export could not be written: an output failure of the run (its
+    path was checked before the run, but the disk filled or the folder changed since)."""
     path = prepared.summary_path
     if path is None:
         return True
@@ -878,7 +1003,8 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
         write_export(path, prepared.registry, outcome.threshold_results, elapsed,
                      summary_trend_stats=prepared.trend_stats)
     except OSError as exc:
-        console.error(f"cannot write the summary export {path}: {exc.strerror or exc}")
+        outcome.problem(ExitCode.OUTPUT_FAILED,
+                        f"cannot write the summary export {path}: {exc.strerror or exc}")
         return False
     console.note(f"summary export written to {path}")
     return True
@@ -900,13 +1026,43 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
         if settings.dry_run:
             console.print(dry_run_report(prepared))
             return ExitCode.OK
-        outcome = run_event_loop(execute(prepared, console))
+        with signals_held():
+            outcome = run_event_loop(execute(prepared, console))
+            prepared.close()
         return outcome.exit_code
     except ScenarioError as exc:
         console.error(str(exc))
         return exc.exit_code
     finally:
         prepared.close()
+
+
+class SignalHold:
+    """The SIGINT/SIGTERM handler around the event loop, outside `Interrupts`: a signal
+    before the run's own handlers are installed is held for them (they replay it); one
+    after they are gone finds the results written and nothing left to stop, and must not
+    turn into a KeyboardInterrupt on the way out."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.pending.append(signum)
+
+    def take(self) -> list[int]:
+        pending, self.pending = self.pending, []
+        return pending
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    hold = SignalHold()
+    previous = {sig: signal.signal(sig, hold) for sig in Interrupts.SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def check(settings: RunSettings, console: Console | None = None) -> int:

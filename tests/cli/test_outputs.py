@@ -142,7 +142,7 @@ async def default(vu):
 ''')
     res = run_cli("run", "taken", "-q", "--summary-export", "taken.json", cwd=workdir,
                   env=clean_env(BASE=local_server.url))
-    assert res.returncode == ExitCode.INVALID_CONFIG
+    assert res.returncode == ExitCode.OUTPUT_FAILED  # checked before the run, failed after
     assert res.stderr == "error: cannot write the summary export taken.json: Is a directory\n"
     assert "http_reqs" in res.stdout and len(local_server.paths("/taken")) == 1
     assert sorted(p.name for p in workdir.iterdir()) == ["scenarios", "taken.json"]

@@ -46,6 +46,7 @@ from ..scenario.errors import ExitCode, ScenarioError
 from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
 from .segment import ExecutionTuple
+from .unblock import LoopWatch, Unblocker
 from .vu import ClientFactory
 
 ShardFunction = Callable[["ShardContext"], Awaitable[Any]]
@@ -160,7 +161,12 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     set_active_registry(registry)
     ctx = ShardContext(shard, payload, registry, 0.0)
     started: asyncio.Future[float | None] = loop.create_future()
-    threading.Thread(target=_listen, args=(conn, loop, ctx, started), daemon=True).start()
+    watch = LoopWatch()  # a hard stop must also reach CPU-bound scenario code
+    watch.start(loop)
+    unblocker = Unblocker(watch, spare=(asyncio.current_task(),))
+    unblocker.install()
+    threading.Thread(target=_listen, args=(conn, loop, ctx, started, unblocker),
+                     daemon=True).start()
     conn.send(("ready",))
     signal.signal(signal.SIGTERM, _sigterm_handler(loop, ctx, started))
     start_at = await started
@@ -172,6 +178,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     try:
         result = await shard_fn(ctx)
     finally:
+        unblocker.active = False  # only our own code from here on
         snapshots.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await snapshots
@@ -199,7 +206,7 @@ def _sigterm_handler(loop: asyncio.AbstractEventLoop, ctx: ShardContext,
 
 
 def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext,
-            started: asyncio.Future) -> None:
+            started: asyncio.Future, unblocker: Unblocker) -> None:
     """Worker side: messages from the parent (start, stop), on a thread of their own."""
 
     def resolve(value: float | None) -> None:
@@ -214,6 +221,8 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
             elif msg[0] == "stop":
                 loop.call_soon_threadsafe(resolve, None)
                 loop.call_soon_threadsafe(ctx._stop, msg[1], msg[2])
+                if msg[2]:
+                    unblocker.keep_breaking()
     # The parent is gone: stop rather than run unsupervised.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(resolve, None)

@@ -152,8 +152,9 @@ class Registry:
         self.listeners.append(fn)
 
     def remove_listener(self, fn: SampleListener) -> None:
-        if fn in self.listeners:
-            self.listeners.remove(fn)
+        # A new list: a listener may detach itself (a failed output) while `record`
+        # iterates, which must not skip the next listener's sample.
+        self.listeners = [f for f in self.listeners if f != fn]
 
     def __iter__(self) -> Iterator[Metric]:
         return iter(self.metrics.values())

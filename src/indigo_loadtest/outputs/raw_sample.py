@@ -3,14 +3,21 @@
 The registry listener only appends the raw sample to a list (the hot path runs it for
 every sample); the list is formatted and written in batches: when it is full, once a
 second, and at stop. Per-tag-set text is cached, as tag sets are interned and few.
+
+A write that fails (disk full, file removed) never reaches the code that recorded the
+sample (the listener runs inside the HTTP client): the output detaches, keeps what it
+wrote, and states why in `failure`; the test goes on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gzip
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -63,6 +70,9 @@ class RawSampleOutput:
         self._registry: Registry | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = False
+        # Why the output stopped recording (one line), and who to tell at once.
+        self.failure: str | None = None
+        self.on_failure: Callable[[str], None] | None = None
 
     def description(self) -> str:
         return f"{self.name} ({self.path})"
@@ -86,12 +96,21 @@ class RawSampleOutput:
             self._registry.remove_listener(self.on_sample)
         if self._flusher is not None:
             self._flusher.cancel()
+            # Also swallows a cancellation of stop() itself: the buffer is written anyway.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Write what is buffered and close, synchronously (also the last resort of a
+        process that must exit at once)."""
         self.flush()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:  # the last buffered bytes (or gzip's trailer)
+                self._fail(exc)
 
     def on_sample(self, metric: Metric, tags: TagSet, value: float, unix_time: float) -> None:
         buf = self._buf
@@ -103,9 +122,32 @@ class RawSampleOutput:
         buf = self._buf
         if buf and self._file is not None:
             self._buf = []
-            self._file.write(self.format_batch(buf))
-            self._file.flush()
+            try:
+                self._file.write(self.format_batch(buf))
+                self._file.flush()
+                _check_not_removed(self._file)
+            except OSError as exc:
+                self._fail(exc)
+                return
             self.samples_written += len(buf)
+
+    def _fail(self, exc: OSError) -> None:
+        """Stop recording for good: detach, drop the buffer, close what can be closed."""
+        if self.failure is None:
+            self.failure = (f"the {self.name} output cannot write {self.path}: "
+                            f"{exc.strerror or exc}; it stopped recording after "
+                            f"{self.samples_written} samples")
+        if self._registry is not None:
+            self._registry.remove_listener(self.on_sample)
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self._buf = []
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):  # the same error again, on the unwritten rest
+                file.close()
+        if self.on_failure is not None:
+            self.on_failure(self.failure)
 
     async def _flush_loop(self) -> None:
         # So a file being watched (tail -f) fills during long tests, not only at the end.
@@ -120,6 +162,12 @@ class RawSampleOutput:
     def format_batch(self, samples: list[Sample]) -> str:
         """The text of a batch of samples, one line each."""
         raise NotImplementedError
+
+
+def _check_not_removed(file: IO[Any]) -> None:
+    """Writes to a file deleted during the run succeed but go nowhere: report them."""
+    if os.fstat(file.fileno()).st_nlink == 0:
+        raise OSError(errno.ENOENT, "the file was removed during the run")
 
 
 def _open_text(path: Path) -> IO[Any]:

@@ -14,6 +14,7 @@ p(95), a gauge's value, a rate's value) is null, never 0; the keys stay k6's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -69,12 +70,17 @@ def write_summary_export(
     data = build_summary_export(
         registry, results, elapsed, summary_trend_stats=summary_trend_stats
     )
+    text = json.dumps(data, indent=4, ensure_ascii=False) + "\n"
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
     try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it takes the final name
         tmp.replace(target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    except BaseException:  # a full disk, or a signal: no half-written temp file left
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return target
 
