@@ -780,12 +780,19 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
         setup_error = getattr(result, "setup_error", None)
         if setup_error and not outcome.error:
             outcome.error = f"setup() failed: {setup_error}"
-            outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+            outcome.exit_code = hook_exit_code(setup_error, ExitCode.SETUP_TIMEOUT)
         for line in lost_workers(result):
             outcome.problem(ExitCode.WORKER_DIED, line)
         judge_measurement(prepared, outcome, result, hard_stopped=interrupts.count > 1)
         finish(prepared, console, outcome, elapsed, result)
     return outcome
+
+
+def hook_exit_code(error: str, timeout_code: int) -> int:
+    """107 for a setup()/teardown() that raised, k6's 100/101 for one that timed out."""
+    from .engine.execution import HookTimeout
+
+    return timeout_code if isinstance(error, HookTimeout) else ExitCode.SCRIPT_EXCEPTION
 
 
 def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
@@ -796,7 +803,7 @@ def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
     teardown_error = getattr(result, "teardown_error", None)
     if teardown_error and not outcome.error and not hard_stopped:
         outcome.error = f"teardown() failed: {teardown_error}"
-        outcome.exit_code = ExitCode.SCRIPT_EXCEPTION
+        outcome.exit_code = hook_exit_code(teardown_error, ExitCode.TEARDOWN_TIMEOUT)
     if outcome.error or outcome.interrupted or result is None:
         return
     from .verdict import nothing_measured

@@ -45,6 +45,11 @@ EXECUTOR_CLASSES: dict[str, type[Executor]] = {
 GAUGE_INTERVAL = 1.0
 
 
+class HookTimeout(str):
+    """The error of a setup() or teardown() that ran past its timeout (k6 exits 100/101
+    for these, not 107): a str, so it travels wherever the other hook errors do."""
+
+
 @dataclass
 class ExecutionResult:
     iterations: int  # completed iterations, all scenarios
@@ -238,7 +243,8 @@ class Execution:
         try:
             return await self._hook_task, None
         except TimeoutError:
-            return None, f"{name}() did not finish within {timeout:g}s ({name}Timeout)"
+            return None, HookTimeout(f"{name}() did not finish within {timeout:g}s "
+                                     f"({name}Timeout)")
         except asyncio.CancelledError:
             if not self._hard:
                 raise
