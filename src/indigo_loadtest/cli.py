@@ -105,6 +105,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    "also INDIGO_STRICT_THRESHOLDS=true)")
     p.add_argument("--vus-limit", type=positive_int, metavar="N", help="reject plans that "
                    "may run more than N VUs (default: $INDIGO_VUS_LIMIT, else 100000)")
+    p.add_argument("--rate-limit", type=positive_int, metavar="N", help="reject plans "
+                   "whose arrival rates may exceed N iterations/s (default: $INDIGO_RATE_LIMIT, "
+                   "else 1000000)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +194,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         monitor=getattr(args, "monitor", False),
         strict_thresholds=getattr(args, "strict_thresholds", False),
         vus_limit=getattr(args, "vus_limit", None),
+        rate_limit=getattr(args, "rate_limit", None),
     )
 
 
@@ -250,7 +254,7 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
         for value in values:
             out += [flag, value]
     for flag in ("vus", "iterations", "duration", "workers", "summary_trend_stats",
-                 "vus_limit"):
+                 "vus_limit", "rate_limit"):
         value = getattr(args, flag)
         if value is not None:
             out += ["--" + flag.replace("_", "-"), str(value)]

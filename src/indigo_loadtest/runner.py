@@ -71,7 +71,8 @@ class RunSettings:
     color: bool | None = None
     monitor: bool = False  # push to Prometheus (checked first) and print the Grafana URL
     strict_thresholds: bool = False  # a threshold on a metric without samples fails
-    vus_limit: int | None = None  # --vus-limit: most VUs a plan may have (see check_vus_limit)
+    vus_limit: int | None = None  # --vus-limit: most VUs a plan may have (check_plan_limits)
+    rate_limit: int | None = None  # --rate-limit: most iterations/s it may start
 
 
 class Console:
@@ -239,7 +240,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     for warning in options.warnings:
         console.warn(warning)
     check_exec_functions(options.plan, module)
-    check_vus_limit(options.plan, vus_limit(settings, env))
+    check_plan_limits(options.plan, settings, env)
     try:
         thresholds = parse_thresholds(options.thresholds)
         thresholds.validate(registry)
@@ -299,32 +300,53 @@ def summary_trend_stats(settings: RunSettings, extra: dict[str, Any]) -> tuple[s
 # instead of failing. 100 000 VUs per run is far above what one machine drives usefully.
 DEFAULT_VUS_LIMIT = 100_000
 VUS_LIMIT_ENV = "INDIGO_VUS_LIMIT"
+# An arrival rate the generator cannot follow only produces dropped iterations, counted one
+# by one: one process starts at most some 10^5 iterations per second, so 10^6 per second
+# (all scenarios together, at their peak) is far above any useful plan.
+DEFAULT_RATE_LIMIT = 1_000_000
+RATE_LIMIT_ENV = "INDIGO_RATE_LIMIT"
 STRICT_THRESHOLDS_ENV = "INDIGO_STRICT_THRESHOLDS"
 
 
-def vus_limit(settings: RunSettings, env: Env) -> int:
-    """--vus-limit, else $INDIGO_VUS_LIMIT, else DEFAULT_VUS_LIMIT."""
-    if settings.vus_limit is not None:
-        return settings.vus_limit
-    limit = env.int(VUS_LIMIT_ENV, DEFAULT_VUS_LIMIT)
+def plan_limit(flag_value: int | None, env: Env, variable: str, default: int) -> int:
+    """The flag, else the environment variable, else the default."""
+    if flag_value is not None:
+        return flag_value
+    limit = env.int(variable, default)
     if limit < 1:
-        raise ScenarioError(f"{VUS_LIMIT_ENV}={limit}: must be at least 1",
-                            ExitCode.INVALID_CONFIG)
+        raise ScenarioError(f"{variable}={limit}: must be at least 1", ExitCode.INVALID_CONFIG)
     return limit
 
 
-def check_vus_limit(plan: TestPlan, limit: int) -> None:
-    """Reject, before any traffic, a plan that may run more than `limit` VUs (VUs,
+def check_plan_limits(plan: TestPlan, settings: RunSettings, env: Env) -> None:
+    """Reject, before any traffic, a plan that may run more VUs than the VU limit (VUs,
     preAllocatedVUs and maxVUs are what the executors allocate up front; iteration counts
-    and rates allocate nothing per item)."""
-    total = plan_max_vus(plan)
-    if total <= limit:
-        return
+    allocate nothing per item) or start more iterations per second than the rate limit."""
     where = (f"scenario {plan.scenarios[0].name!r}" if len(plan.scenarios) == 1
              else "the scenarios together")
-    raise ScenarioError(
-        f"{where}: up to {total} VUs, more than the limit of {limit} per run (raise it with "
-        f"--vus-limit N or {VUS_LIMIT_ENV}=N)", ExitCode.INVALID_CONFIG)
+    checks = (
+        (plan_max_vus(plan), settings.vus_limit, VUS_LIMIT_ENV, DEFAULT_VUS_LIMIT,
+         "VUs", "--vus-limit"),
+        (plan_peak_rate(plan), settings.rate_limit, RATE_LIMIT_ENV, DEFAULT_RATE_LIMIT,
+         "iterations per second", "--rate-limit"),
+    )
+    for total, flag_value, variable, default, what, flag in checks:
+        limit = plan_limit(flag_value, env, variable, default)
+        if total > limit:
+            raise ScenarioError(
+                f"{where}: up to {total:g} {what}, more than the limit of {limit} per run "
+                f"(raise it with {flag} N or {variable}=N)", ExitCode.INVALID_CONFIG)
+
+
+def plan_peak_rate(plan: TestPlan) -> float:
+    """The most iterations per second the arrival-rate scenarios may start at once."""
+    peak = 0.0
+    for sc in plan.scenarios:
+        if sc.executor == "constant-arrival-rate":
+            peak += sc.rate / sc.time_unit
+        elif sc.executor == "ramping-arrival-rate":
+            peak += max([sc.start_rate, *(s.target for s in sc.stages)]) / sc.time_unit
+    return peak
 
 
 # --- workers -----------------------------------------------------------------------------
