@@ -94,6 +94,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-color", action="store_true", help="plain text summary")
     p.add_argument("--monitor", action="store_true", help="check that Prometheus accepts "
                    "remote writes, push metrics there and print the Grafana dashboard URL")
+    add_report_flags(p)
+
+
+def add_report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", metavar="FILE", help="write the HTML report here (default: "
+                   "results/<scenario>_<timestamp>.html, always written unless --no-report)")
+    p.add_argument("--no-report", action="store_true", help="no HTML report (the run record "
+                   "with the time series is still written)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy this scenario instead of the template")
     p.add_argument("--scenarios-dir", metavar="DIR")
 
+    from .report.commands import add_commands
+
+    add_commands(sub)
     for name, (_, what) in DELEGATED.items():
         sub.add_parser(name, help=f"{what} (see `indigo-loadtest {name} --help`)",
                        add_help=False)
@@ -174,6 +185,8 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         results_dir=getattr(args, "results_dir", "results"),
         color=False if getattr(args, "no_color", False) else None,
         monitor=getattr(args, "monitor", False),
+        report=getattr(args, "report", None),
+        no_report=getattr(args, "no_report", False),
     )
 
 
@@ -236,7 +249,7 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             out += ["--" + flag.replace("_", "-"), str(value)]
-    for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor"):
+    for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor", "no_report"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
     return out
@@ -245,9 +258,9 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
 def run_all(args: argparse.Namespace) -> int:
     """Every scenario in turn, each in its own process (a clean registry, event loop
     and simulator each), then a pass/fail table."""
-    if args.summary_export:
-        raise UsageError("--summary-export names one file; with --all each scenario writes "
-                         "its own under --results-dir")
+    if args.summary_export or args.report:
+        raise UsageError("--summary-export and --report name one file; with --all each "
+                         "scenario writes its own under --results-dir")
     folder = folder_from(args)
     scenarios = discover(folder)
     if not scenarios:
@@ -350,7 +363,15 @@ class _SignalForwarder:
 
 # --- entry point ------------------------------------------------------------------------
 
-COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new}
+COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new,
+            "report": lambda args: report_command("cmd_report", args),
+            "compare": lambda args: report_command("cmd_compare", args)}
+
+
+def report_command(name: str, args: argparse.Namespace) -> int:
+    from .report import commands
+
+    return getattr(commands, name)(args)
 
 
 def delegate(command: str, argv: list[str]) -> int:
