@@ -54,6 +54,7 @@ class Row:
     cand: float | None
     direction: int  # +1: higher is better, -1: lower is better, 0: neither
     noise: bool | None = None  # True: within run-to-run noise; None: cannot tell
+    kind: str = ""  # the metric type
 
     @property
     def change(self) -> float | None:
@@ -102,7 +103,7 @@ def compare_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
             continue
         for stat in STATS[b["type"]]:
             row = Row(key, stat, b.get("unit", ""), stat_value(b, stat), stat_value(c, stat),
-                      direction(key, b.get("unit", ""), stat))
+                      direction(key, b.get("unit", ""), stat), kind=b["type"])
             row.noise = within_noise(base, cand, key, stat)
             rows.append(row)
     return rows

@@ -350,12 +350,11 @@ def write_report(path: Path, record: dict[str, Any]) -> Path:
 # --- compare -------------------------------------------------------------------------
 
 def compare_value(row: Any, value: float | None) -> str:
-    if row.stat == "rate" and row.unit == "" and row.key.split("{")[0] in RATE_PERCENT:
+    if row.kind == "rate":
         return fmt(None if value is None else 100 * value, "%")
-    return fmt(value, row.unit if row.stat not in ("count", "rate") or row.unit == "B" else "")
-
-
-RATE_PERCENT = ("http_req_failed", "checks")
+    text = fmt(value, row.unit if row.stat not in ("count", "rate") or row.unit == "B" else "")
+    return text + "/s" if row.kind == "counter" and row.stat == "rate" and value is not None \
+        else text
 
 
 def compare_section(rows: Sequence[Any]) -> str:

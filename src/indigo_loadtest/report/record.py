@@ -181,9 +181,7 @@ def sink_summary(metric: Metric, sink: Any, elapsed: float) -> dict[str, Any]:
 def totals(registry: Registry, elapsed: float) -> dict[str, dict[str, Any]]:
     """Every metric, and its sub-metrics by endpoint, scenario and status."""
     out: dict[str, dict[str, Any]] = {}
-    for metric in sorted(registry, key=lambda m: m.name):
-        if not metric.sinks:
-            continue
+    for metric in sorted(registry, key=lambda m: m.name):  # also those without samples
         out[metric.name] = sink_summary(metric, metric.aggregate(), elapsed)
         if not grouped(metric.name):
             continue
