@@ -226,8 +226,8 @@ def parse_rule(source: str) -> Rule:
                         "metric, VALUE like +10%, -5%, +50 or 500")
     try:
         th = parse_expression(f"{expr[:m.start()].strip()}{m.group()}{value['num']}", key)
-    except ThresholdError as exc:
-        raise RuleError(f"--fail-on: {exc}") from None
+    except ThresholdError as exc:  # its reason, about the rule as the user wrote it
+        raise RuleError(f"--fail-on {source!r}: {str(exc).split(': ', 1)[-1]}") from None
     limit = float(value["num"]) * (-1 if value["sign"] == "-" else 1)
     th = replace(th, limit=limit)
     mode = "relative" if value["pct"] else ("delta" if value["sign"] else "value")

@@ -410,8 +410,8 @@ def render_compare(base: dict[str, Any], cand: dict[str, Any], *, rows: Sequence
                         for failed, line in rules)
         rule_html = f"<section><h2>--fail-on</h2><ul>{items}</ul></section>"
     body = (f"<h1>Comparison</h1>{warn}<div class='grid'>{heads}</div>{rule_html}"
-            + compare_thresholds_section(thresholds) + compare_section(rows)
+            + compare_thresholds_section(thresholds)
             + "<section><h2>Over time (baseline dashed)</h2><div class='grid'>"
-            + "".join(slots) + "</div></section>")
+            + "".join(slots) + "</div></section>" + compare_section(rows))
     title = f"{base['meta']['scenario']} vs {cand['meta']['scenario']} — indigo-loadtest"
     return page(title, body, {"charts": charts, "histograms": []})
