@@ -10,7 +10,10 @@ registry, so the points of a series add up exactly to the run's totals.
 Intervals are 1 s, coarser for long runs so a series stays small: when the planned
 duration is known the width is chosen up front (at most ~`MAX_POINTS` points), else it
 grows with the elapsed time (`OPEN_ENDED_WIDTHS`). Each point stays exact (no merging
-of percentiles after the fact).
+of percentiles after the fact). Reading costs time proportional to the sketches' buckets:
+the request-phase trends (`LIGHT_TRENDS`) keep only count and average per interval, and
+a reading that takes more than `READ_BUDGET` (1%) of its interval doubles the intervals
+that follow, so the reader never takes more than 1% of a one-process run's event loop.
 
 Series: every metric as a whole, and for the metrics in `GROUPED` one series per value of
 the tags in `GROUP_TAGS` (endpoint `name`, `scenario`, `status`), named as k6 names
@@ -20,13 +23,17 @@ the rest in `(other)` (a URL used as a name must not make the series unbounded).
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .registry import Metric, Registry
 from .sinks import TrendSink
+from .sinks import _bucket_value as bucket_value
 from .tags import TagSet
 
 DEFAULT_INTERVAL = 1.0
@@ -40,8 +47,21 @@ GROUP_TAGS = ("name", "scenario", "status")
 GROUPED = ("http_reqs", "http_req_duration", "http_req_failed", "iterations")
 GROUPED_PREFIX = "llm_"  # and every LLM metric (TTFT, ITL, TPOT, tokens/s, errors)
 MAX_TAG_VALUES = 20
+# The reader's share of the run's time: a reading that takes longer than this share of
+# its interval doubles the intervals that follow (so the VUs sharing the event loop of
+# a one-process run never lose more; bench/bench_timeseries.py).
+READ_BUDGET = 0.01
 OTHER = "(other)"
 PERCENTILES = (50, 90, 95, 99)
+# Trends of request phases: per interval only their count and average. Their sketches
+# are the largest part of a registry, and reading every bucket of every one of them each
+# second would cost the VUs' event loop a measurable share (bench/bench_timeseries.py);
+# their whole-run percentiles are in the totals.
+LIGHT_TRENDS = frozenset((
+    "http_req_blocked", "http_req_connecting", "http_req_tls_handshaking",
+    "http_req_sending", "http_req_waiting", "http_req_receiving",
+    "llm_ttfb_ms", "llm_receiving_ms", "llm_total_ms", "llm_queue_ms",
+))
 TREND_COLUMNS = ("count", "avg", "min", "p50", "p90", "p95", "p99", "max")
 COLUMNS = {"trend": TREND_COLUMNS, "counter": ("count", "value"),
            "rate": ("total", "trues"), "gauge": ("value",)}
@@ -87,6 +107,7 @@ class _Delta:
     zeros: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
     neg: dict[int, int] = field(default_factory=dict)
+    light: bool = False  # count and sum only (LIGHT_TRENDS)
 
     def add_trend(self, count: int, total: float, zeros: int, buckets: dict[int, int],
                   neg: dict[int, int]) -> None:
@@ -107,18 +128,45 @@ class _Delta:
 
 def trend_row(d: _Delta) -> dict[str, float | None]:
     """count, avg, min, percentiles and max of an interval's sketch (None when empty)."""
-    if d.count <= 0:
-        return {"count": 0, **{c: None for c in TREND_COLUMNS[1:]}}
-    sk = TrendSink()
-    sk.count, sk.sum, sk.zeros = d.count, d.value, d.zeros
-    sk.buckets, sk.neg_buckets = d.buckets, d.neg
-    sk.min, sk.max = -math.inf, math.inf  # bounds come from the buckets themselves
-    row: dict[str, float | None] = {"count": d.count, "avg": d.value / d.count,
-                                    "min": sk._value_at(0)}
+    if d.count <= 0 or d.light:
+        avg = d.value / d.count if d.count > 0 else None
+        return {"count": d.count, "avg": round_value(avg),
+                **{c: None for c in TREND_COLUMNS[2:]}}
+    values, ranks = _sorted_buckets(d)
+
+    def at(index: int) -> float:
+        return values[bisect.bisect_right(ranks, index)]
+
+    def percentile(p: float) -> float:  # interpolated between ranks, as TrendSink does
+        rank = p / 100.0 * (d.count - 1)
+        lo = int(rank)
+        if lo + 1 >= d.count:
+            return at(lo)
+        return at(lo) + (at(lo + 1) - at(lo)) * (rank - lo)
+
+    row: dict[str, float | None] = {"count": d.count, "avg": d.value / d.count, "min": at(0)}
     for p in PERCENTILES:
-        row[f"p{p}"] = sk.percentile(p)
-    row["max"] = sk._value_at(d.count - 1)
+        row[f"p{p}"] = percentile(p)
+    row["max"] = at(d.count - 1)
     return {k: round_value(v) for k, v in row.items()}
+
+
+def _sorted_buckets(d: _Delta) -> tuple[list[float], list[int]]:
+    """The interval's bucket values in order, and the running sample count up to each:
+    one sort for every statistic of the point."""
+    values: list[float] = []
+    ranks: list[int] = []
+    n = 0
+    for sign, buckets, order in ((-1.0, d.neg, True), (1.0, d.buckets, False)):
+        if sign > 0 and d.zeros:
+            n += d.zeros
+            values.append(0.0)
+            ranks.append(n)
+        for i in sorted(buckets, reverse=order):
+            n += buckets[i]
+            values.append(sign * bucket_value(i))
+            ranks.append(n)
+    return values, ranks
 
 
 def round_value(v: float | None) -> float | None:
@@ -171,31 +219,52 @@ class Recorder:
 
     def __init__(self, planned: float | None = None) -> None:
         self.fixed_width = point_width(planned)
+        self.slowdown = 1  # doubled by a reading over READ_BUDGET (see sample_async)
         self.series = TimeSeries()
         self._prev: dict[tuple[str, TagSet], tuple] = {}
         self._keys: dict[tuple[str, TagSet], tuple[str, ...]] = {}
         self._tag_values: dict[tuple[str, str], set[str]] = {}
 
     def width(self, elapsed: float) -> float:
-        return self.fixed_width or open_ended_width(elapsed)
+        return (self.fixed_width or open_ended_width(elapsed)) * self.slowdown
 
     def sample(self, registry: Registry, t: float) -> None:
         """Add the point ending at `t` (seconds since the start)."""
         rows: dict[str, tuple[str, str, dict[str, float | None]]] = {}
         for metric in list(registry):
-            unit = unit_of(metric)
-            if metric.type == "gauge":
-                sink = metric.aggregate()
-                if sink.count:
-                    rows[metric.name] = ("gauge", unit, {"value": round_value(sink.value)})
-                continue
-            for key, d in self._metric_deltas(metric).items():
-                rows[key] = (metric.type, unit, d.row())
+            rows.update(self.read(metric))
         self.series.append(t, rows)
+
+    async def sample_async(self, registry: Registry, t: float) -> None:
+        """`sample`, giving the event loop back between metrics (no long stall for the
+        VUs sharing it: with one process, the reader runs on their loop). A reading that
+        took more than READ_BUDGET of the interval doubles the next widths."""
+        rows: dict[str, tuple[str, str, dict[str, float | None]]] = {}
+        spent = 0.0
+        for metric in list(registry):
+            started = time.perf_counter()
+            rows.update(self.read(metric))
+            spent += time.perf_counter() - started
+            await asyncio.sleep(0)
+        width = t - (self.series.t[-1] if self.series.t else 0.0)
+        self.series.append(t, rows)
+        if spent > READ_BUDGET * width:
+            self.slowdown *= 2
+
+    def read(self, metric: Metric) -> dict[str, tuple[str, str, dict[str, float | None]]]:
+        """The rows of one metric's series for the current point."""
+        unit = unit_of(metric)
+        if metric.type == "gauge":
+            sink = metric.aggregate()
+            if not sink.count:
+                return {}
+            return {metric.name: ("gauge", unit, {"value": round_value(sink.value)})}
+        return {key: (metric.type, unit, d.row())
+                for key, d in self._metric_deltas(metric).items()}
 
     def _metric_deltas(self, metric: Metric) -> dict[str, _Delta]:
         deltas: dict[str, _Delta] = {}
-        step = _STEPS[metric.type]
+        step = _light_trend_step if metric.name in LIGHT_TRENDS else _STEPS[metric.type]
         for ts, sink in list(metric.sinks.items()):
             state = (metric.name, ts)
             prev = self._prev.get(state)
@@ -287,6 +356,22 @@ def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
     def gain(d: _Delta) -> None:
         d.add_trend(dc, ds, dz, buckets, neg)
     return state, gain
+
+
+def _light_trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
+    count, total = sink.count, sink.sum
+    p_count, p_sum = prev if prev is not None else (0, 0.0)
+    if count == p_count:
+        return None
+    if count < p_count:
+        return (count, total), _no_gain
+    dc, ds = count - p_count, total - p_sum
+
+    def gain(d: _Delta) -> None:
+        d.count += dc
+        d.value += ds
+        d.light = True
+    return (count, total), gain
 
 
 def _diff(cur: dict[int, int], prev: dict[int, int]) -> dict[int, int]:

@@ -95,7 +95,7 @@ class LiveRecording:
         while True:
             next_t += self.recorder.width(next_t)
             await asyncio.sleep(max(0.0, next_t - (time.monotonic() - self._t0)))
-            self.recorder.sample(self.source(), next_t)
+            await self.recorder.sample_async(self.source(), next_t)
 
     async def finish(self, final: Registry) -> None:
         """Stop reading, and add the last (partial) point from the run's final registry."""
