@@ -15,10 +15,11 @@ the request-phase trends (`LIGHT_TRENDS`) keep only count and average per interv
 a reading that takes more than `READ_BUDGET` (1%) of its interval doubles the intervals
 that follow, so the reader never takes more than 1% of a one-process run's event loop.
 
-Series: every metric as a whole, and for the metrics in `GROUPED` one series per value of
-the tags in `GROUP_TAGS` (endpoint `name`, `scenario`, `status`), named as k6 names
-sub-metrics (`http_req_duration{name:chat}`); at most `MAX_TAG_VALUES` values per tag,
-the rest in `(other)` (a URL used as a name must not make the series unbounded).
+Series: every metric as a whole, and for the metrics in `GROUPS` one series per value of
+their tags there (endpoint `name`, `scenario`, and `status` for the request count, which
+gives errors by status), named as k6 names sub-metrics (`http_req_duration{name:chat}`);
+at most `MAX_TAG_VALUES` values per tag, the rest in `(other)` (a URL used as a name must
+not make the series unbounded).
 """
 
 from __future__ import annotations
@@ -43,16 +44,17 @@ NICE_WIDTHS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 # Open-ended runs (iteration-based): (elapsed below, width). 24 h: 1422 points.
 OPEN_ENDED_WIDTHS = ((300, 1), (1800, 5), (7200, 20), (28800, 60), (math.inf, 300))
 
-GROUP_TAGS = ("name", "scenario", "status")
-GROUPED = ("http_reqs", "http_req_duration", "http_req_failed", "iterations")
-GROUPED_PREFIX = "llm_"  # and every LLM metric (TTFT, ITL, TPOT, tokens/s, errors)
+GROUPS = {"http_reqs": ("name", "scenario", "status"), "http_req_failed": ("name", "scenario"),
+          "http_req_duration": ("name", "scenario"), "iterations": ("scenario",)}
+GROUPED_PREFIX = "llm_"  # every LLM metric (TTFT, ITL, TPOT, tokens/s, errors) ...
+PREFIX_GROUP = ("name", "scenario")  # ... by these
 MAX_TAG_VALUES = 20
 # The reader's share of the run's time: a reading that takes longer than this share of
 # its interval doubles the intervals that follow (so the VUs sharing the event loop of
 # a one-process run never lose more; bench/bench_timeseries.py).
 READ_BUDGET = 0.01
 OTHER = "(other)"
-PERCENTILES = (50, 90, 95, 99)
+PERCENTILES = (50, 95, 99)
 # Trends of request phases: per interval only their count and average. Their sketches
 # are the largest part of a registry, and reading every bucket of every one of them each
 # second would cost the VUs' event loop a measurable share (bench/bench_timeseries.py);
@@ -62,9 +64,8 @@ LIGHT_TRENDS = frozenset((
     "http_req_sending", "http_req_waiting", "http_req_receiving",
     "llm_ttfb_ms", "llm_receiving_ms", "llm_total_ms", "llm_queue_ms",
 ))
-TREND_COLUMNS = ("count", "avg", "min", "p50", "p90", "p95", "p99", "max")
-COLUMNS = {"trend": TREND_COLUMNS, "counter": ("count", "value"),
-           "rate": ("total", "trues"), "gauge": ("value",)}
+TREND_COLUMNS = ("count", "avg", "p50", "p95", "p99", "max")
+LIGHT_COLUMNS = ("count", "avg")
 
 
 def point_width(planned: float | None) -> float | None:
@@ -81,8 +82,11 @@ def open_ended_width(elapsed: float) -> float:
     return float(next(w for below, w in OPEN_ENDED_WIDTHS if elapsed < below))
 
 
-def grouped(name: str) -> bool:
-    return name in GROUPED or name.startswith(GROUPED_PREFIX)
+def group_tags(name: str) -> tuple[str, ...]:
+    """The tags a metric has sub-metric series for."""
+    if name in GROUPS:
+        return GROUPS[name]
+    return PREFIX_GROUP if name.startswith(GROUPED_PREFIX) else ()
 
 
 def series_key(metric: str, tag: str | None = None, value: str | None = None) -> str:
@@ -128,10 +132,8 @@ class _Delta:
 
 def trend_row(d: _Delta) -> dict[str, float | None]:
     """count, avg, min, percentiles and max of an interval's sketch (None when empty)."""
-    if d.count <= 0 or d.light:
-        avg = d.value / d.count if d.count > 0 else None
-        return {"count": d.count, "avg": round_value(avg),
-                **{c: None for c in TREND_COLUMNS[2:]}}
+    if d.light:
+        return {"count": d.count, "avg": round_value(d.value / d.count if d.count else None)}
     values, ranks = _sorted_buckets(d)
 
     def at(index: int) -> float:
@@ -144,7 +146,7 @@ def trend_row(d: _Delta) -> dict[str, float | None]:
             return at(lo)
         return at(lo) + (at(lo + 1) - at(lo)) * (rank - lo)
 
-    row: dict[str, float | None] = {"count": d.count, "avg": d.value / d.count, "min": at(0)}
+    row: dict[str, float | None] = {"count": d.count, "avg": d.value / d.count}
     for p in PERCENTILES:
         row[f"p{p}"] = percentile(p)
     row["max"] = at(d.count - 1)
@@ -194,7 +196,7 @@ class TimeSeries:
             if entry is None:
                 entry = self.series[key] = {
                     "type": kind, "unit": unit,
-                    "cols": {c: [_empty(kind, c)] * n for c in COLUMNS[kind]},
+                    "cols": {c: [_empty(kind, c)] * n for c in row},
                 }
             for c, values in entry["cols"].items():
                 values.append(row.get(c))
@@ -283,11 +285,10 @@ class Recorder:
         keys = self._keys.get((name, ts))
         if keys is None:
             found = [name]
-            if grouped(name):
-                for tag in GROUP_TAGS:
-                    value = ts.get(tag)
-                    if value is not None:
-                        found.append(series_key(name, tag, self._capped(name, tag, value)))
+            for tag in group_tags(name):
+                value = ts.get(tag)
+                if value is not None:
+                    found.append(series_key(name, tag, self._capped(name, tag, value)))
             keys = self._keys[(name, ts)] = tuple(found)
         return keys
 

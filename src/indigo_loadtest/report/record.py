@@ -40,9 +40,8 @@ from ..metrics.sinks import GaugeSink, RateSink, TrendSink
 from ..metrics.summary import check_tree
 from ..metrics.thresholds import ThresholdResult
 from ..metrics.timeseries import (
-    GROUP_TAGS,
     Recorder,
-    grouped,
+    group_tags,
     round_value,
     series_key,
     unit_of,
@@ -183,9 +182,7 @@ def totals(registry: Registry, elapsed: float) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for metric in sorted(registry, key=lambda m: m.name):  # also those without samples
         out[metric.name] = sink_summary(metric, metric.aggregate(), elapsed)
-        if not grouped(metric.name):
-            continue
-        for tag in GROUP_TAGS:
+        for tag in group_tags(metric.name):
             values = sorted({v for ts in metric.sinks if (v := ts.get(tag)) is not None})
             for value in values:
                 out[series_key(metric.name, tag, value)] = sink_summary(
