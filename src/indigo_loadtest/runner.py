@@ -821,7 +821,9 @@ async def finish_recording(recording: Any, prepared: Prepared, console: Console,
 
     await recording.finish(prepared.registry)
     path, report_path = record_paths(prepared)
-    if path is None:
+    # They go beside the summary export: without it (it could not be written, and the run
+    # failed for that) a run leaves none of its result files half done.
+    if path is None or prepared.summary_path is None or not prepared.summary_path.is_file():
         return
     record = run_record(prepared, outcome, elapsed, recording)
     for what, target, write in (("run record", path, write_record),
