@@ -98,8 +98,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_report_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--report", metavar="FILE", help="write the HTML report here (default: "
-                   "results/<scenario>_<timestamp>.html, always written unless --no-report)")
+    p.add_argument("--report", metavar="FILE", nargs="?", const=None, help="write the HTML "
+                   "report to FILE (default, also without --report: beside the summary "
+                   "export, results/<scenario>_<timestamp>.html; --no-report: none)")
     p.add_argument("--no-report", action="store_true", help="no HTML report (the run record "
                    "with the time series is still written)")
 

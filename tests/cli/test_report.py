@@ -130,6 +130,7 @@ def chart_points(dom: str) -> dict[str, int]:
     assert 'data-ready="1"' in body and "data-errors" not in body, body
     points = {}
     for tag in re.findall(r'<div class="chart"[^>]*>', dom):
+        assert 'data-canvas="1"' in tag, tag
         found = re.search(r'data-points="(\d+)"', tag)
         points[re.search(r'id="([^"]+)"', tag).group(1)] = int(found.group(1)) if found else 0
     return points
@@ -217,6 +218,10 @@ def test_no_report_and_an_unwritable_report_path(workdir: Path,
     files = sorted(p.name for p in (workdir / "results").iterdir())
     assert [f.split("_", 1)[1].split(".", 1)[1] for f in files] == [
         "json", "timeseries.json.gz"]
+    again = run_cli("run", "plain", "-q", "--no-summary", "--report", cwd=workdir, env=env)
+    assert again.returncode == 0, again.stderr  # --report alone: the default path
+    (report,) = (workdir / "results").glob("plain_*.html")
+    assert f"report written to results/{report.name}" in again.stderr
     before = len(local_server.paths("/plain"))
     bad = run_cli("run", "plain", "-q", "--report", "/proc/report.html", cwd=workdir, env=env)
     assert bad.returncode == ExitCode.INVALID_CONFIG

@@ -66,9 +66,16 @@
         { size: 56, values: function (u, vals) { return vals.map(fmtTick); } },
       ],
     };
-    plots.push([el, new uPlot(opts, columns, el)]);
-    var points = countPoints(columns.slice(1));
+    record(el, spec, new uPlot(opts, columns, el));
+  }
+
+  // The points the chart itself holds (uPlot's data), and whether it drew a canvas.
+  function record(el, spec, plot) {
+    plots.push([el, plot]);
+    var points = spec.edges ? plot.data[1].filter(function (c) { return c > 0; }).length
+      : countPoints(plot.data.slice(1));
     el.setAttribute("data-points", String(points));
+    el.setAttribute("data-canvas", el.querySelector("canvas") ? "1" : "0");
     window.__charts.push({ id: spec.id, points: points });
   }
 
@@ -88,10 +95,7 @@
         return vals.map(function (v) { return v == null ? "" : fmtValue(v, spec.unit); }); } },
         { size: 50 }],
     };
-    plots.push([el, new uPlot(opts, columns, el)]);
-    var points = spec.counts.filter(function (c) { return c > 0; }).length;
-    el.setAttribute("data-points", String(points));
-    window.__charts.push({ id: spec.id, points: points });
+    record(el, spec, new uPlot(opts, columns, el));
   }
 
   function sortable(table) {
