@@ -103,6 +103,19 @@ def add_report_flags(p: argparse.ArgumentParser) -> None:
                    "export, results/<scenario>_<timestamp>.html; --no-report: none)")
     p.add_argument("--no-report", action="store_true", help="no HTML report (the run record "
                    "with the time series is still written)")
+    p.add_argument("--dashboard", metavar="PORT", nargs="?", const=5665, type=port_number,
+                   help="show the charts live on http://127.0.0.1:PORT while the test runs "
+                        "(default port 5665; 0: any free port)")
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +201,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         monitor=getattr(args, "monitor", False),
         report=getattr(args, "report", None),
         no_report=getattr(args, "no_report", False),
+        dashboard=getattr(args, "dashboard", None),
     )
 
 

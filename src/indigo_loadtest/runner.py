@@ -71,6 +71,7 @@ class RunSettings:
     monitor: bool = False  # push to Prometheus (checked first) and print the Grafana URL
     report: str | None = None  # --report FILE (None: beside the summary export)
     no_report: bool = False  # --no-report: no HTML report (the run record is still written)
+    dashboard: int | None = None  # --dashboard [PORT]: live charts on 127.0.0.1:PORT
 
 
 class Console:
@@ -610,8 +611,8 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     engine = Engine(prepared, console)
     started = time.monotonic()
     follow_live_metrics(prepared.outputs, engine)
-    recording = start_recording(prepared, engine)
     await _start_outputs(prepared, console)
+    recording = await start_recording(prepared, engine, console)
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
     interrupts = Interrupts(console, engine, run_task)
@@ -803,13 +804,26 @@ def check_record_paths(prepared: Prepared) -> None:
             raise ScenarioError(f"cannot write {what} {path}: {reason}", ExitCode.INVALID_CONFIG)
 
 
-def start_recording(prepared: Prepared, engine: Engine) -> Any:
+async def start_recording(prepared: Prepared, engine: Engine, console: Console) -> Any:
     """The time series, read from the live metrics once per interval (nothing on the
-    hot path); see metrics.timeseries."""
+    hot path; see metrics.timeseries), and `--dashboard` showing it live."""
     from .report.record import LiveRecording
 
     recording = LiveRecording(engine.live_registry, planned_duration(prepared))
     recording.start()
+    if prepared.settings.dashboard is not None:
+        from .report.dashboard import Dashboard
+
+        dashboard = Dashboard(recording, {"scenario": prepared.scenario.name,
+                                          "target": prepared.target})
+        try:
+            url = await dashboard.start(prepared.settings.dashboard)
+        except OSError as exc:  # a convenience: the test runs without it
+            console.warn(f"--dashboard: cannot listen on 127.0.0.1:"
+                         f"{prepared.settings.dashboard}: {exc.strerror or exc}")
+        else:
+            recording.dashboard = dashboard
+            console.note(f"dashboard: {url} (live while the test runs)")
     return recording
 
 

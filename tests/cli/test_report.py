@@ -104,18 +104,20 @@ def test_workers_1_and_2_record_and_report_the_same_totals(runs: dict[int, Path]
         "chat": "16", "chat-stream": "16"}
 
 
-def chromium_render(page: Path, shot: Path) -> str:
+def chromium_render(page: Path | str, shot: Path) -> str:
     """The DOM after the scripts ran, with every network request refused; fails on any
     console message (errors, warnings, logs)."""
-    no_network = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+    no_network = ["--proxy-server=127.0.0.1:9",  # and no name resolves (loopback only)
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
     base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--virtual-time-budget=4000", "--window-size=1280,2400", *no_network]
-    dom = subprocess.run([*base, "--enable-logging=stderr", "--v=0", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=60)
+    uri = page if isinstance(page, str) else page.as_uri()
+    dom = subprocess.run([*base, "--enable-logging=stderr", "--v=0", "--dump-dom", uri],
+                         capture_output=True, text=True, timeout=60)
     assert dom.returncode == 0, dom.stderr
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert console == []
-    subprocess.run([*base, f"--screenshot={shot}", page.as_uri()], capture_output=True,
+    subprocess.run([*base, f"--screenshot={shot}", uri], capture_output=True,
                    timeout=60, check=True)
     assert shot.stat().st_size > 10_000  # kept as an artifact in tmp_path
     return dom.stdout
@@ -227,3 +229,45 @@ def test_no_report_and_an_unwritable_report_path(workdir: Path,
     assert bad.returncode == ExitCode.INVALID_CONFIG
     assert bad.stderr.startswith("error: cannot write the report /proc/report.html")
     assert len(local_server.paths("/plain")) == before  # reported before any traffic
+
+
+def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: Path) -> None:
+    import select
+    import time
+    import urllib.request
+
+    from cli_helpers import cli_argv
+
+    write_scenario(workdir, "live", LLM_SCENARIO.replace('"vus": 4, "iterations": 16',
+                                                         '"vus": 2, "iterations": 30'))
+    proc = subprocess.Popen(cli_argv("run", "live", "-q", "--no-summary", "--dashboard", "0"),
+                            cwd=workdir, env=clean_env(API_KEY="k"), text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url, deadline = "", time.monotonic() + 30
+        while not url and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 1)[0]:
+                line = proc.stderr.readline()
+                url = line.split("dashboard: ", 1)[1].split()[0] if "dashboard: " in line else ""
+        assert url.startswith("http://127.0.0.1:"), url
+        live: dict = {}
+        while time.monotonic() < deadline and not any(
+                c["title"] == "Time to first token (TTFT)" for c in live.get("charts", [])):
+            time.sleep(0.5)
+            with urllib.request.urlopen(url + "data", timeout=5) as resp:
+                live = json.loads(resp.read())
+        assert "points" in live["status"]
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            page = resp.read().decode()
+        assert_offline(page)
+        if CHROMIUM is not None:  # the live page, with its updates from /data
+            dom = chromium_render(url, tmp_path / "live.png")
+            points = chart_points(dom)
+            assert points and all(n > 0 for n in points.values()), points
+            assert re.search(r'<body[^>]*data-updates="[1-9]', dom)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    with pytest.raises(OSError):  # the server stopped with the run
+        urllib.request.urlopen(url, timeout=2)

@@ -85,6 +85,7 @@ class LiveRecording:
         self.started_at = time.time()
         self._t0 = time.monotonic()
         self._task: asyncio.Future[None] | None = None
+        self.dashboard: Any = None  # run --dashboard: stopped with the recording
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -103,6 +104,8 @@ class LiveRecording:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.recorder.sample(final, time.monotonic() - self._t0)
+        if self.dashboard is not None:
+            await self.dashboard.stop()
 
 
 # --- the record ----------------------------------------------------------------------

@@ -126,5 +126,27 @@
   }
   window.addEventListener("resize", resize);
   window.addEventListener("beforeprint", resize);
+
+  // run --dashboard: redraw from the server's latest points every `period` seconds.
+  function redraw(live) {
+    plots.forEach(function (p) { p[1].destroy(); });
+    plots = [];
+    window.__charts = [];
+    document.getElementById("live-charts").innerHTML = live.slots;
+    live.charts.forEach(drawChart);
+    document.getElementById("live-status").textContent = live.status;
+    document.body.setAttribute("data-updates",
+      String(Number(document.body.getAttribute("data-updates") || 0) + 1));
+  }
+  function poll() {
+    fetch(data.live).then(function (r) { return r.json(); }).then(function (live) {
+      redraw(live);
+      setTimeout(poll, data.period * 1000);
+    }, function () {
+      document.getElementById("live-status").textContent =
+        "the run has ended (or this page lost its server): see the run's HTML report";
+    });
+  }
+  if (data.live) setTimeout(poll, data.period * 1000);
   document.body.setAttribute("data-ready", "1");
 })();
