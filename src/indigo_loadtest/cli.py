@@ -276,6 +276,8 @@ def run_all(args: argparse.Namespace) -> int:
     if args.summary_export or args.report:
         raise UsageError("--summary-export and --report name one file; with --all each "
                          "scenario writes its own under --results-dir")
+    if args.dashboard is not None:
+        raise UsageError("--dashboard shows one run; use it without --all")
     folder = folder_from(args)
     scenarios = discover(folder)
     if not scenarios:
