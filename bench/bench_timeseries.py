@@ -8,10 +8,11 @@ a reader takes the registry's state once per interval. This script measures:
    and 2000 new samples per interval: milliseconds per reading, and that as a share of
    the 1 s interval;
 2. the hot path itself: requests recorded per second by a loop calling
-   `BuiltinMetrics.record_http` and the LLM trends on the event loop (into that busy
-   registry), for 8 s at a time, with and without the reader on the same loop
-   (alternated, median of 3): the reader's own budget (1% of the time, READ_BUDGET)
-   keeps the difference within the run-to-run variation.
+   `BuiltinMetrics.record_http` and the LLM trends on the event loop, into a copy of
+   that busy registry, for 10 s at a time, with and without the reader on the same loop
+   (order alternated: off, on, on, off, off, on; medians), and the reader's own share of
+   the loop's time (the sum of its readings over the run's time). The reader's budget
+   (READ_BUDGET, 1% of its interval) bounds that share.
 
     python bench/bench_timeseries.py
 """
@@ -75,38 +76,48 @@ def reading_cost() -> None:
 
 
 async def hot_loop(reg: Registry, llm: list, sets: list, seconds: float,
-                   record: bool) -> tuple[float, int]:
+                   record: bool) -> tuple[float, float]:
     recording = LiveRecording(lambda: reg, None) if record else None
     if recording is not None:
         recording.start()
     assert not reg.listeners  # the recorder reads sinks; nothing is added per sample
-    n, deadline = 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() < started + seconds:
         for i in range(200):
             one_request(reg, sets[i % len(sets)], llm)
         n += 200
         await asyncio.sleep(0)  # as VUs do between requests
-    points = 0
+    elapsed = time.perf_counter() - started
+    share = 0.0
     if recording is not None:
-        points = len(recording.recorder.series.t)
+        share = recording.recorder.read_seconds / elapsed
         await recording.finish(reg)
-    return n / seconds, points
+    return n / elapsed, share
+
+
+def fresh_copy(state: list) -> Registry:
+    reg = Registry()
+    reg.merge_state(state)
+    return reg
 
 
 def hot_path() -> None:
-    reg, llm, sets = busy_registry()
+    busy, _, sets = busy_registry()
+    state = busy.state()
     results: dict[bool, list[float]] = {False: [], True: []}
-    points = []
-    for _ in range(3):
-        for record in (False, True):
-            rate, n = asyncio.run(hot_loop(reg, llm, sets, 8.0, record))
-            results[record].append(rate)
-            points += [n] if record else []
+    shares = []
+    for record in (False, True, True, False, False, True):
+        reg = fresh_copy(state)
+        llm = [reg.metric(name, "trend", True) for name in TIME_TRENDS]
+        rate, share = asyncio.run(hot_loop(reg, llm, sets, 10.0, record))
+        results[record].append(rate)
+        shares += [share] if record else []
     off, on = statistics.median(results[False]), statistics.median(results[True])
     print(f"2. hot path: {off:,.0f} requests/s recorded without the reader, {on:,.0f} with "
           f"it ({100 * (on - off) / off:+.1f}%); runs without "
-          f"{[round(x) for x in results[False]]}, with {[round(x) for x in results[True]]} "
-          f"(points read in 8 s: {points})")
+          f"{[round(x) for x in results[False]]}, with {[round(x) for x in results[True]]}; "
+          f"the reader's share of the loop's time: "
+          f"{', '.join(f'{100 * x:.2f}%' for x in shares)}")
 
 
 if __name__ == "__main__":

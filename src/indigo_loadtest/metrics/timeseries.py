@@ -12,8 +12,9 @@ duration is known the width is chosen up front (at most ~`MAX_POINTS` points), e
 grows with the elapsed time (`OPEN_ENDED_WIDTHS`). Each point stays exact (no merging
 of percentiles after the fact). Reading costs time proportional to the sketches' buckets:
 the request-phase trends (`LIGHT_TRENDS`) keep only count and average per interval, and
-a reading that takes more than `READ_BUDGET` (1%) of its interval doubles the intervals
-that follow, so the reader never takes more than 1% of a one-process run's event loop.
+a reading that takes more than `READ_BUDGET` (1%) of its interval widens the intervals
+that follow until it would fit, so the reader takes about 1% of a one-process run's event
+loop at most.
 
 Series: every metric as a whole, and for the metrics in `GROUPS` one series per value of
 their tags there (endpoint `name`, `scenario`, and `status` for the request count, which
@@ -50,8 +51,8 @@ GROUPED_PREFIX = "llm_"  # every LLM metric (TTFT, ITL, TPOT, tokens/s, errors) 
 PREFIX_GROUP = ("name", "scenario")  # ... by these
 MAX_TAG_VALUES = 20
 # The reader's share of the run's time: a reading that takes longer than this share of
-# its interval doubles the intervals that follow (so the VUs sharing the event loop of
-# a one-process run never lose more; bench/bench_timeseries.py).
+# its interval widens the intervals that follow (so the VUs sharing the event loop of
+# a one-process run do not lose more; bench/bench_timeseries.py).
 READ_BUDGET = 0.01
 OTHER = "(other)"
 PERCENTILES = (50, 95, 99)
@@ -221,7 +222,8 @@ class Recorder:
 
     def __init__(self, planned: float | None = None) -> None:
         self.fixed_width = point_width(planned)
-        self.slowdown = 1  # doubled by a reading over READ_BUDGET (see sample_async)
+        self.slowdown = 1  # raised by a reading over READ_BUDGET (see sample_async)
+        self.read_seconds = 0.0  # time spent reading by sample_async
         self.series = TimeSeries()
         self._prev: dict[tuple[str, TagSet], tuple] = {}
         self._keys: dict[tuple[str, TagSet], tuple[str, ...]] = {}
@@ -240,7 +242,8 @@ class Recorder:
     async def sample_async(self, registry: Registry, t: float) -> None:
         """`sample`, giving the event loop back between metrics (no long stall for the
         VUs sharing it: with one process, the reader runs on their loop). A reading that
-        took more than READ_BUDGET of the interval doubles the next widths."""
+        took more than READ_BUDGET of its interval widens the next ones (by a power of 2)
+        until it would fit."""
         rows: dict[str, tuple[str, str, dict[str, float | None]]] = {}
         spent = 0.0
         for metric in list(registry):
@@ -250,8 +253,9 @@ class Recorder:
             await asyncio.sleep(0)
         width = t - (self.series.t[-1] if self.series.t else 0.0)
         self.series.append(t, rows)
-        if spent > READ_BUDGET * width:
-            self.slowdown *= 2
+        self.read_seconds += spent
+        if spent > READ_BUDGET * width:  # widen enough for the same reading to fit
+            self.slowdown *= 2 ** math.ceil(math.log2(spent / (READ_BUDGET * width)))
 
     def read(self, metric: Metric) -> dict[str, tuple[str, str, dict[str, float | None]]]:
         """The rows of one metric's series for the current point."""
