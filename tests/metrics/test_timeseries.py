@@ -153,3 +153,19 @@ def test_a_one_hour_report_is_small() -> None:
     assert len(rec.series.t) == 720  # 5 s points
     assert len(html) < 1_000_000, len(html)
     print(f"1 h report: {len(rec.series.series)} series, {len(html)} bytes HTML")
+
+
+def test_a_reading_over_its_budget_widens_the_next_intervals(monkeypatch) -> None:
+    import asyncio
+
+    from indigo_loadtest.metrics import timeseries
+
+    reg = Registry()
+    _http(reg, "a", 10.0)
+    roomy = Recorder()
+    asyncio.run(roomy.sample_async(reg, 1.0))
+    assert roomy.width(1.0) == 1 and roomy.read_seconds > 0
+    monkeypatch.setattr(timeseries, "READ_BUDGET", 1e-9)  # every reading is over it
+    tight = Recorder()
+    asyncio.run(tight.sample_async(reg, 1.0))
+    assert tight.width(1.0) >= 2 and tight.series.t == [1.0]
