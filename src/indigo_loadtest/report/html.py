@@ -268,8 +268,9 @@ def histogram_section(record: dict[str, Any]) -> tuple[list[dict[str, Any]], str
         hist_id = f"hist-{n}"
         specs.append({"id": hist_id, "unit": hist["unit"], "edges": hist["edges"],
                       "counts": hist["counts"]})
-        slots.append(f'<figure><figcaption>{esc(title)} (samples per bin, log scale)'
-                     f'</figcaption><div class="chart" id="{hist_id}"></div></figure>')
+        span = f"{fmt(hist['edges'][0], hist['unit'])} to {fmt(hist['edges'][-1], hist['unit'])}"
+        slots.append(f'<figure><figcaption>{esc(title)} (samples per bin, {esc(span)}, log '
+                     f'scale)</figcaption><div class="chart" id="{hist_id}"></div></figure>')
     html_ = ("<section><h2>Distributions</h2><div class='grid'>" + "".join(slots)
              + "</div></section>") if slots else ""
     return specs, html_

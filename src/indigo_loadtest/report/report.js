@@ -30,6 +30,7 @@
   }
   function fmtTime(s) {
     if (s == null) return "";
+    if (s < 120) return (Math.round(s * 10) / 10) + "s";  // ticks of short runs are < 1 s apart
     var m = Math.floor(s / 60), sec = Math.round(s - m * 60);
     if (m >= 60) return Math.floor(m / 60) + "h" + String(m % 60).padStart(2, "0") + "m";
     return m + ":" + String(sec).padStart(2, "0");
@@ -90,7 +91,8 @@
         { label: "samples", fill: "rgba(47,111,235,0.35)", stroke: "#2f6feb",
           paths: uPlot.paths.bars({ align: 1, size: [1, 100] }), points: { show: false } },
       ],
-      scales: { x: { time: false, distr: 3 } },
+      scales: { x: { time: false, distr: 3, range: function () {
+        return [spec.edges[0], spec.edges[spec.edges.length - 1]]; } } },
       axes: [{ values: function (u, vals) {
         return vals.map(function (v) { return v == null ? "" : fmtValue(v, spec.unit); }); } },
         { size: 50 }],
