@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..scenario.errors import ExitCode, ScenarioError
-from . import compare as cmp
-from .html import compare_value, render_compare, write_html, write_report
-from .record import RecordError, _stem, load_record
+
+if TYPE_CHECKING:
+    from .compare import Row, ThresholdPair
+
+# The parser registers these commands on every start: the report modules are imported
+# only when one of them runs.
 
 RESULTS_HELP = ("a run's record (results/<scenario>_<time>.timeseries.json.gz) or the "
                 "summary export beside it")
@@ -35,6 +38,8 @@ def add_commands(sub: Any) -> None:
 
 
 def _load(path: str) -> dict[str, Any]:
+    from .record import RecordError, load_record
+
     try:
         return load_record(path)
     except RecordError as exc:
@@ -51,6 +56,9 @@ def _write(path: Path, write: Any, what: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .html import write_report
+    from .record import _stem
+
     record = _load(args.results)
     src = Path(args.results)
     out = Path(args.output) if args.output else src.with_name(_stem(src) + ".html")
@@ -59,6 +67,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare as cmp
+    from .html import render_compare, write_html
+
     try:
         rules = [cmp.parse_rule(r) for r in args.fail_on]
     except cmp.RuleError as exc:
@@ -81,7 +92,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                               rules=results)
         _write(Path(args.output), lambda p: write_html(p, text), "comparison")
     if any(failed for failed, _ in results):
-        return cmp.FAIL_EXIT
+        return cmp.FAIL_EXIT  # 99, as a failed threshold
     return ExitCode.OK
 
 
@@ -94,8 +105,10 @@ def _color(args: argparse.Namespace) -> bool:
 COLORS = {"better": "32", "worse": "31", "noise": "2", "same": "2"}
 
 
-def table_lines(base: dict[str, Any], cand: dict[str, Any], rows: list[cmp.Row],
-                pairs: list[cmp.ThresholdPair], color: bool) -> list[str]:
+def table_lines(base: dict[str, Any], cand: dict[str, Any], rows: list[Row],
+                pairs: list[ThresholdPair], color: bool) -> list[str]:
+    from .html import compare_value
+
     lines = [f"  baseline:  {base['meta']['testid']} ({base['verdict']['text']})",
              f"  candidate: {cand['meta']['testid']} ({cand['verdict']['text']})", ""]
     table = [("metric", "stat", "baseline", "candidate", "change", "")]
