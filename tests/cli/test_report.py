@@ -239,7 +239,7 @@ def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: P
     from cli_helpers import cli_argv
 
     write_scenario(workdir, "live", LLM_SCENARIO.replace('"vus": 4, "iterations": 16',
-                                                         '"vus": 2, "iterations": 30'))
+                                                         '"vus": 2, "iterations": 40'))
     proc = subprocess.Popen(cli_argv("run", "live", "-q", "--no-summary", "--dashboard", "0"),
                             cwd=workdir, env=clean_env(API_KEY="k"), text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
