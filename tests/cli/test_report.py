@@ -271,3 +271,41 @@ def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: P
         proc.wait()
     with pytest.raises(OSError):  # the server stopped with the run
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_an_interrupted_run_keeps_its_record_and_report(workdir: Path,
+                                                        local_server: LocalServer) -> None:
+    import signal
+    import time
+
+    from cli_helpers import cli_argv
+
+    write_scenario(workdir, "stopped", '''"""Loops until stopped."""
+from indigo_loadtest import env, sleep
+
+options = {"vus": 2, "duration": "60s"}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/stopped/" + str(vu.id))
+    await sleep(0.05)
+''')
+    proc = subprocess.Popen(cli_argv("run", "stopped", "-q", "--no-summary", "--workers", "1",
+                                     "--summary-export", "s.json"),
+                            cwd=workdir, env=clean_env(BASE=local_server.url), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while len(local_server.paths("/stopped/")) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.2)  # past the first point
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    assert "report written to s.html" in err
+    record = record_of(workdir / "s.json")
+    assert record["verdict"]["exit_code"] == ExitCode.EXTERNAL_ABORT
+    assert "interrupted" in record["verdict"]["text"]
+    sent = record["totals"]["http_reqs"]["count"]
+    assert sent == len(local_server.paths("/stopped/"))
+    assert sum(record["series"]["metrics"]["http_reqs"]["cols"]["value"]) == sent
+    assert len(record["series"]["t"]) >= 2
+    assert "✗ failed (exit code 105): interrupted" in (workdir / "s.html").read_text()
