@@ -107,7 +107,7 @@ COLORS = {"better": "32", "worse": "31", "noise": "2", "same": "2"}
 
 def table_lines(base: dict[str, Any], cand: dict[str, Any], rows: list[Row],
                 pairs: list[ThresholdPair], color: bool) -> list[str]:
-    from .html import compare_value
+    from .html import compare_value, observed_text
 
     lines = [f"  baseline:  {base['meta']['testid']} ({base['verdict']['text']})",
              f"  candidate: {cand['meta']['testid']} ({cand['verdict']['text']})", ""]
@@ -122,7 +122,11 @@ def table_lines(base: dict[str, Any], cand: dict[str, Any], rows: list[Row],
         marks = ["✓" if side["ok"] else "✗" for side in (p.base, p.cand)]
         verdict = ("better" if marks == ["✗", "✓"] else "worse" if marks == ["✓", "✗"]
                    else "same")
-        table.append((f"threshold {p.key}", p.expression, marks[0], marks[1], "", verdict))
+        b, c = p.base["observed"], p.cand["observed"]
+        change = f"{100 * (c - b) / abs(b):+.1f}%" if b and c is not None else ""
+        table.append((f"threshold {p.key}", p.expression,
+                      f"{marks[0]} {observed_text(p.base, base['totals'])}",
+                      f"{marks[1]} {observed_text(p.cand, cand['totals'])}", change, verdict))
     widths = [max(len(row[i]) for row in table) for i in range(6)]
     for i, row in enumerate(table):
         text = "  " + "  ".join(cell.ljust(w) if k < 2 or k == 5 else cell.rjust(w)

@@ -194,19 +194,22 @@ def header_section(record: dict[str, Any], title: str = "") -> str:
             f'<table class="meta">{body}</table></header>')
 
 
+def observed_text(th: dict[str, Any], totals: dict[str, Any]) -> str:
+    """A threshold's observed value in its metric's unit ("no samples" when none)."""
+    total = totals.get(th["key"], {})
+    if th["aggregation"] == "rate" and total.get("type") == "rate":
+        return fmt(None if th["observed"] is None else 100 * th["observed"], "%")
+    unit = "" if th["aggregation"] in ("count", "rate") else total.get("unit", "")
+    return fmt(th["observed"], unit)
+
+
 def thresholds_section(record: dict[str, Any]) -> str:
     items = record["thresholds"]
     if not items:
         return "<section><h2>Thresholds</h2><p class='nodata'>no thresholds</p></section>"
-    totals = record["totals"]
     rows = []
     for th in items:
-        unit = totals.get(th["key"], {}).get("unit", "")
-        if th["aggregation"] == "rate" and totals.get(th["key"], {}).get("type") == "rate":
-            observed = fmt(None if th["observed"] is None else 100 * th["observed"], "%")
-        else:
-            observed = fmt(th["observed"], "" if th["aggregation"] in ("count", "rate")
-                           else unit)
+        observed = observed_text(th, record["totals"])
         mark = "✓" if th["ok"] else "✗"
         rows.append(f'<tr class="{"ok" if th["ok"] else "bad"}"><td>{mark}</td>'
                     f'<td>{esc(th["key"])}</td><td><code>{esc(th["expression"])}</code></td>'
@@ -382,16 +385,17 @@ def compare_section(rows: Sequence[Any]) -> str:
             + "".join(cells) + "</tbody></table></section>")
 
 
-def compare_thresholds_section(pairs: Sequence[Any]) -> str:
+def compare_thresholds_section(pairs: Sequence[Any], base: dict[str, Any],
+                               cand: dict[str, Any]) -> str:
     if not pairs:
         return ("<section><h2>Thresholds</h2><p class='nodata'>no threshold in both runs"
                 "</p></section>")
     rows = "".join(
         f"<tr><td>{esc(p.key)}</td><td><code>{esc(p.expression)}</code></td>"
         f"<td class='{'ok' if p.base['ok'] else 'bad'}'>{'✓' if p.base['ok'] else '✗'} "
-        f"{esc(fmt(p.base['observed']))}</td>"
+        f"{esc(observed_text(p.base, base['totals']))}</td>"
         f"<td class='{'ok' if p.cand['ok'] else 'bad'}'>{'✓' if p.cand['ok'] else '✗'} "
-        f"{esc(fmt(p.cand['observed']))}</td></tr>" for p in pairs)
+        f"{esc(observed_text(p.cand, cand['totals']))}</td></tr>" for p in pairs)
     return ("<section><h2>Thresholds</h2><table><thead><tr><th>metric</th><th>threshold</th>"
             "<th>baseline</th><th>candidate</th></tr></thead><tbody>" + rows
             + "</tbody></table></section>")
@@ -411,7 +415,7 @@ def render_compare(base: dict[str, Any], cand: dict[str, Any], *, rows: Sequence
                         for failed, line in rules)
         rule_html = f"<section><h2>--fail-on</h2><ul>{items}</ul></section>"
     body = (f"<h1>Comparison</h1>{warn}<div class='grid'>{heads}</div>{rule_html}"
-            + compare_thresholds_section(thresholds)
+            + compare_thresholds_section(thresholds, base, cand)
             + "<section><h2>Over time (baseline dashed)</h2><div class='grid'>"
             + "".join(slots) + "</div></section>" + compare_section(rows))
     title = f"{base['meta']['scenario']} vs {cand['meta']['scenario']} — indigo-loadtest"
