@@ -57,11 +57,10 @@ def _write(path: Path, write: Any, what: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .html import write_report
-    from .record import _stem
+    from .record import default_report_path
 
     record = _load(args.results)
-    src = Path(args.results)
-    out = Path(args.output) if args.output else src.with_name(_stem(src) + ".html")
+    out = Path(args.output) if args.output else default_report_path(Path(args.results))
     _write(out, lambda p: write_report(p, record), "report")
     return ExitCode.OK
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import Any
 from ..llm.stream_metrics import ITL, OUTPUT_TOKENS, TOKENS_PER_SEC, TPOT, TTFT
 from ..metrics.summary import humanize_duration
 from ..metrics.timeseries import interval_widths
+from .record import write_atomically
 
 UPLOT_VERSION = "1.6.32"
 COLORS = ("#2f6feb", "#d97706", "#dc2626", "#059669", "#7c3aed", "#0891b2", "#be185d",
@@ -336,15 +336,7 @@ def render_report(record: dict[str, Any]) -> str:
 
 
 def write_html(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, text.encode("utf-8"))
 
 
 def write_report(path: Path, record: dict[str, Any]) -> Path:

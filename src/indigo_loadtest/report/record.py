@@ -41,6 +41,7 @@ from ..metrics.summary import check_tree
 from ..metrics.thresholds import ThresholdResult
 from ..metrics.timeseries import (
     Recorder,
+    bucket_value,
     group_tags,
     round_value,
     series_key,
@@ -59,14 +60,15 @@ class RecordError(ValueError):
 
 
 def record_path(summary_path: Path) -> Path:
-    return summary_path.with_name(_stem(summary_path) + RECORD_SUFFIX)
+    return summary_path.with_name(results_stem(summary_path) + RECORD_SUFFIX)
 
 
 def default_report_path(summary_path: Path) -> Path:
-    return summary_path.with_name(_stem(summary_path) + ".html")
+    return summary_path.with_name(results_stem(summary_path) + ".html")
 
 
-def _stem(path: Path) -> str:
+def results_stem(path: Path) -> str:
+    """`results/x` of `results/x.json` or `results/x.timeseries.json.gz`."""
     name = path.name
     for suffix in (RECORD_SUFFIX, ".json"):
         if name.endswith(suffix):
@@ -223,9 +225,7 @@ def histogram(metric: Metric | None, bins: int = HISTOGRAM_BINS) -> dict[str, An
     sink = metric.aggregate()
     if not isinstance(sink, TrendSink) or not sink.buckets:
         return None
-    from ..metrics.sinks import _bucket_value
-
-    values = [(_bucket_value(i), c) for i, c in sink.buckets.items()]
+    values = [(bucket_value(i), c) for i, c in sink.buckets.items()]
     lo, hi = min(v for v, _ in values), max(v for v, _ in values)
     if hi <= lo:
         hi = lo * 1.01
@@ -240,18 +240,22 @@ def histogram(metric: Metric | None, bins: int = HISTOGRAM_BINS) -> dict[str, An
 
 # --- files --------------------------------------------------------------------------
 
-def write_record(path: Path, record: dict[str, Any]) -> Path:
-    """gzip JSON, written atomically (a reader never sees half a file)."""
+def write_atomically(path: Path, data: bytes) -> Path:
+    """A reader never sees half a file (and a failed write leaves none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
     try:
-        tmp.write_bytes(gzip.compress(data, compresslevel=6, mtime=0))
+        tmp.write_bytes(data)
         tmp.replace(path)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_record(path: Path, record: dict[str, Any]) -> Path:
+    data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return write_atomically(path, gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
