@@ -3,11 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# System packages used by the tests: a real Prometheus binary (remote-write tests) and
-# nginx (a second, independent HTTP server for the client's conformance tests).
+# System packages used by the tests: a real Prometheus binary (remote-write tests), nginx
+# (a second, independent HTTP server for the client's conformance tests) and headless
+# Chromium (the HTML report and compare pages are rendered and inspected in it).
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

@@ -108,6 +108,28 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate-limit", type=positive_int, metavar="N", help="reject plans "
                    "whose arrival rates may exceed N iterations/s (default: $INDIGO_RATE_LIMIT, "
                    "else 1000000)")
+    add_report_flags(p)
+
+
+def add_report_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--report", metavar="FILE", nargs="?", const=None, help="write the HTML "
+                   "report to FILE (default, also without --report: beside the summary "
+                   "export, results/<scenario>_<timestamp>.html; --no-report: none)")
+    p.add_argument("--no-report", action="store_true", help="no HTML report (the run record "
+                   "with the time series is still written)")
+    p.add_argument("--dashboard", metavar="PORT", nargs="?", const=5665, type=port_number,
+                   help="show the charts live on http://127.0.0.1:PORT while the test runs "
+                        "(default port 5665; 0: any free port)")
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy this scenario instead of the template")
     p.add_argument("--scenarios-dir", metavar="DIR")
 
+    from .report.commands import add_commands
+
+    add_commands(sub)
     for name, (_, what) in DELEGATED.items():
         sub.add_parser(name, help=f"{what} (see `indigo-loadtest {name} --help`)",
                        add_help=False)
@@ -195,6 +220,9 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         strict_thresholds=getattr(args, "strict_thresholds", False),
         vus_limit=getattr(args, "vus_limit", None),
         rate_limit=getattr(args, "rate_limit", None),
+        report=getattr(args, "report", None),
+        no_report=getattr(args, "no_report", False),
+        dashboard=getattr(args, "dashboard", None),
     )
 
 
@@ -259,7 +287,7 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
         if value is not None:
             out += ["--" + flag.replace("_", "-"), str(value)]
     for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor",
-                 "strict_thresholds"):
+                 "strict_thresholds", "no_report"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
     return out
@@ -268,9 +296,11 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
 def run_all(args: argparse.Namespace) -> int:
     """Every scenario in turn, each in its own process (a clean registry, event loop
     and simulator each), then a pass/fail table."""
-    if args.summary_export:
-        raise UsageError("--summary-export names one file; with --all each scenario writes "
-                         "its own under --results-dir")
+    if args.summary_export or args.report:
+        raise UsageError("--summary-export and --report name one file; with --all each "
+                         "scenario writes its own under --results-dir")
+    if args.dashboard is not None:
+        raise UsageError("--dashboard shows one run; use it without --all")
     folder = folder_from(args)
     # The user's folder; the built-ins when it has none (as `run NAME` finds them too).
     scenarios = discover(folder)
@@ -376,7 +406,15 @@ class _SignalForwarder:
 
 # --- entry point ------------------------------------------------------------------------
 
-COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new}
+COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new,
+            "report": lambda args: report_command("cmd_report", args),
+            "compare": lambda args: report_command("cmd_compare", args)}
+
+
+def report_command(name: str, args: argparse.Namespace) -> int:
+    from .report import commands
+
+    return getattr(commands, name)(args)
 
 
 def delegate(command: str, argv: list[str]) -> int:

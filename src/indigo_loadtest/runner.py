@@ -73,6 +73,9 @@ class RunSettings:
     strict_thresholds: bool = False  # a threshold on a metric without samples fails
     vus_limit: int | None = None  # --vus-limit: most VUs a plan may have (check_plan_limits)
     rate_limit: int | None = None  # --rate-limit: most iterations/s it may start
+    report: str | None = None  # --report FILE (None: beside the summary export)
+    no_report: bool = False  # --no-report: no HTML report (the run record is still written)
+    dashboard: int | None = None  # --dashboard [PORT]: live charts on 127.0.0.1:PORT
 
 
 class Console:
@@ -273,6 +276,7 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     prepared.outputs = build_outputs(prepared)
     prepared.workers = worker_count(settings, plan)
     check_result_files(prepared)
+    check_record_paths(prepared)
     return prepared
 
 
@@ -760,6 +764,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     follow_live_metrics(prepared.outputs, engine)
     tell_output_failures(prepared.outputs, console)
     await _start_outputs(prepared, console)
+    recording = await start_recording(prepared, engine, console)
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
     interrupts = Interrupts(console, engine, run_task)
@@ -807,6 +812,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
             outcome.problem(ExitCode.WORKER_DIED, line)
         judge_measurement(prepared, outcome, result, hard_stopped=interrupts.count > 1)
         finish(prepared, console, outcome, elapsed, result)
+        await finish_recording(recording, prepared, console, outcome, elapsed)
     return outcome
 
 
@@ -1037,6 +1043,120 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
         return False
     console.note(f"summary export written to {path}")
     return True
+
+
+# --- the run record (time series) and the HTML report --------------------------------------
+
+def record_paths(prepared: Prepared) -> tuple[Path | None, Path | None]:
+    """Where the run record and the HTML report go: beside the summary export."""
+    from .report.record import default_report_path, record_path
+
+    if prepared.summary_path is None:
+        return None, None
+    settings = prepared.settings
+    report = None if settings.no_report else (
+        Path(settings.report) if settings.report else default_report_path(prepared.summary_path))
+    return record_path(prepared.summary_path), report
+
+
+def check_record_paths(prepared: Prepared) -> None:
+    for what, path in zip(("the run record", "the report"), record_paths(prepared),
+                          strict=True):
+        reason = unwritable_reason(path) if path is not None else None
+        if reason is not None:
+            raise ScenarioError(f"cannot write {what} {path}: {reason}", ExitCode.INVALID_CONFIG)
+
+
+async def start_recording(prepared: Prepared, engine: Engine, console: Console) -> Any:
+    """The time series, read from the live metrics once per interval (nothing on the
+    hot path; see metrics.timeseries), and `--dashboard` showing it live."""
+    from .report.record import LiveRecording
+
+    recording = LiveRecording(engine.live_registry, planned_duration(prepared))
+    recording.start()
+    if prepared.settings.dashboard is not None:
+        from .report.dashboard import Dashboard
+
+        dashboard = Dashboard(recording, {"scenario": prepared.scenario.name,
+                                          "target": prepared.target})
+        try:
+            url = await dashboard.start(prepared.settings.dashboard)
+        except OSError as exc:  # a convenience: the test runs without it
+            console.warn(f"--dashboard: cannot listen on 127.0.0.1:"
+                         f"{prepared.settings.dashboard}: {exc.strerror or exc}")
+        else:
+            recording.dashboard = dashboard
+            console.note(f"dashboard: {url} (live while the test runs)")
+    return recording
+
+
+async def finish_recording(recording: Any, prepared: Prepared, console: Console,
+                           outcome: Outcome, elapsed: float) -> None:
+    """Write the run record, then the report; a file that cannot be written fails a run
+    that had passed (OUTPUT_FAILED), after the summary."""
+    from .report.record import write_record
+
+    await recording.finish(prepared.registry)
+    path, report_path = record_paths(prepared)
+    # They go beside the summary export: without it (it could not be written, and the run
+    # failed for that) a run leaves none of its result files half done.
+    if path is None or prepared.summary_path is None or not prepared.summary_path.is_file():
+        return
+    record = run_record(prepared, outcome, elapsed, recording)
+    for what, target, write in (("run record", path, write_record),
+                                ("report", report_path, _write_report)):
+        if target is None:
+            continue
+        try:
+            write(target, record)
+        except OSError as exc:
+            console.error(f"cannot write the {what} {target}: {exc.strerror or exc}")
+            if outcome.exit_code == ExitCode.OK:
+                outcome.exit_code = ExitCode.OUTPUT_FAILED
+            return
+    if report_path is not None:
+        console.note(f"report written to {report_path}")
+
+
+def _write_report(path: Path, record: dict[str, Any]) -> None:
+    from .report.html import write_report
+
+    write_report(path, record)
+
+
+def run_record(prepared: Prepared, outcome: Outcome, elapsed: float,
+               recording: Any) -> dict[str, Any]:
+    from .report.record import build_record, machine, safe_target
+
+    plan = prepared.options.plan
+    meta = {
+        "tool": "indigo-loadtest", "version": __version__,
+        "scenario": prepared.scenario.name,
+        "scenario_file": display_path(prepared.scenario.path),
+        "testid": plan.tags.get("testid", ""), "target": safe_target(prepared.target),
+        "model": prepared.env.get("MODEL", ""),
+        "started_at": recording.started_at, "ended_at": recording.started_at + elapsed,
+        "elapsed": elapsed, "workers": prepared.workers, "machine": machine(),
+        "tags": dict(plan.tags),
+        "planned": {"scenarios": [describe_scenario(sc) for sc in plan.scenarios],
+                    "duration": planned_duration(prepared),
+                    "max_vus": plan_max_vus(plan)},
+    }
+    verdict = {"exit_code": int(outcome.exit_code), "text": verdict_text(outcome)}
+    return build_record(meta=meta, verdict=verdict, registry=prepared.registry,
+                        results=outcome.threshold_results, elapsed=elapsed,
+                        recorder=recording.recorder)
+
+
+def verdict_text(outcome: Outcome) -> str:
+    if outcome.exit_code == ExitCode.OK:
+        return "passed"
+    if outcome.exit_code == ExitCode.THRESHOLDS_FAILED:
+        return "failed: thresholds crossed"
+    reason = outcome.error or (outcome.problems[0][1] if outcome.problems else None)
+    if outcome.interrupted and not reason:
+        reason = "interrupted"
+    return f"failed (exit code {int(outcome.exit_code)})" + (f": {reason}" if reason else "")
 
 
 # --- entry points ----------------------------------------------------------------------------

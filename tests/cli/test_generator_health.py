@@ -127,5 +127,5 @@ def test_arrival_rate_iterations_that_start_late_are_reported(
     assert res.returncode == ExitCode.OK, res.stderr
     delay = metrics["generator_start_delay"]
     assert delay["count"] == metrics["iterations"]["count"]  # one sample per start
-    assert delay["max"] >= 30
+    assert delay["max"] >= 20  # a start waits for a 50 ms busy iteration: tens of ms late
     assert START_WARNING in res.stderr and "in scenario 'a'" in res.stderr

@@ -3,6 +3,7 @@ the output of a real run."""
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
@@ -78,6 +79,8 @@ def test_secrets_never_reach_the_output(tmp_path: Path) -> None:
                        DEBUG="true", LOADTEST_TOKEN=secret)
     assert run.returncode == 0, run.stderr + run.stdout
     assert "x-loadtest-token" in run.stdout + run.stderr.lower()  # DEBUG printed requests
-    produced = run.stdout + run.stderr + "".join(p.read_text() for p in tmp_path.iterdir())
+    produced = run.stdout + run.stderr + "".join(  # the run record is gzip JSON
+        (gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).decode()
+        for p in tmp_path.iterdir())
     assert secret not in produced
     assert "eyJ" not in produced  # no JWT (access or refresh token)

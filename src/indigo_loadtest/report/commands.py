@@ -1,0 +1,137 @@
+"""`indigo-loadtest report` and `indigo-loadtest compare` (registered by cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..scenario.errors import ExitCode, ScenarioError
+
+if TYPE_CHECKING:
+    from .compare import Row, ThresholdPair
+
+# The parser registers these commands on every start: the report modules are imported
+# only when one of them runs.
+
+RESULTS_HELP = ("a run's record (results/<scenario>_<time>.timeseries.json.gz) or the "
+                "summary export beside it")
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("report", help="write the HTML report of a finished run")
+    p.add_argument("results", metavar="RESULTS", help=RESULTS_HELP)
+    p.add_argument("-o", "--output", metavar="FILE", help="where the report goes (default: "
+                   "beside the results, <scenario>_<time>.html)")
+
+    p = sub.add_parser("compare", help="compare two runs (table, HTML, CI rules)")
+    p.add_argument("baseline", metavar="BASELINE", help=RESULTS_HELP)
+    p.add_argument("candidate", metavar="CANDIDATE", help=RESULTS_HELP)
+    p.add_argument("--fail-on", action="append", default=[], metavar="RULE",
+                   help="exit 99 when the rule holds, e.g. \"http_req_duration:p(95)>+10%%\" "
+                        "(repeatable)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the comparison as HTML")
+    p.add_argument("--all", action="store_true", help="list every sub-metric, not only the "
+                   "metrics as a whole and the endpoints")
+    p.add_argument("--no-color", action="store_true", help="plain text")
+
+
+def _load(path: str) -> dict[str, Any]:
+    from .record import RecordError, load_record
+
+    try:
+        return load_record(path)
+    except RecordError as exc:
+        raise ScenarioError(str(exc), ExitCode.USAGE) from None
+
+
+def _write(path: Path, write: Any, what: str) -> None:
+    try:
+        write(path)
+    except OSError as exc:
+        raise ScenarioError(f"cannot write the {what} {path}: {exc.strerror or exc}",
+                            ExitCode.USAGE) from None
+    print(f"{what} written to {path}", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .html import write_report
+    from .record import default_report_path
+
+    record = _load(args.results)
+    out = Path(args.output) if args.output else default_report_path(Path(args.results))
+    _write(out, lambda p: write_report(p, record), "report")
+    return ExitCode.OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare as cmp
+    from .html import render_compare, write_html
+
+    try:
+        rules = [cmp.parse_rule(r) for r in args.fail_on]
+    except cmp.RuleError as exc:
+        raise ScenarioError(str(exc), ExitCode.USAGE) from None
+    base, cand = _load(args.baseline), _load(args.candidate)
+    rows = cmp.compare_rows(base, cand)
+    pairs = cmp.shared_thresholds(base, cand)
+    warns = cmp.warnings(base, cand)
+    results = cmp.evaluate_rules(rules, base, cand)
+    color = _color(args)
+    for w in warns:
+        print(f"warning: {w}", file=sys.stderr)
+    if not args.all:  # the metrics as a whole and by endpoint
+        rows = [r for r in rows if "{" not in r.key or "{name:" in r.key]
+    print("\n".join(table_lines(base, cand, rows, pairs, color)))
+    for failed, line in results:
+        print(("✗ " if failed else "✓ ") + line)
+    if args.output:
+        text = render_compare(base, cand, rows=rows, thresholds=pairs, warnings=warns,
+                              rules=results)
+        _write(Path(args.output), lambda p: write_html(p, text), "comparison")
+    if any(failed for failed, _ in results):
+        return cmp.FAIL_EXIT  # 99, as a failed threshold
+    return ExitCode.OK
+
+
+def _color(args: argparse.Namespace) -> bool:
+    from ..runner import console_is_tty
+
+    return not args.no_color and console_is_tty()
+
+
+COLORS = {"better": "32", "worse": "31", "noise": "2", "same": "2"}
+
+
+def table_lines(base: dict[str, Any], cand: dict[str, Any], rows: list[Row],
+                pairs: list[ThresholdPair], color: bool) -> list[str]:
+    from .html import compare_value, observed_text
+
+    lines = [f"  baseline:  {base['meta']['testid']} ({base['verdict']['text']})",
+             f"  candidate: {cand['meta']['testid']} ({cand['verdict']['text']})", ""]
+    table = [("metric", "stat", "baseline", "candidate", "change", "")]
+    for r in rows:
+        change = "" if r.change is None else f"{r.change:+.1f}%"
+        label = {"noise": "~ within noise", "better": "better", "worse": "worse",
+                 "same": "same"}.get(r.verdict, "")
+        table.append((r.key, r.stat, compare_value(r, r.base), compare_value(r, r.cand),
+                      change, label))
+    for p in pairs:
+        marks = ["✓" if side["ok"] else "✗" for side in (p.base, p.cand)]
+        verdict = ("better" if marks == ["✗", "✓"] else "worse" if marks == ["✓", "✗"]
+                   else "same")
+        b, c = p.base["observed"], p.cand["observed"]
+        change = f"{100 * (c - b) / abs(b):+.1f}%" if b and c is not None else ""
+        table.append((f"threshold {p.key}", p.expression,
+                      f"{marks[0]} {observed_text(p.base, base['totals'])}",
+                      f"{marks[1]} {observed_text(p.cand, cand['totals'])}", change, verdict))
+    widths = [max(len(row[i]) for row in table) for i in range(6)]
+    for i, row in enumerate(table):
+        text = "  " + "  ".join(cell.ljust(w) if k < 2 or k == 5 else cell.rjust(w)
+                                for k, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        verdict = row[5].split()[-1] if row[5] and i else ""
+        code = COLORS.get(verdict)
+        lines.append(f"\x1b[{code}m{text.rstrip()}\x1b[0m" if color and code else text.rstrip())
+    return lines
+

@@ -1,0 +1,248 @@
+"""`compare BASELINE CANDIDATE`: what changed between two run records.
+
+Every metric and sub-metric both runs measured is compared on a few statistics (trends:
+med, p(95), p(99); counters: count and rate; rates: rate; gauges: max), with the relative
+change and whether it is better or worse for that metric. Where the per-interval series
+allow it (at least `MIN_INTERVALS` intervals with samples in each run), a change is
+called "within noise" when it is smaller than twice the standard error of the
+difference of the per-interval values (a Welch-style test; intervals are treated as
+independent, so it is a guide, not a proof).
+
+`--fail-on "http_req_duration:p(95)>+10%"`: KEY:AGGREGATION OP VALUE, the aggregations
+and operators of k6 thresholds; VALUE is a relative change (`+10%`, `-5%`), an absolute
+change when signed (`+50`: 50 ms more for a time metric), or the candidate's own value
+when unsigned (`p(95)<500`). A rule is a failure condition: when it holds, or when it
+cannot be evaluated (a metric without samples), `compare` exits with FAIL_EXIT (99, as a
+failed k6 threshold).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..metrics.thresholds import ThresholdError, parse_expression
+from ..metrics.timeseries import interval_widths
+
+FAIL_EXIT = 99
+MIN_INTERVALS = 5
+NOISE_SIGMAS = 2.0
+STATS = {"trend": ("med", "p95", "p99"), "counter": ("count", "rate"), "rate": ("rate",),
+         "gauge": ("max",)}
+# The k6 aggregation a statistic answers to, and the per-interval column behind it.
+AGGREGATION = {"med": "med", "p90": "p(90)", "p95": "p(95)", "p99": "p(99)", "avg": "avg",
+               "min": "min", "max": "max", "count": "count", "rate": "rate", "value": "value"}
+INTERVAL_COLUMN = {"med": "p50", "p95": "p95", "p99": "p99", "avg": "avg"}
+# Throughput counters (http_reqs, iterations) are neither: the plan sets them.
+HIGHER_IS_BETTER = ("checks", "llm_tokens_per_sec", "success")
+LOWER_IS_BETTER = ("fail", "error", "dropped")
+
+
+class RuleError(ValueError):
+    """A --fail-on rule that cannot be parsed (one-line message)."""
+
+
+@dataclass
+class Row:
+    key: str
+    stat: str
+    unit: str
+    base: float | None
+    cand: float | None
+    direction: int  # +1: higher is better, -1: lower is better, 0: neither
+    noise: bool | None = None  # True: within run-to-run noise; None: cannot tell
+    kind: str = ""  # the metric type
+
+    @property
+    def change(self) -> float | None:
+        """Relative change in % (None without a baseline value to divide by)."""
+        if self.base is None or self.cand is None or self.base == 0:
+            return None
+        return 100.0 * (self.cand - self.base) / abs(self.base)
+
+    @property
+    def verdict(self) -> str:
+        """"better", "worse", "noise", "same" or "" (no direction or no values)."""
+        if self.base is None or self.cand is None:
+            return ""
+        if self.cand == self.base:
+            return "same"
+        if self.noise:
+            return "noise"
+        if not self.direction:
+            return ""
+        return "better" if (self.cand - self.base) * self.direction > 0 else "worse"
+
+
+def direction(key: str, unit: str, stat: str) -> int:
+    name = key.split("{", 1)[0]
+    if any(word in name for word in LOWER_IS_BETTER):
+        return -1
+    if any(word in name for word in HIGHER_IS_BETTER):
+        return 1
+    if unit == "ms":
+        return -1
+    return 0
+
+
+def stat_value(total: dict[str, Any], stat: str) -> float | None:
+    if not total.get("samples"):
+        return None  # no samples
+    return total.get(stat)
+
+
+def compare_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
+    rows = []
+    shared = [k for k in base["totals"] if k in cand["totals"]]
+    for key in shared:
+        b, c = base["totals"][key], cand["totals"][key]
+        if b["type"] != c["type"]:
+            continue
+        for stat in STATS[b["type"]]:
+            row = Row(key, stat, b.get("unit", ""), stat_value(b, stat), stat_value(c, stat),
+                      direction(key, b.get("unit", ""), stat), kind=b["type"])
+            row.noise = within_noise(base, cand, key, stat)
+            rows.append(row)
+    return rows
+
+
+# --- noise from the per-interval series ------------------------------------------------
+
+def interval_values(record: dict[str, Any], key: str, stat: str) -> list[float]:
+    """The statistic in each interval that had samples (the last, partial one excluded)."""
+    entry = record["series"]["metrics"].get(key)
+    if entry is None:
+        return []
+    cols, kind = entry["cols"], entry["type"]
+    t = record["series"]["t"]
+    if kind == "trend" and stat in INTERVAL_COLUMN:
+        values = cols.get(INTERVAL_COLUMN[stat], [])
+    elif kind == "counter" and stat == "rate":
+        values = [v / w for v, w in zip(cols["value"], interval_widths(t), strict=True)]
+        first = next((i for i, n in enumerate(cols["count"]) if n), len(values))
+        values = values[first:]  # before the first sample: start-up, not the load
+    elif kind == "rate" and stat == "rate":
+        values = [tr / n if n else None for tr, n in zip(cols["trues"], cols["total"],
+                                                          strict=True)]
+    else:
+        return []
+    return [v for v in values[:-1] if v is not None]
+
+
+def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
+                 stat: str) -> bool | None:
+    a, b = interval_values(base, key, stat), interval_values(cand, key, stat)
+    if len(a) < MIN_INTERVALS or len(b) < MIN_INTERVALS:
+        return None
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
+    se = math.sqrt(va / len(a) + vb / len(b))
+    if se == 0:
+        return ma == mb
+    return abs(mb - ma) < NOISE_SIGMAS * se
+
+
+# --- thresholds ------------------------------------------------------------------------
+
+@dataclass
+class ThresholdPair:
+    key: str
+    expression: str
+    base: dict[str, Any]
+    cand: dict[str, Any]
+
+
+def shared_thresholds(base: dict[str, Any], cand: dict[str, Any]) -> list[ThresholdPair]:
+    index = {(t["key"], t["expression"]): t for t in base["thresholds"]}
+    return [ThresholdPair(t["key"], t["expression"], index[(t["key"], t["expression"])], t)
+            for t in cand["thresholds"] if (t["key"], t["expression"]) in index]
+
+
+def warnings(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
+    """Runs of different scenarios or targets compare, with a warning."""
+    out = []
+    for what, get in (("scenarios", lambda m: m.get("scenario")),
+                      ("targets", lambda m: m.get("tags", {}).get("environment")
+                       or m.get("target"))):
+        a, b = get(base["meta"]), get(cand["meta"])
+        if a != b:
+            out.append(f"the runs have different {what}: {a!r} and {b!r}")
+    return out
+
+
+# --- --fail-on -------------------------------------------------------------------------
+
+_RULE_VALUE = re.compile(r"^(?P<sign>[+-]?)\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)$")
+_OP = re.compile(r"(===|==|!=|<=|>=|<|>)")
+
+
+@dataclass
+class Rule:
+    source: str
+    key: str
+    stat: str  # the totals' name of the aggregation (p(95) -> p95)
+    expression: Any  # the parsed threshold (aggregation, op, limit)
+    mode: str  # "relative" (%), "delta" (signed) or "value" (unsigned)
+
+    def evaluate(self, base: dict[str, Any], cand: dict[str, Any]) -> tuple[bool, str]:
+        """(failed, one line): a rule fails when it holds or cannot be evaluated."""
+        b = stat_value(base["totals"].get(self.key, {}), self.stat)
+        c = stat_value(cand["totals"].get(self.key, {}), self.stat)
+        if c is None or (self.mode != "value" and b is None):
+            which = "candidate" if c is None else "baseline"
+            return True, f"{self.source}: cannot evaluate, no samples of {self.key} in the {which}"
+        if self.mode == "relative":
+            if b == 0:
+                return True, f"{self.source}: cannot evaluate a relative change from 0"
+            observed, shown = 100.0 * (c - b) / abs(b), f"{100.0 * (c - b) / abs(b):+.2f}%"
+        elif self.mode == "delta":
+            observed, shown = c - b, f"{c - b:+.6g}"
+        else:
+            observed, shown = c, f"{c:.6g}"
+        fired = self.expression.passes(observed)
+        return fired, f"{self.source}: {'FAILED' if fired else 'ok'} ({self.stat} {shown})"
+
+
+def parse_rule(source: str) -> Rule:
+    """`KEY:AGG OP VALUE`, the key possibly a sub-metric (`http_req_duration{name:x}`)."""
+    depth, split = 0, -1
+    for i, ch in enumerate(source):
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == ":" and depth == 0:
+            split = i
+    if split <= 0:
+        raise RuleError(f"--fail-on {source!r}: expected METRIC:AGGREGATION OP VALUE, e.g. "
+                        "\"http_req_duration:p(95)>+10%\"")
+    key, expr = source[:split].strip(), source[split + 1:]
+    m = _OP.search(expr)
+    value = _RULE_VALUE.match(expr[m.end():].strip()) if m else None
+    if m is None or value is None:
+        raise RuleError(f"--fail-on {source!r}: expected AGGREGATION OP VALUE after the "
+                        "metric, VALUE like +10%, -5%, +50 or 500")
+    try:
+        th = parse_expression(f"{expr[:m.start()].strip()}{m.group()}{value['num']}", key)
+    except ThresholdError as exc:  # its reason, about the rule as the user wrote it
+        raise RuleError(f"--fail-on {source!r}: {str(exc).split(': ', 1)[-1]}") from None
+    limit = float(value["num"]) * (-1 if value["sign"] == "-" else 1)
+    th = replace(th, limit=limit)
+    mode = "relative" if value["pct"] else ("delta" if value["sign"] else "value")
+    return Rule(source, key, _stat_name(th.aggregation, source), th, mode)
+
+
+def _stat_name(aggregation: str, source: str) -> str:
+    names = {v: k for k, v in AGGREGATION.items()} | {"p(50)": "med"}
+    stat = names.get(aggregation.replace(" ", ""))
+    if stat is None:
+        raise RuleError(f"--fail-on {source!r}: {aggregation} is not in a run record (use "
+                        "avg, min, med, max, p(90), p(95), p(99), count, rate or value)")
+    return stat
+
+
+def evaluate_rules(rules: Sequence[Rule], base: dict[str, Any],
+                   cand: dict[str, Any]) -> list[tuple[bool, str]]:
+    return [rule.evaluate(base, cand) for rule in rules]

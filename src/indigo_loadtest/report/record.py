@@ -1,0 +1,281 @@
+"""The run record: metadata, verdict, totals and the time series of one run, in one file.
+
+Written beside the summary export as `<export stem>.timeseries.json.gz` (gzip-compressed
+JSON), so the export keeps k6's exact layout for k6 tooling and a `results/*.json` glob
+still finds only exports. Layout (`FORMAT`):
+
+    {"format": "indigo-loadtest.run/1",
+     "meta": {tool, version, scenario, scenario_file, testid, target, started_at, ended_at,
+              elapsed, planned: {scenarios, thresholds, duration}, workers, machine, tags},
+     "verdict": {exit_code, text},
+     "thresholds": [{key, expression, ok, observed, aggregation}],
+     "checks": [{path, name, passes, fails}],
+     "totals": {series key: statistics over the whole run},
+     "endpoints": [{method, name, count, failed, p50, p95, p99}],
+     "histograms": {metric: {"edges": [...], "counts": [...]}},
+     "series": {"interval", "t": [...], "metrics": {key: {type, unit, cols: {...}}}}}
+
+`report` and `compare` read only this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import math
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..llm.stream_metrics import ITL, TOKENS_PER_SEC, TPOT, TTFT
+from ..metrics.registry import Metric, Registry
+from ..metrics.sinks import GaugeSink, RateSink, TrendSink
+from ..metrics.summary import check_tree
+from ..metrics.thresholds import ThresholdResult
+from ..metrics.timeseries import (
+    Recorder,
+    bucket_value,
+    group_tags,
+    round_value,
+    series_key,
+    unit_of,
+)
+
+FORMAT = "indigo-loadtest.run/1"
+RECORD_SUFFIX = ".timeseries.json.gz"
+HISTOGRAM_BINS = 40
+HISTOGRAM_METRICS = ("http_req_duration", "iteration_duration", TTFT, ITL, TPOT,
+                     TOKENS_PER_SEC)
+
+
+class RecordError(ValueError):
+    """A results file that cannot be read as a run record (one-line message)."""
+
+
+def record_path(summary_path: Path) -> Path:
+    return summary_path.with_name(results_stem(summary_path) + RECORD_SUFFIX)
+
+
+def default_report_path(summary_path: Path) -> Path:
+    return summary_path.with_name(results_stem(summary_path) + ".html")
+
+
+def results_stem(path: Path) -> str:
+    """`results/x` of `results/x.json` or `results/x.timeseries.json.gz`."""
+    name = path.name
+    for suffix in (RECORD_SUFFIX, ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+# --- recording while the test runs ----------------------------------------------------
+
+class LiveRecording:
+    """Reads `source()` every point width and records a point (see metrics.timeseries)."""
+
+    def __init__(self, source: Callable[[], Registry], planned: float | None) -> None:
+        self.source = source
+        self.recorder = Recorder(planned)
+        self.started_at = time.time()
+        self._t0 = time.monotonic()
+        self._task: asyncio.Future[None] | None = None
+        self.dashboard: Any = None  # run --dashboard: stopped with the recording
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        next_t = 0.0
+        while True:
+            next_t += self.recorder.width(next_t)
+            await asyncio.sleep(max(0.0, next_t - (time.monotonic() - self._t0)))
+            await self.recorder.sample_async(self.source(), next_t)
+
+    async def finish(self, final: Registry) -> None:
+        """Stop reading, and add the last (partial) point from the run's final registry."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.recorder.sample(final, time.monotonic() - self._t0)
+        if self.dashboard is not None:
+            await self.dashboard.stop()
+
+
+# --- the record ----------------------------------------------------------------------
+
+def build_record(*, meta: dict[str, Any], verdict: dict[str, Any], registry: Registry,
+                 results: Sequence[ThresholdResult], elapsed: float,
+                 recorder: Recorder) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "meta": meta,
+        "verdict": verdict,
+        "thresholds": [threshold_entry(r) for r in results],
+        "checks": checks(registry),
+        "totals": totals(registry, elapsed),
+        "endpoints": endpoints(registry),
+        "histograms": {m: h for m in HISTOGRAM_METRICS
+                       if (h := histogram(registry.get(m))) is not None},
+        "series": {"interval": recorder.fixed_width, **recorder.series.to_json()},
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpus": os.cpu_count()}
+
+
+def safe_target(target: str) -> str:
+    """The target without credentials a URL may carry (user:password@, query string)."""
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(target)
+        if parts.scheme and parts.hostname:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return target
+
+
+def threshold_entry(r: ThresholdResult) -> dict[str, Any]:
+    return {"key": r.key, "metric": r.metric, "expression": r.expression,
+            "aggregation": r.aggregation, "ok": r.ok, "observed": round_value(r.observed)}
+
+
+def checks(registry: Registry) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    stack = [check_tree(registry)]
+    while stack:
+        node = stack.pop(0)
+        out += [{"path": c.path, "name": c.name, "group": node.path, "passes": c.passes,
+                 "fails": c.fails} for c in node.checks.values()]
+        stack += list(node.groups.values())
+    return out
+
+
+def sink_summary(metric: Metric, sink: Any, elapsed: float) -> dict[str, Any]:
+    """Whole-run statistics of a sink; `samples` 0 means no samples (never shown as 0)."""
+    kind, unit = metric.type, unit_of(metric)
+    if isinstance(sink, TrendSink):
+        if not sink.count:
+            return {"type": kind, "unit": unit, "samples": 0, "count": 0}
+        stats = {"count": sink.count, "avg": sink.avg, "min": sink.min, "med": sink.med,
+                 "p90": sink.percentile(90), "p95": sink.percentile(95),
+                 "p99": sink.percentile(99), "max": sink.max}
+    elif isinstance(sink, RateSink):
+        stats = {"count": sink.total, "rate": sink.rate if sink.total else None,
+                 "passes": sink.trues, "fails": sink.falses}
+    elif isinstance(sink, GaugeSink):
+        stats = {"count": sink.count, "value": sink.value, "min": sink.min, "max": sink.max}
+    else:  # k6's count of a counter is its sum
+        stats = {"count": sink.value, "value": sink.value,
+                 "rate": sink.value / elapsed if elapsed > 0 else None}
+    samples = sink.total if isinstance(sink, RateSink) else sink.count
+    return {"type": kind, "unit": unit, "samples": samples,
+            **{k: round_value(v) for k, v in stats.items()}}
+
+
+def totals(registry: Registry, elapsed: float) -> dict[str, dict[str, Any]]:
+    """Every metric, and its sub-metrics by endpoint, scenario and status."""
+    out: dict[str, dict[str, Any]] = {}
+    for metric in sorted(registry, key=lambda m: m.name):  # also those without samples
+        out[metric.name] = sink_summary(metric, metric.aggregate(), elapsed)
+        for tag in group_tags(metric.name):
+            values = sorted({v for ts in metric.sinks if (v := ts.get(tag)) is not None})
+            for value in values:
+                out[series_key(metric.name, tag, value)] = sink_summary(
+                    metric, metric.aggregate({tag: value}), elapsed)
+    return out
+
+
+def endpoints(registry: Registry) -> list[dict[str, Any]]:
+    """One row per (method, name) of http_req_duration, with http_req_failed's rate."""
+    duration, failed = registry.get("http_req_duration"), registry.get("http_req_failed")
+    if duration is None:
+        return []
+    pairs = sorted({(ts.get("method") or "", ts.get("name") or "") for ts in duration.sinks})
+    rows = []
+    for method, name in pairs:
+        flt = {"method": method, "name": name}
+        sink = duration.aggregate(flt)
+        if not isinstance(sink, TrendSink) or not sink.count:
+            continue
+        fail = failed.aggregate(flt) if failed is not None else None
+        rows.append({
+            "method": method, "name": name, "count": sink.count,
+            "failed": round_value(fail.rate) if isinstance(fail, RateSink) and fail.total else None,
+            "p50": round_value(sink.med), "p95": round_value(sink.percentile(95)),
+            "p99": round_value(sink.percentile(99)),
+        })
+    return rows
+
+
+def histogram(metric: Metric | None, bins: int = HISTOGRAM_BINS) -> dict[str, Any] | None:
+    """Log-spaced bins between the smallest and largest positive sample, from the sketch
+    (bucket values are within 0.1% of the samples)."""
+    if metric is None:
+        return None
+    sink = metric.aggregate()
+    if not isinstance(sink, TrendSink) or not sink.buckets:
+        return None
+    values = [(bucket_value(i), c) for i, c in sink.buckets.items()]
+    lo, hi = min(v for v, _ in values), max(v for v, _ in values)
+    if hi <= lo:
+        hi = lo * 1.01
+    ratio = math.log(hi / lo)
+    counts = [0] * bins
+    for v, c in values:
+        counts[min(bins - 1, int(math.log(v / lo) / ratio * bins))] += c
+    edges = [lo * math.exp(ratio * k / bins) for k in range(bins + 1)]
+    return {"unit": unit_of(metric), "edges": [round_value(e) for e in edges], "counts": counts,
+            "zeros": sink.zeros}
+
+
+# --- files --------------------------------------------------------------------------
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """A reader never sees half a file (and a failed write leaves none)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_record(path: Path, record: dict[str, Any]) -> Path:
+    data = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    return write_atomically(path, gzip.compress(data, compresslevel=6, mtime=0))
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """A run record, given its file or the summary export written beside it."""
+    p = Path(path)
+    if not p.name.endswith(RECORD_SUFFIX) and p.suffix == ".json":
+        sibling = record_path(p)
+        if not sibling.exists():
+            raise RecordError(f"{p}: no run record beside it ({sibling.name}); only runs of "
+                              "indigo-loadtest write one")
+        p = sibling
+    try:
+        raw = p.read_bytes()
+        record = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+    except FileNotFoundError:
+        raise RecordError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise RecordError(f"{p}: is a directory (give a results file)") from None
+    except (OSError, EOFError, ValueError) as exc:
+        raise RecordError(f"{p}: not a run record ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise RecordError(f"{p}: not a run record of indigo-loadtest (format {FORMAT})")
+    return record
