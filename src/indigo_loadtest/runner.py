@@ -157,10 +157,11 @@ def check_syntax(path: Path) -> None:
         raise ScenarioError(f"{display_path(path)}: {exc}", ExitCode.SCRIPT_EXCEPTION) from None
 
 
-def start_simulator(api_key: str = "") -> Any:
+def start_simulator(api_key: str = "", **settings: Any) -> Any:
     """The embedded simulator; it accepts the run's API_KEY as its static bearer key, so a
-    scenario written for any OpenAI-compatible server runs against it unchanged."""
-    options = {"api_key": api_key} if api_key else {}
+    scenario written for any OpenAI-compatible server runs against it unchanged.
+    `settings` are simulator settings by field name (`bench` sets reply_tokens)."""
+    options = {"api_key": api_key, **settings} if api_key else dict(settings)
     try:
         from .simulator.process import start_simulator_process
 
@@ -451,6 +452,7 @@ class Outcome:
     # Why the measurement is incomplete (a dead worker, a failed output, nothing measured):
     # each is (exit code, one-line reason); the run is reported as failed with the first.
     problems: list[tuple[int, str]] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds the test ran (for rates computed after the run)
 
     def problem(self, exit_code: int, reason: str) -> None:
         self.problems.append((int(exit_code), reason))
@@ -642,6 +644,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     finally:
         await _stop_outputs(prepared.outputs, console)
     elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+    outcome.elapsed = elapsed
     outcome.interrupted = interrupts.count > 0
     setup_error = getattr(result, "setup_error", None)
     if setup_error and not outcome.error:

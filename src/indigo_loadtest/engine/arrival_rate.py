@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
 from .executors import Executor
-from .schedule import constant_arrivals, ramping_arrivals, stages_duration
+from .schedule import constant_arrivals, gamma_arrivals, ramping_arrivals, stages_duration
 from .vu import VU
+
+# The perf_counter() instant an open-loop iteration was due to start, seen by the code it
+# runs (tasks copy the context when created), so a request can record how late it was sent.
+scheduled_start: ContextVar[float | None] = ContextVar("scheduled_start", default=None)
 
 # Last stretch before a start spent yielding to the loop instead of sleeping on a
 # timer. uvloop's timers fire within about half a millisecond of their deadline; the
@@ -66,6 +71,7 @@ class _ArrivalRateExecutor(Executor):
                     await self._wait_precise(due)
                 if self.stopping:
                     break
+                scheduled_start.set(due)
                 self._start_iteration()
         await self._sleep_until(start + duration)
         await self._drain()
@@ -107,6 +113,9 @@ class ConstantArrivalRate(_ArrivalRateExecutor):
     def _arrivals(self) -> Iterator[float]:
         cfg = self.config
         assert self._timeline_et is not None
+        if cfg.arrivals in ("poisson", "gamma"):
+            return gamma_arrivals(cfg.rate, cfg.time_unit, cfg.duration, self._timeline_et,
+                                  cfg.burstiness, cfg.seed)
         return constant_arrivals(cfg.rate, cfg.time_unit, cfg.duration, self._timeline_et)
 
 

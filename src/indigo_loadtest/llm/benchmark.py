@@ -1,0 +1,352 @@
+"""The building blocks of an LLM serving benchmark, usable from any scenario file.
+
+`indigo-loadtest bench` generates a scenario from a `BenchSpec` (the packaged
+`bench_scenario/llm-bench.py` reads it from the run's env), so a benchmark runs on the
+same engine, executors, workers, thresholds and outputs as `run`. A scenario file can do
+the same by hand:
+
+    from indigo_loadtest.llm.benchmark import BenchSpec, BenchScenario
+    bench = BenchScenario(BenchSpec(profile="poisson", rate=4, duration="30s"))
+    options, default = bench.options, bench.iteration
+
+Per request it records the `llm_*` stream metrics (TTFT, ITL, TPOT, E2EL = llm_total_ms,
+output tokens) through `stream_metrics`, plus `llm_prompt_tokens`,
+`llm_request_failed` (a Rate), `llm_good_requests` (a Counter: requests meeting every
+per-request SLO; its rate is the goodput) and, for open-loop profiles,
+`llm_schedule_delay_ms` (how late the request was sent after its scheduled instant).
+Every sample is tagged `tokens=usage|tokenizer|estimate`: where its token counts came from.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from ..engine.arrival_rate import scheduled_start
+from ..metrics.registry import Registry, active_registry, current_tags
+from ..scenario.errors import ExitCode, ScenarioError
+from .bench_args import CLOSED_PROFILES, OPEN_PROFILES, PROFILES
+from .slo import Objective, parse_slos, request_meets
+from .stream_metrics import LLMMetrics, StreamResult, parse_queue_ms, read_stream
+from .workload import (
+    BenchRequest,
+    SyntheticWorkload,
+    TokenCounter,
+    Workload,
+    dataset_workload,
+    guess_kind,
+    parse_length,
+)
+
+PROMPT_TOKENS = "llm_prompt_tokens"
+SCHEDULE_DELAY = "llm_schedule_delay_ms"
+REQUEST_FAILED = "llm_request_failed"
+GOOD_REQUESTS = "llm_good_requests"
+# Wall-clock seconds of each request's start and end: its min and max (which merge
+# across worker processes) bound the benchmark's duration, first send to last byte.
+WINDOW = "llm_request_window"
+
+ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+SPEC_ENV = "INDIGO_BENCH"  # the env variable the generated scenario reads its spec from
+
+
+@dataclass
+class BenchSpec:
+    """Everything one benchmark point needs; JSON round-trips through the run's env."""
+
+    model: str = ""
+    endpoint: str = "chat"  # chat | responses
+    stream: bool = True
+    ignore_eos: bool = False
+    auth: str = "none"  # none | jan-guest (API_KEY, when set, is always the bearer first)
+    # workload
+    dataset: str = ""  # "" synthetic | a JSONL or ShareGPT file | "sample"
+    dataset_kind: str = ""  # jsonl | sharegpt ("" = from the file name)
+    input_len: str = "128"
+    output_len: str = "64"  # "" = the dataset's targets, or the server's choice
+    prefix_tokens: int = 0
+    seed: int = 0
+    tokenizer: str = ""
+    # load profile
+    profile: str = "synchronous"
+    concurrency: int = 1
+    rate: float = 0.0
+    burstiness: float = 1.0
+    duration: str = "30s"
+    requests: int = 0  # > 0: this many requests instead of a duration
+    max_concurrency: int = 256  # VU limit of open-loop profiles and the throughput profile
+    slos: str = ""
+    thresholds: dict[str, list[str]] = field(default_factory=dict)
+    label: str = ""  # the point's name in a sweep (tag bench_point)
+
+    def to_json(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> BenchSpec:
+        return cls(**orjson.loads(text))
+
+    def validate(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ScenarioError(f"--endpoint: expected one of {', '.join(ENDPOINTS)}, "
+                                f"got {self.endpoint!r}", ExitCode.USAGE)
+        if self.profile not in PROFILES:
+            raise ScenarioError(f"--profile: expected one of {', '.join(PROFILES)}, sweep "
+                                f"or find, got {self.profile!r}", ExitCode.USAGE)
+        if self.profile in OPEN_PROFILES and not self.rate > 0:
+            raise ScenarioError(f"--profile {self.profile} needs --rate above 0",
+                                ExitCode.USAGE)
+        if self.burstiness != 1.0 and self.profile != "gamma":
+            raise ScenarioError("--burstiness is for --profile gamma", ExitCode.USAGE)
+        if self.burstiness <= 0:
+            raise ScenarioError("--burstiness: must be more than 0", ExitCode.USAGE)
+        if self.auth not in ("none", "jan-guest"):
+            raise ScenarioError(f"--auth: expected jan-guest, got {self.auth!r}",
+                                ExitCode.USAGE)
+
+    def vus(self) -> int:
+        """The most requests this point may have in flight."""
+        if self.profile == "synchronous":
+            return 1
+        if self.profile == "concurrency":
+            return self.concurrency
+        return self.max_concurrency
+
+
+# --- the generated scenario's options -----------------------------------------------------
+
+def bench_options(spec: BenchSpec) -> dict[str, Any]:
+    """k6 options for the spec's load profile: closed loop (constant-vus or
+    shared-iterations) or open loop (constant-arrival-rate with constant, Poisson or
+    gamma gaps)."""
+    scenario: dict[str, Any]
+    if spec.profile in CLOSED_PROFILES:
+        vus = spec.vus()
+        if spec.requests:
+            scenario = {"executor": "shared-iterations", "vus": min(vus, spec.requests),
+                        "iterations": spec.requests, "maxDuration": "24h"}
+        else:
+            scenario = {"executor": "constant-vus", "vus": vus, "duration": spec.duration}
+    else:
+        duration: Any = spec.duration
+        if spec.requests:  # the time the schedule needs for that many, on average
+            duration = spec.requests / spec.rate
+        scenario = {
+            "executor": "constant-arrival-rate", "rate": spec.rate, "timeUnit": "1s",
+            "duration": duration, "maxVUs": spec.max_concurrency,
+            "preAllocatedVUs": min(spec.max_concurrency, max(1, math.ceil(spec.rate))),
+            "arrivals": "constant" if spec.profile == "constant" else spec.profile,
+            "seed": spec.seed,
+        }
+        if spec.profile == "gamma":
+            scenario["burstiness"] = spec.burstiness
+    if spec.label:
+        scenario["tags"] = {"bench_point": spec.label}
+    options: dict[str, Any] = {"scenarios": {"bench": scenario}}
+    if spec.thresholds:
+        options["thresholds"] = spec.thresholds
+    return options
+
+
+def build_workload(spec: BenchSpec, counter: TokenCounter) -> Workload:
+    """A dataset keeps its own output targets unless `output_len` (a fixed number then)
+    is given; synthetic prompts take both lengths from the spec."""
+    output = parse_length(spec.output_len, "--output-tokens") if spec.output_len else None
+    if spec.dataset:
+        if output is not None and output.kind != "fixed":
+            raise ScenarioError("--output-tokens: with --dataset, a fixed number",
+                                ExitCode.USAGE)
+        kind = spec.dataset_kind or guess_kind(spec.dataset)
+        return dataset_workload(spec.dataset, kind, spec.seed, counter,
+                                output.min if output is not None else None)
+    return SyntheticWorkload(parse_length(spec.input_len, "--input-tokens"), output,
+                             spec.seed, spec.prefix_tokens, counter)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+class BenchMetrics:
+    """The benchmark's metrics in one registry (the run's, when created at import)."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        reg = registry or active_registry()
+        self.registry = reg
+        self.llm = LLMMetrics(reg)
+        self.prompt_tokens = reg.metric(PROMPT_TOKENS, "trend")
+        self.schedule_delay = reg.metric(SCHEDULE_DELAY, "trend", True)
+        self.failed = reg.metric(REQUEST_FAILED, "rate")
+        self.good = reg.metric(GOOD_REQUESTS, "counter")
+        self.window = reg.metric(WINDOW, "gauge")
+
+
+@dataclass
+class RequestOutcome:
+    """What one benchmark request did (also returned to scenario code)."""
+
+    result: StreamResult | None
+    status: int
+    ok: bool
+    good: bool
+    prompt_tokens: int
+    output_tokens: int
+    tokens: str  # usage | tokenizer | estimate
+    schedule_delay_ms: float | None
+
+
+def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
+    """The OpenAI-compatible body for the spec's endpoint."""
+    body: dict[str, Any] = {"model": spec.model, "stream": spec.stream}
+    if spec.endpoint == "responses":
+        body["input"] = req.prompt if not req.messages else list(req.messages)
+        if req.max_tokens is not None:
+            body["max_output_tokens"] = req.max_tokens
+    else:
+        body["messages"] = req.as_messages()
+        if spec.stream:
+            body["stream_options"] = {"include_usage": True}
+        if req.max_tokens is not None:
+            body["max_tokens"] = req.max_tokens
+    if spec.ignore_eos:
+        body["ignore_eos"] = True  # vLLM/SGLang: decode exactly max_tokens
+    return body
+
+
+async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
+                       headers: dict[str, str], metrics: BenchMetrics, counter: TokenCounter,
+                       slos: list[Objective]) -> RequestOutcome:
+    """Send one request, read it through the stream meter, record every metric."""
+    due = scheduled_start.get()
+    started_at = time.time()
+    sent = time.perf_counter()
+    delay = (sent - due) * 1000.0 if due is not None else None
+    url = base.rstrip("/") + ENDPOINTS[spec.endpoint]
+    name = ENDPOINTS[spec.endpoint]
+    body = request_body(spec, req)
+    if spec.stream:
+        resp = await http.post(url, json=body, headers=headers, stream=True, name=name)
+        res = await read_stream(resp)
+        source = _output_tokens(res, counter)
+        values = {"ttft": res.ttft_ms, "tpot": res.tpot_ms, "e2el": res.total_ms}
+    else:
+        resp = await http.post(url, json=body, headers=headers, name=name)
+        res = _non_streamed(resp, sent, counter)
+        source = "usage" if res.usage_tokens else counter.source
+        values = {"e2el": res.total_ms}
+    ok = res.ok and 200 <= resp.status < 300
+    tags = {"tokens": source if source == "usage" else counter.source}
+    metrics.llm.record_stream(res, tags, queue_ms=parse_queue_ms(resp.headers),
+                              status=resp.status)
+    ts = current_tags.get().with_tags(tags)
+    rec = metrics.registry.record
+    rec(metrics.window, started_at, ts)
+    rec(metrics.window, started_at + (res.end_at - sent), ts)
+    if ok:  # throughput counts the tokens of answered requests only, as vLLM does
+        rec(metrics.prompt_tokens, float(req.prompt_tokens), ts)
+    rec(metrics.failed, 0.0 if ok else 1.0, ts)
+    good = ok and request_meets(slos, values)
+    if good:
+        rec(metrics.good, 1.0, ts)
+    if delay is not None:
+        rec(metrics.schedule_delay, max(delay, 0.0), ts)
+    return RequestOutcome(res, resp.status, ok, good, req.prompt_tokens, res.output_tokens,
+                          tags["tokens"], delay)
+
+
+def _output_tokens(res: StreamResult, counter: TokenCounter) -> str:
+    """The server's usage when it sent one; else the tokenizer's count of the text; else
+    the number of content events (an estimate)."""
+    if res.usage_tokens:
+        return "usage"
+    if counter.source == "tokenizer":
+        res.output_tokens = counter.count(res.text)
+        return "tokenizer"
+    return "estimate"
+
+
+def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult:
+    """A non-streamed answer as a StreamResult without token times (no TTFT/ITL/TPOT)."""
+    from .stream_metrics import usage_output_tokens
+
+    body: Any = None
+    if 200 <= resp.status < 300:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+    usage = usage_output_tokens(body)
+    text = _answer_text(body)
+    tokens = usage if usage is not None else counter.count(text)
+    ok = isinstance(body, dict) and not body.get("error")
+    return StreamResult(request_start=sent, headers_at=None, end_at=time.perf_counter(),
+                        token_times=[], output_tokens=tokens, usage_tokens=usage is not None,
+                        completed=ok, text=text, tool_calls=0, events=0,
+                        errors=[] if ok else ["http_status"])
+
+
+def _answer_text(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    for choice in body.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            return message["content"]
+    parts = []
+    for item in body.get("output") or ():
+        for content in (item.get("content") or ()) if isinstance(item, dict) else ():
+            if isinstance(content, dict) and isinstance(content.get("text"), str):
+                parts.append(content["text"])
+    return "".join(parts)
+
+
+# --- the iteration ------------------------------------------------------------------------
+
+class BenchScenario:
+    """A spec turned into a scenario: `options` and the `iteration(vu)` function."""
+
+    def __init__(self, spec: BenchSpec, registry: Registry | None = None) -> None:
+        spec.validate()
+        self.spec = spec
+        self.options = bench_options(spec)
+        self.counter = TokenCounter(spec.tokenizer or None)
+        self.workload = build_workload(spec, self.counter)
+        self.slos = parse_slos(spec.slos)
+        self.metrics = BenchMetrics(registry)
+        self._stride = max(1, spec.vus())
+        self._pool: Any = None
+
+    def request_for(self, vu: Any) -> BenchRequest:
+        """VU k's n-th request is item n·stride + k − 1: VUs walk the workload without
+        overlapping, the same way in every run and every worker."""
+        return self.workload.item(vu.iteration * self._stride + max(vu.id, 1) - 1)
+
+    async def iteration(self, vu: Any) -> RequestOutcome | None:
+        env = vu.env
+        base = env.get("BASE", "")
+        req = self.request_for(vu)
+        if self.spec.auth == "jan-guest":
+            return await self._as_guest(vu, base, req)
+        headers = {"Content-Type": "application/json"}
+        if env.get("API_KEY"):
+            headers["Authorization"] = f"Bearer {env['API_KEY']}"
+        return await send_request(vu.http, base, self.spec, req, headers, self.metrics,
+                                  self.counter, self.slos)
+
+    async def _as_guest(self, vu: Any, base: str, req: BenchRequest) -> RequestOutcome | None:
+        """Jan guest login (sessions pooled across iterations, refreshed near expiry)."""
+        from ..jan.metrics import FlowMetrics
+        from ..jan.session import JanConfig, SessionPool
+
+        if self._pool is None:
+            config = JanConfig.from_env({**vu.env, "SESSION_MODE": "pool",
+                                         "REFRESH_MODE": "expiry"})
+            self._pool = SessionPool(config, FlowMetrics("bench"))
+        async with self._pool.lend(vu.http) as session:
+            if session is None:
+                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                return None
+            return await send_request(vu.http, base, self.spec, req, session.headers(),
+                                      self.metrics, self.counter, self.slos)
