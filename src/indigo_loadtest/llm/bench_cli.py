@@ -40,7 +40,7 @@ from .stream_metrics import OUTPUT_TOKENS, TOTAL
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
 PERCENTILES = (50.0, 90.0, 99.0)
-KEEP_UP = 0.95  # a rate point the server kept up with achieved this share of its rate
+KNEE_FACTOR = 2.0  # past the knee, median TTFT exceeds this multiple of the unloaded one
 MODELS_TIMEOUT = 10.0
 
 
@@ -91,6 +91,9 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     if mode != "single" and settings.iterations:
         raise ScenarioError("--iterations: a sweep or search measures each point for "
                             "--duration", ExitCode.USAGE)
+    # They live in the spec now: given to the runner, they would replace the generated
+    # scenario with k6's shortcut one (as `run --duration` does).
+    settings.vus = settings.iterations = settings.duration = None
     spec.validate()
     BenchScenario(spec, Registry())  # every workload or option mistake, before traffic
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -361,7 +364,7 @@ def run_find(bench: Bench, console: Any) -> dict[str, Any]:
         point = measure(bench, console, rate_profile(bench.spec), label, rate)
         if point is None:
             break
-        if point["meets_slo"] and (point["request_rate"] or 0) >= KEEP_UP * rate:
+        if point["meets_slo"]:
             low, low_label = rate, label
         else:
             high, high_label = rate, label
@@ -378,6 +381,7 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
             rate: float = 0.0) -> dict[str, Any] | None:
     """One point of a sweep or search; None when the run was interrupted (stop there)."""
     spec = dataclasses.replace(bench.spec, profile=profile, label=label, rate=rate,
+                               seed=bench.spec.seed + len(bench.points),
                                concurrency=bench.spec.max_concurrency
                                if profile == "throughput" else bench.spec.concurrency,
                                burstiness=bench.spec.burstiness if profile == "gamma" else 1.0)
@@ -391,10 +395,16 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
 # --- reporting ----------------------------------------------------------------------------
 
 def knee(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The highest offered rate the server kept up with: it achieved at least 95% of it
-    and dropped nothing. Above it, requests queue and latency grows."""
-    kept = [p for p in points if p["offered_rate"] and p["dropped"] == 0
-            and (p["request_rate"] or 0) >= KEEP_UP * p["offered_rate"]]
+    """The highest offered rate the server kept up with: nothing dropped or failed, and
+    the median TTFT (E2EL when not streaming) within KNEE_FACTOR of the unloaded
+    (synchronous) one. Above it, requests queue and the first token comes later."""
+    base = next((p for p in points if p["profile"] == "synchronous"), None)
+    key = "ttft_ms" if base is not None and base["ttft_ms"]["p50"] is not None else "e2el_ms"
+    unloaded = base[key]["p50"] if base is not None else None
+    if unloaded is None:
+        return None
+    kept = [p for p in points if p["offered_rate"] and p["dropped"] == 0 and not p["failed"]
+            and p[key]["p50"] is not None and p[key]["p50"] <= KNEE_FACTOR * unloaded]
     return max(kept, key=lambda p: p["offered_rate"]) if kept else None
 
 
