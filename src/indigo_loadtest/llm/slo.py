@@ -1,4 +1,5 @@
-"""Service-level objectives of a benchmark: `ttft:p99<500ms,tpot:p99<50ms,e2el:p95<10s`.
+"""Service-level objectives of a benchmark: `ttft:p99<500ms,tpot:p99<50ms,e2el:p95<10s`
+(or vLLM's `ttft:500`: at most 500 ms).
 
 Each objective is a metric (ttft, tpot, itl, e2el), an optional percentile and a bound.
 Two uses, as in vLLM's `bench serve --goodput` and its SLA sweep:
@@ -21,7 +22,7 @@ from .stream_metrics import ITL, TOTAL, TPOT, TTFT
 
 SLO_METRICS = {"ttft": TTFT, "tpot": TPOT, "itl": ITL, "e2el": TOTAL}
 PER_REQUEST = ("ttft", "tpot", "e2el")
-_SLO = re.compile(r"^\s*(ttft|tpot|itl|e2el)\s*:\s*(?:p(\d+(?:\.\d+)?)\s*)?(<=|<)\s*"
+_SLO = re.compile(r"^\s*(ttft|tpot|itl|e2el)\s*:\s*(?:p(\d+(?:\.\d+)?)\s*)?(<=|<)?\s*"
                   r"(\d+(?:\.\d+)?)\s*(ms|s)?\s*$", re.IGNORECASE)
 DEFAULT_PERCENTILE = 99.0
 
@@ -60,7 +61,8 @@ def parse_slos(text: str | None) -> list[Objective]:
             raise ScenarioError(f"--slo {part.strip()!r}: percentile must be in (0, 100]",
                                 ExitCode.USAGE)
         bound = float(value) * (1000.0 if (unit or "ms").lower() == "s" else 1.0)
-        objectives.append(Objective(metric.lower(), percentile, bound, op == "<=",
+        # `ttft:500`, vLLM's --goodput form, means at most 500 ms
+        objectives.append(Objective(metric.lower(), percentile, bound, op != "<",
                                     part.strip()))
     return objectives
 

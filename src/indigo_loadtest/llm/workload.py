@@ -140,10 +140,21 @@ class TokenCounter:
 
     def fit(self, text: str, n: int) -> str:
         """`text` cut to its first `n` tokens (a tokenizer's, or words)."""
-        if self._tok is not None:
-            ids = self._tok.encode(text, add_special_tokens=False).ids[:n]
-            return self._tok.decode(ids)
-        return "".join(_WORD.findall(text)[:n]).strip()
+        if self._tok is None:
+            return "".join(_WORD.findall(text)[:n]).strip()
+        # Cut the text itself after its n-th token (decoding ids would not give the
+        # text back, e.g. unknown words); a cut that re-tokenizes differently at the
+        # boundary is moved by the difference, a few times at most.
+        offsets = self._tok.encode(text, add_special_tokens=False).offsets
+        k = n
+        cut = text
+        for _ in range(5):
+            cut = text[:offsets[max(1, min(k, len(offsets))) - 1][1]]
+            diff = self.count(cut) - n
+            if diff == 0:
+                break
+            k -= diff
+        return cut
 
 
 def load_tokenizer(path: str) -> Any:
