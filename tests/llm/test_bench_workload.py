@@ -122,39 +122,6 @@ def test_missing_dataset_is_one_line_error() -> None:
         dataset_workload("nope.json", "sharegpt", 0, TokenCounter())
 
 
-def make_tokenizer(path: Path) -> Path:
-    """A real tokenizer.json (word level, whitespace pre-tokenizer), built locally."""
-    tokenizers = pytest.importorskip("tokenizers")
-    from tokenizers import models, pre_tokenizers
-
-    vocab = {"[UNK]": 0, "hello": 1, "world": 2, ",": 3}
-    tok = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    file = path / "tokenizer.json"
-    tok.save(str(file))
-    return file
-
-
-def test_tokenizer_counts_and_fits_prompts(tmp_path: Path) -> None:
-    counter = TokenCounter(str(make_tokenizer(tmp_path)))
-    assert counter.source == "tokenizer"
-    # "hello," is 2 tokens for this tokenizer, 1 for the word estimate
-    assert counter.count("hello, world") == 3
-    assert TokenCounter().count("hello, world") == 2
-    w = SyntheticWorkload(parse_length("uniform:10:40"), None, 0, 0, counter)
-    for i in range(20):
-        req = w.item(i)
-        assert counter.count(req.prompt) == req.prompt_tokens
-
-
-def test_tokenizer_file_that_is_not_one(tmp_path: Path) -> None:
-    pytest.importorskip("tokenizers")
-    bad = tmp_path / "tokenizer.json"
-    bad.write_text("{}")
-    with pytest.raises(WorkloadError, match="cannot load it"):
-        TokenCounter(str(bad))
-
-
 def test_slos_per_request_and_per_point() -> None:
     slos = parse_slos("ttft:p99<500ms, tpot:p90<=50, e2el:2s, itl:p50<20ms")
     assert [(o.metric, o.percentile, o.bound_ms) for o in slos] == [

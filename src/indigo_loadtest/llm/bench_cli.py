@@ -65,7 +65,7 @@ class Bench:
 def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     env = build_env(settings.env_file, settings.env)
     spec = BenchSpec(
-        model=args.model or env.get("MODEL", ""), endpoint=args.endpoint,
+        model=args.model or configured_model(env), endpoint=args.endpoint,
         stream=not args.no_stream, ignore_eos=args.ignore_eos, auth=args.auth or "none",
         dataset=args.dataset or "", dataset_kind=args.dataset_kind or "",
         input_len=args.input_tokens,
@@ -100,6 +100,15 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     results = Path(args.results_file or Path(settings.results_dir) / f"bench_{stamp}.json")
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
                  results, env)
+
+
+def configured_model(env: Env) -> str:
+    """MODEL when the user set it; not the Jan default, which another server may not serve
+    (then the first of /v1/models is asked for)."""
+    from ..scenario.config import DEFAULTS
+
+    model = env.get("MODEL", "")
+    return model if model != DEFAULTS.get("MODEL") else ""
 
 
 def parse_threshold_flags(flags: list[str]) -> dict[str, list[str]]:

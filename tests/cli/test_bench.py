@@ -1,0 +1,257 @@
+"""`indigo-loadtest bench` in a subprocess against the embedded simulator (and small
+loopback servers), with expected figures computed from the simulator's settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from bench_helpers import closed_port, make_tokenizer
+from cli_helpers import clean_env, run_cli
+
+from indigo_loadtest.llm.workload import (
+    SAMPLE_DATASET,
+    SyntheticWorkload,
+    TokenCounter,
+    WorkloadError,
+    load_sharegpt,
+    parse_length,
+)
+
+
+def bench(tmp_path: Path, *args: str, timeout: float = 60,
+          **sim: str) -> tuple[Any, dict[str, Any] | None]:
+    """Run `bench` with INDIGO_SIM_* settings; its exit, output and results file."""
+    results = tmp_path / "bench.json"
+    env = clean_env(**{f"INDIGO_SIM_{k.upper()}": v for k, v in sim.items()})
+    proc = run_cli("bench", "-q", "--no-summary", "--results-dir", str(tmp_path),
+                   "--results-file", str(results), *args, cwd=tmp_path, env=env,
+                   timeout=timeout)
+    doc = json.loads(results.read_text()) if results.exists() else None
+    return proc, doc
+
+
+def one_point(doc: dict[str, Any] | None) -> dict[str, Any]:
+    assert doc is not None
+    assert len(doc["points"]) == 1
+    return doc["points"][0]
+
+
+def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path) -> None:
+    # TTFT 40 ms, a token every 5 ms; output lengths drawn in 4..24 and pinned by max_tokens.
+    n = 12
+    proc, doc = bench(tmp_path, "--iterations", str(n), "--input-tokens", "uniform:10:50",
+                      "--output-tokens", "uniform:4:24", "--seed", "5",
+                      ttft_ms="40", tokens_per_sec="200")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    workload = SyntheticWorkload(parse_length("uniform:10:50"), parse_length("uniform:4:24"), 5)
+    items = [workload.item(i) for i in range(n)]
+    assert (p["requests"], p["completed"], p["failed"]) == (n, n, 0)
+    assert p["output_tokens"] == sum(r.max_tokens for r in items)  # every length on target
+    assert p["prompt_tokens"] == sum(r.prompt_tokens for r in items)
+    assert p["token_counts"] == "usage"
+    assert 40 <= p["ttft_ms"]["p50"] <= 55
+    assert p["tpot_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
+    assert p["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
+    mean_out = sum(r.max_tokens for r in items) / n
+    assert p["e2el_ms"]["mean"] == pytest.approx(40 + (mean_out - 1) * 5, abs=15)
+    assert p["mean_concurrency"] == pytest.approx(1.0, abs=0.1)
+    assert p["schedule_delay_ms"]["count"] == 0  # closed loop: nothing is scheduled
+    assert p["output_throughput"] == pytest.approx(
+        p["output_tokens"] / p["duration_s"], rel=1e-9)
+    assert "TTFT p50/p99" in proc.stdout and "tokens: usage" in proc.stdout
+
+
+def test_sweep_throughput_is_bounded_by_the_slots_and_the_knee_below_it(tmp_path: Path) -> None:
+    # 2 slots, each request 50 ms + 9 × 10 ms = 140 ms: at most 2 / 0.14 = 14.3 requests/s.
+    proc, doc = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "2", "-d", "3s",
+                      "--max-concurrency", "8", "--input-tokens", "20", "--output-tokens",
+                      "10", slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None
+    points = {p["label"]: p for p in doc["points"]}
+    assert list(points) == ["synchronous", "throughput", "rate-1", "rate-2"]
+    capacity = 2 / 0.140
+    assert points["throughput"]["request_rate"] == pytest.approx(capacity, rel=0.10)
+    assert points["synchronous"]["request_rate"] == pytest.approx(1 / 0.140, rel=0.10)
+    sync_rate, top = points["synchronous"]["request_rate"], points["throughput"]["request_rate"]
+    offered = [points["rate-1"]["offered_rate"], points["rate-2"]["offered_rate"]]
+    assert offered == pytest.approx([sync_rate + (top - sync_rate) * k / 3 for k in (1, 2)])
+    assert all(points[k]["schedule_delay_ms"]["count"] == points[k]["requests"]
+               for k in ("rate-1", "rate-2"))
+    assert doc["knee"] is not None and doc["knee"] < top
+    assert "knee:" in proc.stdout
+
+
+def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
+                      "ttft:p99<300ms", "-d", "3s", "--max-concurrency", "8",
+                      "--input-tokens", "20", "--output-tokens", "10",
+                      slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None
+    answer = doc["max_rate"]
+    points = {p["label"]: p for p in doc["points"]}
+    assert points["synchronous"]["meets_slo"] and not points["throughput"]["meets_slo"]
+    assert points[answer["point"]]["meets_slo"]
+    assert not points[answer["above_point"]]["meets_slo"]
+    assert answer["max_rate"] < answer["above"]
+    assert answer["uncertainty"] == pytest.approx((answer["above"] - answer["max_rate"]) / 2)
+    assert "max rate meeting the SLO:" in proc.stdout
+
+
+def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "2s",
+                      "--output-tokens", "4", "--slo", "ttft:1s", ttft_ms="20",
+                      tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["offered_rate"] == 15 and p["dropped"] == 0 and p["requests"] > 5
+    delay = p["schedule_delay_ms"]
+    assert delay["count"] == p["requests"]
+    assert 0 <= delay["p50"] <= delay["p99"] < 1000
+    assert p["goodput"] == pytest.approx(p["request_rate"], rel=1e-6)  # all meet ttft ≤ 1 s
+
+
+def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:
+    items = load_sharegpt(str(SAMPLE_DATASET))
+    proc, doc = bench(tmp_path, "--dataset", "sample", "--endpoint", "responses",
+                      "--iterations", str(len(items)), ttft_ms="0", tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["completed"] == len(items)
+    assert p["output_tokens"] == sum(r.max_tokens for r in items)  # each answer's length
+    assert p["prompt_tokens"] == sum(r.prompt_tokens for r in items)
+
+
+def test_jan_guest_login(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--auth", "jan-guest", "--iterations", "3",
+                      "--output-tokens", "3", ttft_ms="0", tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    assert one_point(doc)["completed"] == 3
+
+
+def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> None:
+    key = "sk-bench-secret-4242"
+    proc, doc = bench(tmp_path, "--api-key", key, "--iterations", "2", "--output-tokens",
+                      "3", "--threshold", "llm_ttft_ms=p(99)<1", "--summary-export",
+                      str(tmp_path / "summary.json"), ttft_ms="30", tokens_per_sec="0")
+    assert proc.returncode == 99, proc.stderr
+    assert "llm_ttft_ms" in proc.stderr
+    assert one_point(doc)["completed"] == 2
+    written = [f.read_text() for f in tmp_path.iterdir() if f.is_file()]
+    assert (tmp_path / "summary.json").exists()
+    assert all(key not in text for text in [proc.stdout, proc.stderr, *written])
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--input-tokens", "zipf:3"], 104, "--input-tokens: expected"),
+    (["--find", "max-rate"], 2, "--find max-rate needs --slo"),
+    (["--profile", "poisson"], 2, "--profile poisson needs --rate"),
+    (["--dataset", "missing.json"], 104, "missing.json: No such file"),
+    (["--slo", "speed:fast"], 2, "--slo 'speed:fast'"),
+    (["--burstiness", "0.5", "--profile", "poisson", "--rate", "1"], 2,
+     "--burstiness is for --profile gamma"),
+])
+def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
+                                    message: str) -> None:
+    proc, doc = bench(tmp_path, *args)
+    assert proc.returncode == code
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("error:") == 1 and doc is None
+
+
+def test_unreachable_server_is_never_a_success(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{closed_port()}"
+    proc, _ = bench(tmp_path, "--base", base)
+    assert proc.returncode == 104 and "give --model" in proc.stderr
+    proc, doc = bench(tmp_path, "--base", base, "--model", "m", "--iterations", "2")
+    assert proc.returncode == 113, proc.stderr
+    p = one_point(doc)
+    assert (p["completed"], p["failed"], p["error_rate"]) == (0, 2, 1.0)
+    assert p["ttft_ms"]["p50"] is None  # no samples: shown as such, never as 0
+
+
+# --- a server that sends no usage: the tokenizer, else a labelled estimate ---------------
+
+PIECES = ["hello", ",", " world", ",", " hello"]
+
+
+@pytest.fixture(scope="module")
+def no_usage_server() -> Iterator[str]:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in PIECES:
+            chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.run_until_complete(runner.cleanup())
+
+
+def test_without_usage_tokens_are_an_estimate_or_the_tokenizers(
+        tmp_path: Path, no_usage_server: str) -> None:
+    args = ("--base", no_usage_server, "--model", "m", "--iterations", "2",
+            "--input-tokens", "8")
+    proc, doc = bench(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["token_counts"] == "estimate"
+    assert p["output_tokens"] == 2 * len(PIECES)  # one per content event
+    assert "tokens: ESTIMATE" in proc.stdout
+
+    tokenizer = make_tokenizer(tmp_path)
+    proc, doc = bench(tmp_path, *args, "--tokenizer", str(tokenizer))
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    counter = TokenCounter(str(tokenizer))
+    assert p["token_counts"] == "tokenizer"
+    assert p["output_tokens"] == 2 * counter.count("".join(PIECES))  # 7, not 5 events
+    assert p["prompt_tokens"] == 2 * 8
+    assert "ESTIMATE" not in proc.stdout
+
+
+# --- the tokenizer (a real tokenizer.json made here, nothing downloaded) -------------
+
+def test_tokenizer_counts_and_fits_prompts(tmp_path: Path) -> None:
+    counter = TokenCounter(str(make_tokenizer(tmp_path)))
+    assert counter.source == "tokenizer"
+    # "hello," is 2 tokens for this tokenizer, 1 for the word estimate
+    assert counter.count("hello, world") == 3
+    assert TokenCounter().count("hello, world") == 2
+    w = SyntheticWorkload(parse_length("uniform:10:40"), None, 0, 0, counter)
+    for i in range(20):
+        req = w.item(i)
+        assert counter.count(req.prompt) == req.prompt_tokens
+
+
+def test_tokenizer_file_that_is_not_one(tmp_path: Path) -> None:
+    pytest.importorskip("tokenizers")
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("{}")
+    with pytest.raises(WorkloadError, match="cannot load it"):
+        TokenCounter(str(bad))
