@@ -255,3 +255,36 @@ def test_tokenizer_file_that_is_not_one(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(WorkloadError, match="cannot load it"):
         TokenCounter(str(bad))
+
+
+# --- the documentation's examples ---------------------------------------------------------
+
+def test_readme_example_runs_on_the_embedded_simulator(tmp_path: Path) -> None:
+    from cli_helpers import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("./run-loadtest.sh bench"))
+    args = line.split("#")[0].split()[2:]
+    assert args == ["--dataset", "sample", "-d", "20s"]
+    proc, doc = bench(tmp_path, *args[:-1], "2s", ttft_ms="5", tokens_per_sec="1000")
+    assert proc.returncode == 0, proc.stderr
+    assert one_point(doc)["completed"] > 0
+
+
+def test_scenario_file_example_uses_the_building_blocks(tmp_path: Path) -> None:
+    import re
+
+    from cli_helpers import REPO, write_scenario
+
+    text = (REPO / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text[text.index("## From a scenario file"):],
+                     re.S).group(1)  # type: ignore[union-attr]
+    (tmp_path / "scenarios").mkdir()
+    write_scenario(tmp_path, "my-bench", code)
+    proc = run_cli("run", "my-bench", "-q", "--summary-export", "out.json", cwd=tmp_path,
+                   env=clean_env(API_KEY="doc-bench-key", INDIGO_SIM_TTFT_MS="5"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "out.json").read_text())["metrics"]
+    assert metrics["checks"]["fails"] == 0 and metrics["checks"]["passes"] > 3
+    assert metrics["llm_good_requests"]["count"] == metrics["checks"]["passes"]
+    assert metrics["llm_schedule_delay_ms"]["max"] < 1000  # open loop: every send timed
