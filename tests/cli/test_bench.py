@@ -93,9 +93,11 @@ def test_sweep_throughput_is_bounded_by_the_slots_and_the_knee_below_it(tmp_path
 def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
                       "ttft:p99<300ms", "-d", "3s", "--max-concurrency", "8",
-                      "--input-tokens", "20", "--output-tokens", "10",
+                      "--input-tokens", "20", "--output-tokens", "10", "--fail-below", "100",
                       slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
-    assert proc.returncode == 0, proc.stderr
+    # the CI gate: below 100 req/s is a failure, reported after every point is written
+    assert proc.returncode == 99, proc.stderr
+    assert "is below --fail-below 100" in proc.stderr
     assert doc is not None
     answer = doc["max_rate"]
     points = {p["label"]: p for p in doc["points"]}
@@ -108,9 +110,10 @@ def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path
 
 
 def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
+    # two worker processes: each takes its part of one seeded timeline
     proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "2s",
-                      "--output-tokens", "4", "--slo", "ttft:1s", ttft_ms="20",
-                      tokens_per_sec="0")
+                      "--output-tokens", "4", "--slo", "ttft:1s", "--workers", "2",
+                      ttft_ms="20", tokens_per_sec="0")
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     assert p["offered_rate"] == 15 and p["dropped"] == 0 and p["requests"] > 5
@@ -118,6 +121,9 @@ def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     assert delay["count"] == p["requests"]
     assert 0 <= delay["p50"] <= delay["p99"] < 1000
     assert p["goodput"] == pytest.approx(p["request_rate"], rel=1e-6)  # all meet ttft ≤ 1 s
+    from indigo_loadtest.engine.schedule import gamma_arrivals
+
+    assert p["requests"] == len(list(gamma_arrivals(15.0, 1.0, 2.0, seed=0)))
 
 
 def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "percentiles")
     lp.add_argument("--find", choices=["max-rate"], help="search the highest rate whose "
                     "point meets every --slo")
+    lp.add_argument("--fail-below", type=float, metavar="RATE", help="with --find: exit "
+                    "99 when the max rate meeting the SLO is below RATE (a CI gate)")
     lp.add_argument("--find-steps", type=int, default=5, metavar="N",
                     help="bisection steps of --find (default: 5)")
     lp.add_argument("--threshold", action="append", default=[], metavar="METRIC=EXPR",

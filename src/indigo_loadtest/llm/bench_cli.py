@@ -88,6 +88,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     objectives = parse_slos(args.slo)
     if mode == "find" and not objectives:
         raise ScenarioError("--find max-rate needs --slo", ExitCode.USAGE)
+    if args.fail_below is not None and mode != "find":
+        raise ScenarioError("--fail-below is for --find max-rate", ExitCode.USAGE)
     if mode != "single" and settings.iterations:
         raise ScenarioError("--iterations: a sweep or search measures each point for "
                             "--duration", ExitCode.USAGE)
@@ -213,8 +215,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool) -> d
     """One measurement: the generated scenario through the runner; its figures."""
     from ..runner import execute, header_lines, prepare, run_event_loop
 
-    settings = dataclasses.replace(bench.settings, env={**bench.settings.env,
-                                                        SPEC_ENV: spec.to_json()})
+    settings = point_settings(bench, spec)
     if not single:
         settings.no_summary = True
         if settings.summary_export:
@@ -538,17 +539,26 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     write_results(bench, answer)
     for line in report_lines(bench, answer):
         console.print(line)
-    return final_exit_code(bench, console)
+    return final_exit_code(bench, console, answer, args.fail_below)
 
 
-def final_exit_code(bench: Bench, console: Any) -> int:
-    """The first point's failure; else NOTHING_MEASURED when a point completed nothing."""
+def final_exit_code(bench: Bench, console: Any, answer: dict[str, Any] | None,
+                    fail_below: float | None) -> int:
+    """The first point's failure; else NOTHING_MEASURED when a point completed nothing;
+    else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below."""
     if bench.exit_code:
         return bench.exit_code
     empty = [p["label"] for p in bench.points if not p["completed"]]
     if empty:
         console.error(f"no request completed in point(s) {', '.join(empty)}")
         return ExitCode.NOTHING_MEASURED
+    if answer is not None and fail_below is not None:
+        found = answer.get("max_rate")
+        if found is None or found < fail_below:
+            shown = "none" if found is None else f"{found:.4g} req/s"
+            console.error(f"the max rate meeting the SLO ({shown}) is below --fail-below "
+                          f"{fail_below:g}")
+            return ExitCode.THRESHOLDS_FAILED
     return ExitCode.OK
 
 
@@ -559,6 +569,10 @@ def dry_run(bench: Bench, console: Any) -> int:
     if not bench.spec.model:
         bench.spec.model = "(the first of /v1/models)"
     spec = dataclasses.replace(bench.spec, label=bench.spec.profile)
-    settings = dataclasses.replace(bench.settings, env={**bench.settings.env,
-                                                        SPEC_ENV: spec.to_json()})
-    return run(settings, console)
+    return run(point_settings(bench, spec), console)
+
+
+def point_settings(bench: Bench, spec: BenchSpec) -> Any:
+    """The run settings of one point: its spec in the env (and its model, for the header)."""
+    env = {**bench.settings.env, SPEC_ENV: spec.to_json(), "MODEL": spec.model}
+    return dataclasses.replace(bench.settings, env=env)
