@@ -126,6 +126,21 @@ def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     assert p["requests"] == len(list(gamma_arrivals(15.0, 1.0, 2.0, seed=0)))
 
 
+def test_warmup_and_cooldown_are_not_counted(tmp_path: Path) -> None:
+    # 2 VUs, 140 ms a request: 2 / 0.14 = 14.3/s; only the middle 2 s of 4 s are counted.
+    proc, doc = bench(tmp_path, "--profile", "concurrency", "--vus", "2", "-d", "4s",
+                      "--warmup", "1s", "--cooldown", "1s", "--input-tokens", "20",
+                      "--output-tokens", "10", "--summary-export", str(tmp_path / "all.json"),
+                      ttft_ms="50", tokens_per_sec="100")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    every = json.loads((tmp_path / "all.json").read_text())["metrics"]["llm_request_failed"]
+    assert every["fails"] > p["requests"] + 20  # the warm-up and cool-down requests
+    assert p["requests"] == p["ttft_ms"]["count"] == pytest.approx(2 * 2 / 0.14, abs=5)
+    assert p["request_rate"] == pytest.approx(2 / 0.14, rel=0.10)
+    assert p["mean_concurrency"] == pytest.approx(2.0, abs=0.2)
+
+
 def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:
     items = load_sharegpt(str(SAMPLE_DATASET))
     proc, doc = bench(tmp_path, "--dataset", "sample", "--endpoint", "responses",
@@ -165,6 +180,8 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
     (["--slo", "speed:fast"], 2, "--slo 'speed:fast'"),
     (["--burstiness", "0.5", "--profile", "poisson", "--rate", "1"], 2,
      "--burstiness is for --profile gamma"),
+    (["--warmup", "20s", "--cooldown", "10s"], 2, "--warmup and --cooldown: together"),
+    (["--fail-below", "3"], 2, "--fail-below is for --find max-rate"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
                                     message: str) -> None:

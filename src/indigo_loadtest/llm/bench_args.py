@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "(1 = Poisson, lower = burstier)")
     lp.add_argument("--max-concurrency", type=int, default=256, metavar="N",
                     help="in-flight limit of open-loop profiles and of throughput")
+    lp.add_argument("--warmup", default="0s", metavar="DURATION", help="requests started "
+                    "in this first part of each point are not counted")
+    lp.add_argument("--cooldown", default="0s", metavar="DURATION", help="nor those started "
+                    "in this last part")
     lp.add_argument("--sweep-rates", type=int, default=5, metavar="N",
                     help="rates between synchronous and throughput in a sweep")
     lp.add_argument("--slo", metavar="SLOS", help="e.g. ttft:p99<500ms,tpot:p99<50ms: "

@@ -25,12 +25,15 @@ from typing import Any
 from ..metrics.registry import Registry
 from ..scenario.config import Env, build_env
 from ..scenario.errors import ExitCode, ScenarioError
+from ..scenario.options import parse_duration
 from .benchmark import (
     GOOD_REQUESTS,
+    PHASE_TAG,
     PROMPT_TOKENS,
     REQUEST_FAILED,
     SCHEDULE_DELAY,
     SPEC_ENV,
+    STEADY,
     WINDOW,
     BenchScenario,
     BenchSpec,
@@ -76,6 +79,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
         concurrency=settings.vus or 1, rate=args.rate, burstiness=args.burstiness,
         duration=settings.duration or "30s", requests=settings.iterations or 0,
         max_concurrency=args.max_concurrency, slos=args.slo or "",
+        warmup=parse_duration(args.warmup, "--warmup"),
+        cooldown=parse_duration(args.cooldown, "--cooldown"),
         thresholds=parse_threshold_flags(args.threshold),
     )
     if args.prefix_tokens < 0 or args.max_concurrency < 1 or args.sweep_rates < 1 \
@@ -248,24 +253,25 @@ def describe_point(spec: BenchSpec) -> str:
 
 def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
                   objectives: list[Objective]) -> dict[str, Any]:
-    """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples."""
-    metrics = registry.metrics
-    failed = _agg(metrics.get(REQUEST_FAILED))
+    """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
+    With a warm-up or cool-down, only the requests started between them count."""
+    m = Figures(registry, {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else None)
+    failed = m.agg(REQUEST_FAILED)
     total = failed.total if failed is not None else 0
     errors = failed.trues if failed is not None else 0
     completed = total - errors
-    duration = request_window(metrics.get(WINDOW)) or (elapsed if elapsed > 0 else None)
-    out_tokens = _sum(metrics.get(OUTPUT_TOKENS))
-    in_tokens = _sum(metrics.get(PROMPT_TOKENS))
-    latencies = {key: _percentiles(metrics.get(name)) for key, name in SLO_METRICS.items()}
-    e2el_sum = _sum(metrics.get(TOTAL))
-    vus = _agg(metrics.get("vus_max"))
-    dropped = _agg(metrics.get("dropped_iterations"))
-    good = _agg(metrics.get(GOOD_REQUESTS))
+    duration = m.window() or (elapsed if elapsed > 0 else None)
+    out_tokens, in_tokens = m.sum(OUTPUT_TOKENS), m.sum(PROMPT_TOKENS)
+    latencies = {key: m.percentiles(name) for key, name in SLO_METRICS.items()}
+    e2el_sum = m.sum(TOTAL)
+    vus = Figures(registry).agg("vus_max")
+    dropped = Figures(registry).agg("dropped_iterations")
+    good = m.agg(GOOD_REQUESTS)
     point = {
         "label": spec.label or spec.profile, "profile": spec.profile,
         "offered_rate": spec.rate if spec.profile in ("constant", "poisson", "gamma") else None,
         "concurrency_limit": spec.vus(), "duration_s": duration,
+        "warmup_s": spec.warmup, "cooldown_s": spec.cooldown,
         "requests": total, "completed": completed, "failed": errors,
         "error_rate": errors / total if total else None,
         "request_rate": _per_s(completed, duration),
@@ -277,8 +283,8 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
         "dropped": int(dropped.value) if dropped is not None else 0,
         "ttft_ms": latencies["ttft"], "tpot_ms": latencies["tpot"],
         "itl_ms": latencies["itl"], "e2el_ms": latencies["e2el"],
-        "schedule_delay_ms": _percentiles(metrics.get(SCHEDULE_DELAY)),
-        "token_counts": token_sources(metrics.get(OUTPUT_TOKENS)),
+        "schedule_delay_ms": m.percentiles(SCHEDULE_DELAY),
+        "token_counts": token_sources(registry.metrics.get(OUTPUT_TOKENS)),
         "goodput": (_per_s(good.value if good is not None else 0.0, duration)
                     if objectives else None),
     }
@@ -288,34 +294,42 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
     return point
 
 
-def request_window(metric: Any) -> float | None:
-    """First request's start to last request's end, in seconds (vLLM's benchmark
-    duration); None with fewer than one whole request."""
-    sink = _agg(metric)
-    if sink is None or sink.count < 2 or sink.max <= sink.min:
-        return None
-    return float(sink.max - sink.min)
+class Figures:
+    """A point's metrics, all samples or those matching `flt` (e.g. the steady phase)."""
 
+    def __init__(self, registry: Registry, flt: dict[str, str] | None = None) -> None:
+        self.metrics = registry.metrics
+        self.flt = flt
 
-def _agg(metric: Any) -> Any:
-    return metric.aggregate() if metric is not None and metric.sinks else None
+    def agg(self, name: str) -> Any:
+        metric = self.metrics.get(name)
+        if metric is None or not any(not self.flt or ts.matches(self.flt)
+                                     for ts in metric.sinks):
+            return None
+        return metric.aggregate(self.flt)
 
+    def sum(self, name: str) -> float:
+        sink = self.agg(name)
+        return float(sink.sum) if sink is not None else 0.0
 
-def _sum(metric: Any) -> float:
-    sink = _agg(metric)
-    return float(sink.sum) if sink is not None else 0.0
+    def window(self) -> float | None:
+        """First request's start to last request's end, in seconds (vLLM's benchmark
+        duration); None without a whole request."""
+        sink = self.agg(WINDOW)
+        if sink is None or sink.count < 2 or sink.max <= sink.min:
+            return None
+        return float(sink.max - sink.min)
+
+    def percentiles(self, name: str) -> dict[str, float | None]:
+        sink = self.agg(name)
+        if sink is None or not sink.count:
+            return {"mean": None, **{f"p{p:g}": None for p in PERCENTILES}, "count": 0}
+        return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in PERCENTILES},
+                "count": sink.count}
 
 
 def _per_s(value: float, duration: float | None) -> float | None:
     return value / duration if duration else None
-
-
-def _percentiles(metric: Any) -> dict[str, float | None]:
-    sink = _agg(metric)
-    if sink is None or not sink.count:
-        return {"mean": None, **{f"p{p:g}": None for p in PERCENTILES}, "count": 0}
-    return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in PERCENTILES},
-            "count": sink.count}
 
 
 def token_sources(metric: Any) -> str:

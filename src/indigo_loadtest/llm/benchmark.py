@@ -49,6 +49,9 @@ GOOD_REQUESTS = "llm_good_requests"
 # Wall-clock seconds of each request's start and end: its min and max (which merge
 # across worker processes) bound the benchmark's duration, first send to last byte.
 WINDOW = "llm_request_window"
+# With a warm-up or cool-down, every sample is tagged with the phase its request
+# started in; a point's figures count the steady phase only.
+PHASE_TAG, STEADY = "bench_phase", "steady"
 
 ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 SPEC_ENV = "INDIGO_BENCH"  # the env variable the generated scenario reads its spec from
@@ -79,6 +82,8 @@ class BenchSpec:
     duration: str = "30s"
     requests: int = 0  # > 0: this many requests instead of a duration
     max_concurrency: int = 256  # VU limit of open-loop profiles and the throughput profile
+    warmup: float = 0.0  # seconds from the first request not counted in the figures
+    cooldown: float = 0.0  # seconds before the planned end not counted
     slos: str = ""
     thresholds: dict[str, list[str]] = field(default_factory=dict)
     label: str = ""  # the point's name in a sweep (tag bench_point)
@@ -104,9 +109,18 @@ class BenchSpec:
             raise ScenarioError("--burstiness is for --profile gamma", ExitCode.USAGE)
         if self.burstiness <= 0:
             raise ScenarioError("--burstiness: must be more than 0", ExitCode.USAGE)
+        if (self.warmup or self.cooldown) and (
+                self.requests or self.warmup + self.cooldown >= self.duration_s()):
+            raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "
+                                "and not with --iterations", ExitCode.USAGE)
         if self.auth not in ("none", "jan-guest"):
             raise ScenarioError(f"--auth: expected jan-guest, got {self.auth!r}",
                                 ExitCode.USAGE)
+
+    def duration_s(self) -> float:
+        from ..scenario.options import parse_duration
+
+        return parse_duration(self.duration, "--duration")
 
     def vus(self) -> int:
         """The most requests this point may have in flight."""
@@ -217,8 +231,9 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
 
 async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
                        headers: dict[str, str], metrics: BenchMetrics, counter: TokenCounter,
-                       slos: list[Objective]) -> RequestOutcome:
-    """Send one request, read it through the stream meter, record every metric."""
+                       slos: list[Objective], phase: str = "") -> RequestOutcome:
+    """Send one request, read it through the stream meter, record every metric (tagged
+    `bench_phase=phase` when a phase is given)."""
     due = scheduled_start.get()
     started_at = time.time()
     sent = time.perf_counter()
@@ -238,6 +253,8 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         values = {"e2el": res.total_ms}
     ok = res.ok and 200 <= resp.status < 300
     tags = {"tokens": source if source == "usage" else counter.source}
+    if phase:
+        tags[PHASE_TAG] = phase
     metrics.llm.record_stream(res, tags, queue_ms=parse_queue_ms(resp.headers),
                               status=resp.status)
     ts = current_tags.get().with_tags(tags)
@@ -317,25 +334,43 @@ class BenchScenario:
         self.metrics = BenchMetrics(registry)
         self._stride = max(1, spec.vus())
         self._pool: Any = None
+        self._first_at: float | None = None  # this process's first request (time.time())
 
     def request_for(self, vu: Any) -> BenchRequest:
         """VU k's n-th request is item n·stride + k − 1: VUs walk the workload without
         overlapping, the same way in every run and every worker."""
         return self.workload.item(vu.iteration * self._stride + max(vu.id, 1) - 1)
 
+    def phase(self) -> str:
+        """warmup, steady or cooldown, by when this request starts (from the first one);
+        "" when neither is set. Worker processes start together, so each measures from
+        its own first request."""
+        spec = self.spec
+        if not (spec.warmup or spec.cooldown):
+            return ""
+        now = time.time()
+        if self._first_at is None:
+            self._first_at = now
+        elapsed = now - self._first_at
+        if elapsed < spec.warmup:
+            return "warmup"
+        return "cooldown" if elapsed >= spec.duration_s() - spec.cooldown else STEADY
+
     async def iteration(self, vu: Any) -> RequestOutcome | None:
         env = vu.env
         base = env.get("BASE", "")
         req = self.request_for(vu)
+        phase = self.phase()
         if self.spec.auth == "jan-guest":
-            return await self._as_guest(vu, base, req)
+            return await self._as_guest(vu, base, req, phase)
         headers = {"Content-Type": "application/json"}
         if env.get("API_KEY"):
             headers["Authorization"] = f"Bearer {env['API_KEY']}"
         return await send_request(vu.http, base, self.spec, req, headers, self.metrics,
-                                  self.counter, self.slos)
+                                  self.counter, self.slos, phase)
 
-    async def _as_guest(self, vu: Any, base: str, req: BenchRequest) -> RequestOutcome | None:
+    async def _as_guest(self, vu: Any, base: str, req: BenchRequest,
+                        phase: str) -> RequestOutcome | None:
         """Jan guest login (sessions pooled across iterations, refreshed near expiry)."""
         from ..jan.metrics import FlowMetrics
         from ..jan.session import JanConfig, SessionPool
@@ -349,4 +384,4 @@ class BenchScenario:
                 self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
                 return None
             return await send_request(vu.http, base, self.spec, req, session.headers(),
-                                      self.metrics, self.counter, self.slos)
+                                      self.metrics, self.counter, self.slos, phase)
