@@ -112,6 +112,9 @@ class Prepared:
     outputs: list[Output] = field(default_factory=list)
     summary_path: Path | None = None
     workers: int = 1  # processes the test runs in (see `worker_count`)
+    # Coroutine functions run beside the test, like the abortOnFail watch, each given the
+    # Engine (`live_registry()`, `stop(reason)`); `bench` stops over-saturated points.
+    watchers: list[Callable[[Any], Any]] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -617,6 +620,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
             _watch_thresholds(prepared, engine, started, outcome)))
+    helpers += [asyncio.ensure_future(watch(engine)) for watch in prepared.watchers]
     if not settings.quiet:
         progress = ProgressLine(engine.snapshot, console.err,
                                 total_duration=planned_duration(prepared))

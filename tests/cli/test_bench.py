@@ -90,6 +90,23 @@ def test_sweep_throughput_is_bounded_by_the_slots_and_the_knee_below_it(tmp_path
     assert "knee:" in proc.stdout
 
 
+def test_an_over_saturated_sweep_point_stops_early_and_ends_the_sweep(tmp_path: Path) -> None:
+    # 2 slots and at most 2 requests in flight: Poisson arrivals at 2/3 of capacity find
+    # both busy about 27% of the time (Erlang B), so requests are dropped within a second.
+    proc, doc = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "2", "-d", "3s",
+                      "--max-concurrency", "2", "--input-tokens", "20", "--output-tokens",
+                      "10", slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None
+    labels = [p["label"] for p in doc["points"]]
+    assert labels == ["synchronous", "throughput", "rate-1"]  # rate-2 skipped
+    rate1 = doc["points"][2]
+    assert rate1["saturated"].endswith("dropped, --max-concurrency in flight")
+    assert rate1["dropped"] >= 1 and rate1["duration_s"] < 2.5  # stopped before its 3 s
+    assert doc["knee"] is None
+    assert "rate-1: over-saturated, stopped early" in proc.stdout
+
+
 def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
                       "ttft:p99<300ms", "-d", "3s", "--max-concurrency", "8",

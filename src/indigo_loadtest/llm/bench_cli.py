@@ -10,11 +10,13 @@ search), reads each point's figures from its registry, and reports them
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import math
 import os
 import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -39,7 +41,7 @@ from .benchmark import (
     BenchSpec,
 )
 from .slo import SLO_METRICS, Objective, parse_slos, point_verdicts
-from .stream_metrics import OUTPUT_TOKENS, TOTAL
+from .stream_metrics import OUTPUT_TOKENS, TOTAL, TTFT
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
 PERCENTILES = (50.0, 90.0, 99.0)
@@ -216,7 +218,8 @@ def _get_json(url: str, headers: dict[str, str], data: bytes | None = None) -> A
 
 # --- one point ----------------------------------------------------------------------------
 
-def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool) -> dict[str, Any]:
+def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
+              watch: SaturationWatch | None = None) -> dict[str, Any]:
     """One measurement: the generated scenario through the runner; its figures."""
     from ..runner import execute, header_lines, prepare, run_event_loop
 
@@ -228,6 +231,8 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool) -> d
             settings.summary_export = str(path.with_name(f"{path.stem}-{spec.label}"
                                                          f"{path.suffix}"))
     prepared = prepare(settings, console)
+    if watch is not None:
+        prepared.watchers.append(watch)
     try:
         if single and not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
@@ -237,6 +242,9 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool) -> d
         point = point_figures(spec, prepared.registry, outcome.elapsed, bench.objectives)
         point["exit_code"] = int(outcome.exit_code)
         point["interrupted"] = outcome.interrupted
+        point["saturated"] = watch.reason if watch is not None else None
+        if point["saturated"] and point["meets_slo"]:
+            point["meets_slo"] = False
         return point
     finally:
         prepared.close()
@@ -340,6 +348,53 @@ def token_sources(metric: Any) -> str:
     return "+".join(found) or "none"
 
 
+# --- over-saturation ---------------------------------------------------------------------
+
+SATURATION_CHECK = 0.5  # seconds between looks at the live metrics
+SATURATION_TTFT = 10.0  # median TTFT above this multiple of the unloaded one: saturated
+SATURATION_DELAY = 0.25  # share of the point after which the TTFT test applies
+
+
+@dataclasses.dataclass
+class SaturationWatch:
+    """Stops an open-loop point once the server is clearly over-saturated: a request was
+    dropped (--max-concurrency already in flight: the offered rate is not being sent),
+    or the median TTFT has passed SATURATION_TTFT times the unloaded one (the queue
+    keeps growing). `reason` says which."""
+
+    ttft_limit_ms: float | None
+    after_s: float
+    reason: str | None = None
+
+    async def __call__(self, engine: Any) -> None:
+        started = time.monotonic()
+        while self.reason is None:
+            await asyncio.sleep(SATURATION_CHECK)
+            late = time.monotonic() - started >= self.after_s
+            self.reason = saturation(engine.live_registry(),
+                                     self.ttft_limit_ms if late else None)
+        engine.stop(f"over-saturated: {self.reason}")
+
+
+def saturation(registry: Registry, ttft_limit_ms: float | None) -> str | None:
+    figures = Figures(registry)
+    dropped = figures.agg("dropped_iterations")
+    if dropped is not None and dropped.value > 0:
+        return f"{int(dropped.value)} request(s) dropped, --max-concurrency in flight"
+    ttft = figures.agg(TTFT) if ttft_limit_ms else None
+    if ttft is not None and ttft.count >= 5 and ttft.med > (ttft_limit_ms or 0):
+        return (f"median TTFT {ttft.med:.0f} ms, over {SATURATION_TTFT:g}x the unloaded "
+                f"{(ttft_limit_ms or 0) / SATURATION_TTFT:.0f} ms")
+    return None
+
+
+def saturation_watch(bench: Bench, spec: BenchSpec) -> SaturationWatch:
+    sync = next((p for p in bench.points if p["profile"] == "synchronous"), None)
+    unloaded = sync["ttft_ms"]["p50"] if sync is not None else None
+    return SaturationWatch(unloaded * SATURATION_TTFT if unloaded else None,
+                           SATURATION_DELAY * spec.duration_s())
+
+
 # --- modes --------------------------------------------------------------------------------
 
 def run_single(bench: Bench, console: Any) -> None:
@@ -363,7 +418,11 @@ def run_sweep(bench: Bench, console: Any) -> None:
     n = bench.sweep_rates
     for k in range(1, n + 1):
         rate = low + (high - low) * k / (n + 1)
-        if measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate) is None:
+        point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate)
+        if point is None:
+            return
+        if point["saturated"] and k < n:  # higher rates would only saturate sooner
+            console.note(f"rate-{k} over-saturated: the {n - k} higher rate(s) are skipped")
             return
 
 
@@ -409,7 +468,8 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
                                concurrency=bench.spec.max_concurrency
                                if profile == "throughput" else bench.spec.concurrency,
                                burstiness=bench.spec.burstiness if profile == "gamma" else 1.0)
-    point = run_point(bench, spec, console, single=False)
+    watch = saturation_watch(bench, spec) if rate else None
+    point = run_point(bench, spec, console, single=False, watch=watch)
     bench.points.append(point)
     if point["exit_code"] and not bench.exit_code:
         bench.exit_code = point["exit_code"]
@@ -428,6 +488,7 @@ def knee(points: list[dict[str, Any]]) -> dict[str, Any] | None:
     if unloaded is None:
         return None
     kept = [p for p in points if p["offered_rate"] and p["dropped"] == 0 and not p["failed"]
+            and not p.get("saturated")
             and p[key]["p50"] is not None and p[key]["p50"] <= KNEE_FACTOR * unloaded]
     return max(kept, key=lambda p: p["offered_rate"]) if kept else None
 
@@ -481,6 +542,9 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
         k = knee(points)
         lines.append(f"  knee: {k['offered_rate']:.4g} req/s ({k['label']})" if k else
                      "  knee: none (no rate point kept up with its rate)")
+    for p in points:
+        if p.get("saturated"):
+            lines.append(f"  {p['label']}: over-saturated, stopped early ({p['saturated']})")
     for p in points:
         missed = [v["slo"] for v in p["slo"] if not v["ok"]]
         if bench.objectives:
