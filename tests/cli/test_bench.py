@@ -169,6 +169,43 @@ def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:
     assert p["prompt_tokens"] == sum(r.prompt_tokens for r in items)
 
 
+def test_multi_turn_conversations_grow_their_history(tmp_path: Path) -> None:
+    conversations = [
+        [("first question here", "a short answer of seven words"),
+         ("and a follow up", "two words"), ("last one", "the final answer has five")],
+        [("another opening question", "one two three four five six seven eight nine ten "
+                                      "eleven twelve thirteen fourteen fifteen sixteen "
+                                      "seventeen eighteen nineteen twenty twentyone "
+                                      "twentytwo twentythree twentyfour twentyfive "
+                                      "twentysix twentyseven twentyeight twentynine thirty "
+                                      "thirtyone thirtytwo thirtythree thirtyfour"),
+         ("why", "because")],
+    ]
+    data = [{"conversations": [t for q, a in conv for t in
+                               ({"from": "human", "value": q}, {"from": "gpt", "value": a})]}
+            for conv in conversations]
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps(data))
+    proc, doc = bench(tmp_path, "--dataset", str(path), "--multi-turn", "--iterations", "2",
+                      ttft_ms="0", tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    count = TokenCounter().count
+    # Turn k's prompt: every earlier question and answer (answers as long as their
+    # targets: the simulator's replies honour max_tokens) plus the new question.
+    expected_prompts = expected_outputs = 0
+    for conv in conversations:
+        history = 0
+        for question, answer in conv:
+            history += count(question)
+            expected_prompts += history
+            expected_outputs += count(answer)
+            history += count(answer)
+    assert p["requests"] == p["completed"] == 5
+    assert p["output_tokens"] == expected_outputs
+    assert p["prompt_tokens"] == expected_prompts
+
+
 def test_jan_guest_login(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--auth", "jan-guest", "--iterations", "3",
                       "--output-tokens", "3", ttft_ms="0", tokens_per_sec="0")
@@ -199,6 +236,7 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
      "--burstiness is for --profile gamma"),
     (["--warmup", "20s", "--cooldown", "10s"], 2, "--warmup and --cooldown: together"),
     (["--fail-below", "3"], 2, "--fail-below is for --find max-rate"),
+    (["--multi-turn"], 2, "--multi-turn: with a ShareGPT --dataset"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
                                     message: str) -> None:

@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--dataset", metavar="FILE", help="JSONL (prompt or messages, optional "
                    "max_tokens) or ShareGPT JSON; 'sample' is the packaged ShareGPT sample")
     w.add_argument("--dataset-kind", choices=["jsonl", "sharegpt"])
+    w.add_argument("--multi-turn", action="store_true", help="ShareGPT: send each "
+                   "conversation's turns in order, the history growing")
     w.add_argument("--input-tokens", default="128", metavar="DIST", help="prompt length: N, "
                    "uniform:MIN:MAX, normal:MEAN:SD[:MIN:MAX], lognormal:MEAN:SD[:MIN:MAX]")
     w.add_argument("--output-tokens", metavar="DIST", help="output length (max_tokens), "

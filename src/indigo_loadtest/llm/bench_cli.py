@@ -77,6 +77,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
         output_len=(args.output_tokens if args.output_tokens is not None
                     else "" if args.dataset else "64"),
         prefix_tokens=args.prefix_tokens, seed=args.seed, tokenizer=args.tokenizer or "",
+        multi_turn=args.multi_turn,
         profile=args.profile if args.profile != "sweep" else "synchronous",
         concurrency=settings.vus or 1, rate=args.rate, burstiness=args.burstiness,
         duration=settings.duration or "30s", requests=settings.iterations or 0,
@@ -171,8 +172,10 @@ def simulator_settings(spec: BenchSpec) -> dict[str, Any]:
 
     if spec.dataset:
         workload = build_workload(spec, TokenCounter(spec.tokenizer or None))
-        targets = [r.max_tokens or 0 for r in getattr(workload, "items", [])]
-        longest = max(targets, default=0) if isinstance(workload, ListWorkload) else 0
+        items = workload.items if isinstance(workload, ListWorkload) else []
+        longest = max((t or 0 for r in items
+                       for t in (r.max_tokens, *(target for _, target in r.followups))),
+                      default=0)
     else:
         dist: LengthDist | None = parse_length(spec.output_len) if spec.output_len else None
         longest = dist.max if dist is not None and dist.max < (1 << 20) else 0

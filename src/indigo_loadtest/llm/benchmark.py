@@ -74,6 +74,7 @@ class BenchSpec:
     prefix_tokens: int = 0
     seed: int = 0
     tokenizer: str = ""
+    multi_turn: bool = False  # ShareGPT: a conversation's turns in order, history growing
     # load profile
     profile: str = "synchronous"
     concurrency: int = 1
@@ -113,6 +114,9 @@ class BenchSpec:
                 self.requests or self.warmup + self.cooldown >= self.duration_s()):
             raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "
                                 "and not with --iterations", ExitCode.USAGE)
+        if self.multi_turn and (not self.dataset or self.endpoint != "chat"):
+            raise ScenarioError("--multi-turn: with a ShareGPT --dataset, on the chat endpoint",
+                                ExitCode.USAGE)
         if self.auth not in ("none", "jan-guest"):
             raise ScenarioError(f"--auth: expected jan-guest, got {self.auth!r}",
                                 ExitCode.USAGE)
@@ -176,7 +180,7 @@ def build_workload(spec: BenchSpec, counter: TokenCounter) -> Workload:
                                 ExitCode.USAGE)
         kind = spec.dataset_kind or guess_kind(spec.dataset)
         return dataset_workload(spec.dataset, kind, spec.seed, counter,
-                                output.min if output is not None else None)
+                                output.min if output is not None else None, spec.multi_turn)
     return SyntheticWorkload(parse_length(spec.input_len, "--input-tokens"), output,
                              spec.seed, spec.prefix_tokens, counter)
 
@@ -366,8 +370,25 @@ class BenchScenario:
         headers = {"Content-Type": "application/json"}
         if env.get("API_KEY"):
             headers["Authorization"] = f"Bearer {env['API_KEY']}"
-        return await send_request(vu.http, base, self.spec, req, headers, self.metrics,
-                                  self.counter, self.slos, phase)
+        return await self.conversation(vu.http, base, req, headers, phase)
+
+    async def conversation(self, http: Any, base: str, req: BenchRequest,
+                           headers: dict[str, str], phase: str = "") -> RequestOutcome:
+        """The request, then its follow-up turns (multi-turn), each sent with the history
+        so far (every earlier question and answer); stops at the first failed turn."""
+        outcome = await send_request(http, base, self.spec, req, headers, self.metrics,
+                                     self.counter, self.slos, phase)
+        history = req.as_messages()
+        for text, target in req.followups:
+            if not outcome.ok or outcome.result is None:
+                break
+            history += [{"role": "assistant", "content": outcome.result.text},
+                        {"role": "user", "content": text}]
+            turn = BenchRequest(messages=tuple(history), max_tokens=target,
+                                prompt_tokens=self.counter.count_messages(history))
+            outcome = await send_request(http, base, self.spec, turn, headers, self.metrics,
+                                         self.counter, self.slos, phase)
+        return outcome
 
     async def _as_guest(self, vu: Any, base: str, req: BenchRequest,
                         phase: str) -> RequestOutcome | None:
@@ -383,5 +404,4 @@ class BenchScenario:
             if session is None:
                 self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
                 return None
-            return await send_request(vu.http, base, self.spec, req, session.headers(),
-                                      self.metrics, self.counter, self.slos, phase)
+            return await self.conversation(vu.http, base, req, session.headers(), phase)

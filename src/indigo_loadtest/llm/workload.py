@@ -180,6 +180,9 @@ class BenchRequest:
     messages: tuple[dict[str, Any], ...] = ()
     prompt_tokens: int = 0
     max_tokens: int | None = None
+    # Multi-turn: the conversation's later user turns and their output targets, sent in
+    # order after this one with the history growing.
+    followups: tuple[tuple[str, int | None], ...] = ()
 
     def as_messages(self) -> list[dict[str, Any]]:
         return list(self.messages) or [{"role": "user", "content": self.prompt}]
@@ -292,10 +295,11 @@ def _jsonl_item(obj: Any, where: str, counter: TokenCounter,
 
 
 def load_sharegpt(path: str, counter: TokenCounter | None = None,
-                  output_len: int | None = None) -> list[BenchRequest]:
+                  output_len: int | None = None, multi_turn: bool = False) -> list[BenchRequest]:
     """ShareGPT's layout: a list of {"conversations": [{"from": "human"|"gpt", "value"}]}.
     The first human turn is the prompt; the answer after it sets the output target
-    (`output_len` overrides it). Conversations without both are skipped, as vLLM does."""
+    (`output_len` overrides it). Conversations without both are skipped, as vLLM does.
+    `multi_turn`: every later human turn followed by an answer becomes a follow-up."""
     counter = counter or TokenCounter()
     try:
         data = orjson.loads(_read(path))
@@ -306,38 +310,45 @@ def load_sharegpt(path: str, counter: TokenCounter | None = None,
     items = []
     for entry in data:
         turns = entry.get("conversations") if isinstance(entry, dict) else None
-        pair = _first_exchange(turns) if isinstance(turns, list) else None
-        if pair is None:
-            continue
-        prompt, answer = pair
-        target = output_len or counter.count(answer)
-        if target >= 1:
+        pairs = _exchanges(turns) if isinstance(turns, list) else []
+        targets = [(q, output_len or counter.count(a)) for q, a in pairs]
+        if targets:
+            prompt, target = targets[0]
             items.append(BenchRequest(prompt=prompt, prompt_tokens=counter.count(prompt),
-                                      max_tokens=target))
+                                      max_tokens=target,
+                                      followups=tuple(targets[1:]) if multi_turn else ()))
     return items
 
 
-def _first_exchange(turns: list[Any]) -> tuple[str, str] | None:
+def _exchanges(turns: list[Any]) -> list[tuple[str, str]]:
+    """Each human turn with the answer right after it, in order."""
+    pairs = []
     for k, turn in enumerate(turns[:-1]):
         nxt = turns[k + 1]
         if (isinstance(turn, dict) and isinstance(nxt, dict) and turn.get("from") == "human"
                 and nxt.get("from") in ("gpt", "chatgpt", "bard", "bing")
                 and isinstance(turn.get("value"), str) and turn["value"].strip()
                 and isinstance(nxt.get("value"), str) and nxt["value"].strip()):
-            return turn["value"], nxt["value"]
-    return None
+            pairs.append((turn["value"], nxt["value"]))
+    return pairs
 
 
 SAMPLE_DATASET = Path(__file__).parent / "data" / "sample_sharegpt.json"
 
 
 def dataset_workload(path: str, kind: str, seed: int, counter: TokenCounter,
-                     output_len: int | None = None) -> ListWorkload:
+                     output_len: int | None = None, multi_turn: bool = False) -> ListWorkload:
     """`kind` is jsonl or sharegpt; `path` "sample" is the packaged ShareGPT sample."""
     if path == "sample":
         path, kind = str(SAMPLE_DATASET), "sharegpt"
-    loader = load_sharegpt if kind == "sharegpt" else load_jsonl
-    return ListWorkload(loader(path, counter, output_len), f"{kind} {Path(path).name}", seed)
+    if kind == "sharegpt":
+        items = load_sharegpt(path, counter, output_len, multi_turn)
+    elif multi_turn:
+        raise WorkloadError("--multi-turn needs a ShareGPT dataset")
+    else:
+        items = load_jsonl(path, counter, output_len)
+    name = f"{kind} {Path(path).name}" + (" (multi-turn)" if multi_turn else "")
+    return ListWorkload(items, name, seed)
 
 
 def guess_kind(path: str) -> str:
