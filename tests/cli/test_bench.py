@@ -206,6 +206,17 @@ def test_multi_turn_conversations_grow_their_history(tmp_path: Path) -> None:
     assert p["prompt_tokens"] == expected_prompts
 
 
+def test_figures_are_of_successful_requests_and_errors_are_counted(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--iterations", "20", "--output-tokens", "6",
+                      ttft_ms="10", tokens_per_sec="0", error_rate="0.4", seed="3")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["requests"] == 20 and 0 < p["failed"] < 20
+    assert p["error_rate"] == p["failed"] / 20
+    assert p["ttft_ms"]["count"] == p["e2el_ms"]["count"] == p["completed"]
+    assert p["output_tokens"] == 6 * p["completed"]  # failed answers carry no tokens here
+
+
 def test_jan_guest_login(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--auth", "jan-guest", "--iterations", "3",
                       "--output-tokens", "3", ttft_ms="0", tokens_per_sec="0")
@@ -237,6 +248,7 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
     (["--warmup", "20s", "--cooldown", "10s"], 2, "--warmup and --cooldown: together"),
     (["--fail-below", "3"], 2, "--fail-below is for --find max-rate"),
     (["--multi-turn"], 2, "--multi-turn: with a ShareGPT --dataset"),
+    (["--timeout", "1x"], 2, "--timeout: invalid timeout '1x'"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
                                     message: str) -> None:

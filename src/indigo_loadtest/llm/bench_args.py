@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--endpoint", choices=["chat", "responses"], default="chat")
     t.add_argument("--no-stream", action="store_true", help="non-streamed requests "
                    "(no TTFT, ITL or TPOT)")
+    t.add_argument("--timeout", default="", metavar="DURATION", help="per request "
+                   "(default 60s; long outputs may need more)")
     t.add_argument("--ignore-eos", action="store_true", help="send ignore_eos (vLLM, "
                    "SGLang) so the server decodes exactly max_tokens")
     w = p.add_argument_group("workload")

@@ -30,6 +30,7 @@ from ..scenario.errors import ExitCode, ScenarioError
 from ..scenario.options import parse_duration
 from .benchmark import (
     GOOD_REQUESTS,
+    OK_TAG,
     PHASE_TAG,
     PROMPT_TOKENS,
     REQUEST_FAILED,
@@ -81,7 +82,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
         profile=args.profile if args.profile != "sweep" else "synchronous",
         concurrency=settings.vus or 1, rate=args.rate, burstiness=args.burstiness,
         duration=settings.duration or "30s", requests=settings.iterations or 0,
-        max_concurrency=args.max_concurrency, slos=args.slo or "",
+        max_concurrency=args.max_concurrency, slos=args.slo or "", timeout=args.timeout,
         warmup=parse_duration(args.warmup, "--warmup"),
         cooldown=parse_duration(args.cooldown, "--cooldown"),
         thresholds=parse_threshold_flags(args.threshold),
@@ -266,15 +267,17 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
                   objectives: list[Objective]) -> dict[str, Any]:
     """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
     With a warm-up or cool-down, only the requests started between them count."""
-    m = Figures(registry, {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else None)
+    phase = {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else {}
+    m = Figures(registry, phase or None)
+    ok = Figures(registry, {**phase, OK_TAG: "true"})  # latencies and tokens: successes
     failed = m.agg(REQUEST_FAILED)
     total = failed.total if failed is not None else 0
     errors = failed.trues if failed is not None else 0
     completed = total - errors
     duration = m.window() or (elapsed if elapsed > 0 else None)
-    out_tokens, in_tokens = m.sum(OUTPUT_TOKENS), m.sum(PROMPT_TOKENS)
-    latencies = {key: m.percentiles(name) for key, name in SLO_METRICS.items()}
-    e2el_sum = m.sum(TOTAL)
+    out_tokens, in_tokens = ok.sum(OUTPUT_TOKENS), ok.sum(PROMPT_TOKENS)
+    latencies = {key: ok.percentiles(name) for key, name in SLO_METRICS.items()}
+    e2el_sum = m.sum(TOTAL)  # every request in flight, for the mean concurrency
     vus = Figures(registry).agg("vus_max")
     dropped = Figures(registry).agg("dropped_iterations")
     good = m.agg(GOOD_REQUESTS)

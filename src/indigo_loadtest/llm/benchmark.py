@@ -52,6 +52,7 @@ WINDOW = "llm_request_window"
 # With a warm-up or cool-down, every sample is tagged with the phase its request
 # started in; a point's figures count the steady phase only.
 PHASE_TAG, STEADY = "bench_phase", "steady"
+OK_TAG = "request_ok"
 
 ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 SPEC_ENV = "INDIGO_BENCH"  # the env variable the generated scenario reads its spec from
@@ -86,6 +87,7 @@ class BenchSpec:
     warmup: float = 0.0  # seconds from the first request not counted in the figures
     cooldown: float = 0.0  # seconds before the planned end not counted
     slos: str = ""
+    timeout: str = ""  # per request ("" = the HTTP client's default, 60 s)
     thresholds: dict[str, list[str]] = field(default_factory=dict)
     label: str = ""  # the point's name in a sweep (tag bench_point)
 
@@ -97,6 +99,12 @@ class BenchSpec:
         return cls(**orjson.loads(text))
 
     def validate(self) -> None:
+        from ..http.config import parse_timeout
+
+        try:
+            parse_timeout(self.timeout or None)
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"--timeout: {exc}", ExitCode.USAGE) from None
         if self.endpoint not in ENDPOINTS:
             raise ScenarioError(f"--endpoint: expected one of {', '.join(ENDPOINTS)}, "
                                 f"got {self.endpoint!r}", ExitCode.USAGE)
@@ -167,6 +175,8 @@ def bench_options(spec: BenchSpec) -> dict[str, Any]:
     options: dict[str, Any] = {"scenarios": {"bench": scenario}}
     if spec.thresholds:
         options["thresholds"] = spec.thresholds
+    if spec.timeout:
+        options["timeout"] = spec.timeout
     return options
 
 
@@ -256,7 +266,9 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         source = "usage" if res.usage_tokens else counter.source
         values = {"e2el": res.total_ms}
     ok = res.ok and 200 <= resp.status < 300
-    tags = {"tokens": source if source == "usage" else counter.source}
+    # request_ok: the per-point figures, as vLLM's, are of successful requests only
+    tags = {"tokens": source if source == "usage" else counter.source,
+            OK_TAG: "true" if ok else "false"}
     if phase:
         tags[PHASE_TAG] = phase
     metrics.llm.record_stream(res, tags, queue_ms=parse_queue_ms(resp.headers),
