@@ -378,3 +378,28 @@ def test_scenario_file_example_uses_the_building_blocks(tmp_path: Path) -> None:
     assert metrics["checks"]["fails"] == 0 and metrics["checks"]["passes"] > 3
     assert metrics["llm_good_requests"]["count"] == metrics["checks"]["passes"]
     assert metrics["llm_schedule_delay_ms"]["max"] < 1000  # open loop: every send timed
+
+
+def test_an_interrupted_sweep_writes_the_points_measured(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from cli_helpers import cli_argv
+
+    results = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        cli_argv("bench", "--profile", "sweep", "-d", "4s", "--results-file", str(results),
+                 "--results-dir", str(tmp_path), "--input-tokens", "8", "--output-tokens", "4"),
+        cwd=tmp_path, env=clean_env(INDIGO_SIM_TTFT_MS="20"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(6)  # the simulator is up and the synchronous point done or nearly
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 105, err
+    doc = json.loads(results.read_text())
+    assert doc["points"] and doc["points"][-1]["interrupted"]
+    assert "results:" in out and "Traceback" not in err

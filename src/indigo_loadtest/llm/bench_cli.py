@@ -617,6 +617,9 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
         answer = modes[bench.mode](bench, console)
         if bench.mode == "single":
             bench.exit_code = bench.points[0]["exit_code"]
+    except KeyboardInterrupt:  # between two points: what was measured is still written
+        console.note("interrupted")
+        bench.exit_code = ExitCode.EXTERNAL_ABORT
     finally:
         if simulator is not None:
             simulator.stop()
