@@ -64,6 +64,7 @@ class Bench:
     find_steps: int
     results_file: Path
     env: Env
+    workload: str = ""  # its description, for the report and the results file
     points: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exit_code: int = ExitCode.OK
 
@@ -106,11 +107,11 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     # scenario with k6's shortcut one (as `run --duration` does).
     settings.vus = settings.iterations = settings.duration = None
     spec.validate()
-    BenchScenario(spec, Registry())  # every workload or option mistake, before traffic
+    scenario = BenchScenario(spec, Registry())  # every mistake, before any traffic
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     results = Path(args.results_file or Path(settings.results_dir) / f"bench_{stamp}.json")
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
-                 results, env)
+                 results, env, scenario.workload.describe())
 
 
 def configured_model(env: Env) -> str:
@@ -536,7 +537,8 @@ def render_table(points: list[dict[str, Any]]) -> str:
 
 def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     points = bench.points
-    lines = ["", "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
+    lines = ["", f"  workload: {bench.workload}",
+             "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
              render_table(points)]
     sources = sorted({p["token_counts"] for p in points})
     if any("estimate" in s for s in sources):
@@ -574,6 +576,7 @@ def write_results(bench: Bench, answer: dict[str, Any] | None) -> None:
     spec = dataclasses.asdict(bench.spec)
     spec.pop("thresholds", None)
     doc = {"tool": "indigo-loadtest bench", "mode": bench.mode, "spec": spec,
+           "workload": bench.workload,
            "target": bench.settings.env.get("BASE", ""),
            "slos": [o.text for o in bench.objectives], "points": bench.points,
            "knee": (knee(bench.points) or {}).get("offered_rate")
