@@ -125,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause between scenarios with --all (default: 2)")
     add_run_flags(p)
 
+    from .llm.bench_args import BENCH_DESCRIPTION
     from .llm.bench_args import add_arguments as add_bench_arguments
 
-    p = sub.add_parser("bench", help="benchmark an OpenAI-compatible server (no scenario file)")
+    p = sub.add_parser("bench", help="benchmark an OpenAI-compatible server (no scenario file)",
+                       description=BENCH_DESCRIPTION)
     add_bench_arguments(p)
     add_run_flags(p)
 

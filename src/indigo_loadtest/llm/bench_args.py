@@ -7,6 +7,12 @@ import argparse
 CLOSED_PROFILES = ("synchronous", "concurrency", "throughput")
 OPEN_PROFILES = ("constant", "poisson", "gamma")
 PROFILES = CLOSED_PROFILES + OPEN_PROFILES
+BENCH_DESCRIPTION = (
+    "Benchmark an OpenAI-compatible server as `vllm bench serve` measures it, through the "
+    "same engine and outputs as `run`. Of the run flags, --vus is the concurrency of "
+    "--profile concurrency, --iterations the number of requests, --duration the length "
+    "of each point (default 30s). See docs/benchmark.md."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
