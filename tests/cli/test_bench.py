@@ -217,6 +217,19 @@ def test_figures_are_of_successful_requests_and_errors_are_counted(tmp_path: Pat
     assert p["output_tokens"] == 6 * p["completed"]  # failed answers carry no tokens here
 
 
+def test_outputs_are_runs_outputs(tmp_path: Path) -> None:
+    samples = tmp_path / "samples.ndjson"
+    proc, doc = bench(tmp_path, "--iterations", "3", "--output-tokens", "4",
+                      "--out", f"json={samples}", ttft_ms="5", tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in samples.read_text().splitlines()]
+    ttft = [x for x in lines if x.get("metric") == "llm_ttft_ms" and x["type"] == "Point"]
+    assert len(ttft) == 3 == one_point(doc)["ttft_ms"]["count"]
+    tags = ttft[0]["data"]["tags"]
+    assert tags["bench_point"] == "synchronous" and tags["tokens"] == "usage"
+    assert tags["request_ok"] == "true" and tags["test_case"] == "llm-bench"
+
+
 def test_jan_guest_login(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--auth", "jan-guest", "--iterations", "3",
                       "--output-tokens", "3", ttft_ms="0", tokens_per_sec="0")
