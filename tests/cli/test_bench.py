@@ -169,32 +169,32 @@ def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:
     assert p["prompt_tokens"] == sum(r.prompt_tokens for r in items)
 
 
-def test_multi_turn_conversations_grow_their_history(tmp_path: Path) -> None:
-    conversations = [
-        [("first question here", "a short answer of seven words"),
-         ("and a follow up", "two words"), ("last one", "the final answer has five")],
-        [("another opening question", "one two three four five six seven eight nine ten "
-                                      "eleven twelve thirteen fourteen fifteen sixteen "
-                                      "seventeen eighteen nineteen twenty twentyone "
-                                      "twentytwo twentythree twentyfour twentyfive "
-                                      "twentysix twentyseven twentyeight twentynine thirty "
-                                      "thirtyone thirtytwo thirtythree thirtyfour"),
-         ("why", "because")],
-    ]
+CONVERSATIONS = [
+    [("first question here", "a short answer of seven words"),
+     ("and a follow up", "two words"), ("last one", "the final answer has five")],
+    [("another opening question", " ".join(f"w{i}" for i in range(34))), ("why", "because")],
+]
+
+
+def write_conversations(tmp_path: Path) -> Path:
     data = [{"conversations": [t for q, a in conv for t in
                                ({"from": "human", "value": q}, {"from": "gpt", "value": a})]}
-            for conv in conversations]
+            for conv in CONVERSATIONS]
     path = tmp_path / "chats.json"
     path.write_text(json.dumps(data))
-    proc, doc = bench(tmp_path, "--dataset", str(path), "--multi-turn", "--iterations", "2",
-                      ttft_ms="0", tokens_per_sec="0")
+    return path
+
+
+def test_multi_turn_conversations_grow_their_history(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--dataset", str(write_conversations(tmp_path)),
+                      "--multi-turn", "--iterations", "2", ttft_ms="0", tokens_per_sec="0")
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     count = TokenCounter().count
     # Turn k's prompt: every earlier question and answer (answers as long as their
     # targets: the simulator's replies honour max_tokens) plus the new question.
     expected_prompts = expected_outputs = 0
-    for conv in conversations:
+    for conv in CONVERSATIONS:
         history = 0
         for question, answer in conv:
             history += count(question)
@@ -204,6 +204,32 @@ def test_multi_turn_conversations_grow_their_history(tmp_path: Path) -> None:
     assert p["requests"] == p["completed"] == 5
     assert p["output_tokens"] == expected_outputs
     assert p["prompt_tokens"] == expected_prompts
+
+
+def test_multi_turn_on_jan_conversations_stores_each_conversation(tmp_path: Path) -> None:
+    import urllib.request
+
+    from indigo_loadtest.simulator.process import start_simulator_process
+
+    key = "conv-bench-key"
+    with start_simulator_process(api_key=key, ttft_ms=0, tokens_per_sec=0,
+                                 reply_tokens=64) as sim:
+        proc, doc = bench(tmp_path, "--base", sim.url, "--api-key", key, "--endpoint", "conv",
+                          "--dataset", str(write_conversations(tmp_path)), "--multi-turn",
+                          "--iterations", "2")
+        assert proc.returncode == 0, proc.stderr
+        assert one_point(doc)["completed"] == 5
+
+        def get(path: str) -> dict[str, Any]:
+            req = urllib.request.Request(sim.url + path,
+                                         headers={"Authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+
+        stored = get("/v1/conversations?limit=100")["data"]
+        assert len(stored) == 2
+        turns = sorted(len(get(f"/v1/conversations/{c['id']}/items")["data"]) for c in stored)
+        assert turns == [2 * 2, 2 * 3]  # a question and its answer per turn
 
 
 def test_figures_are_of_successful_requests_and_errors_are_counted(tmp_path: Path) -> None:
@@ -260,7 +286,7 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
      "--burstiness is for --profile gamma"),
     (["--warmup", "20s", "--cooldown", "10s"], 2, "--warmup and --cooldown: together"),
     (["--fail-below", "3"], 2, "--fail-below is for --find max-rate"),
-    (["--multi-turn"], 2, "--multi-turn: with a ShareGPT --dataset"),
+    (["--multi-turn"], 2, "--multi-turn: with a ShareGPT --dataset, on the chat or conv"),
     (["--timeout", "1x"], 2, "--timeout: invalid timeout '1x'"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,

@@ -54,7 +54,9 @@ WINDOW = "llm_request_window"
 PHASE_TAG, STEADY = "bench_phase", "steady"
 OK_TAG = "request_ok"
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
+ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses",
+             "conv": "/v1/conv/chat/completions"}  # conv: Jan's, stored in a conversation
+CONVERSATIONS = "/v1/conversations"
 SPEC_ENV = "INDIGO_BENCH"  # the env variable the generated scenario reads its spec from
 
 
@@ -122,9 +124,9 @@ class BenchSpec:
                 self.requests or self.warmup + self.cooldown >= self.duration_s()):
             raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "
                                 "and not with --iterations", ExitCode.USAGE)
-        if self.multi_turn and (not self.dataset or self.endpoint != "chat"):
-            raise ScenarioError("--multi-turn: with a ShareGPT --dataset, on the chat endpoint",
-                                ExitCode.USAGE)
+        if self.multi_turn and (not self.dataset or self.endpoint == "responses"):
+            raise ScenarioError("--multi-turn: with a ShareGPT --dataset, on the chat or "
+                                "conv endpoint", ExitCode.USAGE)
         if self.auth not in ("none", "jan-guest"):
             raise ScenarioError(f"--auth: expected jan-guest, got {self.auth!r}",
                                 ExitCode.USAGE)
@@ -245,16 +247,17 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
 
 async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
                        headers: dict[str, str], metrics: BenchMetrics, counter: TokenCounter,
-                       slos: list[Objective], phase: str = "") -> RequestOutcome:
-    """Send one request, read it through the stream meter, record every metric (tagged
-    `bench_phase=phase` when a phase is given)."""
+                       slos: list[Objective], phase: str = "",
+                       extra: dict[str, Any] | None = None) -> RequestOutcome:
+    """Send one request (its body plus `extra` fields), read it through the stream meter,
+    record every metric (tagged `bench_phase=phase` when a phase is given)."""
     due = scheduled_start.get()
     started_at = time.time()
     sent = time.perf_counter()
     delay = (sent - due) * 1000.0 if due is not None else None
     url = base.rstrip("/") + ENDPOINTS[spec.endpoint]
     name = ENDPOINTS[spec.endpoint]
-    body = request_body(spec, req)
+    body = {**request_body(spec, req), **(extra or {})}
     if spec.stream:
         resp = await http.post(url, json=body, headers=headers, stream=True, name=name)
         res = await read_stream(resp)
@@ -287,6 +290,18 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         rec(metrics.schedule_delay, max(delay, 0.0), ts)
     return RequestOutcome(res, resp.status, ok, good, req.prompt_tokens, res.output_tokens,
                           tags["tokens"], delay)
+
+
+async def create_conversation(http: Any, base: str, headers: dict[str, str]) -> str | None:
+    """POST /v1/conversations (Jan): the new conversation's id, None if it failed."""
+    resp = await http.post(base.rstrip("/") + CONVERSATIONS, json={"title": "benchmark"},
+                           headers=headers, name=CONVERSATIONS)
+    try:
+        body = resp.json() if 200 <= resp.status < 300 else None
+    except ValueError:
+        body = None
+    conversation = body.get("id") if isinstance(body, dict) else None
+    return conversation if isinstance(conversation, str) and conversation else None
 
 
 def _output_tokens(res: StreamResult, counter: TokenCounter) -> str:
@@ -385,11 +400,20 @@ class BenchScenario:
         return await self.conversation(vu.http, base, req, headers, phase)
 
     async def conversation(self, http: Any, base: str, req: BenchRequest,
-                           headers: dict[str, str], phase: str = "") -> RequestOutcome:
+                           headers: dict[str, str], phase: str = "") -> RequestOutcome | None:
         """The request, then its follow-up turns (multi-turn), each sent with the history
-        so far (every earlier question and answer); stops at the first failed turn."""
+        so far (every earlier question and answer); stops at the first failed turn. On
+        Jan's conv endpoint, a multi-turn conversation is also stored server-side: one
+        conversation is created for it and every turn is sent with its id."""
+        extra: dict[str, Any] | None = None
+        if req.followups and self.spec.endpoint == "conv":
+            conversation = await create_conversation(http, base, headers)
+            if conversation is None:
+                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                return None
+            extra = {"conversation": conversation, "store": True}
         outcome = await send_request(http, base, self.spec, req, headers, self.metrics,
-                                     self.counter, self.slos, phase)
+                                     self.counter, self.slos, phase, extra)
         history = req.as_messages()
         for text, target in req.followups:
             if not outcome.ok or outcome.result is None:
@@ -399,7 +423,7 @@ class BenchScenario:
             turn = BenchRequest(messages=tuple(history), max_tokens=target,
                                 prompt_tokens=self.counter.count_messages(history))
             outcome = await send_request(http, base, self.spec, turn, headers, self.metrics,
-                                         self.counter, self.slos, phase)
+                                         self.counter, self.slos, phase, extra)
         return outcome
 
     async def _as_guest(self, vu: Any, base: str, req: BenchRequest,
