@@ -4,6 +4,7 @@ loopback servers), with expected figures computed from the simulator's settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -313,19 +314,12 @@ def test_unreachable_server_is_never_a_success(tmp_path: Path) -> None:
 PIECES = ["hello", ",", " world", ",", " hello"]
 
 
-@pytest.fixture(scope="module")
-def no_usage_server() -> Iterator[str]:
-    async def chat(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        for piece in PIECES:
-            chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
-            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await resp.write(b"data: [DONE]\n\n")
-        return resp
-
+@contextlib.contextmanager
+def serve(routes: dict[str, Any]) -> Iterator[str]:
+    """A small aiohttp server on a loopback port, in a thread, for POST `routes`."""
     app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
+    for path, handler in routes.items():
+        app.router.add_post(path, handler)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
     loop.run_until_complete(runner.setup())
@@ -340,6 +334,64 @@ def no_usage_server() -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.run_until_complete(runner.cleanup())
+
+
+@pytest.fixture(scope="module")
+def no_usage_server() -> Iterator[str]:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in PIECES:
+            chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    with serve({"/v1/chat/completions": chat}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def completions_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """/v1/completions as vLLM streams it: `choices[].text` chunks, then usage."""
+    bodies: list[dict[str, Any]] = []
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        bodies.append(body)
+        if not body.get("stream"):
+            return web.json_response({"choices": [{"index": 0, "text": "one two three"}],
+                                      "usage": {"completion_tokens": 3}})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for k in range(body["max_tokens"]):
+            chunk = {"choices": [{"index": 0, "text": f" t{k}"}]}
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await asyncio.sleep(0.002)
+        usage = {"choices": [], "usage": {"completion_tokens": body["max_tokens"]}}
+        await resp.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+        return resp
+
+    with serve({"/v1/completions": completions}) as url:
+        yield url, bodies
+
+
+def test_the_completions_endpoint(tmp_path: Path,
+                                  completions_server: tuple[str, list[dict[str, Any]]]) -> None:
+    url, bodies = completions_server
+    proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", "completions",
+                      "--iterations", "3", "--input-tokens", "12", "--output-tokens", "5")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["completed"] == 3 and p["output_tokens"] == 15 and p["token_counts"] == "usage"
+    assert p["ttft_ms"]["count"] == 3 and p["itl_ms"]["count"] == 3 * 4
+    body = bodies[-1]
+    assert TokenCounter().count(body["prompt"]) == 12 and body["max_tokens"] == 5
+    assert body["stream_options"] == {"include_usage": True} and "messages" not in body
+    proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", "completions",
+                      "--iterations", "2", "--no-stream")
+    assert proc.returncode == 0, proc.stderr
+    assert one_point(doc)["output_tokens"] == 6 and one_point(doc)["ttft_ms"]["count"] == 0
 
 
 def test_without_usage_tokens_are_an_estimate_or_the_tokenizers(

@@ -25,9 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the variable, a flag is visible to other users of the machine)")
     t.add_argument("--auth", choices=["jan-guest"], help="log in as a Jan guest")
     t.add_argument("--model", help="model id (default: MODEL, else the first of /v1/models)")
-    t.add_argument("--endpoint", choices=["chat", "responses", "conv"], default="chat",
-                   help="/v1/chat/completions, /v1/responses, or Jan's "
-                   "/v1/conv/chat/completions (multi-turn: stored in a conversation)")
+    t.add_argument("--endpoint", choices=["chat", "completions", "responses", "conv"],
+                   default="chat", help="/v1/chat/completions, /v1/completions, "
+                   "/v1/responses, or Jan's /v1/conv/chat/completions (multi-turn: stored "
+                   "in a conversation)")
     t.add_argument("--no-stream", action="store_true", help="non-streamed requests "
                    "(no TTFT, ITL or TPOT)")
     t.add_argument("--timeout", default="", metavar="DURATION", help="per request "

@@ -54,7 +54,8 @@ WINDOW = "llm_request_window"
 PHASE_TAG, STEADY = "bench_phase", "steady"
 OK_TAG = "request_ok"
 
-ENDPOINTS = {"chat": "/v1/chat/completions", "responses": "/v1/responses",
+ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions",
+             "responses": "/v1/responses",
              "conv": "/v1/conv/chat/completions"}  # conv: Jan's, stored in a conversation
 CONVERSATIONS = "/v1/conversations"
 SPEC_ENV = "INDIGO_BENCH"  # the env variable the generated scenario reads its spec from
@@ -124,7 +125,7 @@ class BenchSpec:
                 self.requests or self.warmup + self.cooldown >= self.duration_s()):
             raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "
                                 "and not with --iterations", ExitCode.USAGE)
-        if self.multi_turn and (not self.dataset or self.endpoint == "responses"):
+        if self.multi_turn and (not self.dataset or self.endpoint not in ("chat", "conv")):
             raise ScenarioError("--multi-turn: with a ShareGPT --dataset, on the chat or "
                                 "conv endpoint", ExitCode.USAGE)
         if self.auth not in ("none", "jan-guest"):
@@ -234,6 +235,13 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
         body["input"] = req.prompt if not req.messages else list(req.messages)
         if req.max_tokens is not None:
             body["max_output_tokens"] = req.max_tokens
+    elif spec.endpoint == "completions":
+        body["prompt"] = req.prompt or "\n".join(
+            str(m.get("content", "")) for m in req.messages)
+        if spec.stream:
+            body["stream_options"] = {"include_usage": True}
+        if req.max_tokens is not None:
+            body["max_tokens"] = req.max_tokens
     else:
         body["messages"] = req.as_messages()
         if spec.stream:
@@ -342,6 +350,8 @@ def _answer_text(body: Any) -> str:
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict) and isinstance(message.get("content"), str):
             return message["content"]
+        if isinstance(choice, dict) and isinstance(choice.get("text"), str):
+            return choice["text"]  # /v1/completions
     parts = []
     for item in body.get("output") or ():
         for content in (item.get("content") or ()) if isinstance(item, dict) else ():
