@@ -554,5 +554,6 @@ def dry_run(bench: Bench, console: Any) -> int:
 
 def point_settings(bench: Bench, spec: BenchSpec) -> Any:
     """The run settings of one point: its spec in the env (and its model, for the header)."""
+    spec = dataclasses.replace(spec, epoch=time.time())
     env = {**bench.settings.env, SPEC_ENV: spec.to_json(), "MODEL": spec.model}
     return dataclasses.replace(bench.settings, env=env)

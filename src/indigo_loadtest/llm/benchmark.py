@@ -46,8 +46,9 @@ PROMPT_TOKENS = "llm_prompt_tokens"
 SCHEDULE_DELAY = "llm_schedule_delay_ms"
 REQUEST_FAILED = "llm_request_failed"
 GOOD_REQUESTS = "llm_good_requests"
-# Wall-clock seconds of each request's start and end: its min and max (which merge
-# across worker processes) bound the benchmark's duration, first send to last byte.
+# Each request's start and end, in wall-clock seconds since the point was launched
+# (`BenchSpec.epoch`): its min and max, which merge across worker processes, bound the
+# benchmark's duration, first send to last byte.
 WINDOW = "llm_request_window"
 # With a warm-up or cool-down, every sample is tagged with the phase its request
 # started in; a point's figures count the steady phase only.
@@ -93,6 +94,7 @@ class BenchSpec:
     timeout: str = ""  # per request ("" = the HTTP client's default, 60 s)
     thresholds: dict[str, list[str]] = field(default_factory=dict)
     label: str = ""  # the point's name in a sweep (tag bench_point)
+    epoch: float = 0.0  # time.time() when the point was launched (llm_request_window's 0)
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -260,7 +262,7 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
     """Send one request (its body plus `extra` fields), read it through the stream meter,
     record every metric (tagged `bench_phase=phase` when a phase is given)."""
     due = scheduled_start.get()
-    started_at = time.time()
+    started_at = time.time() - spec.epoch
     sent = time.perf_counter()
     delay = (sent - due) * 1000.0 if due is not None else None
     url = base.rstrip("/") + ENDPOINTS[spec.endpoint]
