@@ -135,6 +135,7 @@ def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     assert p["offered_rate"] == 15 and p["dropped"] == 0 and p["requests"] > 5
+    assert "dropped" not in proc.stdout
     delay = p["schedule_delay_ms"]
     assert delay["count"] == p["requests"]
     assert 0 <= delay["p50"] <= delay["p99"] < 1000
@@ -157,6 +158,17 @@ def test_warmup_and_cooldown_are_not_counted(tmp_path: Path) -> None:
     assert p["requests"] == p["ttft_ms"]["count"] == pytest.approx(2 * 2 / 0.14, abs=5)
     assert p["request_rate"] == pytest.approx(2 / 0.14, rel=0.10)
     assert p["mean_concurrency"] == pytest.approx(2.0, abs=0.2)
+
+
+def test_dropped_requests_of_an_open_loop_run_are_reported(tmp_path: Path) -> None:
+    # one request in flight at most, each 100 ms, offered 30/s: most are dropped
+    proc, doc = bench(tmp_path, "--profile", "constant", "--rate", "30", "-d", "1s",
+                      "--max-concurrency", "1", "--output-tokens", "2", ttft_ms="100",
+                      tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["dropped"] + p["requests"] == 30 and p["dropped"] >= 15
+    assert f"constant: {p['dropped']} request(s) dropped" in proc.stdout
 
 
 def test_sample_sharegpt_on_the_responses_api(tmp_path: Path) -> None:

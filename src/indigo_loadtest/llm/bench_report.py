@@ -81,6 +81,9 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     for p in points:
         if p.get("saturated"):
             lines.append(f"  {p['label']}: over-saturated, stopped early ({p['saturated']})")
+        elif p["dropped"]:
+            lines.append(f"  {p['label']}: {p['dropped']} request(s) dropped with "
+                         "--max-concurrency in flight: the rate was not offered in full")
     for p in points:
         missed = [v["slo"] for v in p["slo"] if not v["ok"]]
         if bench.objectives:
