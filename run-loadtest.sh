@@ -3,6 +3,7 @@
 #   ./run-loadtest.sh                          run every scenario (run --all)
 #   ./run-loadtest.sh --list                   list the scenarios
 #   ./run-loadtest.sh NAME [flags]             run one scenario (flags as for `run`)
+#   ./run-loadtest.sh bench [flags]            benchmark a server (docs/benchmark.md)
 #   ./run-loadtest.sh --all|--help|--dry-run.. passed to `indigo-loadtest run`
 # Configuration comes from .env in the current folder and the environment (the CLI
 # reads them; this script loads nothing itself).
@@ -32,6 +33,6 @@ fi
 case "$1" in
   --list|-l|list) shift; exec "$cli" list "$@" ;;
   -h|--help) exec "$cli" run --help ;;
-  list|check|run|new|serve|monitoring|--version) exec "$cli" "$@" ;;
+  list|check|run|new|serve|monitoring|bench|--version) exec "$cli" "$@" ;;
   *) exec "$cli" run "$@" ;;  # a scenario name or path, or run flags such as --all
 esac

@@ -155,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause between scenarios with --all (default: 2)")
     add_run_flags(p)
 
+    from .llm.bench_args import BENCH_DESCRIPTION
+    from .llm.bench_args import add_arguments as add_bench_arguments
+
+    p = sub.add_parser("bench", help="benchmark an OpenAI-compatible server (no scenario file)",
+                       description=BENCH_DESCRIPTION)
+    add_bench_arguments(p)
+    add_run_flags(p)
+
     p = sub.add_parser("new", help="create a scenario file from the template or another one")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--from", dest="source", metavar="SCENARIO",
@@ -242,6 +250,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run
 
     return run(settings_from(args, args.scenario))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """An LLM serving benchmark: a generated scenario run by the runner (llm/bench_cli.py)."""
+    from .llm.bench_cli import run_bench
+
+    return run_bench(args, settings_from(args, ""))
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -408,7 +423,8 @@ class _SignalForwarder:
 
 COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new,
             "report": lambda args: report_command("cmd_report", args),
-            "compare": lambda args: report_command("cmd_compare", args)}
+            "compare": lambda args: report_command("cmd_compare", args),
+            "bench": cmd_bench}
 
 
 def report_command(name: str, args: argparse.Namespace) -> int:

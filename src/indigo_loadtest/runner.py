@@ -121,6 +121,9 @@ class Prepared:
     outputs: list[Output] = field(default_factory=list)
     summary_path: Path | None = None
     workers: int = 1  # processes the test runs in (see `worker_count`)
+    # Coroutine functions run beside the test, like the abortOnFail watch, each given the
+    # Engine (`live_registry()`, `stop(reason)`); `bench` stops over-saturated points.
+    watchers: list[Callable[[Any], Any]] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -166,10 +169,11 @@ def check_syntax(path: Path) -> None:
         raise ScenarioError(f"{display_path(path)}: {exc}", ExitCode.SCRIPT_EXCEPTION) from None
 
 
-def start_simulator(api_key: str = "") -> Any:
+def start_simulator(api_key: str = "", **settings: Any) -> Any:
     """The embedded simulator; it accepts the run's API_KEY as its static bearer key, so a
-    scenario written for any OpenAI-compatible server runs against it unchanged."""
-    options = {"api_key": api_key} if api_key else {}
+    scenario written for any OpenAI-compatible server runs against it unchanged.
+    `settings` are simulator settings by field name (`bench` sets reply_tokens)."""
+    options = {"api_key": api_key, **settings} if api_key else dict(settings)
     try:
         from .simulator.process import start_simulator_process
 
@@ -523,6 +527,7 @@ class Outcome:
     # Why the measurement is incomplete (a dead worker, a failed output, nothing measured):
     # each is (exit code, one-line reason); the run is reported as failed with the first.
     problems: list[tuple[int, str]] = field(default_factory=list)
+    elapsed: float = 0.0  # seconds the test ran (for rates computed after the run)
 
     def problem(self, exit_code: int, reason: str) -> None:
         self.problems.append((int(exit_code), reason))
@@ -773,6 +778,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
             _watch_thresholds(prepared, engine, started, outcome)))
+    helpers += [asyncio.ensure_future(watch(engine)) for watch in prepared.watchers]
     if not settings.quiet:
         progress = ProgressLine(engine.snapshot, console.err,
                                 total_duration=planned_duration(prepared))
@@ -803,6 +809,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
             await _stop_outputs(prepared.outputs, console, interrupts)
         report_output_failures(prepared.outputs, outcome)
         elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+        outcome.elapsed = elapsed
         outcome.interrupted = interrupts.count > 0
         setup_error = getattr(result, "setup_error", None)
         if setup_error and not outcome.error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -46,3 +47,9 @@ def write_scenario(workdir: Path, name: str, text: str) -> Path:
     path = workdir / "scenarios" / f"{name}.py"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def result_text(path: Path) -> str:
+    """A result file's text (the run record is gzip JSON)."""
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).decode()

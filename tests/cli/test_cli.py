@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import subprocess
 from pathlib import Path
 
-from cli_helpers import REPO, LocalServer, clean_env, run_cli, write_scenario
+from cli_helpers import REPO, LocalServer, clean_env, result_text, run_cli, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
 
@@ -146,9 +145,8 @@ def test_token_is_sent_but_never_printed(workdir: Path, local_server: LocalServe
     assert "api_key: [CONFIGURED]" in res.stdout
     sent = [h for p, h in local_server.requests if p.startswith("/secret/")]
     assert sent and all(h.get("x-loadtest-token") == secret for h in sent)
-    everything = res.stdout + res.stderr + "".join(  # the run record is gzip JSON
-        (gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()).decode()
-        for p in (workdir / "results").iterdir())
+    everything = res.stdout + res.stderr + "".join(
+        result_text(p) for p in (workdir / "results").iterdir())
     assert secret not in everything and "key-77aa-secret" not in everything
 
 

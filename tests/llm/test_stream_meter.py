@@ -226,3 +226,16 @@ def test_record_response_for_statuses() -> None:
     assert reg.get("llm_ttfb_ms").aggregate().count == 2
     errors = {t.get("reason"): s.value for t, s in reg.get("llm_errors").sinks.items()}
     assert errors == {HTTP_ERROR: 1.0, NETWORK: 1.0}
+
+
+def test_completions_text_chunks_are_output_tokens() -> None:
+    # Legacy /v1/completions streams carry `choices[].text`, not a delta.
+    meter = StreamMeter(0.0)
+    meter.feed(None, '{"choices": [{"index": 0, "text": "Hello"}]}', 0.1)
+    meter.feed(None, '{"choices": [{"index": 0, "text": ""}]}', 0.15)
+    meter.feed(None, '{"choices": [{"index": 0, "text": " world"}]}', 0.2)
+    meter.feed(None, '{"choices": [], "usage": {"completion_tokens": 2}}', 0.21)
+    meter.feed(None, "[DONE]", 0.22)
+    res = meter.finish(0.25)
+    assert res.text == "Hello world" and res.token_times == [0.1, 0.2]
+    assert res.ttft_ms == pytest.approx(100.0) and res.output_tokens == 2 and res.ok

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextvars import ContextVar
 from time import perf_counter
 from typing import Any
 
 from .executors import Executor
 from .health import start_delay_metric
-from .schedule import constant_arrivals, ramping_arrivals, stages_duration
+from .schedule import constant_arrivals, gamma_arrivals, ramping_arrivals, stages_duration
 from .vu import VU
+
+# The perf_counter() instant an open-loop iteration was due to start, seen by the code it
+# runs (tasks copy the context when created), so a request can record how late it was sent.
+scheduled_start: ContextVar[float | None] = ContextVar("scheduled_start", default=None)
 
 # Last stretch before a start spent yielding to the loop instead of sleeping on a
 # timer. uvloop's timers fire within about half a millisecond of their deadline; the
@@ -88,6 +93,7 @@ class _ArrivalRateExecutor(Executor):
                         return
             if self.stopping:
                 return
+            scheduled_start.set(due)
             self._start_iteration(due)
 
     async def _wait_precise(self, due: float) -> None:
@@ -132,6 +138,9 @@ class ConstantArrivalRate(_ArrivalRateExecutor):
     def _arrivals(self) -> Iterator[float]:
         cfg = self.config
         assert self._timeline_et is not None
+        if cfg.arrivals in ("poisson", "gamma"):
+            return gamma_arrivals(cfg.rate, cfg.time_unit, cfg.duration, self._timeline_et,
+                                  cfg.burstiness, cfg.seed)
         return constant_arrivals(cfg.rate, cfg.time_unit, cfg.duration, self._timeline_et)
 
 

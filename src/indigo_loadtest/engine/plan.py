@@ -50,6 +50,11 @@ class ScenarioConfig:
     time_unit: float = 1.0
     pre_allocated_vus: int = 1
     max_vus: int = 0  # 0: same as pre_allocated_vus
+    # constant-arrival-rate: "constant" gaps (k6), or "poisson"/"gamma" gaps drawn from
+    # `seed` (gamma's shape is `burstiness`, vLLM's --burstiness; poisson is burstiness 1)
+    arrivals: str = "constant"
+    burstiness: float = 1.0
+    seed: int = 0
 
 
 @dataclass

@@ -7,6 +7,7 @@ tuple, so a shard yields exactly its striped part of the whole test's schedule.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator, Sequence
 
 from .plan import Stage
@@ -25,6 +26,29 @@ def constant_arrivals(rate: float, time_unit: float, duration: float,
         if t >= duration:
             return
         yield t
+
+
+def gamma_arrivals(rate: float, time_unit: float, duration: float, et: ExecutionTuple = FULL,
+                   burstiness: float = 1.0, seed: int = 0) -> Iterator[float]:
+    """Random arrivals at a mean of `rate` per `time_unit` (vLLM's --burstiness): gaps
+    drawn from a gamma distribution of shape `burstiness` and mean 1/rate; 1 is a Poisson
+    process, lower is burstier, higher more regular. The first start is at 0. The whole
+    test's timeline is drawn from `seed`, so every shard takes its striped part of the
+    same timeline and a run repeats exactly."""
+    if rate <= 0 or time_unit <= 0 or burstiness <= 0:
+        return
+    rng = random.Random(seed)
+    scale = time_unit / rate / burstiness
+    t = 0.0
+    wanted = et.indices()
+    nxt = next(wanted)
+    i = 0
+    while t < duration:
+        if i == nxt:
+            yield t
+            nxt = next(wanted)
+        t += rng.gammavariate(burstiness, scale)
+        i += 1
 
 
 def ramping_arrivals(start_rate: float, time_unit: float, stages: Sequence[Stage],

@@ -170,6 +170,11 @@ class StreamMeter:
         for choice in obj.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
+                # A legacy /v1/completions chunk carries its output as `text`.
+                text = choice.get("text") if isinstance(choice, dict) else None
+                if isinstance(text, str) and text:
+                    self._parts.append(text)
+                    produced = True
                 continue
             content = delta.get("content")
             if isinstance(content, str) and content:

@@ -45,7 +45,8 @@ _EXECUTOR_KEYS: dict[str, set[str]] = {
     "per-vu-iterations": {"vus", "iterations", "max_duration"},
     "constant-vus": {"vus", "duration"},
     "ramping-vus": {"start_vus", "stages", "graceful_ramp_down"},
-    "constant-arrival-rate": {"rate", "time_unit", "duration", "pre_allocated_vus", "max_vus"},
+    "constant-arrival-rate": {"rate", "time_unit", "duration", "pre_allocated_vus", "max_vus",
+                              "arrivals", "burstiness", "seed"},
     "ramping-arrival-rate": {"start_rate", "time_unit", "stages", "pre_allocated_vus", "max_vus"},
 }
 _REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -261,10 +262,30 @@ def _arrival_rate(sc: ScenarioConfig, cfg: dict[str, Any], where: str) -> None:
         if sc.rate <= 0:
             raise ScenarioError(f"{where}.rate: must be more than 0")
         sc.duration = _positive_duration(cfg["duration"], f"{where}.duration")
+        _arrival_distribution(sc, cfg, where)
     else:
         sc.start_rate = parse_number(cfg.get("start_rate", 0), f"{where}.startRate")
         sc.stages = parse_stages(cfg["stages"], f"{where}.stages")
     sc.vus = sc.pre_allocated_vus
+
+
+ARRIVALS = ("constant", "poisson", "gamma")
+
+
+def _arrival_distribution(sc: ScenarioConfig, cfg: dict[str, Any], where: str) -> None:
+    """constant-arrival-rate's optional `arrivals` (constant | poisson | gamma), with
+    `burstiness` (gamma's shape) and `seed` for the random ones."""
+    arrivals = cfg.get("arrivals", "constant")
+    if arrivals not in ARRIVALS:
+        raise ScenarioError(f"{where}.arrivals: expected one of {', '.join(ARRIVALS)}, "
+                            f"got {arrivals!r}")
+    sc.arrivals = arrivals
+    sc.burstiness = parse_number(cfg.get("burstiness", 1.0), f"{where}.burstiness")
+    if sc.burstiness <= 0:
+        raise ScenarioError(f"{where}.burstiness: must be more than 0")
+    if "burstiness" in cfg and arrivals != "gamma":
+        raise ScenarioError(f"{where}.burstiness: only for arrivals 'gamma'")
+    sc.seed = parse_int(cfg.get("seed", 0), f"{where}.seed", 0)
 
 
 def _positive_duration(value: Any, name: str) -> float:
@@ -422,7 +443,8 @@ def describe_scenario(sc: ScenarioConfig) -> str:
             text = (f"Up to {sc.vus} looping VUs for {d(total)} over {len(sc.stages)} stages "
                     f"(gracefulRampDown: {d(sc.graceful_ramp_down)}, gracefulStop: {gs})")
         case "constant-arrival-rate":
-            text = (f"{sc.rate:g} iterations/{d(sc.time_unit)} for {d(sc.duration)} "
+            spread = "" if sc.arrivals == "constant" else f" ({arrivals_text(sc)})"
+            text = (f"{sc.rate:g} iterations/{d(sc.time_unit)}{spread} for {d(sc.duration)} "
                     f"(maxVUs: {sc.pre_allocated_vus}-{sc.max_vus}, gracefulStop: {gs})")
         case _:
             total = sum(s.duration for s in sc.stages)
@@ -433,6 +455,12 @@ def describe_scenario(sc: ScenarioConfig) -> str:
     start = f", starting at {d(sc.start_time)}" if sc.start_time else ""
     exec_note = f", exec: {sc.exec_name}" if sc.exec_name != "default" else ""
     return f"{sc.name}: {text}{start}{exec_note}"
+
+
+def arrivals_text(sc: ScenarioConfig) -> str:
+    if sc.arrivals == "gamma":
+        return f"gamma arrivals, burstiness {sc.burstiness:g}, seed {sc.seed}"
+    return f"{sc.arrivals} arrivals, seed {sc.seed}"
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -1,0 +1,559 @@
+"""`indigo-loadtest bench`: benchmark any OpenAI-compatible server with no scenario file.
+
+Each measurement point is a run of the generated scenario `bench_scenario/llm-bench.py`
+through `runner.prepare`/`runner.execute` (same engine, workers, thresholds and outputs
+as `run`); this module only chooses the points (one profile, a sweep, or a max-rate
+search), reads each point's figures from its registry, and reports them
+(docs/benchmark.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..metrics.registry import Registry
+from ..scenario.config import Env, build_env
+from ..scenario.errors import ExitCode, ScenarioError
+from ..scenario.options import parse_duration
+from .bench_report import report_lines, write_results
+from .benchmark import (
+    GOOD_REQUESTS,
+    OK_TAG,
+    PHASE_TAG,
+    PROMPT_TOKENS,
+    REQUEST_FAILED,
+    SCHEDULE_DELAY,
+    SPEC_ENV,
+    STEADY,
+    WINDOW,
+    BenchScenario,
+    BenchSpec,
+)
+from .slo import SLO_METRICS, Objective, parse_slos, point_verdicts
+from .stream_metrics import OUTPUT_TOKENS, TOTAL, TTFT
+
+SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
+PERCENTILES = (50.0, 90.0, 99.0)
+MODELS_TIMEOUT = 10.0
+
+
+# --- settings -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Bench:
+    """One `bench` command: the spec of its points, how to run them, where results go."""
+
+    spec: BenchSpec
+    settings: Any  # runner.RunSettings
+    mode: str  # single | sweep | find
+    objectives: list[Objective]
+    sweep_rates: int
+    find_steps: int
+    results_file: Path
+    env: Env
+    workload: str = ""  # its description, for the report and the results file
+    points: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    exit_code: int = ExitCode.OK
+
+
+def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
+    env = build_env(settings.env_file, settings.env)
+    spec = BenchSpec(
+        model=args.model or configured_model(env), endpoint=args.endpoint,
+        stream=not args.no_stream, ignore_eos=args.ignore_eos, auth=args.auth or "none",
+        dataset=args.dataset or "", dataset_kind=args.dataset_kind or "",
+        input_len=args.input_tokens,
+        output_len=(args.output_tokens if args.output_tokens is not None
+                    else "" if args.dataset else "64"),
+        prefix_tokens=args.prefix_tokens, seed=args.seed, tokenizer=args.tokenizer or "",
+        multi_turn=args.multi_turn,
+        profile=args.profile if args.profile != "sweep" else "synchronous",
+        concurrency=settings.vus or 1, rate=args.rate, burstiness=args.burstiness,
+        duration=settings.duration or "30s", requests=settings.iterations or 0,
+        max_concurrency=args.max_concurrency, slos=args.slo or "", timeout=args.timeout,
+        warmup=parse_duration(args.warmup, "--warmup"),
+        cooldown=parse_duration(args.cooldown, "--cooldown"),
+        thresholds=parse_threshold_flags(args.threshold),
+    )
+    if args.prefix_tokens < 0 or args.max_concurrency < 1 or args.sweep_rates < 1 \
+            or args.find_steps < 1:
+        raise ScenarioError("--prefix-tokens must be at least 0; --max-concurrency, "
+                            "--sweep-rates and --find-steps at least 1", ExitCode.USAGE)
+    if args.tokenizer and not Path(args.tokenizer).is_file():
+        raise ScenarioError(f"--tokenizer {args.tokenizer}: no such file", ExitCode.USAGE)
+    mode = "find" if args.find else "sweep" if args.profile == "sweep" else "single"
+    objectives = parse_slos(args.slo)
+    if mode == "find" and not objectives:
+        raise ScenarioError("--find max-rate needs --slo", ExitCode.USAGE)
+    if args.fail_below is not None and mode != "find":
+        raise ScenarioError("--fail-below is for --find max-rate", ExitCode.USAGE)
+    if mode != "single" and settings.iterations:
+        raise ScenarioError("--iterations: a sweep or search measures each point for "
+                            "--duration", ExitCode.USAGE)
+    # They live in the spec now: given to the runner, they would replace the generated
+    # scenario with k6's shortcut one (as `run --duration` does).
+    settings.vus = settings.iterations = settings.duration = None
+    spec.validate()
+    scenario = BenchScenario(spec, Registry())  # every mistake, before any traffic
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = Path(args.results_file or Path(settings.results_dir) / f"bench_{stamp}.json")
+    return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
+                 results, env, scenario.workload.describe())
+
+
+def configured_model(env: Env) -> str:
+    """MODEL when the user set it; not the Jan default, which another server may not serve
+    (then the first of /v1/models is asked for)."""
+    from ..scenario.config import DEFAULTS
+
+    model = env.get("MODEL", "")
+    return model if model != DEFAULTS.get("MODEL") else ""
+
+
+def parse_threshold_flags(flags: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for flag in flags:
+        metric, sep, expr = flag.partition("=")
+        if not sep or not metric.strip() or not expr.strip():
+            raise ScenarioError(f"--threshold {flag!r}: expected METRIC=EXPRESSION",
+                                ExitCode.USAGE)
+        out.setdefault(metric.strip(), []).append(expr.strip())
+    return out
+
+
+# --- the target ---------------------------------------------------------------------------
+
+def open_target(bench: Bench, console: Any) -> Any:
+    """BASE, or the embedded simulator (started once for every point); the model, if not
+    given, is the first of GET /v1/models. Returns the simulator to stop, or None."""
+    from ..runner import start_simulator
+
+    env, settings = bench.env, bench.settings
+    base, simulator = env.get("BASE", ""), None
+    if not base:
+        # The simulator wants a bearer: without API_KEY (and no guest login asked for),
+        # the run gets a random key it alone knows.
+        if not env.get("API_KEY") and bench.spec.auth == "none":
+            settings.env["API_KEY"] = secrets.token_urlsafe(16)
+            env = bench.env = Env({**env, "API_KEY": settings.env["API_KEY"]})
+        simulator = start_simulator(env.get("API_KEY", ""), **simulator_settings(bench.spec))
+        base = simulator.url
+    settings.env["BASE"] = base
+    try:
+        if not bench.spec.model:
+            bench.spec.model = first_model(base, env.get("API_KEY", ""), bench.spec.auth)
+            console.note(f"model: {bench.spec.model} (the first of {base}/v1/models)")
+    except BaseException:
+        if simulator is not None:
+            simulator.stop()
+        raise
+    return simulator
+
+
+def simulator_settings(spec: BenchSpec) -> dict[str, Any]:
+    """The embedded simulator answers up to `reply_tokens` tokens; raise it to the
+    workload's longest output target, so max_tokens pins every output length (as
+    ignore_eos does on vLLM), unless INDIGO_SIM_REPLY_TOKENS says otherwise."""
+    if os.environ.get("INDIGO_SIM_REPLY_TOKENS"):
+        return {}
+    from .benchmark import build_workload
+    from .workload import LengthDist, ListWorkload, TokenCounter, parse_length
+
+    if spec.dataset:
+        workload = build_workload(spec, TokenCounter(spec.tokenizer or None))
+        items = workload.items if isinstance(workload, ListWorkload) else []
+        longest = max((t or 0 for r in items
+                       for t in (r.max_tokens, *(target for _, target in r.followups))),
+                      default=0)
+    else:
+        dist: LengthDist | None = parse_length(spec.output_len) if spec.output_len else None
+        longest = dist.max if dist is not None and dist.max < (1 << 20) else 0
+        if dist is not None and dist.kind in ("normal", "lognormal") and dist.max >= 1 << 20:
+            longest = int(dist.mean + 6 * dist.std)
+    return {"reply_tokens": longest} if longest > 32 else {}
+
+
+def first_model(base: str, api_key: str, auth: str) -> str:
+    headers = {"Accept": "application/json"}
+    token = api_key or (guest_token(base) if auth == "jan-guest" else "")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = _get_json(f"{base.rstrip('/')}/v1/models", headers)
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
+        return str(data[0]["id"])
+    raise ScenarioError(f"{base}/v1/models lists no model; give --model", ExitCode.INVALID_CONFIG)
+
+
+def guest_token(base: str) -> str:
+    body = _get_json(f"{base.rstrip('/')}/v1/auth/guest-login", {}, data=b"{}")
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not token:
+        raise ScenarioError(f"{base}: the Jan guest login gave no access token",
+                            ExitCode.INVALID_CONFIG)
+    return str(token)
+
+
+def _get_json(url: str, headers: dict[str, str], data: bytes | None = None) -> Any:
+    req = urllib.request.Request(url, headers={**headers, "Content-Type": "application/json"},
+                                 data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=MODELS_TIMEOUT) as resp:
+            return json.loads(resp.read(1 << 20))
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        problem = str(getattr(exc, "reason", None) or exc)
+    raise ScenarioError(f"{url}: {problem}; give --model (and check --base / API_KEY)",
+                        ExitCode.INVALID_CONFIG)
+
+
+# --- one point ----------------------------------------------------------------------------
+
+def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
+              watch: SaturationWatch | None = None) -> dict[str, Any]:
+    """One measurement: the generated scenario through the runner; its figures."""
+    from ..runner import execute, header_lines, prepare, run_event_loop
+
+    settings = point_settings(bench, spec)
+    if not single:
+        settings.no_summary = True
+        if settings.summary_export:
+            path = Path(settings.summary_export)
+            settings.summary_export = str(path.with_name(f"{path.stem}-{spec.label}"
+                                                         f"{path.suffix}"))
+    prepared = prepare(settings, console)
+    if watch is not None:
+        prepared.watchers.append(watch)
+    try:
+        if single and not settings.quiet:
+            console.print("\n".join(header_lines(prepared)))
+        elif not settings.quiet:
+            console.note(f"point {spec.label}: {describe_point(spec)}")
+        outcome = run_event_loop(execute(prepared, console))
+        point = point_figures(spec, prepared.registry, outcome.elapsed, bench.objectives)
+        point["exit_code"] = int(outcome.exit_code)
+        point["interrupted"] = outcome.interrupted
+        point["saturated"] = watch.reason if watch is not None else None
+        if point["saturated"] and point["meets_slo"]:
+            point["meets_slo"] = False
+        return point
+    finally:
+        prepared.close()
+
+
+def describe_point(spec: BenchSpec) -> str:
+    if spec.profile == "synchronous":
+        return "one request at a time"
+    if spec.profile in ("concurrency", "throughput"):
+        return f"{spec.vus()} concurrent requests (closed loop)"
+    extra = f", burstiness {spec.burstiness:g}" if spec.profile == "gamma" else ""
+    return f"{spec.rate:.4g} requests/s, {spec.profile} arrivals{extra}"
+
+
+def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
+                  objectives: list[Objective]) -> dict[str, Any]:
+    """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
+    With a warm-up or cool-down, only the requests started between them count."""
+    phase = {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else {}
+    m = Figures(registry, phase or None)
+    ok = Figures(registry, {**phase, OK_TAG: "true"})  # latencies and tokens: successes
+    failed = m.agg(REQUEST_FAILED)
+    total = failed.total if failed is not None else 0
+    errors = failed.trues if failed is not None else 0
+    completed = total - errors
+    duration = m.window() or (elapsed if elapsed > 0 else None)
+    out_tokens, in_tokens = ok.sum(OUTPUT_TOKENS), ok.sum(PROMPT_TOKENS)
+    latencies = {key: ok.percentiles(name) for key, name in SLO_METRICS.items()}
+    e2el_sum = m.sum(TOTAL)  # every request in flight, for the mean concurrency
+    vus = Figures(registry).agg("vus_max")
+    dropped = Figures(registry).agg("dropped_iterations")
+    good = m.agg(GOOD_REQUESTS)
+    point = {
+        "label": spec.label or spec.profile, "profile": spec.profile,
+        "offered_rate": spec.rate if spec.profile in ("constant", "poisson", "gamma") else None,
+        "concurrency_limit": spec.vus(), "duration_s": duration,
+        "warmup_s": spec.warmup, "cooldown_s": spec.cooldown,
+        "requests": total, "completed": completed, "failed": errors,
+        "error_rate": errors / total if total else None,
+        "request_rate": _per_s(completed, duration),
+        "output_tokens": out_tokens, "prompt_tokens": in_tokens,
+        "output_throughput": _per_s(out_tokens, duration),
+        "total_token_throughput": _per_s(out_tokens + in_tokens, duration),
+        "mean_concurrency": _per_s(e2el_sum / 1000.0, duration) if e2el_sum else None,
+        "max_concurrency": int(vus.max) if vus is not None and vus.count else None,
+        "dropped": int(dropped.value) if dropped is not None else 0,
+        "ttft_ms": latencies["ttft"], "tpot_ms": latencies["tpot"],
+        "itl_ms": latencies["itl"], "e2el_ms": latencies["e2el"],
+        "schedule_delay_ms": m.percentiles(SCHEDULE_DELAY),
+        "token_counts": token_sources(registry.metrics.get(OUTPUT_TOKENS)),
+        "goodput": (_per_s(good.value if good is not None else 0.0, duration)
+                    if objectives else None),
+    }
+    point["slo"] = point_verdicts(objectives, latencies) if objectives else []
+    point["meets_slo"] = (all(v["ok"] for v in point["slo"]) and point["dropped"] == 0
+                          and completed > 0) if objectives else None
+    return point
+
+
+class Figures:
+    """A point's metrics, all samples or those matching `flt` (e.g. the steady phase)."""
+
+    def __init__(self, registry: Registry, flt: dict[str, str] | None = None) -> None:
+        self.metrics = registry.metrics
+        self.flt = flt
+
+    def agg(self, name: str) -> Any:
+        metric = self.metrics.get(name)
+        if metric is None or not any(not self.flt or ts.matches(self.flt)
+                                     for ts in metric.sinks):
+            return None
+        return metric.aggregate(self.flt)
+
+    def sum(self, name: str) -> float:
+        sink = self.agg(name)
+        return float(sink.sum) if sink is not None else 0.0
+
+    def window(self) -> float | None:
+        """First request's start to last request's end, in seconds (vLLM's benchmark
+        duration); None without a whole request."""
+        sink = self.agg(WINDOW)
+        if sink is None or sink.count < 2 or sink.max <= sink.min:
+            return None
+        return float(sink.max - sink.min)
+
+    def percentiles(self, name: str) -> dict[str, float | None]:
+        sink = self.agg(name)
+        if sink is None or not sink.count:
+            return {"mean": None, **{f"p{p:g}": None for p in PERCENTILES}, "count": 0}
+        return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in PERCENTILES},
+                "count": sink.count}
+
+
+def _per_s(value: float, duration: float | None) -> float | None:
+    return value / duration if duration else None
+
+
+def token_sources(metric: Any) -> str:
+    """usage, tokenizer or estimate (or a mix, e.g. "usage+estimate")."""
+    if metric is None:
+        return "none"
+    found = sorted({ts.get("tokens") or "usage" for ts in metric.sinks})
+    return "+".join(found) or "none"
+
+
+# --- over-saturation ---------------------------------------------------------------------
+
+SATURATION_CHECK = 0.5  # seconds between looks at the live metrics
+SATURATION_TTFT = 10.0  # median TTFT above this multiple of the unloaded one: saturated
+SATURATION_DELAY = 0.25  # share of the point after which the TTFT test applies
+
+
+@dataclasses.dataclass
+class SaturationWatch:
+    """Stops an open-loop point once the server is clearly over-saturated: a request was
+    dropped (--max-concurrency already in flight: the offered rate is not being sent),
+    or the median TTFT has passed SATURATION_TTFT times the unloaded one (the queue
+    keeps growing). `reason` says which."""
+
+    ttft_limit_ms: float | None
+    after_s: float
+    reason: str | None = None
+
+    async def __call__(self, engine: Any) -> None:
+        started = time.monotonic()
+        while self.reason is None:
+            await asyncio.sleep(SATURATION_CHECK)
+            late = time.monotonic() - started >= self.after_s
+            self.reason = saturation(engine.live_registry(),
+                                     self.ttft_limit_ms if late else None)
+        engine.stop(f"over-saturated: {self.reason}")
+
+
+def saturation(registry: Registry, ttft_limit_ms: float | None) -> str | None:
+    figures = Figures(registry)
+    dropped = figures.agg("dropped_iterations")
+    if dropped is not None and dropped.value > 0:
+        return f"{int(dropped.value)} request(s) dropped, --max-concurrency in flight"
+    ttft = figures.agg(TTFT) if ttft_limit_ms else None
+    if ttft is not None and ttft.count >= 5 and ttft.med > (ttft_limit_ms or 0):
+        return (f"median TTFT {ttft.med:.0f} ms, over {SATURATION_TTFT:g}x the unloaded "
+                f"{(ttft_limit_ms or 0) / SATURATION_TTFT:.0f} ms")
+    return None
+
+
+def saturation_watch(bench: Bench, spec: BenchSpec) -> SaturationWatch:
+    sync = next((p for p in bench.points if p["profile"] == "synchronous"), None)
+    unloaded = sync["ttft_ms"]["p50"] if sync is not None else None
+    return SaturationWatch(unloaded * SATURATION_TTFT if unloaded else None,
+                           SATURATION_DELAY * spec.duration_s())
+
+
+# --- modes --------------------------------------------------------------------------------
+
+def run_single(bench: Bench, console: Any) -> None:
+    spec = dataclasses.replace(bench.spec, label=bench.spec.profile)
+    bench.points.append(run_point(bench, spec, console, single=True))
+
+
+def run_sweep(bench: Bench, console: Any) -> None:
+    """synchronous, throughput, then N rates evenly between their achieved rates."""
+    sync = measure(bench, console, "synchronous", "synchronous")
+    if sync is None:
+        return
+    top = measure(bench, console, "throughput", "throughput")
+    if top is None:
+        return
+    low, high = sync["request_rate"] or 0.0, top["request_rate"] or 0.0
+    if high <= low:
+        console.warn(f"throughput ({high:.3g}/s) is not above the synchronous rate "
+                     f"({low:.3g}/s): no rates between them to measure")
+        return
+    n = bench.sweep_rates
+    for k in range(1, n + 1):
+        rate = low + (high - low) * k / (n + 1)
+        point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate)
+        if point is None:
+            return
+        if point["saturated"] and k < n:  # higher rates would only saturate sooner
+            console.note(f"rate-{k} over-saturated: the {n - k} higher rate(s) are skipped")
+            return
+
+
+def run_find(bench: Bench, console: Any) -> dict[str, Any]:
+    """Bisection for the highest rate whose point meets every SLO, between the
+    synchronous rate (which must meet them) and the throughput point's rate."""
+    sync = measure(bench, console, "synchronous", "synchronous")
+    if sync is None or not sync["meets_slo"]:
+        return {"max_rate": None, "reason": "the unloaded (synchronous) point misses the SLO"
+                if sync is not None else "interrupted"}
+    top = measure(bench, console, "throughput", "throughput")
+    if top is None:
+        return {"max_rate": None, "reason": "interrupted"}
+    low, low_label = sync["request_rate"] or 0.0, "synchronous"
+    high, high_label = top["request_rate"] or 0.0, "throughput"
+    if top["meets_slo"]:
+        return {"max_rate": high, "point": "throughput", "above": None,
+                "reason": "the maximum throughput meets the SLO"}
+    for step in range(1, bench.find_steps + 1):
+        rate = (low + high) / 2
+        label = f"search-{step}"
+        point = measure(bench, console, rate_profile(bench.spec), label, rate)
+        if point is None:
+            break
+        if point["meets_slo"]:
+            low, low_label = rate, label
+        else:
+            high, high_label = rate, label
+    return {"max_rate": low, "point": low_label, "above": high, "above_point": high_label,
+            "uncertainty": (high - low) / 2,
+            "reason": f"meets the SLO at {low:.4g}/s, misses it at {high:.4g}/s"}
+
+
+def rate_profile(spec: BenchSpec) -> str:
+    return "gamma" if spec.burstiness != 1.0 else "poisson"
+
+
+def measure(bench: Bench, console: Any, profile: str, label: str,
+            rate: float = 0.0) -> dict[str, Any] | None:
+    """One point of a sweep or search; None when the run was interrupted (stop there)."""
+    spec = dataclasses.replace(bench.spec, profile=profile, label=label, rate=rate,
+                               seed=bench.spec.seed + len(bench.points),
+                               concurrency=bench.spec.max_concurrency
+                               if profile == "throughput" else bench.spec.concurrency,
+                               burstiness=bench.spec.burstiness if profile == "gamma" else 1.0)
+    watch = saturation_watch(bench, spec) if rate else None
+    point = run_point(bench, spec, console, single=False, watch=watch)
+    bench.points.append(point)
+    if point["exit_code"] and not bench.exit_code:
+        bench.exit_code = point["exit_code"]
+    return None if point["interrupted"] else point
+
+
+# --- entry point --------------------------------------------------------------------------
+
+def run_bench(args: argparse.Namespace, settings: Any) -> int:
+    """The `bench` command; returns the exit code."""
+    from ..outputs.base import unwritable_reason
+    from ..runner import Console
+
+    console = Console()
+    settings.scenario = str(SCENARIO_FILE)
+    if args.base:
+        settings.env["BASE"] = args.base
+    if args.api_key:
+        settings.env["API_KEY"] = args.api_key
+    bench = bench_from_args(args, settings)
+    reason = unwritable_reason(bench.results_file)
+    if reason is not None:
+        raise ScenarioError(f"cannot write the results file {bench.results_file}: {reason}",
+                            ExitCode.INVALID_CONFIG)
+    if settings.dry_run:
+        return dry_run(bench, console)
+    simulator = open_target(bench, console)
+    answer = None
+    try:
+        modes: dict[str, Callable[[Bench, Any], Any]] = {
+            "single": run_single, "sweep": run_sweep, "find": run_find}
+        answer = modes[bench.mode](bench, console)
+        if bench.mode == "single":
+            bench.exit_code = bench.points[0]["exit_code"]
+    except KeyboardInterrupt:  # between two points: what was measured is still written
+        console.note("interrupted")
+        bench.exit_code = ExitCode.EXTERNAL_ABORT
+    finally:
+        if simulator is not None:
+            simulator.stop()
+    write_results(bench, answer)
+    for line in report_lines(bench, answer):
+        console.print(line)
+    return final_exit_code(bench, console, answer, args.fail_below)
+
+
+def final_exit_code(bench: Bench, console: Any, answer: dict[str, Any] | None,
+                    fail_below: float | None) -> int:
+    """The first point's failure; else NOTHING_MEASURED when a point completed nothing;
+    else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below."""
+    if bench.exit_code:
+        return bench.exit_code
+    empty = [p["label"] for p in bench.points if not p["completed"]]
+    if empty:
+        console.error(f"no request completed in point(s) {', '.join(empty)}")
+        return ExitCode.NOTHING_MEASURED
+    if answer is not None and fail_below is not None:
+        found = answer.get("max_rate")
+        if found is None or found < fail_below:
+            shown = "none" if found is None else f"{found:.4g} req/s"
+            console.error(f"the max rate meeting the SLO ({shown}) is below --fail-below "
+                          f"{fail_below:g}")
+            return ExitCode.THRESHOLDS_FAILED
+    return ExitCode.OK
+
+
+def dry_run(bench: Bench, console: Any) -> int:
+    """The first point's header and checks, no target started, nothing sent."""
+    from ..runner import run
+
+    if not bench.spec.model:
+        bench.spec.model = "(the first of /v1/models)"
+    spec = dataclasses.replace(bench.spec, label=bench.spec.profile)
+    return run(point_settings(bench, spec), console)
+
+
+def point_settings(bench: Bench, spec: BenchSpec) -> Any:
+    """The run settings of one point: its spec in the env (and its model, for the header)."""
+    spec = dataclasses.replace(spec, epoch=time.time())
+    env = {**bench.settings.env, SPEC_ENV: spec.to_json(), "MODEL": spec.model}
+    return dataclasses.replace(bench.settings, env=env)

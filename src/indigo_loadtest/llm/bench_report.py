@@ -1,0 +1,123 @@
+"""What `bench` reports: the table of points, the knee, the SLO answer, the results file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bench_cli import Bench
+
+KNEE_FACTOR = 2.0  # past the knee, median TTFT exceeds this multiple of the unloaded one
+
+
+def knee(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The highest offered rate the server kept up with: nothing dropped or failed, and
+    the median TTFT (E2EL when not streaming) within KNEE_FACTOR of the unloaded
+    (synchronous) one. Above it, requests queue and the first token comes later."""
+    base = next((p for p in points if p["profile"] == "synchronous"), None)
+    key = "ttft_ms" if base is not None and base["ttft_ms"]["p50"] is not None else "e2el_ms"
+    unloaded = base[key]["p50"] if base is not None else None
+    if unloaded is None:
+        return None
+    kept = [p for p in points if p["offered_rate"] and p["dropped"] == 0 and not p["failed"]
+            and not p.get("saturated")
+            and p[key]["p50"] is not None and p[key]["p50"] <= KNEE_FACTOR * unloaded]
+    return max(kept, key=lambda p: p["offered_rate"]) if kept else None
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _lat(stats: dict[str, Any]) -> str:
+    return f"{_fmt(stats['p50'])}/{_fmt(stats['p99'])}"
+
+
+TABLE_COLUMNS = ("point", "rate req/s", "out tok/s", "total tok/s", "conc", "TTFT p50/p99",
+                 "TPOT p50/p99", "ITL p50/p99", "E2EL p50/p99", "errors", "goodput",
+                 "delay p99")
+
+
+def table_rows(points: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    rows = []
+    for p in points:
+        offered = f"{p['offered_rate']:.3g}→" if p["offered_rate"] else ""
+        rows.append((
+            p["label"], f"{offered}{_fmt(p['request_rate'], 2)}",
+            _fmt(p["output_throughput"]), _fmt(p["total_token_throughput"]),
+            _fmt(p["mean_concurrency"]), _lat(p["ttft_ms"]), _lat(p["tpot_ms"]),
+            _lat(p["itl_ms"]), _lat(p["e2el_ms"]),
+            "-" if p["error_rate"] is None else f"{p['error_rate']:.1%}",
+            _fmt(p["goodput"], 2), _fmt(p["schedule_delay_ms"]["p99"], 2),
+        ))
+    return rows
+
+
+def render_table(points: list[dict[str, Any]]) -> str:
+    rows = [TABLE_COLUMNS, *table_rows(points)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_COLUMNS))]
+    return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+                     .rstrip() for r in rows)
+
+
+def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
+    points = bench.points
+    lines = ["", f"  workload: {bench.workload}",
+             "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
+             render_table(points)]
+    sources = sorted({p["token_counts"] for p in points})
+    if any("estimate" in s for s in sources):
+        lines.append("  tokens: ESTIMATE (one per word: the server sent no usage and no "
+                     "--tokenizer was given)")
+    else:
+        lines.append(f"  tokens: {', '.join(sources)}")
+    if bench.mode == "sweep":
+        k = knee(points)
+        lines.append(f"  knee: {k['offered_rate']:.4g} req/s ({k['label']})" if k else
+                     "  knee: none (no rate point kept up with its rate)")
+    for p in points:
+        if p.get("saturated"):
+            lines.append(f"  {p['label']}: over-saturated, stopped early ({p['saturated']})")
+        elif p["dropped"]:
+            lines.append(f"  {p['label']}: {p['dropped']} request(s) dropped with "
+                         "--max-concurrency in flight: the rate was not offered in full")
+    for p in points:
+        missed = [v["slo"] for v in p["slo"] if not v["ok"]]
+        if bench.objectives:
+            verdict = "meets the SLO" if p["meets_slo"] else \
+                f"misses {', '.join(missed) or 'the SLO (dropped or no requests)'}"
+            lines.append(f"  {p['label']}: {verdict}")
+    if answer is not None:
+        if answer.get("max_rate") is None:
+            lines.append(f"  max rate meeting the SLO: none ({answer['reason']})")
+        elif answer.get("above") is None:
+            lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
+                         f"({answer['reason']})")
+        else:
+            lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
+                         f"(±{answer['uncertainty']:.2g}: {answer['reason']})")
+    lines.append(f"  results: {bench.results_file}")
+    return lines
+
+
+def write_results(bench: Bench, answer: dict[str, Any] | None) -> None:
+    spec = dataclasses.asdict(bench.spec)
+    spec.pop("thresholds", None)
+    doc = {"tool": "indigo-loadtest bench", "mode": bench.mode, "spec": spec,
+           "workload": bench.workload,
+           "target": bench.settings.env.get("BASE", ""),
+           "slos": [o.text for o in bench.objectives], "points": bench.points,
+           "knee": (knee(bench.points) or {}).get("offered_rate")
+           if bench.mode == "sweep" else None,
+           "max_rate": answer}
+    bench.results_file.parent.mkdir(parents=True, exist_ok=True)
+    bench.results_file.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(type(value).__name__)
