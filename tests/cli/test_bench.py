@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from bench_helpers import closed_port, make_tokenizer
-from cli_helpers import clean_env, result_text, run_cli
+from cli_helpers import clean_env, result_text, run_cli, serve_in_thread
 
 from indigo_loadtest.llm.workload import (
     SAMPLE_DATASET,
@@ -334,20 +333,8 @@ def serve(routes: dict[str, Any]) -> Iterator[str]:
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_post(path, handler)
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.run_until_complete(runner.cleanup())
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
