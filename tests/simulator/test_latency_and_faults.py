@@ -177,7 +177,7 @@ def test_jitter_spreads_ttft_within_its_bounds() -> None:
     with start_simulator_process(api_key=API_KEY, ttft_ms=100, tokens_per_sec=0,
                                  reply_tokens=1, jitter=0.5, seed=3) as proc:
         durations = asyncio.run(run(proc.url))
-    assert all(0.049 <= d < 0.150 + 0.030 for d in durations)
+    assert all(0.049 <= d < 0.150 + 0.060 for d in durations)  # slack: a busy machine
     assert max(durations) - min(durations) > 0.010  # not one fixed value
 
 
