@@ -155,3 +155,12 @@ def test_shard_runs_add_up_to_the_whole_run(executor, kwargs):
     shards = [total(ExecutionTuple(a, b, THIRDS)) for a, b in pairwise(THIRDS)]
     assert whole > 0
     assert sum(shards) == whole
+
+
+def test_constant_arrivals_count_is_exact_at_high_rates() -> None:
+    """rate × duration starts, never one more from a rounded period (1/900000 s rounds
+    so that start 1 800 000 would fall at 1.9999999999999998 s of a 2 s test)."""
+    from indigo_loadtest.engine.schedule import constant_arrivals
+
+    for rate, duration in ((900_000, 2.0), (3, 10.0), (7, 3.0), (999_983, 1.0)):
+        assert sum(1 for _ in constant_arrivals(rate, 1.0, duration)) == round(rate * duration)
