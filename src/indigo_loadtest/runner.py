@@ -744,9 +744,13 @@ class Engine:
     def snapshot(self) -> Snapshot:
         p = self.execution.progress()
         reqs = self.live_registry().builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
+        rate = getattr(self.execution, "request_rate", None)
+        req_rate = rate() if rate is not None else None
+        if rate is not None and req_rate is None:  # workers: until each has sent twice
+            req_rate = reqs / p.elapsed if p.elapsed > 0 else 0.0
         return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
                         iterations=p.iterations, http_reqs=int(reqs),
-                        dropped_iterations=p.dropped)
+                        dropped_iterations=p.dropped, req_rate=req_rate)
 
 
 def planned_duration(prepared: Prepared) -> float | None:

@@ -279,7 +279,10 @@ class Execution:
     async def _sample_gauges(self) -> None:
         while True:
             self._record_gauges()
-            await asyncio.sleep(GAUGE_INTERVAL)
+            # Often until the first VU runs, so that live readers (a --workers progress
+            # line) show the VUs from the start rather than a second of 0/0.
+            started = any(ex.active_vus for ex in self.executors)
+            await asyncio.sleep(GAUGE_INTERVAL if started else GAUGE_INTERVAL / 20)
 
     async def _close_vus(self, setup_vu: VU) -> None:
         for vu in (setup_vu, *self.ctx.vus):

@@ -643,7 +643,8 @@ class Client:
         chunk as it is read (see http.debug)."""
         if not self.config.debug:
             return StreamResponse(method, url, ex, t0, wire)
-        resp = debug_stream_response(method, url, ex, t0, wire, self.config.debug_output)
+        resp = (debug_stream_response(method, url, ex, t0, wire, self.config.debug_output)
+                if self.config.debug_bodies else StreamResponse(method, url, ex, t0, wire))
         lines = [f"< {resp.status} {mask_text(url)} (streamed)"]
         lines += [f"< {k}: {mask_header_value(k, v)}" for k, v in resp.headers.multi_items()]
         debug_write(self.config.debug_output, "\n".join(lines))

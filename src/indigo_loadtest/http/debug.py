@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from .redact import mask_text
@@ -18,7 +19,7 @@ from .response import StreamResponse
 
 DEBUG_BODY_LIMIT = 1024  # characters of a body (or a streamed chunk) shown
 
-_files: dict[str, TextIO] = {}
+_files: dict[str, TextIO | None] = {}
 _lock = threading.Lock()
 
 
@@ -30,10 +31,14 @@ def _stream(target: str) -> TextIO | None:
     if target == "none":
         return None
     with _lock:
-        f = _files.get(target)
-        if f is None:
-            f = _files[target] = open(target, "a", encoding="utf-8")  # noqa: SIM115 - kept open
-        return f
+        if target not in _files:
+            try:  # checked before the run (k6compat.check_settings); the folders made here
+                path = Path(target)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _files[target] = path.open("a", encoding="utf-8")
+            except OSError:
+                _files[target] = None  # a debug output that cannot be written is dropped
+        return _files[target]
 
 
 def debug_write(target: str, text: str) -> None:
