@@ -339,6 +339,7 @@ def run_all(args: argparse.Namespace) -> int:
         folder, scenarios = BUILTIN_SCENARIOS_DIR, discover(BUILTIN_SCENARIOS_DIR)
     if not scenarios:
         raise UsageError(f"no scenarios in {display_path(folder)}")
+    print(planned_all_line(args, folder, [s.name for s in scenarios]), flush=True)
     results: list[AllResult] = []
     forwarder = _SignalForwarder()
     with forwarder.installed():
@@ -357,6 +358,37 @@ def run_all(args: argparse.Namespace) -> int:
             results.append(AllResult(scenario.name, code, time.monotonic() - started))
     print_table(results, len(scenarios))
     return all_exit_code(results, forwarder.interrupted)
+
+
+def planned_all_line(args: argparse.Namespace, folder: Path, names: list[str]) -> str:
+    """`run --all: 3 scenarios, 15m00s of planned load ...`, before anything starts:
+    each scenario prepared as `check` does (imported, no traffic)."""
+    import io
+
+    from .progress import format_elapsed
+    from .runner import Console, planned_duration, prepare
+
+    total, open_ended = 0.0, 0
+    quiet = Console(io.StringIO(), io.StringIO())
+    for name in names:
+        settings = settings_from(args, name)
+        settings.scenarios_dir, settings.dry_run = str(folder), True
+        try:
+            prepared = prepare(settings, quiet, start_target=False)
+        except ScenarioError:
+            open_ended += 1  # reported by its own run
+            continue
+        prepared.close()
+        planned = planned_duration(prepared)
+        if planned is None:
+            open_ended += 1
+        else:
+            total += planned
+    line = (f"run --all: {len(names)} scenarios, {format_elapsed(total)} of planned load"
+            f" (plus {args.pause:g}s pauses, setup and teardown)")
+    if open_ended:
+        line += f"; {open_ended} more end when their iterations are done"
+    return line
 
 
 def all_exit_code(results: list[AllResult], interrupted: bool) -> int:

@@ -626,6 +626,7 @@ class WorkersExecution:
         self._pool: WorkerPool | None = None
         self._t0 = 0.0
         self._t_end = 0.0
+        self._merged = False
 
     def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
         """End the test in every worker (see `Execution.stop`). Idempotent."""
@@ -644,8 +645,12 @@ class WorkersExecution:
         return (self._t_end or time.perf_counter()) - self._t0
 
     def live_registry(self) -> Registry:
-        """The run's metrics so far, all workers included (a merged copy)."""
-        return self._pool.live_registry() if self._pool is not None else self.registry
+        """The run's metrics so far, all workers included (a merged copy). Once the final
+        states are merged into the run's registry, that registry: the pool's copy would
+        count them twice."""
+        if self._pool is None or self._merged:
+            return self.registry
+        return self._pool.live_registry()
 
     def request_rate(self) -> float | None:
         """The workers' summed request rate (see RequestRates); None before it is known."""
@@ -688,6 +693,7 @@ class WorkersExecution:
         final_states = self._pool.final_states if self._pool is not None else []
         for state in final_states:
             self.registry.merge_state(state)
+        self._merged = True  # the registry holds everything now (see live_registry)
         self.stage = "done"
         self._t_end = time.perf_counter()
         return self._combine(setup, outcome, teardown_error)
