@@ -498,6 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in DELEGATED:
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
+    # As in k6, `--http-debug` takes its value only as `--http-debug=full`: the word after
+    # a bare `--http-debug` is the scenario, not the mode.
+    args_list = ["--http-debug=headers" if a == "--http-debug" else a for a in args_list]
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()

@@ -184,3 +184,13 @@ def client_flags(settings: Any, env_debug: bool) -> dict[str, Any]:
         out["debug_bodies"] = True
     out["debug_output"] = log_output_target(settings.log_output) or ""
     return out
+
+
+def debug_header(settings: Any) -> str:
+    """The header's `debug:` row: what is printed, and where."""
+    mode = http_debug_mode(settings.http_debug) or "full"  # DEBUG=true: bodies too
+    what = "every request and response" + (" head" if mode == "headers" else "")
+    target = log_output_target(settings.log_output)
+    where = {None: "stderr", "stdout": "stdout", "none": "nowhere (--log-output none)"}.get(
+        target, target)
+    return f"{what} is printed to {where} (secrets masked)"

@@ -495,7 +495,7 @@ def header_lines(prepared: Prepared) -> list[str]:
         if env.get(key):
             rows.append((key.lower(), env.display(key)))
     if env.bool("DEBUG") or prepared.settings.http_debug:
-        rows.append(("debug", "every request and response is printed (secrets masked)"))
+        rows.append(("debug", debug_header(prepared.settings)))
     rows.append(("testid", plan.tags.get("testid", "")))
     outs = [o.description() for o in prepared.outputs]
     if prepared.summary_path is not None:
@@ -517,6 +517,12 @@ def header_lines(prepared: Prepared) -> list[str]:
     lines += [f"  * {describe_scenario(sc)}" for sc in plan.scenarios]
     lines.append("")
     return lines
+
+
+def debug_header(settings: RunSettings) -> str:
+    from .k6compat import debug_header as header
+
+    return header(settings)
 
 
 def scenarios_overview(prepared: Prepared) -> str:

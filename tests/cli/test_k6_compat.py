@@ -174,7 +174,9 @@ def test_http_debug_goes_to_stderr_masked_with_stream_events(workdir: Path) -> N
     assert err.count("< data: ", head, end) >= 2 and "[DONE]" in err[head:end]
     assert '"messages"' in err  # =full: request bodies too
 
-    res = run_cli("run", "dbg", "-q", "--no-report", "--http-debug", cwd=workdir, env=env)
+    # A bare --http-debug (as in k6, the mode only as =full) before the scenario's name.
+    res = run_cli("run", "--http-debug", "dbg", "-q", "--no-report", cwd=workdir, env=env)
+    assert res.returncode == 0, res.stderr
     assert "> GET http://127.0.0.1" in res.stderr and '"messages"' not in res.stderr
     assert "< data: " not in res.stderr  # headers only
 
