@@ -712,6 +712,7 @@ class Engine:
         config = client_config(env, plan.extra, prepared.settings)
         factory = lambda: Client(registry, config)  # noqa: E731 - one Client per VU
         self.registry = registry
+        self.planned_vus = plan_max_vus(plan)  # shown until the VUs are allocated
         workers = prepared.workers
         try:
             if workers > 1:
@@ -754,7 +755,7 @@ class Engine:
         req_rate = rate() if rate is not None else None
         if rate is not None and req_rate is None:  # workers: until each has sent twice
             req_rate = reqs / p.elapsed if p.elapsed > 0 else 0.0
-        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
+        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max or self.planned_vus,
                         iterations=p.iterations, http_reqs=int(reqs),
                         dropped_iterations=p.dropped, req_rate=req_rate)
 
