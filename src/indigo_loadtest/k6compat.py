@@ -7,8 +7,9 @@ wins over the `K6_` one when both are set.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .scenario.errors import ExitCode, ScenarioError
@@ -72,9 +73,11 @@ def env_value(variable: str, environ: Mapping[str, str]) -> tuple[str, str] | No
     return None
 
 
-def apply_environment(settings: Any, environ: Mapping[str, str] | None = None) -> None:
-    """Fill the run settings that no flag gave from K6_*/INDIGO_* variables."""
+def apply_environment(settings: Any, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Fill the run settings that no flag gave from K6_*/INDIGO_* variables; returns
+    the names of the variables used."""
     environ = os.environ if environ is None else environ
+    used = []
     for attr, (variable, parse) in ENV_SETTINGS.items():
         if getattr(settings, attr) not in (None, False, []):
             continue  # the flag wins
@@ -84,6 +87,20 @@ def apply_environment(settings: Any, environ: Mapping[str, str] | None = None) -
         value = parse(*found)
         if value not in ("", []):
             setattr(settings, attr, value)
+            used.append(found[0])
+    return used
+
+
+@contextlib.contextmanager
+def naming_sources(variables: list[str]) -> Iterator[None]:
+    """A mistake in a value that may have come from a variable says which were set: the
+    flag it names was not on the command line."""
+    try:
+        yield
+    except ScenarioError as exc:
+        if variables:
+            exc.message += f" (in the environment: {', '.join(variables)})"
+        raise
 
 
 def parse_stage(text: str) -> dict[str, Any]:

@@ -213,12 +213,13 @@ def base_url_tag(base: str, embedded: bool) -> str:
 def prepare(settings: RunSettings, console: Console, *, start_target: bool = True) -> Prepared:
     """Resolve, configure, import and validate; starts the embedded simulator when BASE is
     unset and `start_target` (not for --dry-run). The caller must `close()` the result."""
-    from .k6compat import apply_environment, check_settings
+    from .k6compat import apply_environment, check_settings, naming_sources
 
-    apply_environment(settings)  # K6_VUS...: below the flags, above the script's options
-    check_settings(settings)
-    overrides = overrides_from(settings)
-    check_outputs_fit_workers(settings)  # also reports a typo in --out before anything starts
+    sources = apply_environment(settings)  # K6_VUS...: below the flags, above the options
+    with naming_sources(sources):
+        check_settings(settings)
+        overrides = overrides_from(settings)
+        check_outputs_fit_workers(settings)  # also reports a typo in --out before anything
     env = build_env(settings.env_file, settings.env)
     if settings.monitor and not settings.dry_run:
         enable_monitoring(settings, env)

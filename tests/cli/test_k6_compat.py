@@ -83,6 +83,8 @@ def test_bad_variable_is_a_usage_error_before_anything(workdir: Path,
     assert res.returncode == 2
     assert res.stderr.strip() == "error: K6_VUS='many': expected a whole number of at least 1"
     assert res.stdout == "" and len(local_server.paths("/k6-")) == sent
+    res = iterations_run(workdir, local_server, K6_OUT="jsn")
+    assert res.returncode == 2 and res.stderr.strip().endswith("(in the environment: K6_OUT)")
 
 
 def test_stages_replace_the_scripts_execution(workdir: Path, local_server: LocalServer) -> None:
