@@ -267,7 +267,8 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
     thresholds.strict = settings.strict_thresholds or env.bool(STRICT_THRESHOLDS_ENV)
     trend_stats = summary_trend_stats(settings, options.plan.extra)
-    client_config(env, options.plan.extra, settings)  # HTTP options and limits: checked
+    # HTTP options and limits: checked before traffic
+    client_config(env, options.plan.extra, settings)
 
     now = datetime.now()
     timestamp = now.strftime("%Y%m%d-%H%M%S")
@@ -496,6 +497,8 @@ def header_lines(prepared: Prepared) -> list[str]:
         if env.get(key):
             rows.append((key.lower(), env.display(key)))
     if env.bool("DEBUG") or prepared.settings.http_debug:
+        from .k6compat import debug_header
+
         rows.append(("debug", debug_header(prepared.settings)))
     rows.append(("testid", plan.tags.get("testid", "")))
     outs = [o.description() for o in prepared.outputs]
@@ -518,12 +521,6 @@ def header_lines(prepared: Prepared) -> list[str]:
     lines += [f"  * {describe_scenario(sc)}" for sc in plan.scenarios]
     lines.append("")
     return lines
-
-
-def debug_header(settings: RunSettings) -> str:
-    from .k6compat import debug_header as header
-
-    return header(settings)
 
 
 def scenarios_overview(prepared: Prepared) -> str:
