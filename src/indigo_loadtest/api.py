@@ -15,8 +15,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, NoReturn
 
-from .engine.errors import IterationFailed
-from .engine.vu import current_vu
+from .engine.errors import IterationFailed, SyncHookRequest
+from .engine.vu import current_vu, sync_hook
 from .metrics.registry import active_registry, current_tags
 from .metrics.tags import TagSet
 
@@ -131,7 +131,11 @@ class _HttpProxy:
         return vu.http
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client(), name)
+        attr = getattr(self._client(), name)
+        hook = sync_hook.get()
+        if hook is not None and inspect.iscoroutinefunction(attr):
+            raise SyncHookRequest(hook, name)
+        return attr
 
     def __repr__(self) -> str:
         vu = current_vu.get()

@@ -109,6 +109,27 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    "whose arrival rates may exceed N iterations/s (default: $INDIGO_RATE_LIMIT, "
                    "else 1000000)")
     add_report_flags(p)
+    add_k6_flags(p)
+
+
+def add_k6_flags(p: argparse.ArgumentParser) -> None:
+    """k6's flags of the same names (each also a K6_*/INDIGO_* variable; see k6compat)."""
+    p.add_argument("-s", "--stage", action="append", default=[], metavar="DURATION:VUS",
+                   help="a ramping-vus stage, e.g. 30s:10 (repeatable; replaces the "
+                        "scenario's execution options)")
+    p.add_argument("--no-thresholds", action="store_true", help="do not evaluate thresholds")
+    p.add_argument("--summary-time-unit", metavar="UNIT", help="show the summary's times "
+                   "in s, ms or us (default: whichever reads best)")
+    p.add_argument("--summary-mode", metavar="MODE", help="compact (default) or full: "
+                   "also a table per endpoint (name, method, requests, failures, median, "
+                   "p95, p99, req/s)")
+    p.add_argument("--http-debug", metavar="full", nargs="?", const="headers",
+                   help="print every request and response head on stderr (=full: the "
+                        "bodies too, streamed ones as they arrive); secrets masked")
+    p.add_argument("--log-output", metavar="TARGET", help="where --http-debug/DEBUG "
+                   "output goes: stderr (default), stdout, none or file=PATH")
+    p.add_argument("--throw", action="store_true", help="a failed request raises "
+                   "RequestFailed in the iteration (which ends, counted as an error)")
 
 
 def add_report_flags(p: argparse.ArgumentParser) -> None:
@@ -231,6 +252,13 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         report=getattr(args, "report", None),
         no_report=getattr(args, "no_report", False),
         dashboard=getattr(args, "dashboard", None),
+        stages=list(getattr(args, "stage", [])),
+        no_thresholds=getattr(args, "no_thresholds", False),
+        summary_time_unit=getattr(args, "summary_time_unit", None),
+        summary_mode=getattr(args, "summary_mode", None),
+        http_debug=getattr(args, "http_debug", None),
+        log_output=getattr(args, "log_output", None),
+        throw=getattr(args, "throw", False),
     )
 
 
@@ -293,18 +321,21 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
     out = ["--scenarios-dir", str(folder), "--results-dir", args.results_dir]
     if args.env_file:
         out += ["--env-file", args.env_file]
-    for flag, values in (("--env", args.env), ("--tag", args.tag), ("--out", args.out)):
+    for flag, values in (("--env", args.env), ("--tag", args.tag), ("--out", args.out),
+                         ("--stage", args.stage)):
         for value in values:
             out += [flag, value]
     for flag in ("vus", "iterations", "duration", "workers", "summary_trend_stats",
-                 "vus_limit", "rate_limit"):
+                 "vus_limit", "rate_limit", "summary_time_unit", "summary_mode", "log_output"):
         value = getattr(args, flag)
         if value is not None:
             out += ["--" + flag.replace("_", "-"), str(value)]
     for flag in ("no_summary", "quiet", "dry_run", "no_color", "monitor",
-                 "strict_thresholds", "no_report"):
+                 "strict_thresholds", "no_report", "no_thresholds", "throw"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
+    if args.http_debug is not None:
+        out.append(f"--http-debug={args.http_debug}")
     return out
 
 
@@ -323,6 +354,7 @@ def run_all(args: argparse.Namespace) -> int:
         folder, scenarios = BUILTIN_SCENARIOS_DIR, discover(BUILTIN_SCENARIOS_DIR)
     if not scenarios:
         raise UsageError(f"no scenarios in {display_path(folder)}")
+    print(planned_all_line(args, folder, [s.name for s in scenarios]), flush=True)
     results: list[AllResult] = []
     forwarder = _SignalForwarder()
     with forwarder.installed():
@@ -341,6 +373,37 @@ def run_all(args: argparse.Namespace) -> int:
             results.append(AllResult(scenario.name, code, time.monotonic() - started))
     print_table(results, len(scenarios))
     return all_exit_code(results, forwarder.interrupted)
+
+
+def planned_all_line(args: argparse.Namespace, folder: Path, names: list[str]) -> str:
+    """`run --all: 3 scenarios, 15m00s of planned load ...`, before anything starts:
+    each scenario prepared as `check` does (imported, no traffic)."""
+    import io
+
+    from .progress import format_elapsed
+    from .runner import Console, planned_duration, prepare
+
+    total, open_ended = 0.0, 0
+    quiet = Console(io.StringIO(), io.StringIO())
+    for name in names:
+        settings = settings_from(args, name)
+        settings.scenarios_dir, settings.dry_run = str(folder), True
+        try:
+            prepared = prepare(settings, quiet, start_target=False)
+        except ScenarioError:
+            open_ended += 1  # reported by its own run
+            continue
+        prepared.close()
+        planned = planned_duration(prepared)
+        if planned is None:
+            open_ended += 1
+        else:
+            total += planned
+    line = (f"run --all: {len(names)} scenarios, {format_elapsed(total)} of planned load"
+            f" (plus {args.pause:g}s pauses, setup and teardown)")
+    if open_ended:
+        line += f"; {open_ended} more end when their iterations are done"
+    return line
 
 
 def all_exit_code(results: list[AllResult], interrupted: bool) -> int:
@@ -451,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in DELEGATED:
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
+    # As in k6, `--http-debug` takes its value only as `--http-debug=full`: the word after
+    # a bare `--http-debug` is the scenario, not the mode.
+    args_list = ["--http-debug=headers" if a == "--http-debug" else a for a in args_list]
     args = parser.parse_args(args_list)
     if args.command is None:
         parser.print_help()

@@ -22,6 +22,9 @@ class Snapshot:
     iterations: int
     http_reqs: int
     dropped_iterations: int = 0
+    # The request rate measured where the requests are made (--workers); None: the
+    # line computes it from http_reqs between two of its snapshots.
+    req_rate: float | None = None
 
 
 def format_elapsed(seconds: float) -> str:
@@ -78,7 +81,9 @@ class ProgressLine:
     def print_once(self) -> None:
         now = self.snapshot()
         rate = 0.0
-        if self._last is not None and now.elapsed > self._last.elapsed:
+        if now.req_rate is not None:
+            rate = now.req_rate
+        elif self._last is not None and now.elapsed > self._last.elapsed:
             rate = (now.http_reqs - self._last.http_reqs) / (now.elapsed - self._last.elapsed)
         elif now.elapsed > 0:
             rate = now.http_reqs / now.elapsed

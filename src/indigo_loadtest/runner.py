@@ -76,6 +76,14 @@ class RunSettings:
     report: str | None = None  # --report FILE (None: beside the summary export)
     no_report: bool = False  # --no-report: no HTML report (the run record is still written)
     dashboard: int | None = None  # --dashboard [PORT]: live charts on 127.0.0.1:PORT
+    # k6's flags (also K6_*/INDIGO_* variables, see k6compat)
+    stages: list[str] = field(default_factory=list)  # --stage 30s:10 (repeatable)
+    no_thresholds: bool = False  # --no-thresholds: thresholds are not evaluated
+    summary_time_unit: str | None = None  # --summary-time-unit s|ms|us
+    summary_mode: str | None = None  # --summary-mode full: per-endpoint statistics too
+    http_debug: str | None = None  # --http-debug[=full]
+    log_output: str | None = None  # --log-output stderr|stdout|none|file=PATH
+    throw: bool = False  # --throw: a failed request raises in the iteration
 
 
 class Console:
@@ -152,8 +160,11 @@ def overrides_from(settings: RunSettings) -> Overrides:
     for flag, value in (("--vus", settings.vus), ("--iterations", settings.iterations)):
         if value is not None and value < 1:
             raise ScenarioError(f"{flag}: must be at least 1", ExitCode.USAGE)
+    from .k6compat import parse_stage
+
     return Overrides(vus=settings.vus, iterations=settings.iterations, duration=duration,
-                     tags=dict(settings.tags))
+                     tags=dict(settings.tags),
+                     stages=[parse_stage(stage) for stage in settings.stages] or None)
 
 
 def check_syntax(path: Path) -> None:
@@ -206,8 +217,13 @@ def base_url_tag(base: str, embedded: bool) -> str:
 def prepare(settings: RunSettings, console: Console, *, start_target: bool = True) -> Prepared:
     """Resolve, configure, import and validate; starts the embedded simulator when BASE is
     unset and `start_target` (not for --dry-run). The caller must `close()` the result."""
-    overrides = overrides_from(settings)
-    check_outputs_fit_workers(settings)  # also reports a typo in --out before anything starts
+    from .k6compat import apply_environment, check_settings, naming_sources
+
+    sources = apply_environment(settings)  # K6_VUS...: below the flags, above the options
+    with naming_sources(sources):
+        check_settings(settings)
+        overrides = overrides_from(settings)
+        check_outputs_fit_workers(settings)  # also reports a typo in --out before anything
     env = build_env(settings.env_file, settings.env)
     if settings.monitor and not settings.dry_run:
         enable_monitoring(settings, env)
@@ -249,13 +265,14 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     check_exec_functions(options.plan, module)
     check_plan_limits(options.plan, settings, env)
     try:
-        thresholds = parse_thresholds(options.thresholds)
+        thresholds = parse_thresholds({} if settings.no_thresholds else options.thresholds)
         thresholds.validate(registry)
     except ThresholdError as exc:
         raise ScenarioError(str(exc), ExitCode.INVALID_CONFIG) from None
     thresholds.strict = settings.strict_thresholds or env.bool(STRICT_THRESHOLDS_ENV)
     trend_stats = summary_trend_stats(settings, options.plan.extra)
-    client_config(env, options.plan.extra)  # HTTP options and limits: checked before traffic
+    # HTTP options and limits: checked before traffic
+    client_config(env, options.plan.extra, settings)
 
     now = datetime.now()
     timestamp = now.strftime("%Y%m%d-%H%M%S")
@@ -483,8 +500,10 @@ def header_lines(prepared: Prepared) -> list[str]:
     for key in ("API_KEY", "LOADTEST_TOKEN"):
         if env.get(key):
             rows.append((key.lower(), env.display(key)))
-    if env.bool("DEBUG"):
-        rows.append(("debug", "every request and response is printed (secrets masked)"))
+    if env.bool("DEBUG") or prepared.settings.http_debug:
+        from .k6compat import debug_header
+
+        rows.append(("debug", debug_header(prepared.settings)))
     rows.append(("testid", plan.tags.get("testid", "")))
     outs = [o.description() for o in prepared.outputs]
     if prepared.summary_path is not None:
@@ -533,8 +552,9 @@ class Outcome:
         self.problems.append((int(exit_code), reason))
 
 
-def client_config(env: Env, extra: dict[str, Any]) -> Any:
-    """The HTTP clients' settings from env (DEBUG, LOADTEST_TOKEN) and the options."""
+def client_config(env: Env, extra: dict[str, Any], settings: RunSettings | None = None) -> Any:
+    """The HTTP clients' settings from env (DEBUG, LOADTEST_TOKEN), the options and the
+    flags (--http-debug, --log-output, --throw)."""
     from .http.config import ClientConfig
     from .http.limits import Limits
 
@@ -548,6 +568,10 @@ def client_config(env: Env, extra: dict[str, Any]) -> Any:
         "insecure_skip_tls_verify": bool(extra.get("insecure_skip_tls_verify", False)),
         "no_connection_reuse": bool(extra.get("no_connection_reuse", False)),
     }
+    if settings is not None:
+        from .k6compat import client_flags
+
+        kwargs.update(client_flags(settings, kwargs["debug"]))
     if extra.get("user_agent"):
         kwargs["user_agent"] = str(extra["user_agent"])
     if extra.get("timeout") is not None:
@@ -688,9 +712,10 @@ class Engine:
         from .http.client import Client
 
         registry, plan, env = prepared.registry, prepared.options.plan, prepared.env
-        config = client_config(env, plan.extra)
+        config = client_config(env, plan.extra, prepared.settings)
         factory = lambda: Client(registry, config)  # noqa: E731 - one Client per VU
         self.registry = registry
+        self.planned_vus = plan_max_vus(plan)  # shown until the VUs are allocated
         workers = prepared.workers
         try:
             if workers > 1:
@@ -729,9 +754,13 @@ class Engine:
     def snapshot(self) -> Snapshot:
         p = self.execution.progress()
         reqs = self.live_registry().builtin.http_reqs.aggregate().value  # type: ignore[union-attr]
-        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max,
+        rate = getattr(self.execution, "request_rate", None)
+        req_rate = rate() if rate is not None else None
+        if rate is not None and req_rate is None:  # workers: until each has sent twice
+            req_rate = reqs / p.elapsed if p.elapsed > 0 else 0.0
+        return Snapshot(elapsed=p.elapsed, vus=p.vus, vus_max=p.vus_max or self.planned_vus,
                         iterations=p.iterations, http_reqs=int(reqs),
-                        dropped_iterations=p.dropped)
+                        dropped_iterations=p.dropped, req_rate=req_rate)
 
 
 def planned_duration(prepared: Prepared) -> float | None:
@@ -938,18 +967,20 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
     if outcome.error:
         console.error(outcome.error)
     if not settings.no_summary:
-        console.print(render(prepared, outcome, elapsed))
-        console.print(f"  target: {prepared.target}")
+        # handleSummary() owns stdout: the lines about the run go to stderr then.
+        say = console.note if print_summary(prepared, console, outcome, elapsed) \
+            else console.print
+        say(f"  target: {prepared.target}")
         for line in output_summary_lines(prepared):
-            console.print(f"  {line}")
+            say(f"  {line}")
         for line in lost_workers(result):
-            console.print(f"  degraded: {line}")
+            say(f"  degraded: {line}")
         reason = getattr(result, "stop_reason", None)
         if outcome.aborted_by is not None:
-            console.print(f"  aborted: threshold {outcome.aborted_by.key} "
-                          f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
+            say(f"  aborted: threshold {outcome.aborted_by.key} "
+                f"'{outcome.aborted_by.expression}' crossed (abortOnFail)")
         elif outcome.interrupted:
-            console.print(f"  interrupted: {reason or 'stopped by a signal'}")
+            say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
     write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
@@ -1020,8 +1051,41 @@ def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
     color = prepared.settings.color
     if color is None:
         color = console_is_tty()
-    return render_summary(prepared.registry, outcome.threshold_results, prepared.run_info,
-                          elapsed, summary_trend_stats=prepared.trend_stats, color=color)
+    text = render_summary(prepared.registry, outcome.threshold_results, prepared.run_info,
+                          elapsed, summary_trend_stats=prepared.trend_stats, color=color,
+                          summary_time_unit=prepared.settings.summary_time_unit)
+    if prepared.settings.summary_mode == "full":
+        from .metrics.endpoints import endpoint_lines
+
+        text += "\n".join(endpoint_lines(prepared.registry, elapsed,
+                                          prepared.settings.summary_time_unit)) + "\n"
+    return text
+
+
+def print_summary(prepared: Prepared, console: Console, outcome: Outcome,
+                  elapsed: float) -> bool:
+    """The summary on stdout, or what the scenario's handleSummary(data) returns
+    instead (True then); a failing hook is a problem of the run, in one line."""
+    from . import summary_hook
+    from .metrics.endpoints import endpoint_rows
+    from .outputs.summary_export import build_summary_export
+
+    hook = summary_hook.find_hook(prepared.module)
+    if hook is None:
+        console.print(render(prepared, outcome, elapsed))
+        return False
+    export = build_summary_export(prepared.registry, outcome.threshold_results, elapsed,
+                                  summary_trend_stats=prepared.trend_stats)
+    data = summary_hook.summary_data(export, elapsed, trend_stats=prepared.trend_stats,
+                                     time_unit=prepared.settings.summary_time_unit,
+                                     endpoints=endpoint_rows(prepared.registry, elapsed))
+    try:
+        for path in summary_hook.write_results(summary_hook.call_hook(hook, data),
+                                               console.out, console.err):
+            console.note(f"handleSummary() wrote {path}")
+    except summary_hook.SummaryHookError as exc:
+        outcome.problem(exc.exit_code, str(exc))
+    return True
 
 
 def console_is_tty() -> bool:

@@ -32,8 +32,16 @@ class LocalServer:
         return [p for p, _ in self.requests if p.startswith(prefix)]
 
 
+def _k6_variables() -> set[str]:
+    """K6_VUS, INDIGO_VUS, ...: they would change any run's plan and outputs."""
+    from indigo_loadtest.k6compat import ENV_SETTINGS, PREFIXES
+
+    return {prefix + name for name, _ in ENV_SETTINGS.values() for prefix in PREFIXES}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    cleared = {*_CLEARED, *_k6_variables()}
+    env = {k: v for k, v in os.environ.items() if k not in cleared}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

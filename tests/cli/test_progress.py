@@ -64,3 +64,62 @@ def test_format_elapsed() -> None:
     assert format_elapsed(0) == "0m00s"
     assert format_elapsed(75.9) == "1m15s"
     assert format_elapsed(3725) == "1h02m05s"
+
+
+PACED_SCENARIO = '''
+"""Four VUs at a steady pace."""
+from indigo_loadtest import env, http, sleep
+
+options = {"vus": 4, "duration": "3s"}
+
+
+async def default(vu):
+    await http.get(env["BASE"] + "/v1/models")
+    await sleep(0.25)
+'''
+
+
+def progress_lines_on_a_terminal(workdir, *args: str) -> list[str]:
+    """The progress line as a terminal shows it: each rewrite of the line."""
+    import os
+    import pty
+    import subprocess
+
+    from cli_helpers import clean_env, cli_argv
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cli_argv(*args), cwd=workdir, env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    text = data.decode("utf-8", "replace").replace("\r", "\n")
+    return [line.strip() for line in text.splitlines() if line.startswith("running")]
+
+
+def test_progress_with_workers_shows_the_merged_rate_and_vus(workdir) -> None:
+    """Two workers send their metrics once a second, out of step with the progress line
+    (every 0.5 s): the line shows their summed rate, never a 0.0 between two snapshots,
+    and the VUs from the first line on."""
+    (workdir / "scenarios" / "paced.py").write_text(PACED_SCENARIO)
+    lines = progress_lines_on_a_terminal(workdir, "run", "paced", "--workers", "2",
+                                         "--no-report", "--no-summary")
+    assert len(lines) >= 4, lines
+    assert not any("/0 VUs" in line for line in lines), lines  # the planned VUs at least
+    # From the first request on (the workers may take a moment to start on a busy machine):
+    measuring = [line for line in lines if not line.endswith(" 0 reqs, 0.0 req/s")]
+    assert len(measuring) >= 4, lines
+    # Each worker's VUs count from its first snapshot (0.2 s after the common start) on;
+    # one line may come between the first worker's and the second's.
+    assert all("4/4 VUs" in line for line in measuring[2:]), lines
+    rates = [float(line.rsplit(", ", 1)[1].split()[0]) for line in measuring]
+    assert all(rate > 0 for rate in rates), lines

@@ -321,3 +321,20 @@ def test_setup_data_that_cannot_reach_the_workers_is_a_clear_error(tmp_path: Pat
     with pytest.raises(WorkerStartError, match="setup\\(\\) data and options must be picklable"):
         run_scenario(path, 2, {})
     assert time.monotonic() - started < 20  # no worker was left waiting
+
+
+def test_live_metrics_after_the_merge_count_each_sample_once(tmp_path: Path) -> None:
+    """Once the workers' final states are merged into the run's registry, the live view
+    (progress line, time series) is that registry, not a copy that adds them again."""
+    seen: list[Any] = []
+
+    async def keep(execution: Any) -> None:
+        seen.append(execution)
+
+    options = {"scenarios": {"shared": {"executor": "shared-iterations", "vus": 2,
+                                        "iterations": 6}}}
+    with ThreadedServer() as srv:
+        _, registry = run_scenario(write_scenario(tmp_path, options), 2, {"URL": srv.url},
+                                   during=keep)
+    assert totals(seen[0].live_registry()) == totals(registry)
+    assert totals(registry)["iterations"] == 6

@@ -169,3 +169,17 @@ def test_a_reading_over_its_budget_widens_the_next_intervals(monkeypatch) -> Non
     tight = Recorder()
     asyncio.run(tight.sample_async(reg, 1.0))
     assert tight.width(1.0) >= 2 and tight.series.t == [1.0]
+
+
+def test_a_snapshot_that_lost_a_share_is_an_interval_without_samples() -> None:
+    """With workers, the live registry can count fewer samples than the last reading (a
+    worker's share between its last snapshot and its final state): no gain, no crash."""
+    reg, rec = Registry(), Recorder()
+    for ms in (10.0, 20.0, 30.0):
+        _http(reg, "a", ms)
+    rec.sample(reg, 1.0)
+    smaller = Registry()
+    _http(smaller, "a", 10.0)
+    rec.sample(smaller, 2.0)
+    cols = rec.series.series["http_req_duration"]["cols"]
+    assert cols["count"] == [3, 0] and cols["p95"][1] is None and cols["avg"][1] is None

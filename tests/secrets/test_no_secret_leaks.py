@@ -151,9 +151,9 @@ def test_no_secret_in_any_output(tmp_path: Path, echo_listener: Listener, worker
     assert "HTTP 401: unauthorized: got Basic [MASKED]" in res.stderr  # the echo was printed
     assert "credentials [MASKED] rejected" in res.stderr
     assert "error in scenario 'default'" in res.stderr and "api_key=[MASKED]" in res.stderr
-    assert "> x-loadtest-token: [MASKED]" in res.stdout  # DEBUG printed every request
-    assert "> Authorization: Bearer [MASKED]" in res.stdout
-    assert "< Set-Cookie: jan_refresh_token=[MASKED]" in res.stdout
+    assert "> x-loadtest-token: [MASKED]" in res.stderr  # DEBUG printed every request (stderr)
+    assert "> Authorization: Bearer [MASKED]" in res.stderr
+    assert "< Set-Cookie: jan_refresh_token=[MASKED]" in res.stderr
     results = workdir / "results"
     checks = json.loads((results / "summary.json").read_text())["root_group"]["checks"]
     for name in ("API_KEY accepted", "query-string request 200", "userinfo request 200"):

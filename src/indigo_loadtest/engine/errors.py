@@ -30,6 +30,14 @@ class IterationFailed(Exception):
     """Raised by `fail(message)`: ends the current iteration, not the test."""
 
 
+class SyncHookRequest(TypeError):
+    """A synchronous setup()/teardown() used `http`, whose calls must be awaited."""
+
+    def __init__(self, hook: str, method: str) -> None:
+        super().__init__(f"{hook}() is a plain function, but http.{method}() must be "
+                         f"awaited: write `async def {hook}()` and `await http.{method}(...)`")
+
+
 def _origin(exc: BaseException) -> tuple[str, int]:
     """The innermost frame of the traceback outside this package (the user's line)."""
     frames = traceback.extract_tb(exc.__traceback__)

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ..metrics.registry import Registry, current_tags, set_active_registry
 from .arrival_rate import ConstantArrivalRate, RampingArrivalRate
-from .errors import ErrorReporter
+from .errors import ErrorReporter, SyncHookRequest
 from .executors import (
     ConstantVUs,
     EngineError,
@@ -34,7 +34,7 @@ from .executors import (
 from .health import HealthSampler
 from .plan import ScenarioConfig, TestPlan
 from .segment import FULL, ExecutionTuple
-from .vu import VU, ClientFactory, current_vu
+from .vu import VU, ClientFactory, current_vu, sync_hook
 
 EXECUTOR_CLASSES: dict[str, type[Executor]] = {
     c.kind: c for c in (SharedIterations, PerVUIterations, ConstantVUs, RampingVUs,
@@ -231,8 +231,11 @@ class Execution:
         async def call() -> Any:
             current_vu.set(vu)
             current_tags.set(self.ctx.test_tags.with_pairs(("group", f"::{name}")))
+            if not inspect.iscoroutinefunction(fn):
+                sync_hook.set(name)  # its `http.post(...)` would be a coroutine left unawaited
             result = fn(*args)
             if inspect.isawaitable(result):
+                sync_hook.set(None)  # a plain function that returned a coroutine: it can
                 result = await result
             return result
 
@@ -249,6 +252,8 @@ class Execution:
             if not self._hard:
                 raise
             return None, f"{name}() interrupted: the test was aborted"
+        except SyncHookRequest as exc:  # a usage mistake: one line, no traceback
+            return None, str(exc)
         except Exception as exc:
             self.reporter.report(exc, f"{name}()")
             return None, f"{type(exc).__name__}: {exc}"
@@ -274,7 +279,10 @@ class Execution:
     async def _sample_gauges(self) -> None:
         while True:
             self._record_gauges()
-            await asyncio.sleep(GAUGE_INTERVAL)
+            # Often until the first VU runs, so that live readers (a --workers progress
+            # line) show the VUs from the start rather than a second of 0/0.
+            started = any(ex.active_vus for ex in self.executors)
+            await asyncio.sleep(GAUGE_INTERVAL if started else GAUGE_INTERVAL / 20)
 
     async def _close_vus(self, setup_vu: VU) -> None:
         for vu in (setup_vu, *self.ctx.vus):

@@ -20,6 +20,8 @@ from ..metrics.tags import EMPTY, TagSet
 
 # The VU running the current task (set by VU tasks, setup and teardown).
 current_vu: ContextVar[VU | None] = ContextVar("current_vu", default=None)
+# The name of the synchronous hook running now ("setup", "teardown"): it cannot await.
+sync_hook: ContextVar[str | None] = ContextVar("sync_hook", default=None)
 
 ClientFactory = Callable[[], Any]
 

@@ -230,9 +230,43 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
 
 
 async def _send_snapshots(conn: Connection, registry: Registry, interval: float) -> None:
+    # The first one soon, so the progress line shows the VUs from the start; each with
+    # this process's clock, so the parent measures each worker's request rate over the
+    # worker's own interval (see RequestRates).
+    await asyncio.sleep(min(interval, FIRST_SNAPSHOT_DELAY))
     while True:
+        conn.send(("state", registry.state(), time.monotonic()))
         await asyncio.sleep(interval)
-        conn.send(("state", registry.state()))
+
+
+FIRST_SNAPSHOT_DELAY = 0.2
+
+
+class RequestRates:
+    """The live request rate of a `--workers` run: each worker's own rate between its
+    last two snapshots, summed. Workers send at different moments; a rate taken from the
+    merged total between two progress lines would count a worker's second of requests
+    in one line and none in the next."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[float, float]] = {}
+        self._rates: dict[int, float] = {}
+
+    def observe(self, worker: int, state: list[dict[str, Any]], at: float) -> None:
+        reqs = _totals(state).get("http_reqs", 0.0)
+        last = self._last.get(worker)
+        if last is not None and at > last[0]:
+            self._rates[worker] = (reqs - last[1]) / (at - last[0])
+        self._last[worker] = (at, reqs)
+
+    def forget(self, worker: int) -> None:
+        """A worker that ended sends no more requests."""
+        self._last.pop(worker, None)
+        self._rates.pop(worker, None)
+
+    def total(self) -> float | None:
+        """Requests per second across the workers; None before any has two snapshots."""
+        return sum(self._rates.values()) if self._rates else None
 
 
 # --- the parent --------------------------------------------------------------------------
@@ -267,6 +301,7 @@ class WorkerPool:
         self._stop_reason: str | None = None
         self._running = 0
         self._send_lock = threading.Lock()
+        self.rates = RequestRates()
 
     def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
         """Stop every worker: gracefully, or with `hard` at once (thread-safe)."""
@@ -353,7 +388,9 @@ class WorkerPool:
             i, msg = await inbox.get()
             if msg is not None and msg[0] == "state":
                 self._states[i] = msg[1]
+                self.rates.observe(i, msg[1], msg[2] if len(msg) > 2 else time.monotonic())
                 continue
+            self.rates.forget(i)
             if msg is not None and msg[0] == "done":
                 result.results[i] = msg[1]
                 self._keep_final(msg[2])
@@ -589,6 +626,7 @@ class WorkersExecution:
         self._pool: WorkerPool | None = None
         self._t0 = 0.0
         self._t_end = 0.0
+        self._merged = False
 
     def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
         """End the test in every worker (see `Execution.stop`). Idempotent."""
@@ -607,8 +645,16 @@ class WorkersExecution:
         return (self._t_end or time.perf_counter()) - self._t0
 
     def live_registry(self) -> Registry:
-        """The run's metrics so far, all workers included (a merged copy)."""
-        return self._pool.live_registry() if self._pool is not None else self.registry
+        """The run's metrics so far, all workers included (a merged copy). Once the final
+        states are merged into the run's registry, that registry: the pool's copy would
+        count them twice."""
+        if self._pool is None or self._merged:
+            return self.registry
+        return self._pool.live_registry()
+
+    def request_rate(self) -> float | None:
+        """The workers' summed request rate (see RequestRates); None before it is known."""
+        return self._pool.rates.total() if self._pool is not None else None
 
     def progress(self) -> Progress:
         t = self._pool.totals() if self._pool is not None else {}
@@ -647,6 +693,7 @@ class WorkersExecution:
         final_states = self._pool.final_states if self._pool is not None else []
         for state in final_states:
             self.registry.merge_state(state)
+        self._merged = True  # the registry holds everything now (see live_registry)
         self.stage = "done"
         self._t_end = time.perf_counter()
         return self._combine(setup, outcome, teardown_error)

@@ -10,6 +10,7 @@ could never be reached under the same name.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from .client import Client
@@ -33,37 +34,50 @@ def _client() -> Client:
     return running_vu_client._client()
 
 
-async def request(method: str, url: str, **kwargs: Any) -> Response | StreamResponse:
+def _send(method: str, url: str, kwargs: dict[str, Any]) -> Awaitable[Response | StreamResponse]:
+    """The running VU's `Client.request(...)`, to be awaited. Checked when called: in a
+    plain `def setup()` the coroutine would never run (see engine.errors.SyncHookRequest)."""
+    from ..engine.vu import sync_hook
+
+    hook = sync_hook.get()
+    if hook is not None:
+        from ..engine.errors import SyncHookRequest
+
+        raise SyncHookRequest(hook, method.lower() if isinstance(method, str) else "request")
+    return _client().request(method, url, **kwargs)
+
+
+def request(method: str, url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
     """`Client.request` on the running VU's client."""
-    return await _client().request(method, url, **kwargs)
+    return _send(method, url, kwargs)
 
 
-async def get(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("GET", url, **kwargs)
+def get(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("GET", url, kwargs)
 
 
-async def post(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("POST", url, **kwargs)
+def post(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("POST", url, kwargs)
 
 
-async def put(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("PUT", url, **kwargs)
+def put(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("PUT", url, kwargs)
 
 
-async def patch(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("PATCH", url, **kwargs)
+def patch(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("PATCH", url, kwargs)
 
 
-async def delete(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("DELETE", url, **kwargs)
+def delete(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("DELETE", url, kwargs)
 
 
-async def head(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("HEAD", url, **kwargs)
+def head(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("HEAD", url, kwargs)
 
 
-async def options(url: str, **kwargs: Any) -> Response | StreamResponse:
-    return await _client().request("OPTIONS", url, **kwargs)
+def options(url: str, **kwargs: Any) -> Awaitable[Response | StreamResponse]:
+    return _send("OPTIONS", url, kwargs)
 
 
 def __getattr__(name: str) -> Any:

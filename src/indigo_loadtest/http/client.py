@@ -13,7 +13,6 @@ import ipaddress
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Container, Mapping, Sequence
 from time import perf_counter
 from typing import Any
@@ -25,6 +24,7 @@ from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.tags import TagSet
 from .config import ClientConfig, parse_timeout
 from .cookie_jar import CookieJar, merge_cookie_header
+from .debug import debug_body, debug_stream_response, debug_write
 from .decode import DecodedTooLarge, decode_body
 from .limits import (
     ERR_DECODED_BODY_TOO_LARGE,
@@ -59,7 +59,6 @@ _SENSITIVE_ON_REDIRECT = SECRET_HEADERS - {"set-cookie"}
 # Caches keyed by URL or tag combination are cleared past this size, so a test
 # that puts ids in its URLs cannot grow them without bound.
 _CACHE_LIMIT = 20_000
-_DEBUG_BODY_LIMIT = 1024
 _STATUS_STR = {i: str(i) for i in range(600)}
 # A reused connection that fails before any response byte was probably closed by
 # the server while idle: the request is retried once on a new connection.
@@ -210,7 +209,17 @@ class Client:
     async def options(self, url: str, **kw: Any) -> Any:
         return await self.request("OPTIONS", url, **kw)
 
-    async def request(
+    async def request(self, method: str, url: str, **kw: Any) -> Any:
+        """Send a request; returns a Response (a StreamResponse with stream=True).
+        With --throw, a failed request (as http_req_failed counts it) raises
+        RequestFailed instead, ending the iteration as k6's `throw` option does."""
+        resp = await self._request(method, url, **kw)
+        if self.config.throw and not _expected(resp.status, kw.get("expected_statuses"),
+                                               resp.error):
+            raise RequestFailed(resp)
+        return resp
+
+    async def _request(
         self,
         method: str,
         url: str,
@@ -412,7 +421,7 @@ class Client:
         args = (method, tgt, ex, conn, t0, blocked, connecting * 1000.0, tls_time * 1000.0,
                 sending, t_sent, tags, name, expected, wire)
         if stream and not (ex.complete and ex.error):
-            resp = StreamResponse(method, tgt.url, ex, t0, wire)
+            resp = self._stream_response(method, tgt.url, ex, t0, wire)
             # Settled by the transport's end of body (a future callback; soon, if the
             # whole body came with the headers) or, if a reader is on it by then, when
             # the reader reaches the end.
@@ -458,14 +467,16 @@ class Client:
                 [v.decode("latin-1") for v in ex.set_cookies], tgt.host, tgt.cookie_path)
         self._release(conn)
         if stream_resp is None and ex.stream:  # stream=True, whole body came with the headers
-            stream_resp = StreamResponse(method, tgt.url, ex, t0, wire)
+            stream_resp = self._stream_response(method, tgt.url, ex, t0, wire)
         if stream_resp is not None:
             stream_resp.timings = timings
             stream_resp.status = status
             stream_resp.error = error
             stream_resp.error_code = code
             if self.config.debug:
-                self._debug_response(stream_resp, b"<streamed>")
+                debug_write(self.config.debug_output,
+                            f"< end of stream {mask_text(tgt.url)} ({timings.duration:.2f} ms"
+                            + (f", error={error!r}" if error else "") + ")")
             return stream_resp
         resp = Response(method, tgt.url, status, ex.raw_headers, body, timings, error, code,
                         t0, wire)
@@ -478,8 +489,7 @@ class Client:
         expected: Container[int] | None, tags: Mapping[str, Any] | None, timings: Timings,
         nsent: int, nreceived: int,
     ) -> None:
-        ok = (200 <= status < 400) if expected is None else (bool(status) and status in expected)
-        ok = ok and not error  # a body that broke off (stream cut) is a failed request
+        ok = _expected(status, expected, error)
         base = current_tags.get()
         key = (base, method, url, name, status, ok, error, code)
         ts = self._tags.get(key)
@@ -627,14 +637,27 @@ class Client:
         return True, (0, "")
 
     # --- DEBUG output ------------------------------------------------------------------
+    def _stream_response(self, method: str, url: str, ex: Exchange, t0: float,
+                         wire: bytes) -> StreamResponse:
+        """A StreamResponse; with debug output on, one that prints its head now and each
+        chunk as it is read (see http.debug)."""
+        if not self.config.debug:
+            return StreamResponse(method, url, ex, t0, wire)
+        resp = (debug_stream_response(method, url, ex, t0, wire, self.config.debug_output)
+                if self.config.debug_bodies else StreamResponse(method, url, ex, t0, wire))
+        lines = [f"< {resp.status} {mask_text(url)} (streamed)"]
+        lines += [f"< {k}: {mask_header_value(k, v)}" for k, v in resp.headers.multi_items()]
+        debug_write(self.config.debug_output, "\n".join(lines))
+        return resp
+
     def _debug_request(self, method: str, tgt: _Target, wire: bytes, body_len: int) -> None:
         head, _, body = wire.partition(b"\r\n\r\n")
         lines = [f"> {method} {mask_text(tgt.url)}"]
         for k, v in head_pairs(head.decode("utf-8", "replace")):
             lines.append(f"> {k}: {mask_header_value(k, v)}")
-        if body_len:
-            lines.append("> " + _debug_body(body))
-        print("\n".join(lines), file=sys.stdout, flush=True)
+        if body_len and self.config.debug_bodies:
+            lines.append("> " + debug_body(body))
+        debug_write(self.config.debug_output, "\n".join(lines))
 
     def _debug_response(self, resp: Any, body: bytes) -> None:
         if resp.error:
@@ -644,9 +667,24 @@ class Client:
         lines = [f"< {status} {mask_text(resp.url)} ({resp.timings.duration:.2f} ms)"]
         for k, v in resp.headers.multi_items():
             lines.append(f"< {k}: {mask_header_value(k, v)}")
-        if body:
-            lines.append("< " + _debug_body(body))
-        print("\n".join(lines), file=sys.stdout, flush=True)
+        if body and self.config.debug_bodies:
+            lines.append("< " + debug_body(body))
+        debug_write(self.config.debug_output, "\n".join(lines))
+
+
+def _expected(status: int, expected: Container[int] | None, error: str) -> bool:
+    """Whether a response counts as expected in http_req_failed (k6's rule)."""
+    ok = (200 <= status < 400) if expected is None else (bool(status) and status in expected)
+    return ok and not error  # a body that broke off (stream cut) is a failed request
+
+
+class RequestFailed(Exception):
+    """--throw: a request failed (an error, or a status outside the expected ones)."""
+
+    def __init__(self, resp: Any) -> None:
+        what = f"error {resp.error}" if resp.error else f"status {resp.status}"
+        super().__init__(f"{resp.method} {mask_url(resp.url)}: {what} (--throw)")
+        self.response = resp
 
 
 def _decoded(ex: Exchange, body: bytes) -> tuple[bytes, str, int]:
@@ -662,10 +700,3 @@ def _decoded(ex: Exchange, body: bytes) -> tuple[bytes, str, int]:
         encoding = ex.content_encoding.decode("latin-1")
         return body, f"failed to decode response body ({encoding})", ERR_DECOMPRESSION
 
-
-def _debug_body(body: bytes) -> str:
-    # Mask before truncating: a cut could leave half a token that no pattern matches.
-    text = mask_text(body.decode("utf-8", "replace"))
-    if len(text) > _DEBUG_BODY_LIMIT:
-        return f"{text[:_DEBUG_BODY_LIMIT]}... ({len(body)} bytes)"
-    return text

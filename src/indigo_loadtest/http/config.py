@@ -45,6 +45,9 @@ class ClientConfig:
     """Options shared by the clients of a run (every VU gets its own Client)."""
 
     debug: bool = False
+    debug_bodies: bool = True  # --http-debug prints heads only; DEBUG / =full bodies too
+    debug_output: str = ""  # --log-output: "" (stderr), "stdout", "none" or a file path
+    throw: bool = False  # --throw: a failed request raises RequestFailed
     timeout: float = DEFAULT_TIMEOUT  # seconds, for the whole request
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     insecure_skip_tls_verify: bool = False

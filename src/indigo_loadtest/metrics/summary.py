@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -217,8 +218,21 @@ def humanize(metric: Metric, value: float) -> str:
     if metric.name in DATA_METRICS:
         return humanize_bytes(value)
     if metric.is_time:
-        return humanize_duration(value)
+        return in_time_unit(value)
     return fixed_no_trailing_zeros(value, 6)
+
+
+# --summary-time-unit (k6's summaryTimeUnit): every time in one unit; None: humanized.
+time_unit: ContextVar[str | None] = ContextVar("summary_time_unit", default=None)
+_TIME_UNITS = {"s": (0.001, 4), "ms": (1.0, 2), "us": (1000.0, 0)}  # per ms; digits
+
+
+def in_time_unit(ms: float, unit: str | None = None) -> str:
+    unit = unit or time_unit.get()
+    if unit is None:
+        return humanize_duration(ms)
+    factor, digits = _TIME_UNITS[unit]
+    return fixed_no_trailing_zeros(ms * factor, digits) + unit
 
 
 def _per_second(metric: Metric, rate: float) -> str:
@@ -301,8 +315,19 @@ def render_summary(
     *,
     summary_trend_stats: Sequence[str] = DEFAULT_TREND_STATS,
     color: bool = False,
+    summary_time_unit: str | None = None,
 ) -> str:
     """The end-of-test summary text. `run_info` (anything with `test_case`) names the run."""
+    token = time_unit.set(summary_time_unit)
+    try:
+        return _render_summary(registry, results, run_info, elapsed,
+                               tuple(summary_trend_stats), color)
+    finally:
+        time_unit.reset(token)
+
+
+def _render_summary(registry: Registry, results: Sequence[ThresholdResult], run_info: Any,
+                    elapsed: float, summary_trend_stats: tuple[str, ...], color: bool) -> str:
     style = _Style(color)
     out: list[str] = [""]
     test_case = getattr(run_info, "test_case", "") if run_info is not None else ""

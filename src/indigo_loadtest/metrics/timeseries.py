@@ -133,6 +133,8 @@ class _Delta:
 
 def trend_row(d: _Delta) -> dict[str, float | None]:
     """count, avg, min, percentiles and max of an interval's sketch (None when empty)."""
+    if not d.count:  # only a lost share this interval (see the steps below): nothing new
+        return {c: _empty("trend", c) for c in (LIGHT_COLUMNS if d.light else TREND_COLUMNS)}
     if d.light:
         return {"count": d.count, "avg": round_value(d.value / d.count if d.count else None)}
     values, ranks = _sorted_buckets(d)

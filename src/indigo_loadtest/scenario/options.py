@@ -65,6 +65,7 @@ class Overrides:
     iterations: int | None = None
     duration: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    stages: list[dict[str, Any]] | None = None  # --stage 30s:10
 
 
 @dataclass
@@ -311,7 +312,7 @@ def _apply_overrides(opts: dict[str, Any], over: Overrides | None) -> list[str]:
     """The command line as a higher k6 config layer; returns warnings."""
     if over is None:
         return []
-    if over.duration is not None or over.iterations is not None:
+    if over.duration is not None or over.iterations is not None or over.stages:
         # As in k6: a higher layer that sets execution replaces the lower one's execution.
         for key in ("duration", "iterations", "stages", "scenarios"):
             opts.pop(key, None)
@@ -319,6 +320,8 @@ def _apply_overrides(opts: dict[str, Any], over: Overrides | None) -> list[str]:
             opts["duration"] = over.duration
         if over.iterations is not None:
             opts["iterations"] = over.iterations
+        if over.stages:
+            opts["stages"] = over.stages
     warnings = []
     if over.vus is not None:
         opts["vus"] = over.vus
