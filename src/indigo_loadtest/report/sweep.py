@@ -28,6 +28,8 @@ PCTS = ("p50", "p99")
 KNEE_COLOR, SATURATED_COLOR, ANSWER_COLOR, SLO_COLOR = "#7c3aed", "#dc2626", "#059669", \
     "#d97706"
 Point = dict[str, Any]
+POINT_KEYS = ("label", "profile", "offered_rate", "request_rate", "ttft_ms", "tpot_ms",
+              "itl_ms", "e2el_ms")
 
 
 def read_bench_results(path: str | Path) -> dict[str, Any] | None:
@@ -45,6 +47,11 @@ def read_bench_results(path: str | Path) -> dict[str, Any] | None:
     points = doc.get("points")
     if not isinstance(points, list) or not all(isinstance(q, dict) for q in points):
         raise RecordError(f"{p}: a bench results file without its points")
+    for n, q in enumerate(points, 1):
+        missing = [k for k in POINT_KEYS if k not in q]
+        if missing:
+            raise RecordError(f"{p}: point {n} has no {', '.join(missing)} (not a results "
+                              "file of this version of bench)")
     return doc
 
 
