@@ -187,7 +187,8 @@ def test_a_sweep_marks_its_knee_and_brackets_the_slo_answer(tmp_path: Path) -> N
     assert "from 40 requests: a p99 over fewer than 100 requests" in dom
     points = chart_points(dom)
     assert len(points) == 9 and all(n >= 4 for n in points.values()), points
-    assert all("knee" in m for m in chart_marks(dom).values())
+    marks = chart_marks(dom)
+    assert all("knee" in m and "max rate meeting the SLOs" in m for m in marks.values()), marks
 
 
 @pytest.mark.parametrize("points", ["none", [{"label": "x"}], [{"label": "x", "ttft_ms": 5}]])

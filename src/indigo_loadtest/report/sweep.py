@@ -107,8 +107,7 @@ def slo_answer(doc: dict[str, Any]) -> str:
         return "No SLOs were given (--slo): no goodput and no max rate."
     answer = doc.get("max_rate")
     if doc.get("mode") == "find" and isinstance(answer, dict):
-        text = find_answer(answer, slos)
-        at = next((p for p in doc["points"] if p.get("label") == answer.get("point")), None)
+        text, at = find_answer(answer, slos), answer_point(doc)
     elif doc.get("mode") == "sweep":
         text, at = sweep_answer(doc["points"], slos)
     else:
@@ -116,6 +115,16 @@ def slo_answer(doc: dict[str, Any]) -> str:
         verdict = "meets" if p.get("meets_slo") else "misses"
         return f"The point {p.get('label', '?')} {verdict} the SLOs ({slos})."
     return text + sample_note(at)
+
+
+def answer_point(doc: dict[str, Any]) -> Point | None:
+    """The point of the max rate meeting the SLOs (a search's answer, or the sweep's)."""
+    answer = doc.get("max_rate")
+    if doc.get("mode") == "find" and isinstance(answer, dict) and answer.get("max_rate"):
+        return next((p for p in doc["points"] if p.get("label") == answer.get("point")), None)
+    if doc.get("mode") == "sweep" and doc.get("slos"):
+        return sweep_answer(doc["points"], "")[1]
+    return None
 
 
 def find_answer(answer: dict[str, Any], slos: str) -> str:
@@ -229,12 +238,9 @@ def marks(doc: dict[str, Any], x: Callable[[Point], float | None]) -> list[dict[
     k = knee_point(doc)
     if k is not None and finite(x(k)) is not None:
         out.append({"x": x(k), "label": "knee", "color": KNEE_COLOR})
-    answer = doc.get("max_rate")
-    if isinstance(answer, dict) and answer.get("max_rate") is not None:
-        at = next((p for p in doc["points"] if p.get("label") == answer.get("point")), None)
-        pos = x(at) if at is not None else None
-        if finite(pos) is not None:
-            out.append({"x": pos, "label": "max rate meeting the SLOs", "color": ANSWER_COLOR})
+    at = answer_point(doc)
+    if at is not None and finite(x(at)) is not None:
+        out.append({"x": x(at), "label": "max rate meeting the SLOs", "color": ANSWER_COLOR})
     for p in doc["points"]:
         if p.get("saturated") and finite(x(p)) is not None:
             out.append({"x": x(p), "label": f"{p['label']}: saturated, stopped early",
@@ -284,7 +290,8 @@ def header(doc: dict[str, Any]) -> str:
         ("endpoint", endpoint),
         ("profile", MODES.get(doc.get("mode", ""), spec.get("profile", ""))),
         ("workload", doc.get("workload", "")),
-        ("each point", f"{spec.get('duration', '?')}"
+        ("each point", (f"{spec['requests']} requests" if spec.get("requests")
+                        else str(spec.get("duration", "?")))
          + (f", max {spec['max_concurrency']} in flight" if spec.get("max_concurrency") else "")),
         ("SLOs", ", ".join(doc.get("slos") or []) or "none"),
         ("started", when(doc.get("started_at"))), ("ended", when(doc.get("ended_at"))),
