@@ -67,7 +67,7 @@ class Bench:
     points: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exit_code: int = ExitCode.OK
     started_at: float = dataclasses.field(default_factory=time.time)
-    report: Path | None = None  # the HTML report of every point (None: --no-report)
+    report: Path | None = None  # the HTML report of all the points (None: --no-report)
 
 
 def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:

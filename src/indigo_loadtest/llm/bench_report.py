@@ -122,7 +122,7 @@ def write_results(bench: Bench, answer: dict[str, Any] | None,
     bench.results_file.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(doc, indent=2, default=_json_default)
     bench.results_file.write_text(text + "\n")
-    return json.loads(text)  # as a reader of the file sees it (no NaN)
+    return json.loads(text)  # the report is drawn from what a reader of the file gets
 
 
 def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]:
