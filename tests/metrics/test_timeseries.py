@@ -69,6 +69,20 @@ def test_an_interval_without_samples_has_no_statistics_not_zeros() -> None:
     assert rec.series.series["http_reqs"]["cols"]["value"] == [1, 0]
 
 
+def test_a_trend_that_starts_over_has_an_empty_point_not_an_error() -> None:
+    # With --workers, a reading may count fewer samples than the one before (a snapshot
+    # without a worker's share): the recorder takes it as a new start, with no gain.
+    reg, rec = Registry(), Recorder()
+    for ms in (10.0, 20.0, 30.0):
+        _http(reg, "a", ms)
+    rec.sample(reg, 1.0)
+    fewer = Registry()
+    _http(fewer, "a", 15.0)
+    rec.sample(fewer, 2.0)
+    cols = rec.series.series["http_req_duration"]["cols"]
+    assert cols["count"] == [3, 0] and cols["p50"][1] is None and cols["max"][1] is None
+
+
 def test_a_series_that_starts_later_is_padded_and_rates_count_trues() -> None:
     reg, rec = Registry(), Recorder()
     _http(reg, "a", 10.0)

@@ -27,7 +27,7 @@ from ..metrics.registry import Registry
 from ..scenario.config import Env, build_env
 from ..scenario.errors import ExitCode, ScenarioError
 from ..scenario.options import parse_duration
-from .bench_report import report_lines, write_results
+from .bench_report import report_lines, verdict_text, write_results
 from .benchmark import (
     GOOD_REQUESTS,
     OK_TAG,
@@ -66,6 +66,8 @@ class Bench:
     workload: str = ""  # its description, for the report and the results file
     points: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exit_code: int = ExitCode.OK
+    started_at: float = dataclasses.field(default_factory=time.time)
+    report: Path | None = None  # the HTML report of all the points (None: --no-report)
 
 
 def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
@@ -109,8 +111,9 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     scenario = BenchScenario(spec, Registry())  # every mistake, before any traffic
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     results = Path(args.results_file or Path(settings.results_dir) / f"bench_{stamp}.json")
+    report = None if settings.no_report else Path(settings.report or results.with_suffix(".html"))
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
-                 results, env, scenario.workload.describe())
+                 results, env, scenario.workload.describe(), report=report)
 
 
 def configured_model(env: Env) -> str:
@@ -496,10 +499,11 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     if args.api_key:
         settings.env["API_KEY"] = args.api_key
     bench = bench_from_args(args, settings)
-    reason = unwritable_reason(bench.results_file)
-    if reason is not None:
-        raise ScenarioError(f"cannot write the results file {bench.results_file}: {reason}",
-                            ExitCode.INVALID_CONFIG)
+    for what, path in (("results file", bench.results_file), ("report", bench.report)):
+        reason = unwritable_reason(path) if path is not None else None
+        if reason is not None:
+            raise ScenarioError(f"cannot write the {what} {path}: {reason}",
+                                ExitCode.INVALID_CONFIG)
     if settings.dry_run:
         return dry_run(bench, console)
     simulator = open_target(bench, console)
@@ -516,30 +520,48 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     finally:
         if simulator is not None:
             simulator.stop()
-    write_results(bench, answer)
+    code, problem = final_exit_code(bench, answer, args.fail_below)
+    doc = write_results(bench, answer, verdict_text(bench, code, problem))
     for line in report_lines(bench, answer):
         console.print(line)
-    return final_exit_code(bench, console, answer, args.fail_below)
+    if problem:
+        console.error(problem)
+    return write_report(bench, doc, console, code)
 
 
-def final_exit_code(bench: Bench, console: Any, answer: dict[str, Any] | None,
-                    fail_below: float | None) -> int:
+def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
+                    fail_below: float | None) -> tuple[int, str | None]:
     """The first point's failure; else NOTHING_MEASURED when a point completed nothing;
-    else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below."""
+    else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below.
+    With the reason of the last two."""
     if bench.exit_code:
-        return bench.exit_code
+        return bench.exit_code, None
     empty = [p["label"] for p in bench.points if not p["completed"]]
     if empty:
-        console.error(f"no request completed in point(s) {', '.join(empty)}")
-        return ExitCode.NOTHING_MEASURED
+        return ExitCode.NOTHING_MEASURED, f"no request completed in point(s) {', '.join(empty)}"
     if answer is not None and fail_below is not None:
         found = answer.get("max_rate")
         if found is None or found < fail_below:
             shown = "none" if found is None else f"{found:.4g} req/s"
-            console.error(f"the max rate meeting the SLO ({shown}) is below --fail-below "
-                          f"{fail_below:g}")
-            return ExitCode.THRESHOLDS_FAILED
-    return ExitCode.OK
+            return ExitCode.THRESHOLDS_FAILED, (f"the max rate meeting the SLO ({shown}) is "
+                                                f"below --fail-below {fail_below:g}")
+    return ExitCode.OK, None
+
+
+def write_report(bench: Bench, doc: dict[str, Any], console: Any, code: int) -> int:
+    """The HTML report of the points beside the results file, as `run` writes its own;
+    one that cannot be written fails a benchmark that had passed (OUTPUT_FAILED)."""
+    from ..report.sweep import write_sweep_report
+
+    if bench.report is None:
+        return code
+    try:
+        write_sweep_report(bench.report, doc)
+    except OSError as exc:
+        console.error(f"cannot write the report {bench.report}: {exc.strerror or exc}")
+        return code or ExitCode.OUTPUT_FAILED
+    console.note(f"report written to {bench.report}")
+    return code
 
 
 def dry_run(bench: Bench, console: Any) -> int:
@@ -556,4 +578,5 @@ def point_settings(bench: Bench, spec: BenchSpec) -> Any:
     """The run settings of one point: its spec in the env (and its model, for the header)."""
     spec = dataclasses.replace(spec, epoch=time.time())
     env = {**bench.settings.env, SPEC_ENV: spec.to_json(), "MODEL": spec.model}
-    return dataclasses.replace(bench.settings, env=env)
+    # --report FILE names the benchmark's report: each point's goes beside its export.
+    return dataclasses.replace(bench.settings, env=env, report=None)

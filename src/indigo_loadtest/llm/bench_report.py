@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -103,18 +104,43 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def write_results(bench: Bench, answer: dict[str, Any] | None) -> None:
+def write_results(bench: Bench, answer: dict[str, Any] | None,
+                  verdict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The results file (also what the HTML report is drawn from); returns its content."""
+    from .. import __version__
+
     spec = dataclasses.asdict(bench.spec)
     spec.pop("thresholds", None)
-    doc = {"tool": "indigo-loadtest bench", "mode": bench.mode, "spec": spec,
-           "workload": bench.workload,
+    doc = {"tool": "indigo-loadtest bench", "version": __version__, "mode": bench.mode,
+           "spec": spec, "workload": bench.workload,
            "target": bench.settings.env.get("BASE", ""),
+           "started_at": bench.started_at, "ended_at": time.time(), "verdict": verdict,
            "slos": [o.text for o in bench.objectives], "points": bench.points,
            "knee": (knee(bench.points) or {}).get("offered_rate")
            if bench.mode == "sweep" else None,
            "max_rate": answer}
     bench.results_file.parent.mkdir(parents=True, exist_ok=True)
-    bench.results_file.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    text = json.dumps(doc, indent=2, default=_json_default)
+    bench.results_file.write_text(text + "\n")
+    return json.loads(text)  # the report is drawn from what a reader of the file gets
+
+
+def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]:
+    """{exit_code, text}, worded as a run's verdict (runner.verdict_text)."""
+    from ..scenario.errors import ExitCode
+
+    if code == ExitCode.OK:
+        return {"exit_code": 0, "text": "passed"}
+    failed = next((p["label"] for p in bench.points if p["exit_code"] == code), None)
+    if problem is None and code == ExitCode.EXTERNAL_ABORT:
+        problem = "interrupted"
+    elif problem is None and code == ExitCode.THRESHOLDS_FAILED:
+        return {"exit_code": int(code), "text": "failed: thresholds crossed"
+                + (f" (point {failed})" if failed else "")}
+    elif problem is None and failed:
+        problem = f"point {failed} failed"
+    return {"exit_code": int(code),
+            "text": f"failed (exit code {int(code)})" + (f": {problem}" if problem else "")}
 
 
 def _json_default(value: Any) -> Any:

@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 
 RESULTS_HELP = ("a run's record (results/<scenario>_<time>.timeseries.json.gz) or the "
                 "summary export beside it")
+REPORT_HELP = RESULTS_HELP + ", or the results file of `bench` (a sweep report)"
 
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("report", help="write the HTML report of a finished run")
-    p.add_argument("results", metavar="RESULTS", help=RESULTS_HELP)
+    p.add_argument("results", metavar="RESULTS", help=REPORT_HELP)
     p.add_argument("-o", "--output", metavar="FILE", help="where the report goes (default: "
                    "beside the results, <scenario>_<time>.html)")
 
@@ -57,10 +58,18 @@ def _write(path: Path, write: Any, what: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .html import write_report
-    from .record import default_report_path
+    from .record import RecordError, default_report_path
+    from .sweep import read_bench_results, write_sweep_report
 
-    record = _load(args.results)
     out = Path(args.output) if args.output else default_report_path(Path(args.results))
+    try:
+        bench = read_bench_results(args.results)
+        if bench is not None:  # `bench`'s results file: the sweep report
+            _write(out, lambda p: write_sweep_report(p, bench), "report")
+            return ExitCode.OK
+    except RecordError as exc:
+        raise ScenarioError(str(exc), ExitCode.USAGE) from None
+    record = _load(args.results)
     _write(out, lambda p: write_report(p, record), "report")
     return ExitCode.OK
 

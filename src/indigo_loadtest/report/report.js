@@ -47,6 +47,62 @@
   }
   var plots = [];
 
+  // A bench sweep's charts have a rate on x (spec.xunit) and marks: vertical lines
+  // (spec.marks: the knee, the SLO answer, saturated points) and horizontal ones
+  // (spec.hmarks: SLO bounds); both axes start at 0 and reach the marks.
+  function finiteOf(values) {
+    return values.filter(function (v) { return v != null && isFinite(v); });
+  }
+  function upTo(values) {
+    var top = Math.max.apply(null, [0].concat(finiteOf(values)));
+    return top > 0 ? top * 1.08 : 1;
+  }
+  function around(values) {  // the points' span, padded (one point: ±50%)
+    var v = finiteOf(values), lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
+    var pad = hi > lo ? (hi - lo) * 0.06 : Math.abs(hi) * 0.5 || 1;
+    return [Math.max(0, lo - pad), hi + pad];
+  }
+  function drawMarks(el, spec) {
+    return function (u) {
+      var ctx = u.ctx, r = uPlot.pxRatio, drawn = [], b = u.bbox;
+      ctx.save();
+      ctx.font = (11 * r) + "px system-ui,sans-serif";
+      ctx.textAlign = "left";
+      ctx.textBaseline = "alphabetic";
+      ctx.lineWidth = 1.5 * r;
+      ctx.setLineDash([5 * r, 4 * r]);
+      (spec.marks || []).forEach(function (m, i) {
+        var x = u.valToPos(m.x, "x", true);
+        if (!isFinite(x) || x < b.left - 1 || x > b.left + b.width + 1) return;
+        ctx.strokeStyle = ctx.fillStyle = m.color;
+        ctx.beginPath(); ctx.moveTo(x, b.top); ctx.lineTo(x, b.top + b.height); ctx.stroke();
+        ctx.fillText(m.label, x + 4 * r, b.top + (12 + 13 * i) * r);
+        drawn.push(m.label);
+      });
+      (spec.hmarks || []).forEach(function (m) {
+        var y = u.valToPos(m.y, "y", true);
+        if (!isFinite(y) || y < b.top - 1 || y > b.top + b.height + 1) return;
+        ctx.strokeStyle = ctx.fillStyle = m.color;
+        ctx.beginPath(); ctx.moveTo(b.left, y); ctx.lineTo(b.left + b.width, y); ctx.stroke();
+        ctx.fillText(m.label, b.left + 4 * r, y - 4 * r);
+        drawn.push(m.label);
+      });
+      ctx.restore();
+      el.setAttribute("data-marks", drawn.join(" | "));
+    };
+  }
+  function rateAxes(el, spec, opts) {
+    var ys = [];
+    spec.series.forEach(function (s) { ys = ys.concat(s.values); });
+    var xrange = around(spec.x.concat((spec.marks || []).map(function (m) { return m.x; })));
+    var ymax = upTo(ys.concat((spec.hmarks || []).map(function (m) { return m.y; })));
+    opts.scales = { x: { time: false, range: function () { return xrange; } },
+                    y: { range: function () { return [0, ymax]; } } };
+    opts.series[0] = { label: spec.xlabel, value: function (u, v) { return fmtValue(v, spec.xunit); } };
+    opts.axes[0] = { values: function (u, vals) { return vals.map(fmtTick); } };
+    opts.hooks = { draw: [drawMarks(el, spec)] };
+  }
+
   function drawChart(spec) {
     var el = document.getElementById(spec.id);
     var series = [{ label: "time", value: function (u, v) { return fmtTime(v); } }];
@@ -67,6 +123,7 @@
         { size: 56, values: function (u, vals) { return vals.map(fmtTick); } },
       ],
     };
+    if (spec.xunit) rateAxes(el, spec, opts);
     record(el, spec, new uPlot(opts, columns, el));
   }
 
