@@ -136,9 +136,7 @@ def trend_row(d: _Delta) -> dict[str, float | None]:
     if not d.count:  # only a lost share this interval (see the steps below): nothing new
         return {c: _empty("trend", c) for c in (LIGHT_COLUMNS if d.light else TREND_COLUMNS)}
     if d.light:
-        return {"count": d.count, "avg": round_value(d.value / d.count if d.count else None)}
-    if not d.count:  # a sink that started over (see _no_gain): nothing gained this interval
-        return {"count": 0, "avg": None, **{f"p{p}": None for p in PERCENTILES}, "max": None}
+        return {"count": d.count, "avg": round_value(d.value / d.count)}
     values, ranks = _sorted_buckets(d)
 
     def at(index: int) -> float:
