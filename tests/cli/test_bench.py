@@ -302,6 +302,11 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
     (["--timeout", "1x"], 2, "--timeout: invalid timeout '1x'"),
     (["--profile", "sweep", "--iterations", "5"], 2, "--iterations: a sweep or search"),
     (["--tokenizer", "nope.json"], 2, "--tokenizer nope.json: no such file"),
+    (["--sim", "latency_model=paged"], 2, "--sim latency_model='paged': must be one of"),
+    (["--sim", "slots=many"], 2, "--sim slots='many' is not a valid int"),
+    (["--sim", "api_key=k"], 2, "--sim api_key: set INDIGO_SIM_API_KEY in the environment"),
+    (["--sim", "speed=9"], 2, "--sim 'speed=9': expected SETTING=VALUE"),
+    (["--base", "http://127.0.0.1:9", "--sim", "slots=2"], 2, "--sim sets the embedded"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
                                     message: str) -> None:

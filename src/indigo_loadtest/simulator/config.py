@@ -158,6 +158,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 default=None, help=help_text)
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE` (NAME as a field, `latency_model`, or a flag, `latency-model`) as the
+    setting's field name and typed value; secrets are refused (a flag is visible to every
+    user of the machine: they go through the environment)."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().lstrip("-").replace("-", "_")
+    known = {f.name for f in fields(SimulatorConfig)}
+    if not sep or name not in known:
+        raise ConfigError(f"{text!r}: expected SETTING=VALUE with a simulator setting "
+                          "(see `indigo-loadtest serve --help`)")
+    if name in SECRET_FIELDS:
+        raise ConfigError(f"{name}: set {env_name(name)} in the environment instead")
+    try:
+        return name, _converter(name)(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {_field_type(name)}") from None
+
+
+def _field_type(name: str) -> str:
+    return str({f.name: f.type for f in fields(SimulatorConfig)}[name])
+
+
 def from_sources(args: Mapping[str, Any] | None = None,
                  environ: Mapping[str, str] | None = None) -> SimulatorConfig:
     """Defaults < `INDIGO_SIM_*` environment < explicit values (flags or options)."""
