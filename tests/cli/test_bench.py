@@ -126,6 +126,62 @@ def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path
     assert "max rate meeting the SLO:" in proc.stdout
 
 
+def batching(prefill_ms: float, per_token_ms: float, step_ms: float, per_seq_ms: float,
+             slots: int) -> list[str]:
+    """`--sim` flags of the simulator's batching model (docs/simulator.md)."""
+    settings = {"latency_model": "batching", "prefill_ms": prefill_ms,
+                "prefill_ms_per_token": per_token_ms, "step_ms": step_ms,
+                "step_ms_per_seq": per_seq_ms, "slots": slots}
+    # --no-report: these tests are about the simulator's timing, not the HTML report
+    return ["--no-report", *(arg for name, value in settings.items()
+                             for arg in ("--sim", f"{name}={value}"))]
+
+
+@pytest.mark.parametrize("load", [1, 4, 8])
+def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Path,
+                                                                   load: int) -> None:
+    # `load` sequences in a batch of 16 (closed loop): each decode step takes
+    # 40 + 10 × load ms; the first token leaves with the step after the prompt's prefill
+    # of 20 + 0.3 ms per token. The warm-up drops the first round, whose prefills queue.
+    proc, doc = bench(tmp_path, "--profile", "concurrency", "--vus", str(load), "-d", "4s",
+                      "--warmup", "1.2s", "--input-tokens", "100", "--output-tokens", "8",
+                      *batching(20, 0.3, 40, 10, slots=16))
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["completed"] >= 4 and p["failed"] == 0
+    prompt_tokens = p["prompt_tokens"] / p["completed"]
+    assert prompt_tokens == 100
+    step = 40 + 10 * load
+    assert p["tpot_ms"]["p50"] == pytest.approx(step, rel=0.05)
+    assert p["ttft_ms"]["p50"] == pytest.approx(20 + 0.3 * prompt_tokens + step, rel=0.05)
+
+
+def test_batching_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
+    # Batch of 8; step = 20 + 5 × active ms, so tpot:p50<40ms holds while a sequence
+    # shares the batch with fewer than 3 others on average: with Poisson arrivals it sees
+    # itself plus rate × E2EL others, E2EL = 20 + 8 × 40 ms at the limit, so the SLO
+    # breaks near 3 / 0.34 s = 8.8 requests/s. The throughput point (8 active: TPOT 60 ms)
+    # misses it, the synchronous one (25 ms) meets it.
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
+                      "tpot:p50<40ms", "-d", "3s", "--warmup", "0.5s",
+                      "--max-concurrency", "8", "--input-tokens", "100",
+                      "--output-tokens", "8", *batching(10, 0.1, 20, 5, slots=8),
+                      timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None
+    answer = doc["max_rate"]
+    points = {p["label"]: p for p in doc["points"]}
+    assert points["synchronous"]["tpot_ms"]["p50"] == pytest.approx(25, rel=0.05)
+    assert points["throughput"]["tpot_ms"]["p50"] == pytest.approx(60, rel=0.05)
+    found, above = points[answer["point"]], points[answer["above_point"]]
+    assert found["meets_slo"] and found["tpot_ms"]["p50"] < 40 and not found["dropped"]
+    assert not above["meets_slo"]
+    assert above["tpot_ms"]["p50"] >= 40 or above["dropped"] or above["saturated"]
+    assert answer["max_rate"] == found["offered_rate"] or answer["point"] == "synchronous"
+    assert answer["max_rate"] < answer["above"]
+    assert f"max rate meeting the SLO: {answer['max_rate']:.4g} req/s" in proc.stdout
+
+
 def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     # two worker processes: each takes its part of one seeded timeline
     proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "2s",
@@ -302,6 +358,11 @@ def test_a_threshold_fails_the_run_and_the_key_stays_secret(tmp_path: Path) -> N
     (["--timeout", "1x"], 2, "--timeout: invalid timeout '1x'"),
     (["--profile", "sweep", "--iterations", "5"], 2, "--iterations: a sweep or search"),
     (["--tokenizer", "nope.json"], 2, "--tokenizer nope.json: no such file"),
+    (["--sim", "latency_model=paged"], 2, "--sim latency_model='paged': must be one of"),
+    (["--sim", "slots=many"], 2, "--sim slots='many' is not a valid int"),
+    (["--sim", "api_key=k"], 2, "--sim api_key: set INDIGO_SIM_API_KEY in the environment"),
+    (["--sim", "speed=9"], 2, "--sim 'speed=9': expected SETTING=VALUE"),
+    (["--base", "http://127.0.0.1:9", "--sim", "slots=2"], 2, "--sim sets the embedded"),
 ])
 def test_user_mistakes_are_one_line(tmp_path: Path, args: list[str], code: int,
                                     message: str) -> None:

@@ -51,6 +51,8 @@ def test_module_serves_until_sigterm(tmp_path: Path) -> None:
     (["--port", "70000"], "must be between 0 and 65535"),
     (["--port", "0", "--db", "/nonexistent-dir/x.db"], "cannot use the database"),
     (["--no-overrides", "yes"], "unrecognized arguments: yes"),
+    (["--latency-model", "paged"], "latency_model='paged': must be one of fixed, batching"),
+    (["--step-ms-per-seq", "nan"], "step_ms_per_seq must be a finite number"),
 ])
 def test_user_mistakes_are_one_line_errors(args: list[str], message: str) -> None:
     res = subprocess.run([*MODULE, *args], capture_output=True, text=True, timeout=20)

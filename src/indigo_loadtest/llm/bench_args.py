@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default="chat", help="/v1/chat/completions, /v1/completions, "
                    "/v1/responses, or Jan's /v1/conv/chat/completions (multi-turn: stored "
                    "in a conversation)")
+    t.add_argument("--sim", action="append", default=[], metavar="SETTING=VALUE",
+                   help="a setting of the embedded simulator, as `serve` takes it, e.g. "
+                   "latency_model=batching (repeatable; INDIGO_SIM_* variables work too)")
     t.add_argument("--no-stream", action="store_true", help="non-streamed requests "
                    "(no TTFT, ITL or TPOT)")
     t.add_argument("--timeout", default="", metavar="DURATION", help="per request "

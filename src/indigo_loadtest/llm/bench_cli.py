@@ -64,6 +64,7 @@ class Bench:
     results_file: Path
     env: Env
     workload: str = ""  # its description, for the report and the results file
+    sim_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # --sim
     points: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exit_code: int = ExitCode.OK
     started_at: float = dataclasses.field(default_factory=time.time)
@@ -95,6 +96,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
                             "--sweep-rates and --find-steps at least 1", ExitCode.USAGE)
     if args.tokenizer and not Path(args.tokenizer).is_file():
         raise ScenarioError(f"--tokenizer {args.tokenizer}: no such file", ExitCode.USAGE)
+    sim_options = parse_sim_options(args.sim, env)
     mode = "find" if args.find else "sweep" if args.profile == "sweep" else "single"
     objectives = parse_slos(args.slo)
     if mode == "find" and not objectives:
@@ -113,7 +115,26 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     results = Path(args.results_file or Path(settings.results_dir) / f"bench_{stamp}.json")
     report = None if settings.no_report else Path(settings.report or results.with_suffix(".html"))
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
-                 results, env, scenario.workload.describe(), report=report)
+                 results, env, scenario.workload.describe(), report=report,
+                 sim_options=sim_options)
+
+
+def parse_sim_options(flags: list[str], env: Env) -> dict[str, Any]:
+    """--sim SETTING=VALUE: settings of the embedded simulator, checked before any traffic
+    (with the INDIGO_SIM_* environment the simulator will also read)."""
+    from ..simulator.config import ConfigError, from_sources, parse_setting
+
+    if not flags:
+        return {}
+    if env.get("BASE"):
+        raise ScenarioError("--sim sets the embedded simulator; with --base (or BASE) "
+                            "there is none", ExitCode.USAGE)
+    try:
+        options = dict(parse_setting(flag) for flag in flags)
+        from_sources(options)
+    except ConfigError as exc:
+        raise ScenarioError(f"--sim {exc}", ExitCode.USAGE) from None
+    return options
 
 
 def configured_model(env: Env) -> str:
@@ -151,7 +172,8 @@ def open_target(bench: Bench, console: Any) -> Any:
         if not env.get("API_KEY") and bench.spec.auth == "none":
             settings.env["API_KEY"] = secrets.token_urlsafe(16)
             env = bench.env = Env({**env, "API_KEY": settings.env["API_KEY"]})
-        simulator = start_simulator(env.get("API_KEY", ""), **simulator_settings(bench.spec))
+        options = {**simulator_settings(bench.spec), **bench.sim_options}
+        simulator = start_simulator(env.get("API_KEY", ""), **options)
         base = simulator.url
     settings.env["BASE"] = base
     try:

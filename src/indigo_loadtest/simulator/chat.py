@@ -24,6 +24,7 @@ from .generation import (
     write_tokens,
 )
 from .http_util import bad_request, json_object, optional, positive_int, string_map
+from .latency import Timeline
 from .state import SIM, Simulator
 from .store import fast_id
 
@@ -108,11 +109,11 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
                        req.tool_choice)
     cid = fast_id("chatcmpl")
     created = int(time.time())
-    async with generation_slot(sim.latency) as (start, queue_ms):
+    async with generation_slot(sim.latency, plan, reply.prompt_tokens) as (timeline, queue_ms):
         if req.stream:
-            return await _stream(request, req, reply, plan, start, queue_ms, cid, created,
+            return await _stream(request, req, reply, plan, timeline, queue_ms, cid, created,
                                  on_done)
-        await wait_for_all(start, plan, reply.completion_tokens)
+        await wait_for_all(timeline, reply.completion_tokens)
         raise_if_dropped(request, plan)
         body = completion_body(cid, created, req.model, reply)
         if on_done is not None:
@@ -144,13 +145,13 @@ def _delta(reply: Reply, index: int) -> dict[str, Any]:
 
 
 async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: Any,
-                  start: float, queue_ms: str, cid: str, created: int,
+                  timeline: Timeline, queue_ms: str, cid: str, created: int,
                   on_done: OnDone) -> web.StreamResponse:
     resp = await open_stream(request, queue_ms)
     n = reply.completion_tokens
     chunks = (_chunk(cid, created, req.model, _delta(reply, i), None, req.include_usage)
               for i in range(n))
-    if not await write_tokens(request, resp, plan, start, chunks, n):
+    if not await write_tokens(request, resp, plan, timeline, chunks, n):
         return resp
     if on_done is not None:
         await on_done(reply)

@@ -8,6 +8,7 @@ only when started by `start_simulator_process`, so they never show in a process 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,6 +19,7 @@ DEFAULT_MODEL = "jan-v1-4b"
 DEFAULT_MODELS = (DEFAULT_MODEL, "jan-v1-edge", "lucy-128k")
 FAULT_KINDS = ("error", "rate_limit", "slow_start", "drop", "malformed")
 SECRET_FIELDS = ("api_key", "jwt_secret")
+LATENCY_MODELS = ("fixed", "batching")
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,17 @@ class SimulatorConfig:
     slots: int = field(default=64, metadata={"help": "concurrent generations (batch size)"})
     queue_limit: int = field(default=0, metadata={
         "help": "requests waiting for a slot before 429 (0: unbounded)"})
+    latency_model: str = field(default="fixed", metadata={
+        "help": "fixed (ttft-ms, tokens-per-sec whatever the load) or batching (prefill "
+                "and decode steps that slow down as the batch fills)"})
+    prefill_ms: float = field(default=20.0, metadata={
+        "help": "batching: fixed part of a prompt's prefill"})
+    prefill_ms_per_token: float = field(default=0.1, metadata={
+        "help": "batching: prefill time per prompt token"})
+    step_ms: float = field(default=10.0, metadata={
+        "help": "batching: fixed part of one decode step"})
+    step_ms_per_seq: float = field(default=0.5, metadata={
+        "help": "batching: decode step time per active sequence in the batch"})
     # faults (fractions of generation requests)
     error_rate: float = field(default=0.0, metadata={"help": "fraction answered 500"})
     rate_limit_rate: float = field(default=0.0, metadata={
@@ -83,9 +96,13 @@ class SimulatorConfig:
                  + self.drop_rate + self.malformed_rate)
         if total > 1.0:
             raise ConfigError(f"fault rates add up to {total:g}; at most 1")
-        for name in ("ttft_ms", "tokens_per_sec", "slow_start_ms"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
+        if self.latency_model not in LATENCY_MODELS:
+            raise ConfigError(f"latency_model={self.latency_model!r}: must be one of "
+                              f"{', '.join(LATENCY_MODELS)}")
+        for name in ("ttft_ms", "tokens_per_sec", "slow_start_ms", "prefill_ms",
+                     "prefill_ms_per_token", "step_ms", "step_ms_per_seq"):
+            if not 0 <= getattr(self, name) < math.inf:  # NaN fails too
+                raise ConfigError(f"{name} must be a finite number, not negative")
         for name in ("reply_tokens", "slots", "token_expiry_s", "refresh_expiry_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
@@ -139,6 +156,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(flag_name(f.name), dest=f.name, type=_converter(f.name),
                                 default=None, help=help_text)
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """`NAME=VALUE` (NAME as a field, `latency_model`, or a flag, `latency-model`) as the
+    setting's field name and typed value; secrets are refused (a flag is visible to every
+    user of the machine: they go through the environment)."""
+    name, sep, raw = text.partition("=")
+    name = name.strip().lstrip("-").replace("-", "_")
+    known = {f.name for f in fields(SimulatorConfig)}
+    if not sep or name not in known:
+        raise ConfigError(f"{text!r}: expected SETTING=VALUE with a simulator setting "
+                          "(see `indigo-loadtest serve --help`)")
+    if name in SECRET_FIELDS:
+        raise ConfigError(f"{name}: set {env_name(name)} in the environment instead")
+    try:
+        return name, _converter(name)(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {_field_type(name)}") from None
+
+
+def _field_type(name: str) -> str:
+    return str({f.name: f.type for f in fields(SimulatorConfig)}[name])
 
 
 def from_sources(args: Mapping[str, Any] | None = None,

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from . import textgen
 from .http_util import ApiError, bad_request
-from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, sleep_until
+from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, Timeline, sleep_until
 from .store import fast_id
 
 
@@ -118,8 +118,10 @@ def raise_early_fault(plan: Plan, retry_after_s: int) -> None:
 
 
 @asynccontextmanager
-async def generation_slot(latency: LatencyModel) -> AsyncIterator[tuple[float, str]]:
-    """Hold a generation slot; yields (perf_counter when granted, X-Queue-Time value)."""
+async def generation_slot(latency: LatencyModel, plan: Plan,
+                          prompt_tokens: int) -> AsyncIterator[tuple[Timeline, str]]:
+    """Hold a generation slot; yields the generation's token times (from when the slot
+    was granted) and the X-Queue-Time value."""
     asked = time.perf_counter()
     try:
         await latency.slots.acquire()
@@ -128,18 +130,15 @@ async def generation_slot(latency: LatencyModel) -> AsyncIterator[tuple[float, s
                        {"Retry-After": "1"}) from None
     granted = time.perf_counter()
     try:
-        yield granted, f"{(granted - asked) * 1000.0:.3f}"
+        yield (latency.timeline(plan, granted, prompt_tokens),
+               f"{(granted - asked) * 1000.0:.3f}")
     finally:
         latency.slots.release()
 
 
-def token_deadline(start: float, plan: Plan, index: int) -> float:
-    return start + plan.ttft_s + index * plan.interval_s
-
-
-async def wait_for_all(start: float, plan: Plan, count: int) -> None:
+async def wait_for_all(timeline: Timeline, count: int) -> None:
     """A non-streamed answer is ready when its last token would have been generated."""
-    await sleep_until(token_deadline(start, plan, max(count, 1) - 1))
+    await timeline.finish(count)
 
 
 async def open_stream(request: web.Request, queue_ms: str) -> web.StreamResponse:
@@ -190,12 +189,12 @@ async def mid_stream_fault(request: web.Request, out: web.StreamResponse, plan: 
 
 
 async def write_tokens(request: web.Request, out: web.StreamResponse, plan: Plan,
-                       start: float, chunks: Iterable[bytes], count: int) -> bool:
+                       timeline: Timeline, chunks: Iterable[bytes], count: int) -> bool:
     """Write one chunk per token as each falls due, with the mid-stream fault halfway;
     False when the fault dropped the connection (the stream must end there)."""
     for index, chunk in enumerate(chunks):
         if await mid_stream_fault(request, out, plan, index, count):
             return False
-        await sleep_until(token_deadline(start, plan, index))
+        await sleep_until(timeline.next())
         await out.write(chunk)
     return True

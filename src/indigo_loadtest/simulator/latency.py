@@ -1,9 +1,13 @@
-"""The latency model (generation slots, TTFT, decode speed) and fault injection.
+"""The latency models (generation slots, TTFT, decode speed) and fault injection.
 
 A generation first waits for one of `slots` concurrent slots (FIFO; the wait is the
-`X-Queue-Time` header), then its first token is due `ttft_ms` later and each next token
-1/`tokens_per_sec` after the previous one. Token times are absolute deadlines (on
-`time.perf_counter`) from the moment the slot was granted, so timer lateness never
+`X-Queue-Time` header). With the fixed-speed model (the default) its first token is then
+due `ttft_ms` later and each next token 1/`tokens_per_sec` after the previous one. With
+the batching model (`latency_model="batching"`, docs/simulator.md) the prompt's prefill
+takes `prefill_ms + prefill_ms_per_token * prompt_tokens` behind the prefills queued before
+it, and each token takes one decode step of `step_ms + step_ms_per_seq * active`, `active`
+being the slots in use when the step starts. Token times are absolute deadlines (on
+`time.perf_counter`) chained from the moment the slot was granted, so timer lateness never
 accumulates over a stream.
 """
 
@@ -51,12 +55,16 @@ class Plan:
     interval_s: float
     reply_tokens: int
     fault: str | None
+    # Timed by the batching model: then ttft_s is only the slow-start delay, and
+    # interval_s is unused (the decode steps set the pace).
+    batched: bool = False
 
 
 class Slots:
     """N concurrent generation slots with a FIFO queue in front."""
 
     def __init__(self, count: int, queue_limit: int = 0) -> None:
+        self.count = count
         self.free = count
         self.queue_limit = queue_limit
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -64,6 +72,10 @@ class Slots:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @property
+    def in_use(self) -> int:
+        return self.count - self.free
 
     async def acquire(self) -> None:
         if self.free > 0 and not self._waiters:
@@ -97,6 +109,7 @@ class LatencyModel:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.slots = Slots(config.slots, config.queue_limit)
+        self.batch = Batch(config, self.slots)
         self.rng = random.Random(config.seed)
         c = config
         self._fault_edges = []
@@ -116,14 +129,22 @@ class LatencyModel:
         tps = _override(headers, H_TPS, c.tokens_per_sec, TPS_RANGE, zero_ok=True)
         reply = _override(headers, H_REPLY, c.reply_tokens, REPLY_TOKENS_RANGE, kind=int)
         fault = self._fault(headers.get(H_FAULT))
-        ttft_s = ttft_ms / 1000.0
-        if fault == "slow_start":
-            ttft_s += c.slow_start_ms / 1000.0
+        slow_s = c.slow_start_ms / 1000.0 if fault == "slow_start" else 0.0
+        # A request that sets its own timing keeps it under the batching model too.
+        if c.latency_model == "batching" and H_TTFT not in headers and H_TPS not in headers:
+            return Plan(slow_s, 0.0, reply, fault, batched=True)
+        ttft_s = ttft_ms / 1000.0 + slow_s
         interval_s = 1.0 / tps if tps > 0 else 0.0
         if c.jitter:
             ttft_s *= 1.0 + self.rng.uniform(-c.jitter, c.jitter)
             interval_s *= 1.0 + self.rng.uniform(-c.jitter, c.jitter)
         return Plan(ttft_s, interval_s, reply, fault)
+
+    def timeline(self, plan: Plan, start: float, prompt_tokens: int) -> Timeline:
+        """The token times of a generation whose slot was granted at `start`."""
+        if plan.batched:
+            return BatchTimeline(plan, start, self.batch, prompt_tokens)
+        return Timeline(plan, start)
 
     def _fault(self, forced: str | None) -> str | None:
         if forced is not None:
@@ -140,6 +161,70 @@ class LatencyModel:
             if draw < edge:
                 return kind
         return None
+
+
+class Batch:
+    """The batching model's shared state: one prefill lane (prompts are prefilled one
+    after another) and the batch, whose size sets the length of every decode step."""
+
+    def __init__(self, config: SimulatorConfig, slots: Slots) -> None:
+        self.slots = slots
+        self.prefill_s = config.prefill_ms / 1000.0
+        self.prefill_per_token_s = config.prefill_ms_per_token / 1000.0
+        self.step_s_base = config.step_ms / 1000.0
+        self.step_s_per_seq = config.step_ms_per_seq / 1000.0
+        self.lane_free = 0.0  # perf_counter when the prefills queued so far are done
+
+    def prefill_end(self, now: float, prompt_tokens: int) -> float:
+        """When a prompt arriving `now` is prefilled, after those queued before it."""
+        begin = max(now, self.lane_free)
+        self.lane_free = begin + self.prefill_s + self.prefill_per_token_s * prompt_tokens
+        return self.lane_free
+
+    def step_s(self) -> float:
+        """One decode step with the batch as it is now (every slot in use counts)."""
+        return self.step_s_base + self.step_s_per_seq * self.slots.in_use
+
+
+class Timeline:
+    """When each token of one generation is due (perf_counter deadlines), fixed speed:
+    token i at start + ttft + i * interval."""
+
+    def __init__(self, plan: Plan, start: float) -> None:
+        self.plan = plan
+        self.start = start
+        self.index = 0
+
+    def next(self) -> float:
+        """The deadline of the next token."""
+        deadline = self.start + self.plan.ttft_s + self.index * self.plan.interval_s
+        self.index += 1
+        return deadline
+
+    async def finish(self, count: int) -> None:
+        """Wait until the last of `count` tokens is generated (a non-streamed answer)."""
+        self.index = max(count, 1) - 1
+        await sleep_until(self.next())
+
+
+class BatchTimeline(Timeline):
+    """Batching: the first token leaves with the decode step that follows the prompt's
+    prefill; each next one a step later, the step's length read when it starts (at the
+    previous token), so sequences joining or leaving the batch change it from then on."""
+
+    def __init__(self, plan: Plan, start: float, batch: Batch, prompt_tokens: int) -> None:
+        super().__init__(plan, start)
+        self.batch = batch
+        self.due = batch.prefill_end(start, prompt_tokens) + plan.ttft_s
+
+    def next(self) -> float:
+        self.due += self.batch.step_s()
+        self.index += 1
+        return self.due
+
+    async def finish(self, count: int) -> None:
+        for _ in range(max(count, 1)):  # step by step: the batch may change meanwhile
+            await sleep_until(self.next())
 
 
 def _override(headers: Mapping[str, str], name: str, default: float,

@@ -43,7 +43,7 @@ from .http_util import (
     positive_int,
     query_limit,
 )
-from .latency import Plan
+from .latency import Plan, Timeline
 from .state import SIM, Simulator
 from .store import new_id
 
@@ -205,10 +205,10 @@ async def create_response(request: web.Request) -> web.StreamResponse:
                        req.body.get("tools"), req.body.get("tool_choice"))
     if req.background and not req.stream:
         return _start_background(sim, user, req, plan, reply)
-    async with generation_slot(sim.latency) as (start, queue_ms):
+    async with generation_slot(sim.latency, plan, reply.prompt_tokens) as (timeline, queue_ms):
         if req.stream:
-            return await _stream(request, sim, user, req, reply, plan, start, queue_ms)
-        await wait_for_all(start, plan, reply.completion_tokens)
+            return await _stream(request, sim, user, req, reply, plan, timeline, queue_ms)
+        await wait_for_all(timeline, reply.completion_tokens)
         raise_if_dropped(request, plan)
         resp = complete(new_response(req, "running"), reply, _item_id(reply))
         _save(sim, user, req, resp, reply, first=True)
@@ -225,8 +225,8 @@ def _start_background(sim: Simulator, user: str, req: ResponseRequest, plan: Pla
 
     async def run() -> None:
         try:
-            async with generation_slot(sim.latency) as (start, _):
-                await wait_for_all(start, plan, reply.completion_tokens)
+            async with generation_slot(sim.latency, plan, reply.prompt_tokens) as (timeline, _):
+                await wait_for_all(timeline, reply.completion_tokens)
             complete(resp, reply, _item_id(reply))
             _save(sim, user, req, resp, reply, first=False)
         finally:
@@ -253,7 +253,8 @@ class _Events:
 
 
 async def _stream(request: web.Request, sim: Simulator, user: str, req: ResponseRequest,
-                  reply: Reply, plan: Plan, start: float, queue_ms: str) -> web.StreamResponse:
+                  reply: Reply, plan: Plan, timeline: Timeline,
+                  queue_ms: str) -> web.StreamResponse:
     ev = _Events()
     resp = new_response(req, "in_progress")
     item_id = _item_id(reply)
@@ -277,7 +278,7 @@ async def _stream(request: web.Request, sim: Simulator, user: str, req: Response
                            content_index=0, delta=token, logprobs=[])
             yield opening + chunk if i == 0 else chunk
 
-    if not await write_tokens(request, out, plan, start, chunks(), reply.completion_tokens):
+    if not await write_tokens(request, out, plan, timeline, chunks(), reply.completion_tokens):
         return out
     complete(resp, reply, item_id)
     _save(sim, user, req, resp, reply, first=True)

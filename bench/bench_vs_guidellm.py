@@ -1,0 +1,180 @@
+"""Side by side with guidellm: the same simulator, the same rate, the same prompts.
+
+The embedded simulator (fixed speed: TTFT 100 ms, 50 tokens/s, 32 output tokens) runs
+on one core (`taskset -c 1`); `indigo-loadtest bench` and `guidellm run` take turns on
+the other (`taskset -c 0`), each sending the same JSONL prompts (64 words) at the same
+constant rate for the same time. Printed: TTFT, TPOT (vLLM's definition, guidellm's
+"ITL") and E2EL medians of each, and each generator's CPU per request.
+
+CPU per request is marginal: each tool runs twice, for --duration and for a short
+5 s, and the CPU difference is divided by the difference in requests, so start-up
+(guidellm imports torch and transformers) does not count.
+
+guidellm lives in its own virtual environment, never in the project's:
+
+    python3 -m venv /tmp/guidellm-venv && /tmp/guidellm-venv/bin/pip install guidellm
+    python bench/bench_vs_guidellm.py [--guidellm /tmp/guidellm-venv/bin/guidellm]
+                                      [--rate 10] [--duration 30]
+
+Nothing is downloaded at run time: guidellm's tokenizer is a word-level one made here
+(HF_HUB_OFFLINE=1), and the prompts are words it knows, so both tools count the same
+64 prompt tokens the simulator reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import (
+    GEN_CORE,
+    PYTHON,
+    TARGET_CORE,
+    background,
+    free_port,
+    log,
+    ours_cmd,
+    pinned,
+    run,
+)
+
+API_KEY = "bench-vs-guidellm"
+MODEL = "jan-v1-4b"
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
+PROMPTS, PROMPT_WORDS, OUTPUT_TOKENS = 400, 64, 32
+SIMULATOR = ("--ttft-ms", "100", "--tokens-per-sec", "50", "--slots", "1024",
+             "--reply-tokens", str(OUTPUT_TOKENS))
+SHORT_S = 5.0
+
+
+@dataclass
+class Result:
+    """One run of one tool: medians in ms, completed requests, CPU seconds."""
+
+    ttft: float
+    tpot: float
+    e2el: float
+    requests: int
+    cpu_s: float
+
+
+def write_inputs(tmp: Path) -> tuple[Path, Path, Path]:
+    """The prompts as each tool reads them, and guidellm's local tokenizer directory."""
+    prompts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(PROMPT_WORDS))
+               + f" {WORDS[i % len(WORDS)]}" for i in range(PROMPTS)]
+    ours, theirs = tmp / "ours.jsonl", tmp / "guidellm.jsonl"
+    ours.write_text("".join(json.dumps({"prompt": p, "max_tokens": OUTPUT_TOKENS}) + "\n"
+                            for p in prompts))
+    theirs.write_text("".join(json.dumps({"prompt": p, "output_tokens_count": OUTPUT_TOKENS})
+                              + "\n" for p in prompts))
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0, **{w: i + 1 for i, w in enumerate(WORDS)}},
+                                     unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok_dir = tmp / "tokenizer"
+    tok_dir.mkdir()
+    tok.save(str(tok_dir / "tokenizer.json"))
+    (tok_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]",
+        "model_max_length": 4096}))
+    return ours, theirs, tok_dir
+
+
+def run_ours(url: str, data: Path, rate: float, duration: float, tmp: Path) -> Result:
+    results = tmp / "ours.json"
+    cmd = ours_cmd("bench", "--base", url, "--model", MODEL, "--dataset", str(data),
+                   "--dataset-kind", "jsonl", "--profile", "constant", "--rate", str(rate),
+                   "-d", f"{duration:g}s", "--results-file", str(results),
+                   "--results-dir", str(tmp), "--no-summary", "--no-report", "-q", base=url)
+    res = run(pinned(cmd, GEN_CORE), timeout=duration + 120, cwd=tmp,
+              env={**os.environ, "API_KEY": API_KEY})
+    p = json.loads(results.read_text())["points"][0]
+    return Result(p["ttft_ms"]["p50"], p["tpot_ms"]["p50"], p["e2el_ms"]["p50"],
+                  p["completed"], res.cpu_seconds)
+
+
+def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
+                 duration: float, tmp: Path) -> Result:
+    out = tmp / "guidellm-out.json"
+    scenario = tmp / "guidellm-scenario.json"
+    scenario.write_text(json.dumps({"spec": {
+        "backend": {"kind": "openai_http", "target": url, "model": MODEL,
+                    "api_key": API_KEY, "validate_backend": False, "http2": False},
+        "profile": {"kind": "constant", "rate": [rate]},
+        "data": [{"kind": "json_file", "path": str(data)}],
+        "tokenizer": {"kind": "hf_auto", "model": str(tok_dir)},
+        "constraints": [{"kind": "max_duration", "seconds": duration}],
+        "outputs": [{"kind": "json", "path": str(out)}]}}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [exe, "run", "-c", str(scenario), "--disable-console"]
+    res = run(pinned(cmd, GEN_CORE), timeout=duration + 300, cwd=tmp, env=env)
+    m = json.loads(out.read_text())["benchmarks"][0]["metrics"]
+
+    def median(name: str) -> float:
+        return float(m[name]["successful"]["median"])
+
+    return Result(median("time_to_first_token_ms"), median("inter_token_latency_ms"),
+                  median("request_latency") * 1000.0, int(m["request_totals"]["successful"]),
+                  res.cpu_seconds)
+
+
+def marginal_cpu_ms(long: Result, short: Result) -> float | None:
+    extra = long.requests - short.requests
+    return (long.cpu_s - short.cpu_s) / extra * 1000.0 if extra > 0 else None
+
+
+def report(rate: float, duration: float, ours: tuple[Result, Result],
+           theirs: tuple[Result, Result]) -> str:
+    (o, o_short), (g, g_short) = ours, theirs
+    rows = [("TTFT p50 (ms)", o.ttft, g.ttft), ("TPOT p50 (ms; guidellm: ITL)", o.tpot, g.tpot),
+            ("E2EL p50 (ms)", o.e2el, g.e2el)]
+    lines = [f"constant {rate:g} req/s for {duration:g} s; simulator: TTFT 100 ms, "
+             f"20 ms a token, {OUTPUT_TOKENS} tokens, {PROMPT_WORDS + 1}-token prompts",
+             f"{'':32}{'indigo-loadtest':>16}{'guidellm':>12}{'difference':>12}"]
+    lines += [f"{name:32}{a:16.2f}{b:12.2f}{a - b:+12.2f}" for name, a, b in rows]
+    lines.append(f"{'completed requests':32}{o.requests:16d}{g.requests:12d}")
+    lines.append(f"{'CPU, whole run (s)':32}{o.cpu_s:16.2f}{g.cpu_s:12.2f}")
+    mo, mg = marginal_cpu_ms(o, o_short), marginal_cpu_ms(g, g_short)
+    lines.append(f"{'CPU per request, marginal (ms)':32}"
+                 f"{mo if mo is not None else float('nan'):16.2f}"
+                 f"{mg if mg is not None else float('nan'):12.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--guidellm", default="/tmp/guidellm-venv/bin/guidellm")
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--duration", type=float, default=30.0)
+    args = ap.parse_args()
+    if not Path(args.guidellm).exists():
+        raise SystemExit(f"bench: no guidellm at {args.guidellm} (see this file's docstring)")
+    with tempfile.TemporaryDirectory(prefix="indigo-vs-guidellm-") as d:
+        tmp = Path(d)
+        ours_data, their_data, tok_dir = write_inputs(tmp)
+        port = free_port()
+        server = [PYTHON, "-m", "indigo_loadtest.simulator", "--port", str(port), *SIMULATOR]
+        env = {**os.environ, "INDIGO_SIM_API_KEY": API_KEY}
+        with background(pinned(server, TARGET_CORE), port=port, env=env,
+                        stdout=subprocess.DEVNULL):
+            url = f"http://127.0.0.1:{port}"
+            results = {}
+            for duration in (args.duration, SHORT_S):
+                log(f"indigo-loadtest bench, {duration:g} s")
+                ours = run_ours(url, ours_data, args.rate, duration, tmp)
+                log(f"guidellm run, {duration:g} s")
+                theirs = run_guidellm(args.guidellm, url, their_data, tok_dir, args.rate,
+                                      duration, tmp)
+                results[duration] = (ours, theirs)
+    (o, g), (o_short, g_short) = results[args.duration], results[SHORT_S]
+    print(report(args.rate, args.duration, (o, o_short), (g, g_short)))
+
+
+if __name__ == "__main__":
+    main()

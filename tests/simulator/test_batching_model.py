@@ -1,0 +1,123 @@
+"""The batching latency model (docs/simulator.md), observed from the client over real
+sockets: prefill grows with the prompt and queues behind other prefills, each decode step
+grows with the sequences in the batch, and requests beyond the batch wait for a slot."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from sim_helpers import API_KEY, bearer
+
+from indigo_loadtest.simulator.process import SimulatorProcess, start_simulator_process
+
+# prefill = 20 ms + 2 ms per prompt token; step = 20 ms + 10 ms per sequence in the batch
+PREFILL_MS, PER_TOKEN_MS, STEP_MS, PER_SEQ_MS = 20.0, 2.0, 20.0, 10.0
+SLOTS = 2
+REPLY = 6
+TOL_MS = 12.0  # loopback, HTTP and a loaded event loop on the client side
+
+
+def prefill_ms(prompt_tokens: int) -> float:
+    return PREFILL_MS + PER_TOKEN_MS * prompt_tokens
+
+
+def step_ms(active: int) -> float:
+    return STEP_MS + PER_SEQ_MS * active
+
+
+@pytest.fixture(scope="module")
+def batching() -> Iterator[SimulatorProcess]:
+    proc = start_simulator_process(
+        api_key=API_KEY, latency_model="batching", prefill_ms=PREFILL_MS,
+        prefill_ms_per_token=PER_TOKEN_MS, step_ms=STEP_MS, step_ms_per_seq=PER_SEQ_MS,
+        slots=SLOTS, reply_tokens=REPLY)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Timed:
+    ttft_ms: float
+    gaps_ms: list[float]  # between content events
+    total_ms: float
+    queue_ms: float
+
+
+def prompt(tokens: int) -> str:
+    return " ".join(["word"] * tokens)  # one simulator token per word
+
+
+async def timed(session: aiohttp.ClientSession, url: str, tokens: int, stream: bool = True,
+                headers: Mapping[str, str] | None = None) -> Timed:
+    body = {"model": "jan-v1-4b", "stream": stream,
+            "messages": [{"role": "user", "content": prompt(tokens)}]}
+    started = time.perf_counter()
+    async with session.post(url + "/v1/chat/completions", json=body,
+                            headers={**bearer(API_KEY), **(headers or {})}) as resp:
+        assert resp.status == 200
+        arrivals = [time.perf_counter() async for line in resp.content
+                    if line.startswith(b"data: {") and b'"content"' in line]
+        ended = time.perf_counter()
+        queue_ms = float(resp.headers["X-Queue-Time"])
+    first = arrivals[0] if arrivals else ended
+    return Timed((first - started) * 1000, [(b - a) * 1000 for a, b in
+                                            itertools.pairwise(arrivals)],
+                 (ended - started) * 1000, queue_ms)
+
+
+def run_together(url: str, *tokens: int, stagger_s: float = 0.0) -> list[Timed]:
+    async def main() -> list[Timed]:
+        async with aiohttp.ClientSession() as session:
+            async def one(k: int, n: int) -> Timed:
+                await asyncio.sleep(k * stagger_s)
+                return await timed(session, url, n)
+            return await asyncio.gather(*(one(k, n) for k, n in enumerate(tokens)))
+    return asyncio.run(main())
+
+
+def test_prefill_grows_with_the_prompt_and_a_lone_stream_steps_at_batch_one(
+        batching: SimulatorProcess) -> None:
+    short, = run_together(batching.url, 5)
+    long, = run_together(batching.url, 30)
+    assert short.ttft_ms == pytest.approx(prefill_ms(5) + step_ms(1), abs=TOL_MS)
+    assert long.ttft_ms == pytest.approx(prefill_ms(30) + step_ms(1), abs=TOL_MS)
+    assert long.ttft_ms - short.ttft_ms == pytest.approx(PER_TOKEN_MS * 25, abs=TOL_MS)
+    assert len(short.gaps_ms) == REPLY - 1
+    assert statistics.median(short.gaps_ms) == pytest.approx(step_ms(1), abs=3)
+
+
+def test_steps_slow_down_as_the_batch_fills_and_requests_beyond_it_wait(
+        batching: SimulatorProcess) -> None:
+    # Three requests 5 ms apart with two slots: the first two share the batch (their
+    # prefills one after the other), the third waits for the first one's slot.
+    first, second, third = run_together(batching.url, 5, 5, 5, stagger_s=0.005)
+    assert first.queue_ms < 5 and second.queue_ms < 5
+    assert first.ttft_ms == pytest.approx(prefill_ms(5) + step_ms(2), abs=TOL_MS)
+    # the second prefill starts when the first ends, 5 ms after the second arrived
+    assert second.ttft_ms == pytest.approx(2 * prefill_ms(5) - 5 + step_ms(2), abs=TOL_MS)
+    assert statistics.median(first.gaps_ms) == pytest.approx(step_ms(2), abs=3)
+    first_done = first.ttft_ms + (REPLY - 1) * step_ms(2)
+    assert third.queue_ms == pytest.approx(first_done - 10, abs=TOL_MS)
+
+
+def test_a_request_that_sets_its_timing_keeps_it_and_a_plain_answer_waits_for_all(
+        batching: SimulatorProcess) -> None:
+    async def main() -> tuple[Timed, Timed]:
+        async with aiohttp.ClientSession() as session:
+            pinned = await timed(session, batching.url, 5, headers={
+                "X-Sim-TTFT-Ms": "50", "X-Sim-Tokens-Per-Sec": "100"})
+            plain = await timed(session, batching.url, 5, stream=False)
+            return pinned, plain
+    pinned, plain = asyncio.run(main())
+    assert pinned.ttft_ms == pytest.approx(50, abs=TOL_MS)
+    assert statistics.median(pinned.gaps_ms) == pytest.approx(10, abs=3)
+    assert plain.total_ms == pytest.approx(prefill_ms(5) + REPLY * step_ms(1), abs=TOL_MS)
