@@ -238,6 +238,16 @@ class StreamResponse(_BaseResponse):
         """True once the body has ended (completely or with an error)."""
         return self._ex.complete
 
+    @property
+    def ended_at(self) -> float | None:
+        """The perf_counter of the read that brought the body's last bytes (or of the
+        last read before it broke off), None while it goes on: the end of the stream
+        as the network delivered it, whatever our parsing of it cost afterwards."""
+        ex = self._ex
+        if not ex.complete or not ex.t_last:
+            return None
+        return ex.t_last
+
     async def iter_chunks(self) -> AsyncIterator[tuple[bytes, float]]:
         """Body chunks as they arrive (decoded, for gzip and deflate), each with the
         perf_counter of its arrival."""

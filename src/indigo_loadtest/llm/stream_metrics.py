@@ -387,8 +387,7 @@ async def read_stream(resp: Any) -> StreamResult:
                 meter.feed(ev.event, ev.data, ev.t)
         else:
             await _read_events(resp, iter_chunks, meter)
-    end_at = time.perf_counter()
-    result = meter.finish(end_at, str(resp.error or ""))
+    result = meter.finish(_stream_end(resp), str(resp.error or ""))
     result.error_code = code = getattr(resp, "error_code", 0) or 0
     status_reasons = _status_reasons(resp.status, code)
     if status_reasons:
@@ -396,6 +395,14 @@ async def read_stream(resp: Any) -> StreamResult:
     elif code == ERR_DECOMPRESSION:
         result.errors = [MALFORMED]  # the body did not decode: no event to judge
     return result
+
+
+def _stream_end(resp: Any) -> float:
+    """When the stream ended: the arrival of its last bytes, as the HTTP timings see
+    it, never the time our parsing of them finished (a response without that stamp,
+    not the HTTP client's, ends now)."""
+    ended_at = getattr(resp, "ended_at", None)
+    return ended_at if ended_at else time.perf_counter()
 
 
 async def _read_events(resp: Any, iter_chunks: Any, meter: StreamMeter) -> None:

@@ -1,0 +1,110 @@
+"""Stream times are the arrival of bytes, never the time our own parsing finished.
+
+A stream whose whole body comes in one read (as a fast server on loopback, or a proxy
+that buffers, delivers it) must give the same end time to the llm_* metrics as to the
+HTTP timings, however long the generator then takes to parse its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from http_servers import metric_sinks, read_request, run, with_client
+
+from indigo_loadtest.http import Client
+from indigo_loadtest.http.sse import SSEParser
+from indigo_loadtest.llm.stream_metrics import LLMMetrics, StreamResult, measure_stream
+from indigo_loadtest.metrics import Registry
+
+EVENTS = 300
+PARSE_DELAY_S = 0.05
+CHUNK = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'
+BODY = CHUNK * EVENTS + b"data: [DONE]\n\n"
+HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(BODY))
+
+
+async def whole_stream_in_one_write(reader: asyncio.StreamReader,
+                                    writer: asyncio.StreamWriter) -> None:
+    """Keep-alive: each request gets its head and whole body in one write."""
+    try:
+        while True:
+            await read_request(reader)
+            writer.write(HEAD + BODY)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def slow_parse(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Make each parse step of the SSE parser cost PARSE_DELAY_S of CPU time."""
+    original = SSEParser.feed
+    spent: list[float] = []
+
+    def feed(self: SSEParser, chunk: bytes, t: float) -> Any:
+        start = time.perf_counter()
+        while time.perf_counter() - start < PARSE_DELAY_S:
+            pass
+        spent.append(time.perf_counter() - start)
+        return original(self, chunk, t)
+
+    monkeypatch.setattr(SSEParser, "feed", feed)
+    return spent
+
+
+def test_a_one_read_stream_ends_when_its_bytes_arrived_not_after_parsing(
+        raw_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = raw_server(whole_stream_in_one_write)
+    spent = slow_parse(monkeypatch)
+    reg = Registry()
+    llm = LLMMetrics(reg)
+
+    async def go(c: Client) -> tuple[Any, StreamResult]:
+        warm = await c.get(url, stream=True)  # the measured request reuses its connection
+        await warm.read()
+        resp = await c.get(url, stream=True)
+        return resp, await measure_stream(resp, {"prompt": "p"}, llm)
+
+    resp, res = run(with_client(go, reg))
+    assert resp.status == 200 and resp.error == "" and res.ok, res.errors
+    assert res.output_tokens == EVENTS
+    assert spent and sum(spent) >= PARSE_DELAY_S  # the parse really was slow
+    t = resp.timings
+    http_total_ms = (t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting
+                     + t.receiving)
+    # The only time between the request's start and its end that the HTTP timings leave
+    # out is a few statements before the request is written.
+    assert res.total_ms == pytest.approx(http_total_ms, abs=0.1)
+    assert res.total_ms < PARSE_DELAY_S * 1000 / 2
+    assert res.receiving_ms == pytest.approx(t.receiving, abs=1e-6)
+    # Every event came in the read that ended the stream: no gap, no time per token.
+    assert set(res.itl_ms) == {0.0} and res.tpot_ms == 0.0
+    assert res.ttft_ms == pytest.approx(res.total_ms, abs=1e-6)
+    [total] = metric_sinks(reg, "llm_total_ms").values()
+    [receiving] = metric_sinks(reg, "llm_receiving_ms").values()
+    assert total.max == pytest.approx(res.total_ms, abs=1e-9)
+    assert receiving.max == pytest.approx(t.receiving, abs=1e-6)
+
+
+def test_events_keep_the_time_of_their_read_while_the_reader_is_slow(
+        raw_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that handles each event slowly (the scenario's own loop) still sees
+    every event, and the stream's end, at the time of the read that brought it."""
+    url = raw_server(whole_stream_in_one_write)
+
+    async def go(c: Client) -> tuple[Any, list[float], float]:
+        resp = await c.get(url, stream=True)
+        times = []
+        async for ev in resp.sse():
+            times.append(ev.t)
+            time.sleep(PARSE_DELAY_S / EVENTS)
+        return resp, times, time.perf_counter()
+
+    resp, times, after = run(with_client(go))
+    assert len(times) == EVENTS + 1 and resp.ended_at is not None
+    assert max(times) <= resp.ended_at <= after - PARSE_DELAY_S
+    assert resp.timings.receiving == pytest.approx(
+        (resp.ended_at - resp.headers_at) * 1000.0, abs=1e-6)
