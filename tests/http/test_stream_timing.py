@@ -108,3 +108,49 @@ def test_events_keep_the_time_of_their_read_while_the_reader_is_slow(
     assert max(times) <= resp.ended_at <= after - PARSE_DELAY_S
     assert resp.timings.receiving == pytest.approx(
         (resp.ended_at - resp.headers_at) * 1000.0, abs=1e-6)
+
+
+def test_consume_hands_each_read_over_as_it_arrives(server: Any) -> None:
+    """The reader's fast path: pieces reach the sink inside the read that brought them,
+    with that read's time; the request is measured once the sink has seen the end."""
+    reg = Registry()
+
+    async def go(c: Client) -> tuple[Any, list[tuple[bytes, float]], int]:
+        resp = await c.get(f"{server.url}/sse?n=3&interval_ms=30", stream=True)
+        seen: list[tuple[bytes, float]] = []
+        await resp.consume(lambda data, t: seen.append((data, t)))
+        return resp, seen, metric_sinks(reg, "http_req_duration")
+
+    resp, seen, durations = run(with_client(go, reg))
+    assert resp.error == "" and resp.done
+    assert b"".join(d for d, _ in seen) == (b'data: {"i": 0}\n\ndata: {"i": 1}\n\n'
+                                           b'data: {"i": 2}\n\ndata: [DONE]\n\n')
+    times = [t for _, t in seen]
+    assert times == sorted(times) and times[-1] - times[0] > 0.05  # 30 ms apart
+    assert resp.ended_at is not None and resp.ended_at >= times[-1]
+    [(_, dur)] = durations.items()
+    assert dur.count == 1 and resp.timings.duration == dur.max
+
+
+def test_a_sink_that_raises_fails_its_request_and_raises_to_the_reader(server: Any) -> None:
+    reg = Registry()
+
+    def sink(data: bytes, t: float) -> None:
+        if b'"i": 1' in data:
+            raise RuntimeError("scenario bug")
+
+    async def go(c: Client) -> tuple[Any, str, Any]:
+        resp = await c.get(f"{server.url}/sse?n=4&interval_ms=20", stream=True)
+        try:
+            await resp.consume(sink)
+        except RuntimeError as exc:
+            raised = str(exc)
+        return resp, raised, await c.get(f"{server.url}/hello")
+
+    resp, raised, after = run(with_client(go, reg))
+    assert raised == "scenario bug"
+    assert (resp.error, resp.error_code) == ("stream reader failed", 1000)
+    assert after.status == 200  # the client goes on, on a new connection
+    failed = {dict(k).get("error"): s.trues for k, s in metric_sinks(reg, "http_req_failed")
+              .items()}
+    assert failed == {"stream reader failed": 1, None: 0}

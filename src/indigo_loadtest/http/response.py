@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -282,6 +282,47 @@ class StreamResponse(_BaseResponse):
             self._reading = False
             if ex.complete:
                 self._settle()
+
+    async def consume(self, sink: Callable[[bytes, float], None]) -> None:
+        """Hand every body piece (decoded, for gzip and deflate) and the perf_counter of
+        its arrival to `sink`, then return at the end of the body.
+
+        Pieces that came before the call are handed over at once; each later one within
+        the socket read that brought it, with no task wake-up per read (what makes
+        `iter_chunks` cost more per event). So `sink` must be quick and must not block;
+        it may call `fail()` to end the body. An exception it raises fails the request
+        and is raised here.
+        """
+        ex = self._ex
+        self._reading = True  # measured when this returns (see iter_chunks)
+        try:
+            chunks = ex.chunks
+            while chunks:
+                data, t = chunks.popleft()
+                ex.buffered -= len(data) + PIECE_COST
+                sink(data, t)
+            if not ex.complete:
+                conn = ex.conn
+                if conn is not None and conn.paused:  # nothing is queued any more
+                    conn.resume_stream()
+                ex.sink = sink
+                loop = asyncio.get_running_loop()
+                while not ex.complete:
+                    w = ex.waiter = loop.create_future()
+                    try:
+                        await w
+                    except asyncio.CancelledError:
+                        ex.cancelled = True  # the VU is being stopped: not measured
+                        if ex.conn is not None:
+                            ex.conn.fail(0, "")
+                        raise
+        finally:
+            ex.sink = None
+            self._reading = False
+            if ex.complete:
+                self._settle()
+        if ex.sink_error is not None:
+            raise ex.sink_error
 
     def sse_parser(self) -> SSEParser:
         """An event parser held to this request's SSE limits."""

@@ -72,8 +72,8 @@ class Exchange:
         "body_size", "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding",
         "deadline", "decoded", "decoder", "discard", "error", "error_code", "framed", "fut",
         "head", "headers_done", "headers_fut", "informational", "limits", "line", "location",
-        "nbytes", "raw_headers", "set_cookies", "status", "stream", "t_data", "t_first",
-        "t_headers", "t_last", "user_closed", "waiter",
+        "nbytes", "raw_headers", "set_cookies", "sink", "sink_error", "status", "stream",
+        "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
     )
 
     def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool,
@@ -109,6 +109,10 @@ class Exchange:
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.user_closed = False
         self.waiter: asyncio.Future | None = None
+        # A streamed body's consumer, called with (piece, arrival time) within the read
+        # that brought it (StreamResponse.consume); None: pieces are queued in `chunks`.
+        self.sink: Any = None
+        self.sink_error: BaseException | None = None
         self.deadline = NO_DEADLINE  # loop time at which the exchange times out
         self.conn: Connection | None = None
 
@@ -276,6 +280,14 @@ class Connection(asyncio.Protocol):
                 body = self._decode_piece(ex, body)
                 if not body:
                     return
+            sink = ex.sink
+            if sink is not None:  # consumed where it arrived: no queue, no task wake-up
+                try:
+                    sink(body, ex.t_data)
+                except Exception as exc:  # the consumer's fault, not the server's
+                    ex.sink_error = exc
+                    self.fail(ERR_GENERIC, "stream reader failed")
+                return
             ex.chunks.append((body, ex.t_data))
             ex.buffered += len(body) + PIECE_COST
             if ex.buffered > STREAM_HIGH_WATER and not self.paused:

@@ -1,0 +1,237 @@
+"""Paced streams: the realistic streaming hot path, one event per read, and how true
+the stream timings stay as concurrency grows.
+
+A paced server (`bench/peers/servers.py paced`, target core) sends every stream one
+OpenAI-style chunk each INTERVAL (10 ms, like a model's tokens), each in its own write,
+the streams spread over the interval; each chunk's content is its send time. Three
+readers, pinned to the generator core, keep STREAMS streams going, side by side in one
+run: ours (a scenario whose VUs read each stream through `measure_stream`, all llm_*
+metrics recorded), a plain aiohttp reader, and a bare asyncio protocol that only
+timestamps its reads (the floor). After a warm-up, each notes its own CPU time and the
+events it received over a window: CPU per event, events per CPU-second.
+
+Accuracy: the same server's send times are ground truth (same machine, same monotonic
+clock). Ours, and the floor for reference, record each stream's TTFT error (the first
+token's stamp − its send time) and every inter-token gap's error (measured gap − sent
+gap); p50 and p99 over the window.
+
+    python bench/bench_paced_streams.py [--runs 1] [--duration 5] [--streams 200,1000,5000]
+                                        [--accuracy 500,2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import (
+    GEN_CORE,
+    PEERS_DIR,
+    PYTHON,
+    TARGET_CORE,
+    Measure,
+    Row,
+    background,
+    free_port,
+    log,
+    ours_cmd,
+    pinned,
+    run,
+    table,
+)
+
+INTERVAL_S = 0.010
+EVENTS_PER_STREAM = 100  # a 1 s stream; per-stream costs are 1 % of its events
+WARMUP_S = 3.0  # every stream open and flowing before the window
+STREAMS = (200, 1000, 5000)
+ACCURACY_STREAMS = (500, 2000)
+
+OURS_SCENARIO = '''"""Bench: paced streams read through the LLM stream metrics."""
+import asyncio
+import json
+import time
+from array import array
+
+from indigo_loadtest import env
+from indigo_loadtest.llm.stream_metrics import LLMMetrics, measure_stream
+
+STREAMS, WARMUP, SECONDS = int(env["STREAMS"]), float(env["WARMUP"]), float(env["SECONDS"])
+TRUTH = env.get("TRUTH") == "1"
+URL, OUT = env["BENCH_URL"], env["OUT"]
+options = {"scenarios": {"paced": {"executor": "constant-vus", "vus": STREAMS,
+                                   "duration": f"{WARMUP + SECONDS + 1}s",
+                                   "gracefulStop": "0s"}}}
+llm = LLMMetrics()
+state = {"events": 0, "open": False, "sampler": None}
+ttft_err, itl_err, delay = array("d"), array("d"), array("d")
+
+
+def percentiles(values):
+    if not values:
+        return {"p50": None, "p99": None, "n": 0}
+    s = sorted(values)
+    return {"p50": s[len(s) // 2], "p99": s[min(len(s) - 1, int(len(s) * 0.99))], "n": len(s)}
+
+
+async def sample():
+    await asyncio.sleep(WARMUP)
+    state["open"] = True
+    e0, c0, t0 = state["events"], time.process_time(), time.perf_counter()
+    await asyncio.sleep(SECONDS)
+    e1, c1, t1 = state["events"], time.process_time(), time.perf_counter()
+    state["open"] = False
+    out = {"events": e1 - e0, "seconds": t1 - t0, "cpu_seconds": c1 - c0}
+    if TRUTH:
+        out["ttft_err_us"], out["itl_err_us"] = percentiles(ttft_err), percentiles(itl_err)
+        out["delay_us"] = percentiles(delay)
+    with open(OUT, "w") as f:
+        json.dump(out, f)
+
+
+def errors(res):
+    """Stamps against the send times carried in the content (perf_counter and
+    monotonic are the same clock on Linux)."""
+    stamps, sent = res.token_times, [float(x) for x in res.text.split()]
+    if not stamps or len(sent) != len(stamps):
+        return
+    ttft_err.append((stamps[0] - sent[0]) * 1e6)
+    delay.extend((a - b) * 1e6 for a, b in zip(stamps, sent))
+    for i in range(1, len(stamps)):
+        itl_err.append(((stamps[i] - stamps[i - 1]) - (sent[i] - sent[i - 1])) * 1e6)
+
+
+async def default(vu):
+    if state["sampler"] is None:
+        state["sampler"] = asyncio.ensure_future(sample())
+    resp = await vu.http.get(URL, stream=True)
+    res = await measure_stream(resp, metrics=llm)
+    if state["open"]:
+        # Counted when the stream ends: streams end all the time, evenly, so the
+        # window's count is unbiased (no per-event hook in the measured path).
+        state["events"] += len(res.token_times)
+        if TRUTH:
+            errors(res)
+'''
+
+
+def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
+    with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
+        tmp = Path(d)
+        script = tmp / "bench_paced.py"
+        script.write_text(OURS_SCENARIO)
+        out = tmp / "window.json"
+        env = {"BENCH_URL": url, "STREAMS": str(streams), "WARMUP": str(WARMUP_S),
+               "SECONDS": str(seconds), "OUT": str(out), "TRUTH": "1" if truth else "0"}
+        cmd = ours_cmd("run", str(script), "--workers", "1", "--quiet", "--no-summary",
+                       "--summary-export", str(tmp / "summary.json"),
+                       *[a for k, v in env.items() for a in ("--env", f"{k}={v}")])
+        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + 120, cwd=tmp)
+        return json.loads(out.read_text())
+
+
+def reference(kind: str, url: str, streams: int, seconds: float, truth: bool = False) -> dict:
+    cmd = [PYTHON, str(PEERS_DIR / "paced_readers.py"), kind, url, str(streams),
+           str(WARMUP_S), str(seconds), *(["--truth"] if truth else [])]
+    res = run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + 120)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def paced_server(streams: int):
+    port = free_port()
+    cmd = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "paced", str(port), str(INTERVAL_S),
+                  str(EVENTS_PER_STREAM)], TARGET_CORE)
+    return port, background(cmd, port=port)
+
+
+READERS = {
+    "ours": lambda url, n, s, truth=False: ours(url, n, s, truth),
+    "aiohttp reader": lambda url, n, s, truth=False: reference("aiohttp", url, n, s, truth),
+    "bare protocol (floor)": lambda url, n, s, truth=False: reference("floor", url, n, s,
+                                                                      truth),
+}
+
+
+def cpu_rows(runs: int, seconds: float, levels: tuple[int, ...]) -> list[Row]:
+    rows: list[Row] = []
+    for streams in levels:
+        port, server = paced_server(streams)
+        with server:
+            url = f"http://127.0.0.1:{port}/stream"
+            per_event = {k: Measure(k, "µs/event") for k in READERS}
+            rate = {k: Measure(k, "events/s") for k in READERS}
+            for i in range(runs):
+                for name, fn in READERS.items():  # interleaved: noise hits all alike
+                    try:
+                        w = fn(url, streams, seconds)
+                    except Exception as e:  # a reader that fails is reported, not fatal
+                        log(f"{name} {streams} streams failed: {e}")
+                        per_event[name].note = str(e).splitlines()[0][:80]
+                        continue
+                    us = w["cpu_seconds"] / w["events"] * 1e6 if w["events"] else float("nan")
+                    per_event[name].samples.append(us)
+                    rate[name].samples.append(w["events"] / w["seconds"])
+                    reads = f", {w['reads'] / w['events']:.2f} reads/event" if w.get(
+                        "reads") else ""
+                    log(f"{name}, {streams} streams, run {i + 1}/{runs}: {us:.2f} µs/event, "
+                        f"{w['events'] / w['seconds']:,.0f} events/s{reads}")
+        ours_m = per_event["ours"]
+        for ref in ("aiohttp reader", "bare protocol (floor)"):
+            row = Row(f"paced streams (10 ms apart), CPU per event, {streams:,} streams",
+                      ours_m, per_event[ref], "≥ 2× aiohttp" if ref.startswith("aiohttp")
+                      else "≤ 1.5× floor", higher_is_better=False)
+            if row.ratio is not None:
+                row.verdict = row.ratio >= 2.0 if ref.startswith("aiohttp") else (
+                    1 / row.ratio <= 1.5)
+            rows.append(row)
+        rows.append(Row(f"paced streams, events received/s, {streams:,} streams",
+                        rate["ours"], rate["aiohttp reader"]))
+    return rows
+
+
+def accuracy_rows(seconds: float, levels: tuple[int, ...]) -> list[Row]:
+    rows: list[Row] = []
+    for streams in levels:
+        port, server = paced_server(streams)
+        with server:
+            url = f"http://127.0.0.1:{port}/stream"
+            for name in ("ours", "bare protocol (floor)"):
+                w = READERS[name](url, streams, seconds, True)
+                for key, what in (("ttft_err_us", "TTFT error"), ("itl_err_us", "ITL gap error")):
+                    p = w[key]
+                    log(f"{name}, {streams} streams: {what} p50 {p['p50']} µs, p99 {p['p99']} "
+                        f"µs ({p['n']} samples)")
+                    for q in ("p50", "p99"):
+                        m = Measure(f"{name} {q}", "µs")
+                        if p[q] is not None:
+                            m.samples.append(p[q])
+                        rows.append(Row(f"{what} (measured − sent), {streams:,} streams", m))
+    return rows
+
+
+def bench(runs: int, seconds: float, levels: tuple[int, ...] = STREAMS,
+          accuracy: tuple[int, ...] = ACCURACY_STREAMS) -> list[Row]:
+    return cpu_rows(runs, seconds, levels) + accuracy_rows(seconds, accuracy)
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=5.0, help="window seconds per run")
+    ap.add_argument("--streams", default=",".join(map(str, STREAMS)))
+    ap.add_argument("--accuracy", default=",".join(map(str, ACCURACY_STREAMS)))
+    args = ap.parse_args()
+    rows = bench(args.runs, args.duration, _levels(args.streams), _levels(args.accuracy))
+    print(table(rows))
+    print(json.dumps({r.target + " | " + r.ours.label: statistics.median(r.ours.samples)
+                      for r in rows if r.ours.samples}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
