@@ -12,8 +12,11 @@ events it received over a window: CPU per event, events per CPU-second.
 
 Accuracy: the same server's send times are ground truth (same machine, same monotonic
 clock). Ours, and the floor for reference, record each stream's TTFT error (the first
-token's stamp − its send time) and every inter-token gap's error (measured gap − sent
-gap); p50 and p99 over the window.
+token's stamp − its send time), every inter-token gap's error (measured gap − sent
+gap) and every event's delay (stamp − send time); p50 and p99 over the window. The
+server then sends ACCURACY_RATE events/s in all (events further apart than 10 ms for
+2,000 streams): near its own core's limit it delivers late, which is not the reader's
+error.
 
     python bench/bench_paced_streams.py [--runs 1] [--duration 5] [--streams 200,1000,5000]
                                         [--accuracy 500,2000]
@@ -48,24 +51,27 @@ EVENTS_PER_STREAM = 100  # a 1 s stream; per-stream costs are 1 % of its events
 WARMUP_S = 3.0  # every stream open and flowing before the window
 STREAMS = (200, 1000, 5000)
 ACCURACY_STREAMS = (500, 2000)
+ACCURACY_RATE = 20_000  # events/s the truth server sends in the accuracy runs
 
 OURS_SCENARIO = '''"""Bench: paced streams read through the LLM stream metrics."""
 import asyncio
 import json
 import time
 from array import array
+from bisect import bisect_left
 
 from indigo_loadtest import env
 from indigo_loadtest.llm.stream_metrics import LLMMetrics, measure_stream
 
 STREAMS, WARMUP, SECONDS = int(env["STREAMS"]), float(env["WARMUP"]), float(env["SECONDS"])
+TAIL = float(env["TAIL"])  # long enough for every stream open at the window's end to end
 TRUTH = env.get("TRUTH") == "1"
 URL, OUT = env["BENCH_URL"], env["OUT"]
 options = {"scenarios": {"paced": {"executor": "constant-vus", "vus": STREAMS,
-                                   "duration": f"{WARMUP + SECONDS + 1}s",
+                                   "duration": f"{WARMUP + SECONDS + TAIL}s",
                                    "gracefulStop": "0s"}}}
 llm = LLMMetrics()
-state = {"events": 0, "open": False, "sampler": None}
+state = {"events": 0, "open": False, "sampler": None, "window": (0.0, 0.0), "pending": 0}
 ttft_err, itl_err, delay = array("d"), array("d"), array("d")
 
 
@@ -79,11 +85,16 @@ def percentiles(values):
 async def sample():
     await asyncio.sleep(WARMUP)
     state["open"] = True
-    e0, c0, t0 = state["events"], time.process_time(), time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
+    state["window"] = (t0, float("inf"))
     await asyncio.sleep(SECONDS)
-    e1, c1, t1 = state["events"], time.process_time(), time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
+    state["window"] = (t0, t1)
     state["open"] = False
-    out = {"events": e1 - e0, "seconds": t1 - t0, "cpu_seconds": c1 - c0}
+    # The tokens that arrived in the window are counted once their streams have ended.
+    while state["pending"] and time.perf_counter() < t1 + TAIL - 0.5:
+        await asyncio.sleep(0.1)
+    out = {"events": state["events"], "seconds": t1 - t0, "cpu_seconds": c1 - c0}
     if TRUTH:
         out["ttft_err_us"], out["itl_err_us"] = percentiles(ttft_err), percentiles(itl_err)
         out["delay_us"] = percentiles(delay)
@@ -106,15 +117,27 @@ def errors(res):
 async def default(vu):
     if state["sampler"] is None:
         state["sampler"] = asyncio.ensure_future(sample())
+    started_open = state["open"] or state["window"][0] == 0.0
+    state["pending"] += started_open
     resp = await vu.http.get(URL, stream=True)
     res = await measure_stream(resp, metrics=llm)
-    if state["open"]:
-        # Counted when the stream ends: streams end all the time, evenly, so the
-        # window's count is unbiased (no per-event hook in the measured path).
-        state["events"] += len(res.token_times)
-        if TRUTH:
+    state["pending"] -= started_open
+    # Every token whose arrival falls in the window, counted once its stream has ended
+    # (no per-event hook in the measured path; the times are sorted: two bisections).
+    w0, w1 = state["window"]
+    if w0:
+        tt = res.token_times
+        state["events"] += bisect_left(tt, w1) - bisect_left(tt, w0)
+        if TRUTH and state["open"]:
             errors(res)
 '''
+
+
+def tail_s(streams: int) -> float:
+    """Time after the window for the streams open at its end to end: a stream lasts
+    EVENTS × INTERVAL, longer when the server cannot keep up (about 65,000 events/s on
+    one core of the benchmark machine)."""
+    return 2 + 1.5 * EVENTS_PER_STREAM * max(INTERVAL_S, streams / 65_000)
 
 
 def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
@@ -124,11 +147,13 @@ def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
         script.write_text(OURS_SCENARIO)
         out = tmp / "window.json"
         env = {"BENCH_URL": url, "STREAMS": str(streams), "WARMUP": str(WARMUP_S),
-               "SECONDS": str(seconds), "OUT": str(out), "TRUTH": "1" if truth else "0"}
+               "SECONDS": str(seconds), "TAIL": str(tail_s(streams)), "OUT": str(out),
+               "TRUTH": "1" if truth else "0"}
         cmd = ours_cmd("run", str(script), "--workers", "1", "--quiet", "--no-summary",
                        "--summary-export", str(tmp / "summary.json"),
                        *[a for k, v in env.items() for a in ("--env", f"{k}={v}")])
-        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + 120, cwd=tmp)
+        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail_s(streams) + 120,
+            cwd=tmp)
         return json.loads(out.read_text())
 
 
@@ -139,9 +164,9 @@ def reference(kind: str, url: str, streams: int, seconds: float, truth: bool = F
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def paced_server(streams: int):
+def paced_server(interval: float = INTERVAL_S):
     port = free_port()
-    cmd = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "paced", str(port), str(INTERVAL_S),
+    cmd = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "paced", str(port), str(interval),
                   str(EVENTS_PER_STREAM)], TARGET_CORE)
     return port, background(cmd, port=port)
 
@@ -157,7 +182,7 @@ READERS = {
 def cpu_rows(runs: int, seconds: float, levels: tuple[int, ...]) -> list[Row]:
     rows: list[Row] = []
     for streams in levels:
-        port, server = paced_server(streams)
+        port, server = paced_server()
         with server:
             url = f"http://127.0.0.1:{port}/stream"
             per_event = {k: Measure(k, "µs/event") for k in READERS}
@@ -191,23 +216,36 @@ def cpu_rows(runs: int, seconds: float, levels: tuple[int, ...]) -> list[Row]:
     return rows
 
 
+ACCURACY_KEYS = (("ttft_err_us", "TTFT error"), ("itl_err_us", "ITL gap error"),
+                 ("delay_us", "event delay"))
+
+
+def accuracy_interval(streams: int) -> float:
+    """Events ~10 ms apart, or further apart where that would take the truth server
+    past ACCURACY_RATE: a server near its core's limit delivers late, and its own
+    delay would be measured, not the reader's."""
+    return max(INTERVAL_S, streams / ACCURACY_RATE)
+
+
 def accuracy_rows(seconds: float, levels: tuple[int, ...]) -> list[Row]:
     rows: list[Row] = []
     for streams in levels:
-        port, server = paced_server(streams)
+        interval = accuracy_interval(streams)
+        port, server = paced_server(interval)
         with server:
             url = f"http://127.0.0.1:{port}/stream"
             for name in ("ours", "bare protocol (floor)"):
                 w = READERS[name](url, streams, seconds, True)
-                for key, what in (("ttft_err_us", "TTFT error"), ("itl_err_us", "ITL gap error")):
+                for key, what in ACCURACY_KEYS:
                     p = w[key]
-                    log(f"{name}, {streams} streams: {what} p50 {p['p50']} µs, p99 {p['p99']} "
-                        f"µs ({p['n']} samples)")
+                    log(f"{name}, {streams} streams, {interval * 1000:g} ms apart: {what} "
+                        f"p50 {p['p50']} µs, p99 {p['p99']} µs ({p['n']} samples)")
                     for q in ("p50", "p99"):
                         m = Measure(f"{name} {q}", "µs")
                         if p[q] is not None:
                             m.samples.append(p[q])
-                        rows.append(Row(f"{what} (measured − sent), {streams:,} streams", m))
+                        rows.append(Row(f"{what} (measured − sent), {streams:,} streams, "
+                                        f"{interval * 1000:g} ms apart", m))
     return rows
 
 
