@@ -102,16 +102,19 @@ async def sample():
         json.dump(out, f)
 
 
-def errors(res):
+def errors(res, w0, w1):
     """Stamps against the send times carried in the content (perf_counter and
-    monotonic are the same clock on Linux)."""
+    monotonic are the same clock on Linux), for the tokens that arrived in the window."""
     stamps, sent = res.token_times, [float(x) for x in res.text.split()]
     if not stamps or len(sent) != len(stamps):
         return
-    ttft_err.append((stamps[0] - sent[0]) * 1e6)
-    delay.extend((a - b) * 1e6 for a, b in zip(stamps, sent))
-    for i in range(1, len(stamps)):
-        itl_err.append(((stamps[i] - stamps[i - 1]) - (sent[i] - sent[i - 1])) * 1e6)
+    if w0 <= stamps[0] < w1:
+        ttft_err.append((stamps[0] - sent[0]) * 1e6)
+    for i in range(len(stamps)):
+        if w0 <= stamps[i] < w1:
+            delay.append((stamps[i] - sent[i]) * 1e6)
+            if i:
+                itl_err.append(((stamps[i] - stamps[i - 1]) - (sent[i] - sent[i - 1])) * 1e6)
 
 
 async def default(vu):
@@ -128,16 +131,22 @@ async def default(vu):
     if w0:
         tt = res.token_times
         state["events"] += bisect_left(tt, w1) - bisect_left(tt, w0)
-        if TRUTH and state["open"]:
-            errors(res)
+        if TRUTH:
+            errors(res, w0, w1)
 '''
 
 
-def tail_s(streams: int) -> float:
+def events_per_stream(interval: float) -> int:
+    """EVENTS_PER_STREAM, fewer for events further apart: every stream lasts about 1 s,
+    so each window sees streams start (TTFT) as well as go on (ITL)."""
+    return max(10, min(EVENTS_PER_STREAM, round(1.0 / interval)))
+
+
+def tail_s(streams: int, interval: float = INTERVAL_S) -> float:
     """Time after the window for the streams open at its end to end: a stream lasts
-    EVENTS × INTERVAL, longer when the server cannot keep up (about 65,000 events/s on
-    one core of the benchmark machine)."""
-    return 2 + 1.5 * EVENTS_PER_STREAM * max(INTERVAL_S, streams / 65_000)
+    its events × interval, longer when the server cannot keep up (about 65,000 events/s
+    on one core of the benchmark machine)."""
+    return 2 + 1.5 * events_per_stream(interval) * max(interval, streams / 65_000)
 
 
 def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
@@ -146,28 +155,37 @@ def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
         script = tmp / "bench_paced.py"
         script.write_text(OURS_SCENARIO)
         out = tmp / "window.json"
+        tail = tail_s(streams, accuracy_interval(streams) if truth else INTERVAL_S)
         env = {"BENCH_URL": url, "STREAMS": str(streams), "WARMUP": str(WARMUP_S),
-               "SECONDS": str(seconds), "TAIL": str(tail_s(streams)), "OUT": str(out),
+               "SECONDS": str(seconds), "TAIL": str(tail), "OUT": str(out),
                "TRUTH": "1" if truth else "0"}
         cmd = ours_cmd("run", str(script), "--workers", "1", "--quiet", "--no-summary",
                        "--summary-export", str(tmp / "summary.json"),
+                       "--summary-trend-stats", "med,p(99),max",
                        *[a for k, v in env.items() for a in ("--env", f"{k}={v}")])
-        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail_s(streams) + 120,
-            cwd=tmp)
-        return json.loads(out.read_text())
+        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail + 120, cwd=tmp)
+        window = json.loads(out.read_text())
+        # The run's own health (whole run): its loop lag, and its wait for a CPU that
+        # other processes held, which the error figures include.
+        metrics = json.loads((tmp / "summary.json").read_text())["metrics"]
+        for name in ("generator_loop_lag", "generator_cpu_wait", "generator_cpu_percent"):
+            if name in metrics:
+                window[name] = {k: metrics[name].get(k) for k in ("med", "p(99)")}
+        return window
 
 
 def reference(kind: str, url: str, streams: int, seconds: float, truth: bool = False) -> dict:
+    tail = tail_s(streams, accuracy_interval(streams) if truth else INTERVAL_S)
     cmd = [PYTHON, str(PEERS_DIR / "paced_readers.py"), kind, url, str(streams),
-           str(WARMUP_S), str(seconds), *(["--truth"] if truth else [])]
-    res = run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + 120)
+           str(WARMUP_S), str(seconds), str(tail), *(["--truth"] if truth else [])]
+    res = run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail + 120)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def paced_server(interval: float = INTERVAL_S):
     port = free_port()
     cmd = pinned([PYTHON, str(PEERS_DIR / "servers.py"), "paced", str(port), str(interval),
-                  str(EVENTS_PER_STREAM)], TARGET_CORE)
+                  str(events_per_stream(interval))], TARGET_CORE)
     return port, background(cmd, port=port)
 
 
@@ -236,6 +254,9 @@ def accuracy_rows(seconds: float, levels: tuple[int, ...]) -> list[Row]:
             url = f"http://127.0.0.1:{port}/stream"
             for name in ("ours", "bare protocol (floor)"):
                 w = READERS[name](url, streams, seconds, True)
+                health = {k: v for k, v in w.items() if k.startswith("generator_")}
+                if health:
+                    log(f"{name}, {streams} streams: health {health}")
                 for key, what in ACCURACY_KEYS:
                     p = w[key]
                     log(f"{name}, {streams} streams, {interval * 1000:g} ms apart: {what} "

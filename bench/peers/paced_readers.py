@@ -2,14 +2,16 @@
 benchmark tools do) and a bare asyncio protocol that only timestamps its reads (the
 floor: what one event per read costs before any HTTP or SSE work).
 
-    python paced_readers.py aiohttp|floor URL STREAMS WARMUP SECONDS [--truth]
+    python paced_readers.py aiohttp|floor URL STREAMS WARMUP SECONDS [TAIL] [--truth]
 
 STREAMS readers each request the stream at URL again and again. After WARMUP seconds
 (every stream open and flowing), the process's CPU time and the events received are
 noted; SECONDS later again. Prints one JSON line: {"events", "seconds", "cpu_seconds",
 "reads"} over that window. With --truth, each event's content is its send time
 (`bench/peers/servers.py paced`): it also prints the TTFT error (first event's stamp −
-its send time) and each inter-token gap's error (measured gap − sent gap), in µs.
+its send time), each inter-token gap's error (measured gap − sent gap) and each event's
+delay (stamp − send time), in µs, for the tokens that arrived in the window (the floor
+waits up to TAIL seconds for the streams open at its end).
 """
 
 from __future__ import annotations
@@ -37,15 +39,21 @@ class Window:
         self.ttft_err = array("d")
         self.itl_err = array("d")
         self.delay = array("d")
-        self.open = True  # errors are kept only inside the window
+        self.window = (0.0, 0.0)  # errors are kept for the tokens that arrived in it
+        self.in_flight = 0  # streams not yet ended
 
     def stream_errors(self, stamps: list[float], sent: list[float]) -> None:
-        if not self.truth or not stamps or not self.open:
+        w0, w1 = self.window
+        if not self.truth or not stamps or not w0:
             return
-        self.ttft_err.append((stamps[0] - sent[0]) * 1e6)
-        self.delay.extend((a - b) * 1e6 for a, b in zip(stamps, sent, strict=True))
-        for i in range(1, len(stamps)):
-            self.itl_err.append(((stamps[i] - stamps[i - 1]) - (sent[i] - sent[i - 1])) * 1e6)
+        if w0 <= stamps[0] < w1:
+            self.ttft_err.append((stamps[0] - sent[0]) * 1e6)
+        for i in range(len(stamps)):
+            if w0 <= stamps[i] < w1:
+                self.delay.append((stamps[i] - sent[i]) * 1e6)
+                if i:
+                    self.itl_err.append(((stamps[i] - stamps[i - 1])
+                                         - (sent[i] - sent[i - 1])) * 1e6)
 
 
 def _sent_time(event: bytes) -> float:
@@ -124,7 +132,10 @@ class FloorProtocol(asyncio.Protocol):
         if data.endswith(b"0\r\n\r\n"):  # the stream's last chunk: the next request
             w.stream_errors(self.stamps, self.sent)
             self.stamps, self.sent = [], []
-            self.transport.write(self.request)  # type: ignore[attr-defined]
+            if w.window[1] == 0.0 or w.window[1] == float("inf"):
+                self.transport.write(self.request)  # type: ignore[attr-defined]
+            else:  # the window has closed: no new stream
+                w.in_flight -= 1
 
 
 async def floor_readers(url: str, streams: int, w: Window, stop: asyncio.Event) -> None:
@@ -133,6 +144,7 @@ async def floor_readers(url: str, streams: int, w: Window, stop: asyncio.Event) 
                "Accept: text/event-stream\r\n\r\n").encode()
     loop = asyncio.get_running_loop()
     transports = []
+    w.in_flight = streams
     for _ in range(streams):
         tr, _p = await loop.create_connection(lambda: FloorProtocol(request, w),
                                               parts.hostname, parts.port)
@@ -151,18 +163,20 @@ def percentiles(values: array) -> dict[str, float | None]:
 
 
 async def main(kind: str, url: str, streams: int, warmup: float, seconds: float,
-               truth: bool) -> None:
+               truth: bool, tail: float) -> None:
     w = Window(truth)
-    w.open = False
     stop = asyncio.Event()
     readers = aiohttp_readers if kind == "aiohttp" else floor_readers
     task = asyncio.ensure_future(readers(url, streams, w, stop))
     await asyncio.sleep(warmup)
-    w.open = True
     e0, r0, c0, t0 = w.events, w.reads, time.process_time(), _perf()
+    w.window = (t0, float("inf"))
     await asyncio.sleep(seconds)
     e1, r1, c1, t1 = w.events, w.reads, time.process_time(), _perf()
-    w.open = False
+    w.window = (t0, t1)
+    if truth and kind == "floor":  # the streams open at the window's end: their tokens
+        while w.in_flight > 0 and _perf() < t1 + tail:  # that arrived in it count too
+            await asyncio.sleep(0.1)
     stop.set()
     await task
     out = {"events": e1 - e0, "reads": r1 - r0, "seconds": t1 - t0, "cpu_seconds": c1 - c0}
@@ -175,7 +189,7 @@ async def main(kind: str, url: str, streams: int, warmup: float, seconds: float,
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--truth"]
-    if len(args) != 5 or args[0] not in ("aiohttp", "floor"):
+    if len(args) not in (5, 6) or args[0] not in ("aiohttp", "floor"):
         raise SystemExit(__doc__)
     uvloop.run(main(args[0], args[1], int(args[2]), float(args[3]), float(args[4]),
-                    "--truth" in sys.argv))
+                    "--truth" in sys.argv, float(args[5]) if len(args) == 6 else 0.0))
