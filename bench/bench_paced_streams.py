@@ -16,7 +16,8 @@ token's stamp − its send time), every inter-token gap's error (measured gap �
 gap) and every event's delay (stamp − send time); p50 and p99 over the window. The
 server then sends ACCURACY_RATE events/s in all (events further apart than 10 ms for
 2,000 streams): near its own core's limit it delivers late, which is not the reader's
-error.
+error. The server draws each stream's length (half to one and a half times the mean),
+so streams do not all end on the same tick.
 
     python bench/bench_paced_streams.py [--runs 1] [--duration 5] [--streams 200,1000,5000]
                                         [--accuracy 500,2000]

@@ -17,7 +17,10 @@
         spread over the interval's 1 ms phases, and each event is an OpenAI-style
         chat-completion chunk whose content is its send time (`time.monotonic()`,
         the clock `time.perf_counter()` reads on Linux): ground truth for a reader's
-        timestamps on the same machine. Ends each stream with `data: [DONE]`.
+        timestamps on the same machine. A stream has EVENTS/2 to 3·EVENTS/2 events (a
+        seeded draw: on average EVENTS), so streams do not all end on the same tick, as
+        the replies of a real model do not; then `data: [DONE]`. The headers carry
+        `X-Sent`, their own send time.
 
 Listens on 127.0.0.1 only.
 """
@@ -25,6 +28,7 @@ Listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sys
 import time
@@ -141,6 +145,8 @@ class PacedServer:
     def __init__(self, interval: float, events: int) -> None:
         self.interval = interval
         self.events = events
+        self.lengths = random.Random(16)  # the same draws in every run
+        self.length: dict[PacedProtocol, int] = {}
         self.groups: list[set[PacedProtocol]] = [set() for _ in range(self.PHASES)]
         self.where: dict[PacedProtocol, int] = {}
         self.turn = 0
@@ -151,10 +157,12 @@ class PacedServer:
         if group is None:  # a new connection joins the next phase, round-robin
             group = self.where[p] = self.turn
             self.turn = (self.turn + 1) % self.PHASES
+        self.length[p] = self.lengths.randint(max(1, self.events // 2), self.events * 3 // 2)
         self.groups[group].add(p)
 
     def remove(self, p: PacedProtocol) -> None:
         group = self.where.pop(p, None)
+        self.length.pop(p, None)
         if group is not None:
             self.groups[group].discard(p)
 
@@ -163,7 +171,7 @@ class PacedServer:
         step = self.interval / self.PHASES
         due = loop.time()
         phase = 0
-        event, now = self.EVENT, time.monotonic
+        event, now, length = self.EVENT, time.monotonic, self.length
         while True:
             due += step
             delay = due - loop.time()
@@ -174,7 +182,7 @@ class PacedServer:
             group = self.groups[phase]
             for p in list(group):
                 p.sent += 1
-                if p.sent > self.events:
+                if p.sent > length[p]:
                     group.discard(p)  # keep-alive: its next request joins again
                     p.sent = -1
                     p.transport.write(self.LAST)  # type: ignore[attr-defined]
