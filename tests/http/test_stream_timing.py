@@ -111,8 +111,8 @@ def test_events_keep_the_time_of_their_read_while_the_reader_is_slow(
 
 
 def test_consume_hands_each_read_over_as_it_arrives(server: Any) -> None:
-    """The reader's fast path: pieces reach the sink inside the read that brought them,
-    with that read's time; the request is measured once the sink has seen the end."""
+    """The reader's fast path: pieces reach the sink as they come, each with the time of
+    the read that brought it; the request is measured once the sink has seen the end."""
     reg = Registry()
 
     async def go(c: Client) -> tuple[Any, list[tuple[bytes, float]], int]:
@@ -154,3 +154,52 @@ def test_a_sink_that_raises_fails_its_request_and_raises_to_the_reader(server: A
     failed = {dict(k).get("error"): s.trues for k, s in metric_sinks(reg, "http_req_failed")
               .items()}
     assert failed == {"stream reader failed": 1, None: 0}
+
+
+def test_a_slow_sink_does_not_delay_the_stamps_of_reads_in_the_same_loop_pass(
+        raw_server: Any) -> None:
+    """Events of two streams that are ready in the same event-loop pass are both stamped
+    before either is parsed: a stream's parsing never makes another's timestamps late."""
+    both_asked = asyncio.Event()
+    asked: list[asyncio.StreamWriter] = []
+
+    async def two_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        asked.append(writer)
+        if len(asked) == 2:
+            await asyncio.sleep(0.03)  # meanwhile the client's loop is held (below)
+            event = b'data: {"i": 1}\n\n'
+            for w in asked:
+                w.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+            both_asked.set()
+        await both_asked.wait()
+        await writer.drain()
+        writer.close()
+
+    url = raw_server(two_streams)
+    stamps: dict[str, float] = {}
+
+    def slow_sink(name: str) -> Any:
+        def sink(data: bytes, t: float) -> None:
+            if b"data:" in data:
+                stamps[name] = t
+                time.sleep(PARSE_DELAY_S)  # a parse this slow holds the loop
+        return sink
+
+    async def go() -> None:
+        clients = [Client(Registry()), Client(Registry())]
+        try:
+            a, b = [await c.get(url, stream=True) for c in clients]
+            # Hold the loop while the server writes to both: their reads are then ready
+            # together, in one pass.
+            asyncio.get_running_loop().call_later(0.01, time.sleep, 0.06)
+            await asyncio.gather(a.consume(slow_sink("a")), b.consume(slow_sink("b")))
+        finally:
+            for c in clients:
+                await c.close()
+
+    run(go())
+    assert set(stamps) == {"a", "b"}
+    assert abs(stamps["a"] - stamps["b"]) < PARSE_DELAY_S / 2

@@ -11,7 +11,7 @@ import orjson
 from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
 from .sse import SSEEvent, SSELimitError, SSEParser
-from .transport import PIECE_COST, STREAM_LOW_WATER
+from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink
 
 if TYPE_CHECKING:
     from .transport import Exchange
@@ -287,35 +287,30 @@ class StreamResponse(_BaseResponse):
         """Hand every body piece (decoded, for gzip and deflate) and the perf_counter of
         its arrival to `sink`, then return at the end of the body.
 
-        Pieces that came before the call are handed over at once; each later one within
-        the socket read that brought it, with no task wake-up per read (what makes
-        `iter_chunks` cost more per event). So `sink` must be quick and must not block;
-        it may call `fail()` to end the body. An exception it raises fails the request
-        and is raised here.
+        Pieces that came before the call are handed over at once; later ones once per
+        event-loop pass, after every read of that pass has been stamped, by a plain
+        callback: no future and no task wake-up per read (what makes `iter_chunks` cost
+        more per event). So `sink` must be quick and must not block; it may call
+        `fail()` to end the body. An exception it raises fails the request and is
+        raised here.
         """
         ex = self._ex
         self._reading = True  # measured when this returns (see iter_chunks)
         try:
-            chunks = ex.chunks
-            while chunks:
-                data, t = chunks.popleft()
-                ex.buffered -= len(data) + PIECE_COST
-                sink(data, t)
-            if not ex.complete:
-                conn = ex.conn
-                if conn is not None and conn.paused:  # nothing is queued any more
-                    conn.resume_stream()
-                ex.sink = sink
-                loop = asyncio.get_running_loop()
-                while not ex.complete:
-                    w = ex.waiter = loop.create_future()
-                    try:
-                        await w
-                    except asyncio.CancelledError:
-                        ex.cancelled = True  # the VU is being stopped: not measured
-                        if ex.conn is not None:
-                            ex.conn.fail(0, "")
-                        raise
+            loop = asyncio.get_running_loop()
+            ex.sink, ex.sink_loop = sink, loop
+            drain_sink(ex)  # what came before this call
+            while not ex.complete:
+                w = ex.waiter = loop.create_future()
+                try:
+                    await w
+                except asyncio.CancelledError:
+                    ex.cancelled = True  # the VU is being stopped: not measured
+                    if ex.conn is not None:
+                        ex.conn.fail(0, "")
+                    raise
+            if ex.sink_error is None:  # what the last pass brought, if not drained yet
+                drain_sink(ex)
         finally:
             ex.sink = None
             self._reading = False

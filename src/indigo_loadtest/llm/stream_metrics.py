@@ -426,9 +426,10 @@ async def _read_events(resp: Any, iter_chunks: Any, meter: StreamMeter) -> None:
 
 async def _consume_events(resp: Any, consume: Any, parser: SSEParser,
                           meter: StreamMeter) -> None:
-    """The HTTP client's fast path: each read's events are parsed and metered inside the
-    read itself (`StreamResponse.consume`), so one event per read, the usual LLM stream,
-    costs no task wake-up, no future and no async-generator step."""
+    """The HTTP client's fast path (`StreamResponse.consume`): the events of each loop
+    pass's reads are parsed and metered by one plain callback after all of that pass's
+    reads are stamped, so one event per read, the usual LLM stream, costs no task
+    wake-up, no future and no async-generator step."""
     feed, parse = meter.feed, parser.feed
 
     def sink(data: bytes, t: float) -> None:
