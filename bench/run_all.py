@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_arrival
 import bench_memory
 import bench_overhead
+import bench_paced_streams
 import bench_streaming
 import bench_vs_peers
 import bench_workers
@@ -66,6 +67,7 @@ def steps(runs: int, quick: bool) -> dict[str, Callable[[], list[Row]]]:
     d = 3.0 if quick else 10.0
     return {
         "peers": lambda: bench_vs_peers.bench(runs, d),
+        "paced": lambda: bench_paced_streams.bench(runs, 3.0 if quick else 5.0),
         "streaming": lambda: bench_streaming.bench(runs, d),
         "memory": lambda: bench_memory.bench(runs),
         "workers": lambda: bench_workers.bench(runs, d),

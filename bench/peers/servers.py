@@ -11,12 +11,24 @@
         10,000 open streams cost the server little. Prints the peak number of open
         streams to stdout when stopped (SIGTERM/SIGINT).
 
+    python servers.py paced PORT INTERVAL EVENTS
+        Like drip, but paced as a model server: every stream gets one event per
+        INTERVAL in its own write (so a reader gets one event per read), streams are
+        spread over the interval's 1 ms phases, and each event is an OpenAI-style
+        chat-completion chunk whose content is its send time (`time.monotonic()`,
+        the clock `time.perf_counter()` reads on Linux): ground truth for a reader's
+        timestamps on the same machine. A stream has EVENTS/2 to 3·EVENTS/2 events (a
+        seeded draw: on average EVENTS), so streams do not all end on the same tick, as
+        the replies of a real model do not; then `data: [DONE]`. The headers carry
+        `X-Sent`, their own send time.
+
 Listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sys
 import time
@@ -102,12 +114,91 @@ class DripServer:
                     p.transport.write(self.CHUNK)  # type: ignore[attr-defined]
 
 
+class PacedProtocol(DripProtocol):
+    """One paced SSE stream per request; the server's phase ticks feed it."""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.sent < 0 and b"\r\n\r\n" in self.buf:
+            self.buf = b""
+            self.sent = 0
+            self.transport.write(  # type: ignore[attr-defined]
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"X-Sent: %.7f\r\nTransfer-Encoding: chunked\r\n\r\n" % time.monotonic()
+            )
+            self.server.add(self)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.remove(self)  # type: ignore[attr-defined]
+
+
+class PacedServer:
+    """Streams in PHASES groups, one group served per 1/PHASES of the interval."""
+
+    PHASES = 10
+    EVENT = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk",'
+             b'"created":1700000000,"model":"bench","choices":[{"index":0,'
+             b'"delta":{"content":"%.7f "},"finish_reason":null}]}\n\n')
+    DONE = b"data: [DONE]\n\n"
+    LAST = b"%x\r\n%s\r\n0\r\n\r\n" % (len(DONE), DONE)
+
+    def __init__(self, interval: float, events: int) -> None:
+        self.interval = interval
+        self.events = events
+        self.lengths = random.Random(16)  # the same draws in every run
+        self.length: dict[PacedProtocol, int] = {}
+        self.groups: list[set[PacedProtocol]] = [set() for _ in range(self.PHASES)]
+        self.where: dict[PacedProtocol, int] = {}
+        self.turn = 0
+        self.sent = 0
+
+    def add(self, p: PacedProtocol) -> None:
+        group = self.where.get(p)
+        if group is None:  # a new connection joins the next phase, round-robin
+            group = self.where[p] = self.turn
+            self.turn = (self.turn + 1) % self.PHASES
+        self.length[p] = self.lengths.randint(max(1, self.events // 2), self.events * 3 // 2)
+        self.groups[group].add(p)
+
+    def remove(self, p: PacedProtocol) -> None:
+        group = self.where.pop(p, None)
+        self.length.pop(p, None)
+        if group is not None:
+            self.groups[group].discard(p)
+
+    async def tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        step = self.interval / self.PHASES
+        due = loop.time()
+        phase = 0
+        event, now, length = self.EVENT, time.monotonic, self.length
+        while True:
+            due += step
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -1.0:  # far behind (overloaded): do not burst to catch up
+                due = loop.time()
+            group = self.groups[phase]
+            for p in list(group):
+                p.sent += 1
+                if p.sent > length[p]:
+                    group.discard(p)  # keep-alive: its next request joins again
+                    p.sent = -1
+                    p.transport.write(self.LAST)  # type: ignore[attr-defined]
+                else:
+                    body = event % now()
+                    p.transport.write(b"%x\r\n%s\r\n" % (len(body), body))  # type: ignore[attr-defined]
+            self.sent += len(group)
+            phase = (phase + 1) % self.PHASES
+
+
 async def serve(mode: str, port: int, args: list[str]) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    drip: DripServer | None = None
+    drip: DripServer | PacedServer | None = None
     if mode == "timing":
         server = await loop.create_server(TimingProtocol, "127.0.0.1", port, backlog=4096)
     elif mode == "drip":
@@ -115,13 +206,20 @@ async def serve(mode: str, port: int, args: list[str]) -> None:
         server = await loop.create_server(lambda: DripProtocol(drip), "127.0.0.1", port,
                                           backlog=4096)
         ticker = asyncio.ensure_future(drip.tick())
+    elif mode == "paced":
+        drip = PacedServer(float(args[0]), int(args[1]))
+        server = await loop.create_server(lambda: PacedProtocol(drip), "127.0.0.1", port,
+                                          backlog=8192)
+        ticker = asyncio.ensure_future(drip.tick())
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     await stop.wait()
     server.close()
-    if drip is not None:
+    if isinstance(drip, DripServer):
         ticker.cancel()
         print(f"peak_open_streams {drip.peak}", flush=True)
+    elif drip is not None:
+        ticker.cancel()
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from .scenario.options import (
     parse_duration,
     parse_options,
 )
+from .scenario.target_use import reads_base
 
 # How often abortOnFail thresholds are evaluated while the test runs (k6: every 2 s).
 ABORT_CHECK_INTERVAL = 2.0
@@ -126,6 +127,7 @@ class Prepared:
     trend_stats: tuple[str, ...]  # the summary's and the summary export's trend columns
     simulator: Any = None  # the embedded simulator process, when BASE was unset
     embedded: bool = False  # BASE was unset: the target is (or would be) the simulator
+    base_unused: bool = False  # BASE unset and never named by the scenario: no simulator
     outputs: list[Output] = field(default_factory=list)
     summary_path: Path | None = None
     workers: int = 1  # processes the test runs in (see `worker_count`)
@@ -137,6 +139,9 @@ class Prepared:
     def target(self) -> str:
         if self.simulator is not None:
             return f"embedded simulator at {self.env.get('BASE', '')}"
+        if self.base_unused:
+            return ("none (BASE unset; embedded simulator not started: the scenario never "
+                    "reads BASE)")
         if self.embedded:
             return "embedded simulator (not started: no traffic is sent)"
         return self.env.get("BASE", "")
@@ -211,7 +216,7 @@ def enable_monitoring(settings: RunSettings, env: Env) -> None:
 def base_url_tag(base: str, embedded: bool) -> str:
     if embedded:
         return "simulator"
-    return urlsplit(base).hostname or base
+    return urlsplit(base).hostname or base or "none"
 
 
 def prepare(settings: RunSettings, console: Console, *, start_target: bool = True) -> Prepared:
@@ -233,15 +238,18 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
 
     simulator = None
     embedded = not env.get("BASE")
+    base_unused = False
     if not embedded:
         config_mod.check_base_url(env["BASE"])
     if embedded:
         values = dict(env)
-        if start_target and not settings.dry_run:
+        if not start_target or settings.dry_run:
+            values["BASE"] = SIMULATOR_PLACEHOLDER
+        elif reads_base(scenario.path):
             simulator = start_simulator(env.get("API_KEY", ""))
             values["BASE"] = simulator.url
-        else:
-            values["BASE"] = SIMULATOR_PLACEHOLDER
+        else:  # a process the run cannot use would only take CPU from the generator
+            base_unused = True
         env = Env(values)
     try:
         prepared = _prepare_loaded(settings, console, overrides, env, scenario, simulator)
@@ -250,6 +258,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
             simulator.stop()
         raise
     prepared.embedded = embedded
+    prepared.base_unused = base_unused
     return prepared
 
 
@@ -280,7 +289,8 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     base_tags = {
         "testid": f"{scenario.name}-{timestamp}",
         "test_case": scenario.name,
-        "environment": base_url_tag(env["BASE"], env["BASE"] == SIMULATOR_PLACEHOLDER
+        "environment": base_url_tag(env.get("BASE", ""),
+                                    env.get("BASE") == SIMULATOR_PLACEHOLDER
                                     or simulator is not None),
     }
     plan.tags = {**base_tags, **plan.tags}

@@ -123,3 +123,22 @@ def test_tagsets_are_interned() -> None:
     assert a is tagset([("y", "2"), ("x", "1")])
     assert a.with_pairs(("z", "3")) is tagset({"x": "1", "y": "2", "z": "3"})
     assert EMPTY.with_tags({"ok": True}).get("ok") == "true"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), max_size=50),
+       st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), max_size=20))
+def test_add_many_is_add_of_each(values: list[float], before: list[float]) -> None:
+    """One stream's gaps folded in one call give the sketch that one add() per gap gives."""
+    one, many = TrendSink(), TrendSink()
+    for v in before + values:
+        one.add(v)
+    for v in before:
+        many.add(v)
+    many.add_many(values)
+    assert (many.count, many.min, many.max, many.zeros) == (one.count, one.min, one.max,
+                                                              one.zeros)
+    assert (many.buckets, many.neg_buckets) == (one.buckets, one.neg_buckets)
+    assert math.isclose(many.sum, one.sum, rel_tol=1e-9, abs_tol=1e-6)
+    for p in (50, 90, 99):
+        assert many.percentile(p) == one.percentile(p)

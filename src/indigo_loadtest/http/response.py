@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -11,7 +11,7 @@ import orjson
 from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
 from .sse import SSEEvent, SSELimitError, SSEParser
-from .transport import PIECE_COST, STREAM_LOW_WATER
+from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink
 
 if TYPE_CHECKING:
     from .transport import Exchange
@@ -238,6 +238,16 @@ class StreamResponse(_BaseResponse):
         """True once the body has ended (completely or with an error)."""
         return self._ex.complete
 
+    @property
+    def ended_at(self) -> float | None:
+        """The perf_counter of the read that brought the body's last bytes (or of the
+        last read before it broke off), None while it goes on: the end of the stream
+        as the network delivered it, whatever our parsing of it cost afterwards."""
+        ex = self._ex
+        if not ex.complete or not ex.t_last:
+            return None
+        return ex.t_last
+
     async def iter_chunks(self) -> AsyncIterator[tuple[bytes, float]]:
         """Body chunks as they arrive (decoded, for gzip and deflate), each with the
         perf_counter of its arrival."""
@@ -272,6 +282,42 @@ class StreamResponse(_BaseResponse):
             self._reading = False
             if ex.complete:
                 self._settle()
+
+    async def consume(self, sink: Callable[[bytes, float], None]) -> None:
+        """Hand every body piece (decoded, for gzip and deflate) and the perf_counter of
+        its arrival to `sink`, then return at the end of the body.
+
+        Pieces that came before the call are handed over at once; later ones once per
+        event-loop pass, after every read of that pass has been stamped, by a plain
+        callback: no future and no task wake-up per read (what makes `iter_chunks` cost
+        more per event). So `sink` must be quick and must not block; it may call
+        `fail()` to end the body. An exception it raises fails the request and is
+        raised here.
+        """
+        ex = self._ex
+        self._reading = True  # measured when this returns (see iter_chunks)
+        try:
+            loop = asyncio.get_running_loop()
+            ex.sink, ex.sink_loop = sink, loop
+            drain_sink(ex)  # what came before this call
+            while not ex.complete:
+                w = ex.waiter = loop.create_future()
+                try:
+                    await w
+                except asyncio.CancelledError:
+                    ex.cancelled = True  # the VU is being stopped: not measured
+                    if ex.conn is not None:
+                        ex.conn.fail(0, "")
+                    raise
+            if ex.sink_error is None:  # what the last pass brought, if not drained yet
+                drain_sink(ex)
+        finally:
+            ex.sink = None
+            self._reading = False
+            if ex.complete:
+                self._settle()
+        if ex.sink_error is not None:
+            raise ex.sink_error
 
     def sse_parser(self) -> SSEParser:
         """An event parser held to this request's SSE limits."""

@@ -63,6 +63,7 @@ PIECE_COST = 64
 
 _EMPTY = b""
 NO_DEADLINE = float("inf")
+SINK_FAILED = "stream reader failed"
 
 
 class Exchange:
@@ -72,8 +73,8 @@ class Exchange:
         "body_size", "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding",
         "deadline", "decoded", "decoder", "discard", "error", "error_code", "framed", "fut",
         "head", "headers_done", "headers_fut", "informational", "limits", "line", "location",
-        "nbytes", "raw_headers", "set_cookies", "status", "stream", "t_data", "t_first",
-        "t_headers", "t_last", "user_closed", "waiter",
+        "nbytes", "raw_headers", "set_cookies", "sink", "sink_due", "sink_error", "sink_loop",
+        "status", "stream", "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
     )
 
     def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool,
@@ -109,6 +110,13 @@ class Exchange:
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.user_closed = False
         self.waiter: asyncio.Future | None = None
+        # A streamed body's consumer (StreamResponse.consume): called with the queued
+        # (piece, arrival time) pairs once per loop pass, after every read of that pass
+        # is stamped; None: a reader task is woken per piece instead.
+        self.sink: Any = None
+        self.sink_loop: Any = None
+        self.sink_due = False  # a drain is scheduled
+        self.sink_error: BaseException | None = None
         self.deadline = NO_DEADLINE  # loop time at which the exchange times out
         self.conn: Connection | None = None
 
@@ -281,7 +289,13 @@ class Connection(asyncio.Protocol):
             if ex.buffered > STREAM_HIGH_WATER and not self.paused:
                 self.paused = True
                 self.transport.pause_reading()
-            ex.wake()
+            if ex.sink is None:
+                ex.wake()
+            elif not ex.sink_due:
+                # One callback per stream per loop pass, no future or task step; run
+                # after this pass's other reads, so parsing never delays their stamps.
+                ex.sink_due = True
+                ex.sink_loop.call_soon(drain_sink, ex)
         else:
             ex.chunks.append(body)
 
@@ -412,6 +426,34 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.transport.close()
+
+
+def drain_sink(ex: Exchange) -> None:
+    """Hand the queued pieces of a consumed stream to its sink. A sink that raises fails
+    its request (the error is raised again to the consumer)."""
+    ex.sink_due = False
+    sink = ex.sink
+    if sink is None:  # the consumer has gone (cancelled); it drains nothing more
+        return
+    chunks = ex.chunks
+    try:
+        while chunks:
+            data, t = chunks.popleft()
+            ex.buffered -= len(data) + PIECE_COST
+            sink(data, t)
+    except Exception as exc:  # the consumer's fault, not the server's
+        ex.sink_error = exc
+        chunks.clear()
+        ex.buffered = 0
+        conn = ex.conn
+        if not ex.complete and conn is not None and conn.ex is ex:
+            conn.fail(ERR_GENERIC, SINK_FAILED)
+        elif not ex.error:  # the body had all come; the request is not yet measured
+            ex.error, ex.error_code = SINK_FAILED, ERR_GENERIC
+        return
+    conn = ex.conn
+    if conn is not None and conn.paused and ex.buffered < STREAM_LOW_WATER:
+        conn.resume_stream()
 
 
 def _decode_error(ex: Exchange) -> str:

@@ -48,6 +48,20 @@ def display_value(key: str, value: str | None) -> str:
     return MASK if is_secret(key) else value
 
 
+# BASE is missing only when it was unset and the embedded simulator was not started,
+# because the scenario's source never names it (scenario/target_use.py).
+BASE_NOT_STARTED = ("BASE is not set, and the embedded simulator was not started: the "
+                    "scenario does not name BASE in its source (set BASE, or read it as "
+                    "env[\"BASE\"])")
+
+
+class MissingBase(KeyError):
+    """env["BASE"] read in a run that started no simulator; shown as its message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class Env(Mapping[str, str]):
     """A read-only mapping of configuration strings with typed accessors."""
 
@@ -56,7 +70,12 @@ class Env(Mapping[str, str]):
 
     # Mapping protocol
     def __getitem__(self, key: str) -> str:
-        return self._values[key]
+        try:
+            return self._values[key]
+        except KeyError:
+            if key == "BASE":
+                raise MissingBase(BASE_NOT_STARTED) from None
+            raise
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

@@ -1,0 +1,79 @@
+"""Whether a scenario can use the embedded simulator: decided from its source, before
+anything starts.
+
+Without `BASE`, `run` starts the embedded simulator as the target. A scenario that only
+calls its own URLs never reads `BASE`, and a simulator process it does not use takes
+CPU from the generator (on a benchmark, from the very thing measured). The rule: the
+simulator is started when the scenario, or a helper module it imports from its own
+folder (`import _common`), names `BASE` as a string (`env["BASE"]`, `env.get("BASE")`,
+`os.environ["BASE"]`) or imports the Jan helpers (`indigo_loadtest.jan`), which read
+it. A read the scan cannot see (a computed key) finds `BASE` unset and fails with a
+message that says why (`scenario.config.Env`).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BASE_KEY = "BASE"
+JAN_PACKAGE = "indigo_loadtest.jan"
+# Helper modules scanned at most, so a folder of thousands of files stays quick.
+MAX_FILES = 200
+
+
+def reads_base(scenario: Path) -> bool:
+    """True if the scenario (or a local module it imports) may read BASE."""
+    folder = scenario.resolve().parent
+    seen: set[Path] = set()
+    todo = [scenario.resolve()]
+    while todo and len(seen) < MAX_FILES:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_bytes(), str(path))
+        except (OSError, SyntaxError, ValueError):
+            return True  # cannot tell: the safe answer starts the simulator
+        for node in ast.walk(tree):
+            if _names_base(node):
+                return True
+            todo.extend(_local_modules(node, folder))
+    return False
+
+
+def _names_base(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value == BASE_KEY
+    if isinstance(node, ast.Import):
+        return any(_is_jan(alias.name) for alias in node.names)
+    if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+        return _is_jan(node.module) or (
+            node.module == "indigo_loadtest" and any(a.name == "jan" for a in node.names))
+    if isinstance(node, ast.Attribute) and node.attr == "jan":  # indigo_loadtest.jan.X
+        return isinstance(node.value, ast.Name) and node.value.id == "indigo_loadtest"
+    return False
+
+
+def _is_jan(module: str) -> bool:
+    return module == JAN_PACKAGE or module.startswith(JAN_PACKAGE + ".")
+
+
+def _local_modules(node: ast.AST, folder: Path) -> list[Path]:
+    """The files of the modules beside the scenario that `node` imports."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+        names = [node.module]
+    else:
+        return []
+    found: list[Path] = []
+    for name in names:
+        top = name.split(".")[0]
+        module = folder / f"{top}.py"
+        if module.is_file():
+            found.append(module)
+        elif (folder / top).is_dir():
+            found.extend(sorted((folder / top).rglob("*.py"))[:MAX_FILES])
+    return found

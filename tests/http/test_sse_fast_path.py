@@ -1,0 +1,55 @@
+"""The SSE parser's one-event-per-read fast path gives what the general parser gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indigo_loadtest.http.sse import SSELimitError, SSEParser
+
+EVENTS = [b"data: {\"i\": %d}\n\n" % i for i in range(6)]
+OTHER = [b"data: a\ndata: b\n\n", b"event: x\ndata: y\n\n", b": comment\n\n", b"id: 3\n\n",
+         b"data: cr\r\n\r\n", b"data: \xc3\xa9t\xc3\xa9\n\n", b"data:no space\n\n"]
+
+
+def events(chunks: list[bytes], parser: SSEParser) -> list[tuple[str, str, str, float]]:
+    out = []
+    for i, chunk in enumerate(chunks):
+        out += [tuple(e) for e in parser.feed(chunk, float(i))]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(EVENTS + OTHER), min_size=1, max_size=12), st.data())
+def test_whole_events_per_read_match_the_general_parser(blocks: list[bytes], data) -> None:
+    # Reads cut at event boundaries: one whole event (the fast path), or several.
+    cuts = data.draw(st.lists(st.integers(0, len(blocks)), max_size=4))
+    reads: list[bytes] = []
+    start = 0
+    for end in sorted({*cuts, len(blocks)}):
+        if end > start:
+            reads.append(b"".join(blocks[start:end]))
+            start = end
+    got = events(reads, SSEParser())
+    # The general path alone: one read of everything (never the fast path's shape).
+    whole = b"".join(blocks) + b"data: end\n\n"
+    expected = events([whole], SSEParser())[:-1]
+    assert [(e[0], e[1], e[2]) for e in got] == [(e[0], e[1], e[2]) for e in expected]
+
+
+def test_the_fast_path_keeps_the_event_limit_and_the_event_time() -> None:
+    p = SSEParser(max_events=2)
+    assert p.feed(b"data: 1\n\n", 1.0)[0].t == 1.0
+    assert p.feed(b"data: 2\n\n", 2.0)[0].data == "2"
+    with pytest.raises(SSELimitError) as exc:
+        p.feed(b"data: 3\n\n", 3.0)
+    assert exc.value.code == 1715 and exc.value.events == []
+
+
+def test_an_event_over_the_size_limit_is_not_taken_by_the_fast_path() -> None:
+    p = SSEParser(max_event_size=16)
+    p.feed(b"data: ok\n\n", 0.0)
+    with pytest.raises(SSELimitError) as exc:
+        p.feed(b"data: " + b"x" * 20 + b"\n\n", 1.0)
+    assert exc.value.code == 1714
