@@ -18,6 +18,8 @@ from indigo_loadtest.scenario.target_use import reads_base
     "import indigo_loadtest.jan.api\n",
     "from indigo_loadtest import jan\n",
     "import indigo_loadtest\nflow = indigo_loadtest.jan.Flow\n",
+    "from indigo_loadtest.llm.benchmark import BenchScenario\n",  # it sends to BASE
+    "from indigo_loadtest import llm\n",
     "import _helpers\n",  # the helper beside it names BASE
     "from _helpers import url\n",
     "from pkg.sub import url\n",  # so does a module of a local package
@@ -36,6 +38,7 @@ def test_sources_that_can_use_the_simulator(tmp_path: Path, source: str) -> None
     'URL = env["TARGET"]\n',
     "import _other\nimport json\nfrom indigo_loadtest import check\n",
     "BASE_URL = 'http://127.0.0.1:1'\n",  # a name, not the BASE key
+    "import indigo_loadtest.engine\nfrom indigo_loadtest import check, Trend\n",
 ])
 def test_sources_that_cannot(tmp_path: Path, source: str) -> None:
     (tmp_path / "_other.py").write_text("import _other\nX = 'BASE URL'\n")  # imports itself

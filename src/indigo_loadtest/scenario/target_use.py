@@ -6,9 +6,10 @@ calls its own URLs never reads `BASE`, and a simulator process it does not use t
 CPU from the generator (on a benchmark, from the very thing measured). The rule: the
 simulator is started when the scenario, or a helper module it imports from its own
 folder (`import _common`), names `BASE` as a string (`env["BASE"]`, `env.get("BASE")`,
-`os.environ["BASE"]`) or imports the Jan helpers (`indigo_loadtest.jan`), which read
-it. A read the scan cannot see (a computed key) finds `BASE` unset and fails with a
-message that says why (`scenario.config.Env`).
+`os.environ["BASE"]`) or imports the helpers that read it themselves: the Jan flows
+(`indigo_loadtest.jan`) and the benchmark building blocks (`indigo_loadtest.llm`). A
+read the scan cannot see (a computed key) finds `BASE` unset and fails with a message
+that says why (`scenario.config.Env`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import ast
 from pathlib import Path
 
 BASE_KEY = "BASE"
-JAN_PACKAGE = "indigo_loadtest.jan"
+# Packages whose helpers read BASE for the scenario (a Jan flow, a BenchScenario).
+BASE_READING_PACKAGES = ("jan", "llm")
 # Helper modules scanned at most, so a folder of thousands of files stays quick.
 MAX_FILES = 200
 
@@ -47,17 +49,19 @@ def _names_base(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return node.value == BASE_KEY
     if isinstance(node, ast.Import):
-        return any(_is_jan(alias.name) for alias in node.names)
+        return any(_reads_base(alias.name) for alias in node.names)
     if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-        return _is_jan(node.module) or (
-            node.module == "indigo_loadtest" and any(a.name == "jan" for a in node.names))
-    if isinstance(node, ast.Attribute) and node.attr == "jan":  # indigo_loadtest.jan.X
+        return _reads_base(node.module) or (node.module == "indigo_loadtest" and any(
+            a.name in BASE_READING_PACKAGES for a in node.names))
+    if isinstance(node, ast.Attribute) and node.attr in BASE_READING_PACKAGES:
         return isinstance(node.value, ast.Name) and node.value.id == "indigo_loadtest"
     return False
 
 
-def _is_jan(module: str) -> bool:
-    return module == JAN_PACKAGE or module.startswith(JAN_PACKAGE + ".")
+def _reads_base(module: str) -> bool:
+    """`indigo_loadtest.jan`, `indigo_loadtest.llm.benchmark`, ..."""
+    parts = module.split(".")
+    return len(parts) > 1 and parts[0] == "indigo_loadtest" and parts[1] in BASE_READING_PACKAGES
 
 
 def _local_modules(node: ast.AST, folder: Path) -> list[Path]:
