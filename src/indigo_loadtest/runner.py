@@ -63,6 +63,7 @@ class RunSettings:
     duration: str | None = None
     outs: list[str] = field(default_factory=list)
     summary_export: str | None = None
+    summary_markdown: str | None = None  # --summary-markdown FILE (outputs/summary_markdown)
     summary_trend_stats: str | None = None  # --summary-trend-stats "avg,p(99)"
     no_summary: bool = False
     quiet: bool = False
@@ -478,6 +479,8 @@ def result_files(prepared: Prepared) -> list[tuple[str, Path]]:
              if isinstance(getattr(output, "path", None), Path)]
     if prepared.summary_path is not None:
         files.append(("the summary export", prepared.summary_path))
+    if prepared.settings.summary_markdown:
+        files.append(("the markdown summary", Path(prepared.settings.summary_markdown)))
     return files
 
 
@@ -993,6 +996,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
             say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
     write_summary_export(prepared, outcome, elapsed, console)
+    write_summary_markdown(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -1124,6 +1128,24 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
         return False
     console.note(f"summary export written to {path}")
     return True
+
+
+def write_summary_markdown(prepared: Prepared, outcome: Outcome, elapsed: float,
+                           console: Console) -> None:
+    """--summary-markdown: like the export, a failure to write is an output failure."""
+    path = prepared.settings.summary_markdown
+    if not path:
+        return
+    from .outputs.summary_markdown import write_summary_markdown as write_markdown
+
+    try:
+        write_markdown(path, prepared.registry, outcome.threshold_results, elapsed,
+                       title=f"indigo-loadtest: {prepared.scenario.name}")
+    except OSError as exc:
+        outcome.problem(ExitCode.OUTPUT_FAILED,
+                        f"cannot write the markdown summary {path}: {exc.strerror or exc}")
+        return
+    console.note(f"markdown summary written to {path}")
 
 
 # --- the run record (time series) and the HTML report --------------------------------------
