@@ -996,7 +996,6 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
             say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
     write_summary_export(prepared, outcome, elapsed, console)
-    write_summary_markdown(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -1006,6 +1005,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
     elif outcome.problems:
         outcome.exit_code = outcome.problems[0][0]
+    write_summary_markdown(prepared, outcome, elapsed, console)  # it states the exit code
     report_thresholds(console, outcome.threshold_results)
     for _, reason in outcome.problems:
         console.error(reason)
@@ -1132,7 +1132,8 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
 
 def write_summary_markdown(prepared: Prepared, outcome: Outcome, elapsed: float,
                            console: Console) -> None:
-    """--summary-markdown: like the export, a failure to write is an output failure."""
+    """--summary-markdown, written once the exit code is known (it states the verdict);
+    like the export, a failure to write it is an output failure."""
     path = prepared.settings.summary_markdown
     if not path:
         return
@@ -1140,10 +1141,14 @@ def write_summary_markdown(prepared: Prepared, outcome: Outcome, elapsed: float,
 
     try:
         write_markdown(path, prepared.registry, outcome.threshold_results, elapsed,
-                       title=f"indigo-loadtest: {prepared.scenario.name}")
+                       title=f"indigo-loadtest: {prepared.scenario.name}",
+                       verdict=mask_secrets(verdict_text(outcome)),
+                       passed=outcome.exit_code == ExitCode.OK)
     except OSError as exc:
         outcome.problem(ExitCode.OUTPUT_FAILED,
                         f"cannot write the markdown summary {path}: {exc.strerror or exc}")
+        if outcome.exit_code == ExitCode.OK:  # written after the exit code was decided
+            outcome.exit_code = ExitCode.OUTPUT_FAILED
         return
     console.note(f"markdown summary written to {path}")
 

@@ -207,7 +207,8 @@ def test_workflow_steps_test_the_embedded_simulator_and_summarise(
     assert summarised.returncode == 0, summarised.stderr
     summary = (tmp_path / "step_summary.md").read_text(encoding="utf-8")
     assert summary.startswith("### indigo-loadtest: test-completion-standard\n")
-    assert "**✓ all " in summary and "| `http_req_failed` `rate<0.05` | ✓ |" in summary
+    assert "**✓ passed**\n\nAll 6 thresholds passed." in summary
+    assert "| `http_req_failed` `rate<0.05` | ✓ |" in summary
     assert "| LLM time to first token p(95) |" in summary
     assert "#### Compared with the baseline" in summary and "✗ http_reqs:count>0" in summary
 

@@ -44,7 +44,8 @@ def test_markdown_summary_of_a_run_with_a_crossed_threshold(
     assert res.returncode == ExitCode.THRESHOLDS_FAILED, res.stderr
     assert "markdown summary written to ci/summary.md" in res.stderr
     text = (workdir / "ci" / "summary.md").read_text(encoding="utf-8")
-    assert text.startswith("### indigo-loadtest: judged\n\n**✗ 1 of 3 thresholds failed.**")
+    assert text.startswith("### indigo-loadtest: judged\n\n**✗ failed: thresholds crossed**\n"
+                           "\n1 of 3 thresholds failed.\n")
     rows = table_rows(text)
     assert rows["`http_req_failed` `rate<0.5`"] == ["✓", "rate=0.00%"]
     assert rows["`http_reqs` `count<2`"] == ["✗", "count=3"]
@@ -56,6 +57,26 @@ def test_markdown_summary_of_a_run_with_a_crossed_threshold(
     assert rows["request duration p(95)"][0].endswith(("s", "ms", "µs"))
     assert "LLM time to first token p(95)" not in rows  # no LLM metrics in this run
     assert [p.name for p in (workdir / "ci").iterdir()] == ["summary.md"]  # no temp file
+
+
+def test_markdown_summary_states_a_verdict_the_thresholds_do_not_give(workdir: Path) -> None:
+    """A run that measured nothing fails (113) with its threshold unjudged: so does the
+    markdown, rather than a green table."""
+    write_scenario(workdir, "idle", '''"""Sends nothing, measures nothing."""
+options = {"vus": 1, "iterations": 2, "thresholds": {"http_req_duration": ["p(95)<100"]}}
+
+async def default(vu):
+    pass
+''')
+    res = run_cli("run", "idle", "-q", "--summary-markdown", "summary.md", cwd=workdir)
+    assert res.returncode == ExitCode.NOTHING_MEASURED, res.stderr
+    text = (workdir / "summary.md").read_text(encoding="utf-8")
+    assert "**✗ failed (exit code 113): nothing was measured: " in text
+    assert "All 1 thresholds passed (1 without samples, not evaluated)." in text
+    rows = table_rows(text)
+    assert rows["`http_req_duration` `p(95)<100`"][0] == "no samples"
+    assert rows["requests"] == ["0"]
+    assert rows["failed requests"] == rows["request duration p(95)"] == ["no samples"]
 
 
 def test_unwritable_markdown_path_is_refused_before_traffic(

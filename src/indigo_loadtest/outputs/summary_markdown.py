@@ -38,9 +38,14 @@ OPTIONAL = {"iterations", "llm_ttft_ms", "llm_tpot_ms"}
 
 
 def build_summary_markdown(
-    registry: Registry, results: Sequence[ThresholdResult], elapsed: float, *, title: str
+    registry: Registry, results: Sequence[ThresholdResult], elapsed: float, *, title: str,
+    verdict: str, passed: bool,
 ) -> str:
-    lines = [f"### {_cell(title)}", "", _verdict(results), ""]
+    """`verdict`: the run's (`runner.verdict_text`), which the thresholds alone do not
+    give (a run that measured nothing, or was interrupted, fails with all of them ✓)."""
+    mark = "✓" if passed else "✗"
+    lines = [f"### {_cell(title)}", "", f"**{mark} {_cell(verdict)}**", "",
+             _thresholds_line(results), ""]
     if results:
         lines += ["| threshold | | observed |", "| --- | --- | --- |"]
         lines += [_threshold_row(registry, r) for r in results]
@@ -57,24 +62,25 @@ def build_summary_markdown(
 
 def write_summary_markdown(
     path: str | Path, registry: Registry, results: Sequence[ThresholdResult], elapsed: float,
-    *, title: str,
+    *, title: str, verdict: str, passed: bool,
 ) -> Path:
     """Write it atomically: a CI step that appends it never reads half a file."""
     from ..report.record import write_atomically
 
-    text = build_summary_markdown(registry, results, elapsed, title=title)
+    text = build_summary_markdown(registry, results, elapsed, title=title, verdict=verdict,
+                                  passed=passed)
     return write_atomically(Path(path), text.encode("utf-8"))
 
 
-def _verdict(results: Sequence[ThresholdResult]) -> str:
+def _thresholds_line(results: Sequence[ThresholdResult]) -> str:
     if not results:
         return "No thresholds."
     crossed = sum(not r.ok for r in results)
     if crossed:
-        return f"**✗ {crossed} of {len(results)} thresholds failed.**"
+        return f"{crossed} of {len(results)} thresholds failed."
     empty = sum(r.no_samples for r in results)
     unjudged = f" ({empty} without samples, not evaluated)" if empty else ""
-    return f"**✓ all {len(results)} thresholds passed{unjudged}.**"
+    return f"All {len(results)} thresholds passed{unjudged}."
 
 
 def _threshold_row(registry: Registry, r: ThresholdResult) -> str:
