@@ -521,6 +521,8 @@ def header_lines(prepared: Prepared) -> list[str]:
     outs = [o.description() for o in prepared.outputs]
     if prepared.summary_path is not None:
         outs.append(f"summary export ({prepared.summary_path})")
+    if prepared.settings.summary_markdown:
+        outs.append(f"markdown summary ({prepared.settings.summary_markdown})")
     if prepared.settings.dry_run and outs:  # nothing is written without a run
         rows.append(("output", "would write " + ", ".join(outs)))
     else:

@@ -90,6 +90,27 @@ def test_unwritable_markdown_path_is_refused_before_traffic(
     assert local_server.paths("/md-refused") == []
 
 
+def test_markdown_path_taken_during_a_passing_run_fails_it(
+        workdir: Path, local_server: LocalServer) -> None:
+    write_scenario(workdir, "taken", '''"""setup() puts a folder where the markdown goes."""
+import os
+from indigo_loadtest import env
+
+def setup():
+    os.mkdir("taken.md")
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/md-taken")
+''')
+    res = run_cli("run", "taken", "-q", "--summary-markdown", "taken.md", "--summary-export",
+                  "taken.json", cwd=workdir, env=clean_env(BASE=local_server.url))
+    assert res.returncode == ExitCode.OUTPUT_FAILED  # checked before the run, failed after
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: cannot write the markdown summary taken.md: Is a directory"]
+    assert (workdir / "taken.json").is_file() and len(local_server.paths("/md-taken")) == 1
+    assert not [p.name for p in workdir.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_markdown_summary_names_one_file_so_not_with_all(workdir: Path) -> None:
     res = run_cli("run", "--all", "--summary-markdown", "x.md", cwd=workdir)
     assert res.returncode == ExitCode.USAGE
