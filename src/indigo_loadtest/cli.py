@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pause", type=non_negative_float, default=2.0, metavar="SECONDS",
                    help="pause between scenarios with --all (default: 2)")
     add_run_flags(p)
+    p.add_argument("--summary-markdown", metavar="FILE", help="also write the thresholds "
+                   "and key metrics as a markdown table (e.g. for $GITHUB_STEP_SUMMARY)")
 
     from .llm.bench_args import BENCH_DESCRIPTION
     from .llm.bench_args import add_arguments as add_bench_arguments
@@ -238,6 +240,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         duration=getattr(args, "duration", None),
         outs=list(getattr(args, "out", [])),
         summary_export=getattr(args, "summary_export", None),
+        summary_markdown=getattr(args, "summary_markdown", None),
         summary_trend_stats=getattr(args, "summary_trend_stats", None),
         no_summary=getattr(args, "no_summary", False),
         quiet=getattr(args, "quiet", False),
@@ -342,8 +345,9 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
 def run_all(args: argparse.Namespace) -> int:
     """Every scenario in turn, each in its own process (a clean registry, event loop
     and simulator each), then a pass/fail table."""
-    if args.summary_export or args.report:
-        raise UsageError("--summary-export and --report name one file; with --all each "
+    if args.summary_export or args.report or args.summary_markdown:
+        raise UsageError("--summary-export, --summary-markdown and --report name one file; "
+                         "with --all each "
                          "scenario writes its own under --results-dir")
     if args.dashboard is not None:
         raise UsageError("--dashboard shows one run; use it without --all")

@@ -63,6 +63,7 @@ class RunSettings:
     duration: str | None = None
     outs: list[str] = field(default_factory=list)
     summary_export: str | None = None
+    summary_markdown: str | None = None  # --summary-markdown FILE (outputs/summary_markdown)
     summary_trend_stats: str | None = None  # --summary-trend-stats "avg,p(99)"
     no_summary: bool = False
     quiet: bool = False
@@ -478,6 +479,8 @@ def result_files(prepared: Prepared) -> list[tuple[str, Path]]:
              if isinstance(getattr(output, "path", None), Path)]
     if prepared.summary_path is not None:
         files.append(("the summary export", prepared.summary_path))
+    if prepared.settings.summary_markdown:
+        files.append(("the markdown summary", Path(prepared.settings.summary_markdown)))
     return files
 
 
@@ -518,6 +521,8 @@ def header_lines(prepared: Prepared) -> list[str]:
     outs = [o.description() for o in prepared.outputs]
     if prepared.summary_path is not None:
         outs.append(f"summary export ({prepared.summary_path})")
+    if prepared.settings.summary_markdown:
+        outs.append(f"markdown summary ({prepared.settings.summary_markdown})")
     if prepared.settings.dry_run and outs:  # nothing is written without a run
         rows.append(("output", "would write " + ", ".join(outs)))
     else:
@@ -1002,6 +1007,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
     elif outcome.problems:
         outcome.exit_code = outcome.problems[0][0]
+    write_summary_markdown(prepared, outcome, elapsed, console)  # it states the exit code
     report_thresholds(console, outcome.threshold_results)
     for _, reason in outcome.problems:
         console.error(reason)
@@ -1124,6 +1130,29 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
         return False
     console.note(f"summary export written to {path}")
     return True
+
+
+def write_summary_markdown(prepared: Prepared, outcome: Outcome, elapsed: float,
+                           console: Console) -> None:
+    """--summary-markdown, written once the exit code is known (it states the verdict);
+    like the export, a failure to write it is an output failure."""
+    path = prepared.settings.summary_markdown
+    if not path:
+        return
+    from .outputs.summary_markdown import write_summary_markdown as write_markdown
+
+    try:
+        write_markdown(path, prepared.registry, outcome.threshold_results, elapsed,
+                       title=f"indigo-loadtest: {prepared.scenario.name}",
+                       verdict=mask_secrets(verdict_text(outcome)),
+                       passed=outcome.exit_code == ExitCode.OK)
+    except OSError as exc:
+        outcome.problem(ExitCode.OUTPUT_FAILED,
+                        f"cannot write the markdown summary {path}: {exc.strerror or exc}")
+        if outcome.exit_code == ExitCode.OK:  # written after the exit code was decided
+            outcome.exit_code = ExitCode.OUTPUT_FAILED
+        return
+    console.note(f"markdown summary written to {path}")
 
 
 # --- the run record (time series) and the HTML report --------------------------------------
