@@ -316,34 +316,29 @@ def _no_gain(d: _Delta) -> None:
     pass
 
 
-def _counter_step(sink: Any, prev: tuple | None) -> tuple | None:
-    value, count = sink.value, sink.count
-    p_value, p_count = prev if prev is not None else (0.0, 0)
-    if count == p_count:
-        return None
-    if count < p_count:
-        return (value, count), _no_gain
-    dv, dc = value - p_value, count - p_count
+def _summed_step(total_attr: str, count_attr: str) -> Callable[[Any, tuple | None],
+                                                                 tuple | None]:
+    """The step of a sink that only adds up: a counter (value, count) or a rate (trues,
+    total). Its gain is the difference of both since the last reading."""
 
-    def gain(d: _Delta) -> None:
-        d.count += dc
-        d.value += dv
-    return (value, count), gain
+    def step(sink: Any, prev: tuple | None) -> tuple | None:
+        value, count = getattr(sink, total_attr), getattr(sink, count_attr)
+        p_value, p_count = prev if prev is not None else (0, 0)
+        if count == p_count:
+            return None
+        if count < p_count:
+            return (value, count), _no_gain
+        dv, dc = value - p_value, count - p_count
+
+        def gain(d: _Delta) -> None:
+            d.count += dc
+            d.value += dv
+        return (value, count), gain
+    return step
 
 
-def _rate_step(sink: Any, prev: tuple | None) -> tuple | None:
-    trues, total = sink.trues, sink.total
-    p_trues, p_total = prev if prev is not None else (0, 0)
-    if total == p_total:
-        return None
-    if total < p_total:
-        return (trues, total), _no_gain
-    dt, dn = trues - p_trues, total - p_total
-
-    def gain(d: _Delta) -> None:
-        d.count += dn
-        d.value += dt
-    return (trues, total), gain
+_counter_step = _summed_step("value", "count")
+_rate_step = _summed_step("trues", "total")
 
 
 def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
