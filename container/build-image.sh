@@ -13,6 +13,7 @@
 # --configure-podman (for CI machines like the project's, as root): writes
 # container/podman-ci.conf to /etc/containers/containers.conf when that file is absent or
 # was written by this script before; an existing file of your own is never changed.
+# --configure-podman-only does that and nothing else (./run-tests.sh, as root).
 # Environment: ENGINE (podman, else docker), PYTHON, DEBIAN_MIRROR.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +23,7 @@ tag="indigo-loadtest:latest"
 base_image=""
 debian_base=false
 configure=false
+configure_only=false
 rebuild_base=false
 DEBIAN_BASE_TAG="localhost/indigo-base:bookworm"
 CONF_MARK="# written by indigo-loadtest container/build-image.sh --configure-podman"
@@ -35,7 +37,9 @@ while [ $# -gt 0 ]; do
     --debian-base) debian_base=true; shift ;;
     --rebuild-base) rebuild_base=true; shift ;;
     --configure-podman) configure=true; shift ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --configure-podman-only) configure=true; configure_only=true; shift ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' \
+                 "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
 done
@@ -100,6 +104,7 @@ build_wheelhouse() {
 }
 
 [ "$configure" = true ] && configure_podman
+[ "$configure_only" = true ] && exit 0
 if [ "$debian_base" = true ]; then
   [ -z "$base_image" ] || die "--debian-base and --base-image exclude each other"
   build_debian_base
