@@ -115,7 +115,12 @@ args=(build -q -t "$tag" -f "$repo/Dockerfile")
 [ -n "$base_image" ] && args+=(--build-arg "BASE_IMAGE=$base_image")
 # podman: use only the local images (the base is local or already pulled by the user).
 [ "$engine" = podman ] && [ "$debian_base" = true ] && args+=(--pull=never)
+previous="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 "$engine" "${args[@]}" "$repo" >/dev/null
-# The build stage's image is of no further use (and 190 MB a build).
+# Of no further use: the build stage's image, and the one this tag named before (unless a
+# container still uses it).
 "$engine" image prune -f --filter label=org.indigo-loadtest.stage=build >/dev/null || true
+if [ -n "$previous" ] && [ "$previous" != "$("$engine" image inspect --format '{{.Id}}' "$tag")" ]; then
+  "$engine" rmi "$previous" >/dev/null 2>&1 || true
+fi
 echo "built $tag ($("$engine" image inspect --format '{{.Size}}' "$tag") bytes)"
