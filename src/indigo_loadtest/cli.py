@@ -27,7 +27,7 @@ from .scenario.templates import create_scenario
 
 DELEGATED = {
     "serve": ("indigo_loadtest.simulator.cli", "the embedded simulator"),
-    "monitoring": ("indigo_loadtest.monitoring_stack", "the monitoring stack"),
+    "monitoring": ("indigo_loadtest.monitoring.stack", "the monitoring stack"),
 }
 
 

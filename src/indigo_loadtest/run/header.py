@@ -44,7 +44,7 @@ def header_lines(prepared: Prepared) -> list[str]:
     if prepared.workers > 1:
         rows.append(("workers", str(prepared.workers)))
     if prepared.settings.monitor and not prepared.settings.dry_run:
-        from ..monitoring_stack import dashboard_url
+        from ..monitoring.stack import dashboard_url
 
         rows.append(("grafana", dashboard_url(plan.tags.get("testid"), env)))
     width = max(len(k) for k, _ in rows)

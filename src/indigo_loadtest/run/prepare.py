@@ -131,7 +131,7 @@ def start_simulator(api_key: str = "", **settings: Any) -> Any:
 
 def enable_monitoring(settings: RunSettings, env: Env) -> None:
     """`run --monitor`: Prometheus must accept remote writes; then add the output."""
-    from ..monitoring_stack import ensure_prometheus
+    from ..monitoring.stack import ensure_prometheus
 
     url = next((arg for kind, arg in parse_out_specs(settings.outs)
                 if kind == "prometheus-rw" and arg), None)
