@@ -27,7 +27,7 @@ from .scenario.templates import create_scenario
 
 DELEGATED = {
     "serve": ("indigo_loadtest.simulator.cli", "the embedded simulator"),
-    "monitoring": ("indigo_loadtest.monitoring_stack", "the monitoring stack"),
+    "monitoring": ("indigo_loadtest.monitoring.stack", "the monitoring stack"),
 }
 
 
@@ -227,7 +227,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
-    from .runner import RunSettings
+    from .run import RunSettings
 
     return RunSettings(
         scenario=scenario,
@@ -266,7 +266,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .runner import check
+    from .run import check
 
     return check(settings_from(args, args.scenario))
 
@@ -278,7 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_all(args)
     if not args.scenario:
         raise UsageError("which scenario? give its name (see `indigo-loadtest list`) or --all")
-    from .runner import run
+    from .run import run
 
     return run(settings_from(args, args.scenario))
 
@@ -385,7 +385,8 @@ def planned_all_line(args: argparse.Namespace, folder: Path, names: list[str]) -
     import io
 
     from .progress import format_elapsed
-    from .runner import Console, planned_duration, prepare
+    from .run import Console, prepare
+    from .run.limits import planned_duration
 
     total, open_ended = 0.0, 0
     quiet = Console(io.StringIO(), io.StringIO())

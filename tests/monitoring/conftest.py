@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prom_helpers import PrometheusAPI, free_port
 
-from indigo_loadtest.monitoring_stack import (
+from indigo_loadtest.monitoring.stack import (
     find_prometheus_binary,
     start_native_prometheus,
     stop_native_prometheus,

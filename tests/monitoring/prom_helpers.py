@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from indigo_loadtest.metrics import EMPTY, Registry, tagset
-from indigo_loadtest.monitoring_stack import NativePrometheus
+from indigo_loadtest.monitoring.stack import NativePrometheus
 
 TIME_TRENDS = ("llm_ttft_ms", "llm_itl_ms", "llm_tpot_ms", "llm_ttfb_ms", "llm_receiving_ms",
                "llm_total_ms", "llm_queue_ms")

@@ -14,7 +14,7 @@ import yaml
 from prom_helpers import PrometheusAPI, fill_registry, finite
 
 from indigo_loadtest.metrics import Registry
-from indigo_loadtest.monitoring_stack import DASHBOARD_UID, DATASOURCE_UID
+from indigo_loadtest.monitoring.stack import DASHBOARD_UID, DATASOURCE_UID
 from indigo_loadtest.outputs.base import RunInfo
 from indigo_loadtest.outputs.prometheus_rw import PrometheusRemoteWriteOutput
 

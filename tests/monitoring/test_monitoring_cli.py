@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prom_helpers import PrometheusAPI, free_port
 
-from indigo_loadtest.monitoring_stack import (
+from indigo_loadtest.monitoring.stack import (
     dashboard_url,
     ensure_prometheus,
     find_prometheus_binary,

@@ -142,6 +142,15 @@ class Execution:
             return 0.0
         return (self._t_end or perf_counter()) - self._t0
 
+    def live_registry(self) -> Registry:
+        """The metrics so far: in this process, the run's registry itself."""
+        return self.registry
+
+    def request_rate(self) -> float | None:
+        """None: the registry's counts are current, the caller takes the rate between
+        two readings (see `backend.ExecutionBackend`)."""
+        return None
+
     def progress(self) -> Progress:
         scenarios = [ex.progress() for ex in self.executors]
         return Progress(

@@ -583,7 +583,7 @@ class WorkersExecutionResult(ExecutionResult):
 
 
 class WorkersExecution:
-    """`Execution`'s interface (`run()`, `stop()`, `progress()`) for a test run as
+    """`Execution`'s interface (`backend.ExecutionBackend`) for a test run as
     `workers` processes: setup() and teardown() run once, here in the parent; each
     worker runs its execution segment of every scenario; the workers' metrics are
     merged into `registry` when they finish (before that, `live_registry()` is the
@@ -653,8 +653,13 @@ class WorkersExecution:
         return self._pool.live_registry()
 
     def request_rate(self) -> float | None:
-        """The workers' summed request rate (see RequestRates); None before it is known."""
-        return self._pool.rates.total() if self._pool is not None else None
+        """The workers' summed request rate (see RequestRates); until each has sent twice,
+        the average so far (a rate taken from the merged totals would jump)."""
+        rate = self._pool.rates.total() if self._pool is not None else None
+        if rate is None:
+            http_reqs = self.live_registry().builtin.http_reqs  # type: ignore[union-attr]
+            rate = http_reqs.aggregate().value / self.elapsed if self.elapsed > 0 else 0.0
+        return rate
 
     def progress(self) -> Progress:
         t = self._pool.totals() if self._pool is not None else {}

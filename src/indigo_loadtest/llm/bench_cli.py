@@ -1,7 +1,7 @@
 """`indigo-loadtest bench`: benchmark any OpenAI-compatible server with no scenario file.
 
 Each measurement point is a run of the generated scenario `bench_scenario/llm-bench.py`
-through `runner.prepare`/`runner.execute` (same engine, workers, thresholds and outputs
+through `run.prepare`/`run.execute` (same engine, workers, thresholds and outputs
 as `run`); this module only chooses the points (one profile, a sweep, or a max-rate
 search), reads each point's figures from its registry, and reports them
 (docs/benchmark.md).
@@ -56,7 +56,7 @@ class Bench:
     """One `bench` command: the spec of its points, how to run them, where results go."""
 
     spec: BenchSpec
-    settings: Any  # runner.RunSettings
+    settings: Any  # run.RunSettings
     mode: str  # single | sweep | find
     objectives: list[Objective]
     sweep_rates: int
@@ -162,7 +162,7 @@ def parse_threshold_flags(flags: list[str]) -> dict[str, list[str]]:
 def open_target(bench: Bench, console: Any) -> Any:
     """BASE, or the embedded simulator (started once for every point); the model, if not
     given, is the first of GET /v1/models. Returns the simulator to stop, or None."""
-    from ..runner import start_simulator
+    from ..run.prepare import start_simulator
 
     env, settings = bench.env, bench.settings
     base, simulator = env.get("BASE", ""), None
@@ -250,7 +250,8 @@ def _get_json(url: str, headers: dict[str, str], data: bytes | None = None) -> A
 def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
               watch: SaturationWatch | None = None) -> dict[str, Any]:
     """One measurement: the generated scenario through the runner; its figures."""
-    from ..runner import execute, header_lines, prepare, run_event_loop
+    from ..run import execute, prepare, run_event_loop
+    from ..run.header import header_lines
 
     settings = point_settings(bench, spec)
     if not single:
@@ -512,7 +513,7 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
 def run_bench(args: argparse.Namespace, settings: Any) -> int:
     """The `bench` command; returns the exit code."""
     from ..outputs.base import unwritable_reason
-    from ..runner import Console
+    from ..run import Console
 
     console = Console()
     settings.scenario = str(SCENARIO_FILE)
@@ -588,7 +589,7 @@ def write_report(bench: Bench, doc: dict[str, Any], console: Any, code: int) -> 
 
 def dry_run(bench: Bench, console: Any) -> int:
     """The first point's header and checks, no target started, nothing sent."""
-    from ..runner import run
+    from ..run import run
 
     if not bench.spec.model:
         bench.spec.model = "(the first of /v1/models)"

@@ -126,7 +126,7 @@ def write_results(bench: Bench, answer: dict[str, Any] | None,
 
 
 def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]:
-    """{exit_code, text}, worded as a run's verdict (runner.verdict_text)."""
+    """{exit_code, text}, worded as a run's verdict (run.outcome.verdict_text)."""
     from ..scenario.errors import ExitCode
 
     if code == ExitCode.OK:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .sinks import CounterSink, RateSink, TrendSink
 from .tags import TagSet
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 HTTP_TREND_NAMES = (
     "http_req_duration", "http_req_blocked", "http_req_connecting",
@@ -17,10 +14,21 @@ HTTP_TREND_NAMES = (
 )
 
 
+class MetricSource(Protocol):
+    """What the built-in metrics use of their registry (`registry.Registry`, which creates
+    them): stated here so that this module does not import the one that imports it."""
+
+    listeners: list[Any]
+
+    def metric(self, name: str, type_: str, is_time: bool = False) -> Any: ...
+
+    def record(self, metric: Any, value: float, tags: TagSet) -> None: ...
+
+
 class BuiltinMetrics:
     """The built-in metrics of one registry, as attributes."""
 
-    def __init__(self, reg: Registry) -> None:
+    def __init__(self, reg: MetricSource) -> None:
         t, c, g, r = "trend", "counter", "gauge", "rate"
         self.registry = reg
         self.http_reqs = reg.metric("http_reqs", c)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
+from .builtin import BuiltinMetrics
 from .sinks import SINK_TYPES, GaugeSink, Sink
 from .tags import EMPTY, TagSet
 
@@ -114,8 +115,6 @@ class Registry:
     def __init__(self) -> None:
         self.metrics: dict[str, Metric] = {}
         self.listeners: list[SampleListener] = []
-        from .builtin import BuiltinMetrics  # builtin needs Registry defined first
-
         self.builtin = BuiltinMetrics(self)
 
     def metric(self, name: str, type_: str, is_time: bool = False) -> Metric:

@@ -41,7 +41,7 @@ def build_summary_markdown(
     registry: Registry, results: Sequence[ThresholdResult], elapsed: float, *, title: str,
     verdict: str, passed: bool,
 ) -> str:
-    """`verdict`: the run's (`runner.verdict_text`), which the thresholds alone do not
+    """`verdict`: the run's (`run.outcome.verdict_text`), which the thresholds alone do not
     give (a run that measured nothing, or was interrupted, fails with all of them ✓)."""
     mark = "✓" if passed else "✗"
     lines = [f"### {_cell(title)}", "", f"**{mark} {_cell(verdict)}**", "",

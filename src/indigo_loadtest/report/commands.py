@@ -105,7 +105,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _color(args: argparse.Namespace) -> bool:
-    from ..runner import console_is_tty
+    from ..run.summary import console_is_tty
 
     return not args.no_color and console_is_tty()
 

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import cramjam
 
-from .outputs.prometheus_rw import PrometheusRWConfigError, RemoteWriteConfig
+from ..outputs.prometheus_rw import PrometheusRWConfigError, RemoteWriteConfig
 
 DEFAULT_PORT = 9090
 DEFAULT_HOST = "127.0.0.1"
@@ -351,7 +351,7 @@ def docker_engine_running() -> bool:
 def find_compose_file(explicit: str | None = None) -> Path:
     candidates = [Path(explicit)] if explicit else [
         Path.cwd() / COMPOSE_FILE,
-        Path(__file__).resolve().parents[2] / COMPOSE_FILE,  # a source checkout
+        Path(__file__).resolve().parents[3] / COMPOSE_FILE,  # a source checkout
     ]
     for c in candidates:
         if c.is_file():

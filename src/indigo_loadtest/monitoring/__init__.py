@@ -1,0 +1,2 @@
+"""The live-metrics stack the Prometheus remote-write output (`outputs.prometheus_rw`)
+pushes to: `stack.py` runs `monitoring up|down` and serves `run --monitor`."""
