@@ -245,22 +245,28 @@ class Recorder:
         """`sample`, giving the event loop back between metrics (no long stall for the
         VUs sharing it: with one process, the reader runs on their loop). A reading that
         took more than READ_BUDGET of its interval widens the next ones (by a power of 2)
-        until it would fit."""
+        until it would fit. All or nothing: what it read counts as recorded only once its
+        point is appended, so a reading cancelled between two metrics (the run ending)
+        leaves its samples to the next point rather than losing them."""
         rows: dict[str, tuple[str, str, dict[str, float | None]]] = {}
+        read_states: dict[tuple[str, TagSet], tuple] = {}
         spent = 0.0
         for metric in list(registry):
             started = time.perf_counter()
-            rows.update(self.read(metric))
+            rows.update(self.read(metric, read_states))
             spent += time.perf_counter() - started
             await asyncio.sleep(0)
         width = t - (self.series.t[-1] if self.series.t else 0.0)
         self.series.append(t, rows)
+        self._prev.update(read_states)  # no await since the append: all or nothing
         self.read_seconds += spent
         if spent > READ_BUDGET * width:  # widen enough for the same reading to fit
             self.slowdown *= 2 ** math.ceil(math.log2(spent / (READ_BUDGET * width)))
 
-    def read(self, metric: Metric) -> dict[str, tuple[str, str, dict[str, float | None]]]:
-        """The rows of one metric's series for the current point."""
+    def read(self, metric: Metric, states: dict[tuple[str, TagSet], tuple] | None = None,
+             ) -> dict[str, tuple[str, str, dict[str, float | None]]]:
+        """The rows of one metric's series for the current point; the sinks' states read
+        go to `states` (default: recorded at once as the base of the next point)."""
         unit = unit_of(metric)
         if metric.type == "gauge":
             sink = metric.aggregate()
@@ -268,9 +274,11 @@ class Recorder:
                 return {}
             return {metric.name: ("gauge", unit, {"value": round_value(sink.value)})}
         return {key: (metric.type, unit, d.row())
-                for key, d in self._metric_deltas(metric).items()}
+                for key, d in self._metric_deltas(metric, states).items()}
 
-    def _metric_deltas(self, metric: Metric) -> dict[str, _Delta]:
+    def _metric_deltas(self, metric: Metric,
+                       states: dict[tuple[str, TagSet], tuple] | None) -> dict[str, _Delta]:
+        states = self._prev if states is None else states
         deltas: dict[str, _Delta] = {}
         step = _light_trend_step if metric.name in LIGHT_TRENDS else _STEPS[metric.type]
         for ts, sink in list(metric.sinks.items()):
@@ -279,7 +287,7 @@ class Recorder:
             gained = step(sink, prev)
             if gained is None:
                 continue
-            self._prev[state] = gained[0]
+            states[state] = gained[0]
             for key in self._series_keys(metric.name, ts):
                 d = deltas.get(key)
                 if d is None:
