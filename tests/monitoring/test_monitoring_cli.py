@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shlex
+import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prom_helpers import PrometheusAPI, free_port
 
 from indigo_loadtest.monitoring.stack import (
+    MonitoringError,
     dashboard_url,
     ensure_prometheus,
     find_prometheus_binary,
     main,
+    start_native_prometheus,
     stop_native_prometheus,
 )
 
@@ -146,3 +154,76 @@ def test_dashboard_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "var-testid=test-responses-20250101-120000" in url
     url = dashboard_url("a b", env={"INDIGO_GRAFANA_URL": "http://grafana.local:3001/"})
     assert url.startswith("http://grafana.local:3001/d/") and "var-testid=a%20b" in url
+
+
+@contextlib.contextmanager
+def starting_prometheus(ready_after: int | None) -> Iterator[str]:
+    """A receiver on 127.0.0.1 that answers 503, as Prometheus does until it is ready, to
+    its first `ready_after` writes (None: to every write), then 204; yields its URL."""
+    writes = [0]
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            writes[0] += 1
+            starting = ready_after is None or writes[0] <= ready_after
+            self.send_response(503 if starting else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_run_monitor_waits_for_a_prometheus_that_is_starting() -> None:
+    with starting_prometheus(3) as url:
+        assert ensure_prometheus(f"{url}/api/v1/write", env={}) is None
+
+
+def test_run_monitor_says_so_when_prometheus_never_gets_ready() -> None:
+    with starting_prometheus(None) as url:
+        started = time.monotonic()
+        message = ensure_prometheus(f"{url}/api/v1/write", env={}, ready_timeout=1.0)
+        assert time.monotonic() - started < 10
+    assert message == (f"Prometheus at {url}/api/v1/write is not ready: it answered HTTP 503 "
+                       "(starting) for 1 s; check its log, or run again once it is ready")
+
+
+NEVER_READY = """\
+import http.server, sys
+if "--help" in sys.argv:
+    print("--web.enable-remote-write-receiver"); sys.exit(0)
+host, port = next(a for a in sys.argv if a.startswith("--web.listen-address="))\\
+    .split("=", 1)[1].rsplit(":", 1)
+class NotReady(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(503); self.end_headers()
+    def log_message(self, *args):
+        print("still replaying the write-ahead log", flush=True)
+http.server.HTTPServer((host, int(port)), NotReady).serve_forever()
+"""
+
+
+def test_native_up_stops_a_prometheus_that_never_gets_ready(tmp_path: Path) -> None:
+    binary = tmp_path / "prometheus"
+    binary.write_text(f"#!{sys.executable}\n{NEVER_READY}")
+    binary.chmod(0o755)
+    port, data = free_port(), tmp_path / "prom"
+    with pytest.raises(MonitoringError) as caught:
+        start_native_prometheus(port=port, data_dir=data, binary=str(binary), ready_timeout=2)
+    message = str(caught.value)
+    assert message.startswith(f"Prometheus was not ready within 2 s (http://127.0.0.1:{port}"
+                              "/-/ready never answered 200), so it was stopped")
+    assert "still replaying the write-ahead log" in message
+    assert not (data / "prometheus.json").exists()
+    with pytest.raises(ConnectionRefusedError):  # it was stopped: nothing listens
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

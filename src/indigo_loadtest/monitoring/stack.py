@@ -41,6 +41,8 @@ DATASOURCE_UID = "prometheus"
 COMPOSE_FILE = Path("monitoring") / "docker-compose.yml"
 DASHBOARD_FILE = Path("monitoring") / "grafana" / "dashboards" / "indigo-loadtest.json"
 READY_TIMEOUT = 30.0
+# run --monitor: how long a Prometheus that answers HTTP 503 (still starting) is waited for.
+STARTING_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 _STATE_FILE = "prometheus.json"
 _PROMETHEUS_CONFIG = """\
@@ -70,40 +72,58 @@ class AlreadyRunning(MonitoringError):
 
 
 def ensure_prometheus(
-    url: str | None = None, env: Mapping[str, str] | None = None, timeout: float = 3.0
+    url: str | None = None, env: Mapping[str, str] | None = None, timeout: float = 3.0,
+    ready_timeout: float = STARTING_TIMEOUT,
 ) -> str | None:
     """None if the remote-write endpoint accepts writes, else a one-line error message.
 
     Sends an empty WriteRequest, which proves more than a health check: the
     receiver is enabled and the credentials (K6_PROMETHEUS_RW_USERNAME/...) work.
+    A Prometheus still starting answers HTTP 503 (until /-/ready does 200): that is
+    waited for, up to `ready_timeout` seconds (`monitoring up` returns before it is ready).
     """
     try:
         cfg = RemoteWriteConfig.from_env(env if env is not None else os.environ, url)
     except PrometheusRWConfigError as e:
         return str(e)
-    headers = cfg.request_headers()
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        status, problem = _probe_remote_write(cfg, timeout)
+        if status != 503:
+            return problem
+        if time.monotonic() >= deadline:
+            return (
+                f"Prometheus at {cfg.safe_url} is not ready: it answered HTTP 503 (starting) "
+                f"for {ready_timeout:g} s; check its log, or run again once it is ready"
+            )
+        time.sleep(0.25)
+
+
+def _probe_remote_write(cfg: RemoteWriteConfig, timeout: float) -> tuple[int | None, str | None]:
+    """(HTTP status or None, the problem or None) of one empty remote write."""
     req = urllib.request.Request(
-        cfg.url, data=bytes(cramjam.snappy.compress_raw(b"")), headers=headers, method="POST"
+        cfg.url, data=bytes(cramjam.snappy.compress_raw(b"")), headers=cfg.request_headers(),
+        method="POST",
     )
     where = cfg.safe_url
     try:
-        with _opener(cfg.insecure_skip_tls_verify).open(req, timeout=timeout):
-            return None
+        with _opener(cfg.insecure_skip_tls_verify).open(req, timeout=timeout) as r:
+            return r.status, None
     except urllib.error.HTTPError as e:
         if e.code == 404:
-            return (
+            return e.code, (
                 f"Prometheus at {where} answers but has no remote-write receiver; start it with "
                 "--web.enable-remote-write-receiver (`indigo-loadtest monitoring up` does)"
             )
         if e.code in (401, 403):
-            return (
+            return e.code, (
                 f"Prometheus at {where} refused the credentials (HTTP {e.code}); check "
                 "K6_PROMETHEUS_RW_USERNAME/K6_PROMETHEUS_RW_PASSWORD"
             )
-        return f"Prometheus at {where} answered HTTP {e.code} to a remote write"
+        return e.code, f"Prometheus at {where} answered HTTP {e.code} to a remote write"
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        return (
+        return None, (
             f"Prometheus does not answer at {where} ({reason}); start it with "
             "`indigo-loadtest monitoring up` (or `monitoring up --native`)"
         )
@@ -258,11 +278,16 @@ def start_native_prometheus(
     prom = NativePrometheus(proc.pid, host, port, data_dir)
     deadline = time.monotonic() + ready_timeout
     while not _ready(prom.url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                _terminate(proc.pid)
+        if proc.poll() is not None:
             raise MonitoringError(
                 f"Prometheus did not start: {_last_log_line(log_path)} (log: {log_path})"
+            )
+        if time.monotonic() > deadline:
+            _terminate(proc.pid)
+            raise MonitoringError(
+                f"Prometheus was not ready within {ready_timeout:g} s ({prom.url}/-/ready "
+                f"never answered 200), so it was stopped; last log line: "
+                f"{_last_log_line(log_path)} (log: {log_path})"
             )
         time.sleep(0.1)
     (data_dir / _STATE_FILE).write_text(
