@@ -76,15 +76,28 @@ def discover(folder: Path) -> list[ScenarioFile]:
 
 
 def is_builtin_folder(folder: Path) -> bool:
-    return folder.resolve() == BUILTIN_SCENARIOS_DIR
+    return same_file(folder, BUILTIN_SCENARIOS_DIR)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """The same file or folder, whatever links (or a bind mount) lead to it."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def builtins_not_in(folder: Path) -> list[ScenarioFile]:
-    """The built-in scenarios that `folder` neither is nor shadows by name."""
+    """The built-in scenarios that `folder` neither is, nor shadows by name, nor holds
+    under another name (a link to the file): each file is listed once."""
     if is_builtin_folder(folder):
         return []
-    own = {s.name for s in discover(folder)}
-    return [s for s in discover(BUILTIN_SCENARIOS_DIR) if s.name not in own]
+    own = discover(folder)
+    names = {s.name for s in own}
+    return [s for s in discover(BUILTIN_SCENARIOS_DIR)
+            if s.name not in names and not any(same_file(s.path, o.path) for o in own)]
 
 
 def available(folder: Path) -> list[ScenarioFile]:
