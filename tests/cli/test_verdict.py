@@ -172,13 +172,23 @@ async def default(vu):
     env = clean_env(BASE=f"http://127.0.0.1:{closed_port()}")
     res = run_cli("run", "idle", "-q", cwd=workdir, env=env)
     assert res.returncode == ExitCode.NOTHING_MEASURED, res.stderr
-    assert error_lines(res.stderr) == [
-        "error: nothing was measured: 3 iterations sent no HTTP request, passed no check "
-        "and recorded no metric of their own"]
+    reason = ("nothing was measured: 3 iterations sent no HTTP request, passed no check "
+              "and recorded no metric of their own")
+    assert error_lines(res.stderr) == [f"error: {reason}"]
+    # The export alone tells a CI so (k6's keys unchanged beside it).
+    (export,) = (workdir / "results").glob("idle_*.json")
+    assert json.loads(export.read_text())["indigo_verdict"] == {
+        "exit_code": ExitCode.NOTHING_MEASURED, "passed": False,
+        "text": f"failed (exit code {int(ExitCode.NOTHING_MEASURED)}): {reason}",
+        "errors": [reason]}
     # A scenario that measures without HTTP does so with checks or its own metrics.
     for measured in ("CHECK=1", "TREND=1"):
-        ran = run_cli("run", "idle", "-q", "-e", measured, cwd=workdir, env=env)
+        passed = workdir / f"{measured}.json"
+        ran = run_cli("run", "idle", "-q", "-e", measured, "--summary-export", str(passed),
+                      cwd=workdir, env=env)
         assert ran.returncode == ExitCode.OK, ran.stderr
+        assert json.loads(passed.read_text())["indigo_verdict"] == {
+            "exit_code": 0, "passed": True, "text": "passed", "errors": []}
 
 
 # --- case 5: metrics without samples --------------------------------------------------------

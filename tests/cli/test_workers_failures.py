@@ -91,8 +91,13 @@ def test_a_dead_worker_degrades_the_run_and_the_other_runs_to_the_end(
     survivor_times = sent_at(local_server, tag, survivor)
     assert max(survivor_times) - killed_at > 2.0
     assert max(survivor_times) - min(survivor_times) > 4.0
-    # The export was written, and counts what the dead worker measured before it died.
-    metrics = json.loads(export.read_text())["metrics"]
+    # The export was written, says the run is degraded, and counts what the dead worker
+    # measured before it died.
+    exported = json.loads(export.read_text())
+    verdict = exported["indigo_verdict"]
+    assert verdict["exit_code"] == ExitCode.WORKER_DIED and not verdict["passed"]
+    assert len(verdict["errors"]) == 1 and line.search(verdict["errors"][0]), verdict
+    metrics = exported["metrics"]
     survivor_sent = len(survivor_times)
     dead_sent = len(sent_at(local_server, tag, dead))
     assert dead_sent > 0

@@ -10,6 +10,9 @@ As in k6, a threshold's value is true when the threshold FAILED (k6 names the fl
 
 A statistic that does not exist because the metric got no samples (a trend's avg or
 p(95), a gauge's value, a rate's value) is null, never 0; the keys stay k6's.
+
+A run adds `"indigo_verdict": {"exit_code", "passed", "text", "errors": [...]}`
+(`VERDICT_KEY`), so the export alone tells a degraded run from a passed one.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from ..metrics.summary import (
     summary_submetrics,
 )
 from ..metrics.thresholds import ThresholdResult
+
+# The run's verdict (exit code, reasons): a key k6's layout does not have, which k6
+# tooling reading `root_group` and `metrics` ignores.
+VERDICT_KEY = "indigo_verdict"
 
 
 def build_summary_export(
@@ -63,13 +70,17 @@ def write_summary_export(
     elapsed: float,
     *,
     summary_trend_stats: Sequence[str] = DEFAULT_TREND_STATS,
+    verdict: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the export (atomically: a reader never sees half a file)."""
+    """Write the export (atomically: a reader never sees half a file), with the run's
+    `verdict` under a top-level key of its own when given."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = build_summary_export(
         registry, results, elapsed, summary_trend_stats=summary_trend_stats
     )
+    if verdict is not None:
+        data[VERDICT_KEY] = verdict
     text = json.dumps(data, indent=4, ensure_ascii=False) + "\n"
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

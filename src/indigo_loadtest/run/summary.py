@@ -40,7 +40,6 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         elif outcome.interrupted:
             say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
-    write_summary_export(prepared, outcome, elapsed, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -50,7 +49,11 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
     elif outcome.problems:
         outcome.exit_code = outcome.problems[0][0]
-    write_summary_markdown(prepared, outcome, elapsed, console)  # it states the exit code
+    # Both state the exit code, so they are written once it is known.
+    if not write_summary_export(prepared, outcome, elapsed, console) \
+            and outcome.exit_code == ExitCode.OK:
+        outcome.exit_code = ExitCode.OUTPUT_FAILED
+    write_summary_markdown(prepared, outcome, elapsed, console)
     report_thresholds(console, outcome.threshold_results)
     for _, reason in outcome.problems:
         console.error(reason)
@@ -154,13 +157,24 @@ def write_summary_export(prepared: Prepared, outcome: Outcome, elapsed: float,
 
     try:
         write_export(path, prepared.registry, outcome.threshold_results, elapsed,
-                     summary_trend_stats=prepared.trend_stats)
+                     summary_trend_stats=prepared.trend_stats,
+                     verdict=export_verdict(outcome))
     except OSError as exc:
         outcome.problem(ExitCode.OUTPUT_FAILED,
                         f"cannot write the summary export {path}: {exc.strerror or exc}")
         return False
     console.note(f"summary export written to {path}")
     return True
+
+
+def export_verdict(outcome: Outcome) -> dict[str, Any]:
+    """The run's verdict in the summary export (k6 tooling ignores the key): a CI reading
+    only the export sees a degraded run (a lost worker, a failed output, nothing
+    measured) as the exit code does, with the reasons printed as `error:` lines."""
+    errors = ([outcome.error] if outcome.error else []) + [r for _, r in outcome.problems]
+    return {"exit_code": int(outcome.exit_code), "passed": outcome.exit_code == ExitCode.OK,
+            "text": mask_secrets(verdict_text(outcome)),
+            "errors": [mask_secrets(e) for e in errors]}
 
 
 def write_summary_markdown(prepared: Prepared, outcome: Outcome, elapsed: float,
