@@ -11,7 +11,7 @@ import orjson
 from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
 from .sse import SSEEvent, SSELimitError, SSEParser
-from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink
+from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink, sink_batch
 
 if TYPE_CHECKING:
     from .transport import Exchange
@@ -298,7 +298,7 @@ class StreamResponse(_BaseResponse):
         self._reading = True  # measured when this returns (see iter_chunks)
         try:
             loop = asyncio.get_running_loop()
-            ex.sink, ex.sink_loop = sink, loop
+            ex.sink, ex.sink_batch = sink, sink_batch(loop)
             drain_sink(ex)  # what came before this call
             while not ex.complete:
                 w = ex.waiter = loop.create_future()

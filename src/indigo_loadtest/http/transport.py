@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
+import threading
 import zlib
 from collections import deque
 from time import perf_counter
@@ -73,7 +74,7 @@ class Exchange:
         "body_size", "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding",
         "deadline", "decoded", "decoder", "discard", "error", "error_code", "framed", "fut",
         "head", "headers_done", "headers_fut", "informational", "limits", "line", "location",
-        "nbytes", "raw_headers", "set_cookies", "sink", "sink_due", "sink_error", "sink_loop",
+        "nbytes", "raw_headers", "set_cookies", "sink", "sink_batch", "sink_due", "sink_error",
         "status", "stream", "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
     )
 
@@ -114,8 +115,8 @@ class Exchange:
         # (piece, arrival time) pairs once per loop pass, after every read of that pass
         # is stamped; None: a reader task is woken per piece instead.
         self.sink: Any = None
-        self.sink_loop: Any = None
-        self.sink_due = False  # a drain is scheduled
+        self.sink_batch: SinkBatch | None = None
+        self.sink_due = False  # queued in sink_batch for this loop pass
         self.sink_error: BaseException | None = None
         self.deadline = NO_DEADLINE  # loop time at which the exchange times out
         self.conn: Connection | None = None
@@ -292,10 +293,10 @@ class Connection(asyncio.Protocol):
             if ex.sink is None:
                 ex.wake()
             elif not ex.sink_due:
-                # One callback per stream per loop pass, no future or task step; run
-                # after this pass's other reads, so parsing never delays their stamps.
+                # Drained after this pass's other reads, so parsing never delays their
+                # stamps: no future, no task step, one loop callback for all streams.
                 ex.sink_due = True
-                ex.sink_loop.call_soon(drain_sink, ex)
+                ex.sink_batch.add(ex)  # type: ignore[union-attr]
         else:
             ex.chunks.append(body)
 
@@ -426,6 +427,41 @@ class Connection(asyncio.Protocol):
         if not self.closed:
             self.closed = True
             self.transport.close()
+
+
+class SinkBatch:
+    """The consumed streams that received pieces in this event-loop pass, drained by one
+    loop callback after the pass's reads: with one event per read on thousands of
+    streams, a callback per stream per pass (a loop handle each) cost about as much
+    as the parsing it ran."""
+
+    __slots__ = ("due", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: list[Exchange] = []
+
+    def add(self, ex: Exchange) -> None:
+        due = self.due
+        due.append(ex)
+        if len(due) == 1:
+            self.loop.call_soon(self.run)
+
+    def run(self) -> None:
+        due, self.due = self.due, []
+        for ex in due:
+            drain_sink(ex)
+
+
+_batches = threading.local()  # each thread's loop has its own SinkBatch
+
+
+def sink_batch(loop: asyncio.AbstractEventLoop) -> SinkBatch:
+    """The SinkBatch of `loop` (the running thread's)."""
+    batch = getattr(_batches, "batch", None)
+    if batch is None or batch.loop is not loop:
+        batch = _batches.batch = SinkBatch(loop)
+    return batch
 
 
 def drain_sink(ex: Exchange) -> None:
