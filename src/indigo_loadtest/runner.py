@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from . import __version__
+from .engine.gc_tuning import freeze_loaded
 from .engine.plan import ScenarioConfig, TestPlan
 from .http.redact import mask_secrets
 from .metrics.registry import Registry
@@ -1286,6 +1287,7 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
             console.print(dry_run_report(prepared))
             return ExitCode.OK
         with signals_held():
+            freeze_loaded()
             outcome = run_event_loop(execute(prepared, console))
             prepared.close()
         return outcome.exit_code
