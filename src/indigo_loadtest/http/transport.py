@@ -296,7 +296,11 @@ class Connection(asyncio.Protocol):
                 # Drained after this pass's other reads, so parsing never delays their
                 # stamps: no future, no task step, one loop callback for all streams.
                 ex.sink_due = True
-                ex.sink_batch.add(ex)  # type: ignore[union-attr]
+                batch = ex.sink_batch
+                due = batch.due  # type: ignore[union-attr]
+                due.append(ex)  # SinkBatch.add, inline: this runs once per read
+                if len(due) == 1:
+                    batch.loop.call_soon(batch.run)  # type: ignore[union-attr]
         else:
             ex.chunks.append(body)
 

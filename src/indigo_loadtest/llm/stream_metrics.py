@@ -171,7 +171,11 @@ class StreamMeter:
             self.feed(None, data.decode("utf-8", "replace"), t)
             return
         self._events += 1
-        self._judge(None, obj, t)
+        # The usual chat chunk: straight to it (what _judge decides for it, inline).
+        if type(obj) is dict and "type" not in obj and not obj.get("error"):
+            self._chat_chunk(obj, t)
+        else:
+            self._judge(None, obj, t)
 
     def _judge(self, event: str | None, obj: Any, t: float) -> None:
         if not isinstance(obj, dict):
