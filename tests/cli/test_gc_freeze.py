@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import clean_env, run_cli, write_scenario
 
+from indigo_loadtest.engine.gc_tuning import FULL_COLLECTION_EVERY
+
 SCENARIO = '''"""Notes the frozen objects and whether a cycle made now is still collected."""
 import gc
 import json
@@ -32,7 +34,8 @@ async def default(vu):
     dead = weakref.ref(a)
     del a, b
     gc.collect()
-    note = {"frozen": gc.get_freeze_count(), "cycle_collected": dead() is None}
+    note = {"frozen": gc.get_freeze_count(), "cycle_collected": dead() is None,
+            "threshold": gc.get_threshold()}
     (Path(env["NOTES"]) / f"{os.getpid()}.json").write_text(json.dumps(note))
     check(note, {"cycle collected": lambda n: n["cycle_collected"]})
 '''
@@ -54,3 +57,4 @@ def test_loaded_objects_are_frozen_and_the_run_is_still_collected(
         # The package and its dependencies alone are tens of thousands of objects.
         assert note["frozen"] > 10_000, note
         assert note["cycle_collected"], note
+        assert note["threshold"][2] == FULL_COLLECTION_EVERY, note
