@@ -252,7 +252,7 @@ class StreamResponse(_BaseResponse):
         """Body chunks as they arrive (decoded, for gzip and deflate), each with the
         perf_counter of its arrival."""
         ex = self._ex
-        chunks = ex.chunks
+        chunks, times = ex.chunks, ex.times
         loop = asyncio.get_running_loop()
         # While a reader is at it, the request is measured when the reader reaches the
         # end, not when the last byte arrives: a limit the reader finds (SSE event size
@@ -261,9 +261,9 @@ class StreamResponse(_BaseResponse):
         try:
             while True:
                 while chunks:
-                    data, t = chunks.popleft()
+                    data = chunks.popleft()
                     ex.buffered -= len(data) + PIECE_COST
-                    yield data, t
+                    yield data, times.popleft()
                 if ex.complete:
                     break
                 conn = ex.conn
@@ -350,8 +350,7 @@ class StreamResponse(_BaseResponse):
                 ex.conn.fail(error_code, error)
         elif not ex.error:  # the body had all come; the request is not yet measured
             ex.error, ex.error_code = error, error_code
-        ex.chunks.clear()
-        ex.buffered = 0
+        ex.drop_pieces()
         if self._finalize is None and not self.error:  # measured already: the response
             self.error, self.error_code = error, error_code  # still tells
         self._settle()
