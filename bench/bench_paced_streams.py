@@ -72,6 +72,9 @@ options = {"scenarios": {"paced": {"executor": "constant-vus", "vus": STREAMS,
                                    "duration": f"{WARMUP + SECONDS + TAIL}s",
                                    "gracefulStop": "0s"}}}
 llm = LLMMetrics()
+# The window is written by this time at the latest, whatever the loop's delays: the
+# run ends at WARMUP + SECONDS + TAIL after about now.
+WRITE_BY = time.perf_counter() + WARMUP + SECONDS + TAIL - 1.0
 state = {"events": 0, "open": False, "sampler": None, "window": (0.0, 0.0), "pending": 0}
 ttft_err, itl_err, delay = array("d"), array("d"), array("d")
 
@@ -93,7 +96,7 @@ async def sample():
     state["window"] = (t0, t1)
     state["open"] = False
     # The tokens that arrived in the window are counted once their streams have ended.
-    while state["pending"] and time.perf_counter() < t1 + TAIL - 0.5:
+    while state["pending"] and time.perf_counter() < min(t1 + TAIL - 0.5, WRITE_BY):
         await asyncio.sleep(0.1)
     out = {"events": state["events"], "seconds": t1 - t0, "cpu_seconds": c1 - c0}
     if TRUTH:

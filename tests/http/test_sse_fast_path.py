@@ -53,3 +53,32 @@ def test_an_event_over_the_size_limit_is_not_taken_by_the_fast_path() -> None:
     with pytest.raises(SSELimitError) as exc:
         p.feed(b"data: " + b"x" * 20 + b"\n\n", 1.0)
     assert exc.value.code == 1714
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(EVENTS + OTHER + [b"data: [DONE]\n\n"]), min_size=1,
+                max_size=10))
+def test_single_data_is_the_fast_path_event_undecoded(reads: list[bytes]) -> None:
+    # `single_data` takes exactly the reads `feed` takes by its fast path, with the
+    # same count and id; the others it leaves for `feed`, changing nothing.
+    fast, general = SSEParser(), SSEParser()
+    for i, read in enumerate(reads):
+        expected = general.feed(read, float(i))
+        data = fast.single_data(read)
+        if data is None:
+            got = fast.feed(read, float(i))
+        else:
+            got = [("message", data.decode("utf-8", "replace"), fast.last_id, float(i))]
+        assert [tuple(e) for e in got] == [tuple(e) for e in expected]
+    assert fast._count == general._count
+
+
+def test_single_data_keeps_the_event_limit() -> None:
+    p = SSEParser(max_events=2)
+    assert p.single_data(b"data: 0\n\n") is None  # the stream's start: feed it
+    assert p.feed(b"data: 0\n\n", 0.0)[0].data == "0"
+    assert p.single_data(b"data: 1\n\n") == b"1"
+    assert p.single_data(b"data: a\ndata: b\n\n") is None  # not one line: feed it
+    with pytest.raises(SSELimitError) as exc:
+        p.single_data(b"data: 2\n\n")
+    assert exc.value.code == 1715

@@ -239,3 +239,27 @@ def test_completions_text_chunks_are_output_tokens() -> None:
     res = meter.finish(0.25)
     assert res.text == "Hello world" and res.token_times == [0.1, 0.2]
     assert res.ttft_ms == pytest.approx(100.0) and res.output_tokens == 2 and res.ok
+
+
+RAW_EVENTS = [
+    b'{"choices":[{"index":0,"delta":{"content":"hi"}}]}',
+    b'{"choices":[{"index":0,"delta":{"content":"caf\xc3\xa9"}}]}',
+    b'{"choices":[{"index":0,"delta":{"content":"bad \xff utf-8"}}]}',  # not UTF-8
+    b'{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1"}]}}]}',
+    b'{"choices":[],"usage":{"completion_tokens":7}}',
+    b'{"type":"response.output_text.delta","delta":"x"}',
+    b'{"error":{"message":"overloaded"}}',
+    b'not json', b'[1, 2]', b'\xff\xfe', b'[DONE]',
+]
+
+
+@pytest.mark.parametrize("order", [list(range(len(RAW_EVENTS))),
+                                   list(reversed(range(len(RAW_EVENTS))))])
+def test_feed_data_of_raw_bytes_equals_feed_of_the_decoded_text(order: list[int]) -> None:
+    # The fast path hands the meter an event's undecoded bytes; whatever they hold
+    # (invalid UTF-8 included), the result is that of the text the parser decodes.
+    raw, text = StreamMeter(0.0), StreamMeter(0.0)
+    for n, i in enumerate(order):
+        raw.feed_data(RAW_EVENTS[i], float(n + 1))
+        text.feed("message", RAW_EVENTS[i].decode("utf-8", "replace"), float(n + 1))
+    assert raw.finish(20.0) == text.finish(20.0)

@@ -145,7 +145,9 @@ def _worker_main(conn: Connection, shard: Shard, shard_fn: ShardFunction, payloa
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from ..event_loop import run as run_loop
+        from .gc_tuning import freeze_loaded
 
+        freeze_loaded()
         run_loop(_worker_async(conn, shard, shard_fn, payload, snapshot_interval))
     except BaseException:
         with contextlib.suppress(OSError):

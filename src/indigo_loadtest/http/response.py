@@ -11,7 +11,7 @@ import orjson
 from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
 from .sse import SSEEvent, SSELimitError, SSEParser
-from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink
+from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink, sink_batch
 
 if TYPE_CHECKING:
     from .transport import Exchange
@@ -252,7 +252,7 @@ class StreamResponse(_BaseResponse):
         """Body chunks as they arrive (decoded, for gzip and deflate), each with the
         perf_counter of its arrival."""
         ex = self._ex
-        chunks = ex.chunks
+        chunks, times = ex.chunks, ex.times
         loop = asyncio.get_running_loop()
         # While a reader is at it, the request is measured when the reader reaches the
         # end, not when the last byte arrives: a limit the reader finds (SSE event size
@@ -261,9 +261,9 @@ class StreamResponse(_BaseResponse):
         try:
             while True:
                 while chunks:
-                    data, t = chunks.popleft()
+                    data = chunks.popleft()
                     ex.buffered -= len(data) + PIECE_COST
-                    yield data, t
+                    yield data, times.popleft()
                 if ex.complete:
                     break
                 conn = ex.conn
@@ -298,7 +298,7 @@ class StreamResponse(_BaseResponse):
         self._reading = True  # measured when this returns (see iter_chunks)
         try:
             loop = asyncio.get_running_loop()
-            ex.sink, ex.sink_loop = sink, loop
+            ex.sink, ex.sink_batch = sink, sink_batch(loop)
             drain_sink(ex)  # what came before this call
             while not ex.complete:
                 w = ex.waiter = loop.create_future()
@@ -350,8 +350,7 @@ class StreamResponse(_BaseResponse):
                 ex.conn.fail(error_code, error)
         elif not ex.error:  # the body had all come; the request is not yet measured
             ex.error, ex.error_code = error, error_code
-        ex.chunks.clear()
-        ex.buffered = 0
+        ex.drop_pieces()
         if self._finalize is None and not self.error:  # measured already: the response
             self.error, self.error_code = error, error_code  # still tells
         self._settle()

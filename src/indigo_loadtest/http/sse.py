@@ -80,16 +80,25 @@ class SSEParser:
         self.last_id = ""
         self.retry: int | None = None  # the last `retry:` value, in ms
 
-    def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:
-        # Fastest path: the read holds exactly one whole one-line `data: ` event and
-        # nothing is held from before (a real LLM server sends each token this way).
-        if (not self._pending and chunk[-2:] == b"\n\n" and chunk.startswith(b"data: ")
-                and chunk.find(b"\n") == len(chunk) - 2 and self._started and not self._cr
-                and b"\r" not in chunk and len(chunk) <= self.max_event_size):
+    def single_data(self, chunk: bytes) -> bytes | None:
+        """If `chunk` is exactly one whole one-line `data: ` event and nothing is held
+        from before (a real LLM server sends each token this way): that event, counted
+        as dispatched, as its raw data bytes (undecoded; type "message", id `last_id`).
+        Otherwise None, and nothing changes: `feed` the chunk."""
+        if (not self._pending and chunk.startswith(b"data: ") and self._started
+                and chunk.find(b"\n") == len(chunk) - 2 and chunk[-1] == 10
+                and not self._cr and 13 not in chunk  # CR: an int test is a plain memchr
+                and len(chunk) <= self.max_event_size):
             self._count = count = self._count + 1
             if count > self.max_events:
                 raise SSELimitError(ERR_TOO_MANY_STREAM_EVENTS, self.max_events)
-            return [_new_event(SSEEvent, ("message", chunk[6:-2].decode("utf-8", "replace"),
+            return chunk[6:-2]
+        return None
+
+    def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:
+        data = self.single_data(chunk)
+        if data is not None:
+            return [_new_event(SSEEvent, ("message", data.decode("utf-8", "replace"),
                                           self.last_id, t))]
         if self._cr:
             chunk = b"\r" + chunk

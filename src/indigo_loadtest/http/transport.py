@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
+import threading
 import zlib
 from collections import deque
 from time import perf_counter
@@ -73,8 +74,9 @@ class Exchange:
         "body_size", "buffered", "cancelled", "chunks", "complete", "conn", "content_encoding",
         "deadline", "decoded", "decoder", "discard", "error", "error_code", "framed", "fut",
         "head", "headers_done", "headers_fut", "informational", "limits", "line", "location",
-        "nbytes", "raw_headers", "set_cookies", "sink", "sink_due", "sink_error", "sink_loop",
-        "status", "stream", "t_data", "t_first", "t_headers", "t_last", "user_closed", "waiter",
+        "nbytes", "raw_headers", "set_cookies", "sink", "sink_batch", "sink_due", "sink_error",
+        "status", "stream", "t_data", "t_first", "t_headers", "t_last", "times", "user_closed",
+        "waiter",
     )
 
     def __init__(self, fut: asyncio.Future, head: bool, stream: bool, discard: bool,
@@ -92,6 +94,9 @@ class Exchange:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.chunks: Any = deque() if stream else []
+        # A streamed piece's arrival time, in step with `chunks`: two deques rather than
+        # a (piece, time) tuple per read (fewer objects for the garbage collector).
+        self.times: deque[float] | None = deque() if stream else None
         self.set_cookies: list[bytes] | None = None
         self.content_encoding: bytes | None = None
         self.location: bytes | None = None
@@ -114,11 +119,18 @@ class Exchange:
         # (piece, arrival time) pairs once per loop pass, after every read of that pass
         # is stamped; None: a reader task is woken per piece instead.
         self.sink: Any = None
-        self.sink_loop: Any = None
-        self.sink_due = False  # a drain is scheduled
+        self.sink_batch: SinkBatch | None = None
+        self.sink_due = False  # queued in sink_batch for this loop pass
         self.sink_error: BaseException | None = None
         self.deadline = NO_DEADLINE  # loop time at which the exchange times out
         self.conn: Connection | None = None
+
+    def drop_pieces(self) -> None:
+        """Drop the received pieces not yet read."""
+        self.chunks.clear()
+        if self.times is not None:
+            self.times.clear()
+        self.buffered = 0
 
     def wake(self) -> None:
         w = self.waiter
@@ -284,7 +296,8 @@ class Connection(asyncio.Protocol):
                 body = self._decode_piece(ex, body)
                 if not body:
                     return
-            ex.chunks.append((body, ex.t_data))
+            ex.chunks.append(body)
+            ex.times.append(ex.t_data)  # type: ignore[union-attr]
             ex.buffered += len(body) + PIECE_COST
             if ex.buffered > STREAM_HIGH_WATER and not self.paused:
                 self.paused = True
@@ -292,10 +305,14 @@ class Connection(asyncio.Protocol):
             if ex.sink is None:
                 ex.wake()
             elif not ex.sink_due:
-                # One callback per stream per loop pass, no future or task step; run
-                # after this pass's other reads, so parsing never delays their stamps.
+                # Drained after this pass's other reads, so parsing never delays their
+                # stamps: no future, no task step, one loop callback for all streams.
                 ex.sink_due = True
-                ex.sink_loop.call_soon(drain_sink, ex)
+                batch = ex.sink_batch
+                due = batch.due  # type: ignore[union-attr]
+                due.append(ex)  # SinkBatch.add, inline: this runs once per read
+                if len(due) == 1:
+                    batch.loop.call_soon(batch.run)  # type: ignore[union-attr]
         else:
             ex.chunks.append(body)
 
@@ -366,8 +383,7 @@ class Connection(asyncio.Protocol):
         ex = self.ex
         self.fail(code, limit_message(code, limit))
         if ex is not None:
-            ex.chunks.clear()
-            ex.buffered = 0
+            ex.drop_pieces()
             ex.decoder = None
             if code in (ERR_HEADER_LINE_TOO_LARGE, ERR_TOO_MANY_HEADERS):
                 ex.raw_headers = []
@@ -428,6 +444,41 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class SinkBatch:
+    """The consumed streams that received pieces in this event-loop pass, drained by one
+    loop callback after the pass's reads: with one event per read on thousands of
+    streams, a callback per stream per pass (a loop handle each) cost about as much
+    as the parsing it ran."""
+
+    __slots__ = ("due", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: list[Exchange] = []
+
+    def add(self, ex: Exchange) -> None:
+        due = self.due
+        due.append(ex)
+        if len(due) == 1:
+            self.loop.call_soon(self.run)
+
+    def run(self) -> None:
+        due, self.due = self.due, []
+        for ex in due:
+            drain_sink(ex)
+
+
+_batches = threading.local()  # each thread's loop has its own SinkBatch
+
+
+def sink_batch(loop: asyncio.AbstractEventLoop) -> SinkBatch:
+    """The SinkBatch of `loop` (the running thread's)."""
+    batch = getattr(_batches, "batch", None)
+    if batch is None or batch.loop is not loop:
+        batch = _batches.batch = SinkBatch(loop)
+    return batch
+
+
 def drain_sink(ex: Exchange) -> None:
     """Hand the queued pieces of a consumed stream to its sink. A sink that raises fails
     its request (the error is raised again to the consumer)."""
@@ -435,16 +486,15 @@ def drain_sink(ex: Exchange) -> None:
     sink = ex.sink
     if sink is None:  # the consumer has gone (cancelled); it drains nothing more
         return
-    chunks = ex.chunks
+    chunks, times = ex.chunks, ex.times
     try:
         while chunks:
-            data, t = chunks.popleft()
+            data = chunks.popleft()
             ex.buffered -= len(data) + PIECE_COST
-            sink(data, t)
+            sink(data, times.popleft())
     except Exception as exc:  # the consumer's fault, not the server's
         ex.sink_error = exc
-        chunks.clear()
-        ex.buffered = 0
+        ex.drop_pieces()
         conn = ex.conn
         if not ex.complete and conn is not None and conn.ex is ex:
             conn.fail(ERR_GENERIC, SINK_FAILED)

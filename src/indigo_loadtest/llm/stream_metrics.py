@@ -45,6 +45,7 @@ NETWORK = "network"  # no response at all (connection refused, timeout, ...)
 LIMIT = "limit_exceeded"  # the response crossed a limit of http.limits (body, headers, events)
 
 DONE_MARKER = "[DONE]"
+_DONE_BYTES = DONE_MARKER.encode()
 # Responses-API event types.
 _TEXT_DELTAS = frozenset({
     "response.output_text.delta", "response.refusal.delta",
@@ -154,6 +155,29 @@ class StreamMeter:
         except orjson.JSONDecodeError:
             self._error(MALFORMED, "malformed JSON in stream event")
             return
+        self._judge(event, obj, t)
+
+    def feed_data(self, data: bytes, t: float) -> None:
+        """`feed` of an event of the default type, given as its raw UTF-8 data
+        (`SSEParser.single_data`): the usual token event, parsed without decoding it
+        to text first."""
+        if data == _DONE_BYTES:
+            self._events += 1
+            self.completed = True
+            return
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:  # maybe only its UTF-8: judged as the text
+            self.feed(None, data.decode("utf-8", "replace"), t)
+            return
+        self._events += 1
+        # The usual chat chunk: straight to it (what _judge decides for it, inline).
+        if type(obj) is dict and "type" not in obj and not obj.get("error"):
+            self._chat_chunk(obj, t)
+        else:
+            self._judge(None, obj, t)
+
+    def _judge(self, event: str | None, obj: Any, t: float) -> None:
         if not isinstance(obj, dict):
             self._error(MALFORMED, "stream event data is not a JSON object")
             return
@@ -435,10 +459,14 @@ async def _consume_events(resp: Any, consume: Any, parser: SSEParser,
     pass's reads are parsed and metered by one plain callback after all of that pass's
     reads are stamped, so one event per read, the usual LLM stream, costs no task
     wake-up, no future and no async-generator step."""
-    feed, parse = meter.feed, parser.feed
+    feed, feed_data, parse, single = meter.feed, meter.feed_data, parser.feed, parser.single_data
 
     def sink(data: bytes, t: float) -> None:
         try:
+            one = single(data)  # the usual read: one token event, no event object built
+            if one is not None:
+                feed_data(one, t)
+                return
             for event, text, _id, at in parse(data, t):
                 feed(event, text, at)
         except SSELimitError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.gc_tuning import freeze_loaded
 from ..scenario.errors import ExitCode, ScenarioError
 from .execute import execute
 from .header import dry_run_report, header_lines
@@ -27,6 +28,7 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
             console.print(dry_run_report(prepared))
             return ExitCode.OK
         with signals_held():
+            freeze_loaded()
             outcome = run_event_loop(execute(prepared, console))
             prepared.close()
         return outcome.exit_code
