@@ -250,6 +250,7 @@ def _get_json(url: str, headers: dict[str, str], data: bytes | None = None) -> A
 def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
               watch: SaturationWatch | None = None) -> dict[str, Any]:
     """One measurement: the generated scenario through the runner; its figures."""
+    from ..engine.gc_tuning import freeze_loaded
     from ..run import execute, prepare, run_event_loop
     from ..run.header import header_lines
 
@@ -268,6 +269,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
             console.print("\n".join(header_lines(prepared)))
         elif not settings.quiet:
             console.note(f"point {spec.label}: {describe_point(spec)}")
+        freeze_loaded()
         outcome = run_event_loop(execute(prepared, console))
         point = point_figures(spec, prepared.registry, outcome.elapsed, bench.objectives)
         point["exit_code"] = int(outcome.exit_code)
