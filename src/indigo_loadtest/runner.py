@@ -29,6 +29,7 @@ from .metrics.registry import Registry
 from .metrics.thresholds import ThresholdError, ThresholdResult, ThresholdSet, parse_thresholds
 from .outputs.base import Output, RunInfo, unwritable_reason
 from .progress import ProgressLine, Snapshot
+from .ray_backend import check_ray_settings, ray_execution, ray_shard_count
 from .scenario import config as config_mod
 from .scenario.config import Env, build_env
 from .scenario.discovery import ScenarioFile, display_path, resolve, scenarios_dir
@@ -68,6 +69,7 @@ class RunSettings:
     no_summary: bool = False
     quiet: bool = False
     workers: int | None = None
+    ray: str | None = None  # --ray [ADDRESS]: "" = RAY_ADDRESS or a local instance (ray_backend)
     dry_run: bool = False
     results_dir: str = "results"
     color: bool | None = None
@@ -230,6 +232,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
         check_settings(settings)
         overrides = overrides_from(settings)
         check_outputs_fit_workers(settings)  # also reports a typo in --out before anything
+        check_ray_settings(settings)
     env = build_env(settings.env_file, settings.env)
     if settings.monitor and not settings.dry_run:
         enable_monitoring(settings, env)
@@ -307,6 +310,8 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     prepared.summary_path = summary_export_path(prepared)
     prepared.outputs = build_outputs(prepared)
     prepared.workers = worker_count(settings, plan)
+    if settings.ray is not None and not settings.dry_run:
+        prepared.workers = ray_shard_count(settings, plan, scenario.path)
     check_result_files(prepared)
     check_record_paths(prepared)
     return prepared
@@ -733,7 +738,9 @@ class Engine:
         self.planned_vus = plan_max_vus(plan)  # shown until the VUs are allocated
         workers = prepared.workers
         try:
-            if workers > 1:
+            if prepared.settings.ray is not None:
+                self.execution = ray_execution(prepared, factory, config, console)
+            elif workers > 1:
                 self.execution = self._workers(prepared, factory, config, console, workers)
             else:
                 from .engine.execution import Execution
