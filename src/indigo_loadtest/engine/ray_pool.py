@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..metrics.registry import Registry, set_active_registry
-from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, load_shard_scenario
+from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_shard
 
 # After the last actor is ready, they all start this much later: enough for the start
 # call to reach every actor of a cluster, even across a slow network.
@@ -164,12 +164,6 @@ class ShardActor:
         while True:
             self.latest = (registry.state(), time.monotonic())
             await asyncio.sleep(self.snapshot_interval)
-
-
-def prepare_shard(ctx: ShardContext) -> None:
-    """In the actor: a scenario job's module is imported before the actor reports ready."""
-    if isinstance(ctx.payload, ShardJob):
-        ctx.preloaded = load_shard_scenario(ctx.payload, ctx)
 
 
 def where_am_i() -> dict[str, Any]:
@@ -315,8 +309,9 @@ class RayPool(WorkerPool):
                 actor.stop.remote(msg[1], msg[2])
 
     def _reap(self, procs: list[Any]) -> None:
-        import ray
         from ray.util.placement_group import remove_placement_group
+
+        import ray
 
         for actor in self._actors:
             with contextlib.suppress(Exception):
