@@ -359,6 +359,8 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
             out.append("--" + flag.replace("_", "-"))
     if args.http_debug is not None:
         out.append(f"--http-debug={args.http_debug}")
+    if getattr(args, "ray", None) is not None:  # last: a bare --ray takes no value then
+        out.append(f"--ray={args.ray}" if args.ray else "--ray")
     return out
 
 

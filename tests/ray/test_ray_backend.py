@@ -150,6 +150,33 @@ def test_a_killed_actor_ends_the_run_with_worker_died_and_files_written(
     assert (workdir / "summary.html").is_file()  # the report, beside the export
 
 
+def test_ctrl_c_stops_every_actor_gracefully(workdir: Path, ray_cluster: RayTestCluster) -> None:
+    pids_dir = workdir / "pids"
+    pids_dir.mkdir()
+    export = workdir / "summary.json"
+    # Planned for a minute: only the relayed stop can end it within the limit below.
+    write_scenario(workdir, "looping", LOOPING.replace('"6s"', '"60s"'))
+    proc = subprocess.Popen(
+        cli_argv("run", "looping", "--ray", ray_cluster.address, "--env",
+                 f"PIDS_DIR={pids_dir}", "--summary-export", str(export)),
+        cwd=workdir, env=cluster_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_pids(pids_dir, 3)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    # Both actors stopped their shares and returned their final state: none was lost.
+    assert "start skew" in err and "died" not in err, err
+    assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] > 0
+
+
 def test_raw_sample_outputs_are_refused_with_ray(workdir: Path) -> None:
     write_scenario(workdir, "counted", COUNTED % {"limit": 1000})
     done = run_cli("run", "counted", "--ray", "--out", "json=raw.json", cwd=workdir)
