@@ -177,6 +177,39 @@ def test_ctrl_c_stops_every_actor_gracefully(workdir: Path, ray_cluster: RayTest
     assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] > 0
 
 
+# The driver imports the scenario first (to validate it) and leaves a mark; an actor that
+# finds the mark fails to load it, as on a node where a module it needs is missing.
+FAILS_ON_ACTORS = '''"""Loads in the driver only."""
+from pathlib import Path
+
+from indigo_loadtest import env
+
+options = {"vus": 2, "iterations": 4}
+MARK = Path(env["MARK"])
+if MARK.exists():
+    raise RuntimeError("no such module on this node")
+MARK.touch()
+
+
+async def default(vu):
+    pass
+'''
+
+
+def test_an_actor_that_cannot_load_the_scenario_ends_the_run_before_the_start(
+    workdir: Path, ray_cluster: RayTestCluster
+) -> None:
+    write_scenario(workdir, "fails_on_actors", FAILS_ON_ACTORS)
+    done = run_cli("run", "fails_on_actors", "--ray", ray_cluster.address, "--env",
+                   f"MARK={workdir / 'mark'}", cwd=workdir, env=cluster_env(),
+                   timeout=RUN_LIMIT)
+    assert done.returncode == ExitCode.WORKER_DIED, done.stderr
+    assert re.search(r"(?m)^error: Ray actor [01] failed with .*RuntimeError: no such "
+                     "module on this node before the test started", done.stderr), done.stderr
+    # The scenarios never started: no iteration was run anywhere.
+    assert not re.search(r"iterations\.+: [1-9]", done.stdout), done.stdout
+
+
 def test_raw_sample_outputs_are_refused_with_ray(workdir: Path) -> None:
     write_scenario(workdir, "counted", COUNTED % {"limit": 1000})
     done = run_cli("run", "counted", "--ray", "--out", "json=raw.json", cwd=workdir)

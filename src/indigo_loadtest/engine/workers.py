@@ -380,8 +380,8 @@ class WorkerPool:
                 waiting.discard(i)
             else:
                 result.errors.append(_describe_failure(i, msg))
-                result.lost.append(f"worker {i} {_how_it_failed(msg)} before the test "
-                                   "started")
+                result.lost.append(f"{self.unit} {i} {_how_it_failed(msg)} before the "
+                                   "test started")
                 break
         if result.errors and not result.lost:
             result.lost.append(f"{result.errors[0]}: the test did not start")
