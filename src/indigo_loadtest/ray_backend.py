@@ -18,6 +18,10 @@ RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'indigo-load
 # A local instance's shared-memory object store: the actors only exchange registry
 # snapshots (tens of kB), so a small store leaves the memory to the generator.
 LOCAL_OBJECT_STORE_BYTES = 100_000_000
+# Never shipped with the scenario's folder (a scenario kept in a project's root would
+# otherwise upload its virtualenv and past results to every node); Ray also skips what
+# the folder's .gitignore lists.
+WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "node_modules", "__pycache__", "results"]
 # Arguments that only name where Ray runs (else a scenario given right after `--ray`).
 _ADDRESS_WORDS = ("auto", "local")
 
@@ -61,7 +65,8 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
     address = ray_address(settings.ray)
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if working_dir is not None:
-        options["runtime_env"] = {"working_dir": working_dir}
+        options["runtime_env"] = {"working_dir": working_dir,
+                                  "excludes": WORKING_DIR_EXCLUDES}
     if address == "local":
         from .engine.workers import default_workers
 
