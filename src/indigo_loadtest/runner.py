@@ -310,10 +310,10 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     prepared.summary_path = summary_export_path(prepared)
     prepared.outputs = build_outputs(prepared)
     prepared.workers = worker_count(settings, plan)
-    if settings.ray is not None and not settings.dry_run:
-        prepared.workers = ray_shard_count(settings, plan, scenario.path)
     check_result_files(prepared)
     check_record_paths(prepared)
+    if settings.ray is not None and not settings.dry_run:  # connects: after every check
+        prepared.workers = ray_shard_count(settings, plan, scenario.path)
     return prepared
 
 

@@ -97,7 +97,7 @@ class ShardContext:
         self.stop_reason: str | None = None
         self.hard_stop = False
         self.terminated_by: str | None = None  # a signal this worker itself was sent
-        # The scenario module, when the pool loaded it before reporting ready (Ray).
+        # The scenario module, imported before the shard reported ready (prepare_shard).
         self.preloaded: Any = None
         self._stop_callbacks: list[Callable[[str, bool], Any]] = []
 
