@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 from typing import Any
 
 from .scenario.errors import ExitCode, ScenarioError
@@ -74,12 +75,28 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
                        include_dashboard=False,
                        _node_ip_address="127.0.0.1",  # a local instance listens locally only
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    check_reachable(address)
     try:
         ray.init(address=address, **options)
     except Exception as exc:  # unreachable address, version mismatch...
         where = "start a local Ray instance" if address == "local" else f"join {address}"
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ScenarioError(f"--ray: cannot {where}: {type(exc).__name__}: {first}",
+                            ExitCode.INVALID_CONFIG) from None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A `host:port` (or `ray://host:port`) that nothing answers at fails in one line at
+    once: Ray itself would retry for minutes, printing warnings."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # auto, local: Ray finds the cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ScenarioError(f"--ray: no Ray cluster answers at {address} ({reason})",
                             ExitCode.INVALID_CONFIG) from None
 
 

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -245,6 +246,18 @@ def test_raw_sample_outputs_are_refused_with_ray(workdir: Path) -> None:
     assert done.stderr.strip().splitlines()[-1].startswith(
         "error: --out json/csv record every raw sample"), done.stderr
     assert not (workdir / "raw.json").exists()
+
+
+def test_an_address_nothing_answers_at_fails_at_once_in_one_line(workdir: Path) -> None:
+    with socket.socket() as s:  # a loopback port, bound and not listening
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        write_scenario(workdir, "counted", COUNTED % {"limit": 1000})
+        done = run_cli("run", "counted", "--ray", address, cwd=workdir, env=cluster_env(),
+                       timeout=30)  # Ray alone would retry for minutes
+    assert done.returncode == ExitCode.INVALID_CONFIG, done.stderr
+    assert done.stderr.strip() == (f"error: --ray: no Ray cluster answers at {address} "
+                                   "(Connection refused)"), done.stderr
 
 
 def test_ray_missing_is_one_line(workdir: Path) -> None:
