@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pause", type=non_negative_float, default=2.0, metavar="SECONDS",
                    help="pause between scenarios with --all (default: 2)")
     add_run_flags(p)
+    add_ray_flag(p)
     p.add_argument("--summary-markdown", metavar="FILE", help="also write the thresholds "
                    "and key metrics as a markdown table (e.g. for $GITHUB_STEP_SUMMARY)")
 
@@ -245,6 +246,7 @@ def settings_from(args: argparse.Namespace, scenario: str):  # -> RunSettings
         no_summary=getattr(args, "no_summary", False),
         quiet=getattr(args, "quiet", False),
         workers=getattr(args, "workers", None),
+        ray=getattr(args, "ray", None),
         dry_run=getattr(args, "dry_run", False),
         results_dir=getattr(args, "results_dir", "results"),
         color=False if getattr(args, "no_color", False) else None,
@@ -272,6 +274,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    ray_argument_or_scenario(args)
     if args.all:
         if args.scenario:
             raise UsageError("give a scenario or --all, not both")
@@ -281,6 +284,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .run import run
 
     return run(settings_from(args, args.scenario))
+
+
+def add_ray_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="",
+                   help="run the shards as Ray actors: on the cluster at ADDRESS (host:port, "
+                   "ray://host:10001, auto), else $RAY_ADDRESS, else a local Ray instance "
+                   "(pip install 'indigo-loadtest[ray]'; see docs/ray.md)")
+
+
+def ray_argument_or_scenario(args: argparse.Namespace) -> None:
+    """`run --ray NAME`: NAME is the scenario unless it reads as an address (has a ':', or
+    is auto/local) or a scenario was given too."""
+    from .run.ray import looks_like_address
+
+    value = getattr(args, "ray", None)
+    if value and not args.scenario and not looks_like_address(value):
+        args.scenario, args.ray = value, ""
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -339,6 +359,8 @@ def child_args(args: argparse.Namespace, folder: Path) -> list[str]:
             out.append("--" + flag.replace("_", "-"))
     if args.http_debug is not None:
         out.append(f"--http-debug={args.http_debug}")
+    if getattr(args, "ray", None) is not None:  # last: a bare --ray takes no value then
+        out.append(f"--ray={args.ray}" if args.ray else "--ray")
     return out
 
 

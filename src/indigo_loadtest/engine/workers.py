@@ -97,6 +97,8 @@ class ShardContext:
         self.stop_reason: str | None = None
         self.hard_stop = False
         self.terminated_by: str | None = None  # a signal this worker itself was sent
+        # The scenario module, imported before the shard reported ready (prepare_shard).
+        self.preloaded: Any = None
         self._stop_callbacks: list[Callable[[str, bool], Any]] = []
 
     def on_stop(self, fn: Callable[[str, bool], Any]) -> None:
@@ -169,6 +171,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
     unblocker.install()
     threading.Thread(target=_listen, args=(conn, loop, ctx, started, unblocker),
                      daemon=True).start()
+    prepare_shard(ctx)  # ready once the scenario is loaded: the start is not eaten by it
     conn.send(("ready",))
     signal.signal(signal.SIGTERM, _sigterm_handler(loop, ctx, started))
     start_at = await started
@@ -273,7 +276,12 @@ class RequestRates:
 
 # --- the parent --------------------------------------------------------------------------
 class WorkerPool:
-    """Runs one test as `workers` shard processes; see the module docstring."""
+    """Runs one test as `workers` shard processes; see the module docstring.
+
+    Other pools (engine/ray_pool.py) subclass it: they feed the same messages to
+    `_await_ready` and `_collect`, and replace `run`, `_broadcast`, `_reap` and `_death`."""
+
+    unit = "worker"  # how a shard's runner is named in the lines about it
 
     def __init__(
         self,
@@ -374,8 +382,8 @@ class WorkerPool:
                 waiting.discard(i)
             else:
                 result.errors.append(_describe_failure(i, msg))
-                result.lost.append(f"worker {i} {_how_it_failed(msg)} before the test "
-                                   "started")
+                result.lost.append(f"{self.unit} {i} {_how_it_failed(msg)} before the "
+                                   "test started")
                 break
         if result.errors and not result.lost:
             result.lost.append(f"{result.errors[0]}: the test did not start")
@@ -403,7 +411,7 @@ class WorkerPool:
             elif msg is None:  # died: the others go on; its last snapshot is its share
                 procs[i].join(timeout=5)
                 self._keep_final(_retired(self._states[i] or []))
-                self._lose(i, procs[i], _how_it_died(procs[i]), result)
+                self._lose(i, procs[i], self._death(procs[i]), result)
             else:  # an exception in the engine itself: it would likely hit every shard
                 procs[i].join(timeout=5)
                 self._keep_final(_retired(self._states[i] or []))
@@ -414,6 +422,10 @@ class WorkerPool:
             self._states[i] = None
             self._running -= 1
 
+    def _death(self, proc: Any) -> str:
+        """How a shard's runner that ended without its final state died."""
+        return _how_it_died(proc)
+
     def _keep_final(self, state: list[dict[str, Any]]) -> None:
         self.final_states.append(state)
         if self.merge:
@@ -423,7 +435,7 @@ class WorkerPool:
               going_on: bool = True) -> None:
         """Record (and report now) that worker `i` did not run its share to the end."""
         at = max(0.0, time.monotonic() - self._started_at)
-        line = (f"worker {i} of {len(self.shards)} (pid {proc.pid}) {how} {at:.1f}s into "
+        line = (f"{self.unit} {i} of {len(self.shards)} (pid {proc.pid}) {how} {at:.1f}s into "
                 "the test; its share of the test was not run from then on")
         result.lost.append(line)
         others = self._running > 1 and self._stop_reason is None
@@ -552,16 +564,29 @@ class ShardJob:
     setup_data: Any = None
 
 
+def load_shard_scenario(job: ShardJob, ctx: ShardContext) -> Any:
+    """Activate the job's env and import its scenario into the shard's registry."""
+    from ..scenario import config as config_mod
+    from ..scenario.loader import load_module
+
+    config_mod.activate(config_mod.Env(job.env))
+    return load_module(Path(job.scenario_path), ctx.registry)
+
+
+def prepare_shard(ctx: ShardContext) -> None:
+    """Before a shard reports ready: a scenario job's module is imported, so that loading
+    it takes nothing from the shard's time after the common start."""
+    if isinstance(ctx.payload, ShardJob):
+        ctx.preloaded = load_shard_scenario(ctx.payload, ctx)
+
+
 async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
     """The shard function for scenario files: load the scenario into this worker's
     registry, then run the plan's scenarios for this worker's execution segment."""
     from ..http.client import Client
-    from ..scenario import config as config_mod
-    from ..scenario.loader import load_module
 
     job: ShardJob = ctx.payload
-    config_mod.activate(config_mod.Env(job.env))
-    module = load_module(Path(job.scenario_path), ctx.registry)
+    module = ctx.preloaded if ctx.preloaded is not None else load_shard_scenario(job, ctx)
     # setup() ran once, in the parent; teardown runs there too, after every shard.
     plan = replace(job.plan, no_setup=True, no_teardown=True)
     registry, client_config = ctx.registry, job.client_config
@@ -610,7 +635,11 @@ class WorkersExecution:
         env: Mapping[str, str] | None = None,
         error_stream: TextIO | None = None,
         snapshot_interval: float = 1.0,
+        pool_factory: Callable[..., WorkerPool] | None = None,
     ) -> None:
+        """`pool_factory`: makes the shard pool, called as `WorkerPool` is (default);
+        e.g. `functools.partial(RayPool, cluster=...)` runs the shards on Ray."""
+        self.pool_factory = pool_factory or WorkerPool
         self.plan = plan
         self.module = module
         self.registry = registry
@@ -682,9 +711,10 @@ class WorkersExecution:
                 self.stage = "running"
                 job = ShardJob(self.scenario_path, self.plan, self.env, self.client_config,
                                setup.setup_data)
-                self._pool = WorkerPool(run_scenario_shard, job, self.workers, self.registry,
-                                        snapshot_interval=self.snapshot_interval, merge=False,
-                                        error_stream=self.error_stream)
+                self._pool = self.pool_factory(
+                    run_scenario_shard, job, self.workers, self.registry,
+                    snapshot_interval=self.snapshot_interval, merge=False,
+                    error_stream=self.error_stream)
                 if self.stop_reason is not None:  # stopped while the pool was being made
                     self._pool.stop(self.stop_reason, hard=self._hard)
                 outcome = await self._pool.run()

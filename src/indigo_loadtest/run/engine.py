@@ -44,7 +44,8 @@ class Engine:
 
 def open_backend(prepared: Prepared, console: Console) -> ExecutionBackend:
     """The backend the settings ask for: `engine.execution.Execution` in this process
-    for one worker, `engine.workers.WorkersExecution` across `--workers N` processes.
+    for one worker, `engine.workers.WorkersExecution` across `--workers N` processes or
+    (`--ray`) Ray actors.
     The only place in the runner that knows the backends."""
     from ..engine.executors import EngineError
     from ..http.client import Client
@@ -54,6 +55,10 @@ def open_backend(prepared: Prepared, console: Console) -> ExecutionBackend:
     factory = lambda: Client(registry, config)  # noqa: E731 - one Client per VU
     workers = prepared.workers
     try:
+        if prepared.settings.ray is not None:
+            from .ray import ray_execution
+
+            return ray_execution(prepared, factory, config, console)
         if workers > 1:
             return _workers(prepared, factory, config, console, workers)
         from ..engine.execution import Execution

@@ -36,6 +36,7 @@ from .limits import (
     worker_count,
 )
 from .outputs import build_outputs, check_result_files, parse_out_specs, summary_export_path
+from .ray import check_ray_settings, ray_shard_count
 from .recording import check_record_paths
 from .settings import Console, RunSettings
 
@@ -158,6 +159,7 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
         check_settings(settings)
         overrides = overrides_from(settings)
         check_outputs_fit_workers(settings)  # also reports a typo in --out before anything
+        check_ray_settings(settings)
     env = build_env(settings.env_file, settings.env)
     if settings.monitor and not settings.dry_run:
         enable_monitoring(settings, env)
@@ -237,6 +239,8 @@ def _prepare_loaded(settings: RunSettings, console: Console, overrides: Override
     prepared.workers = worker_count(settings, plan)
     check_result_files(prepared)
     check_record_paths(prepared)
+    if settings.ray is not None and not settings.dry_run:  # connects: after every check
+        prepared.workers = ray_shard_count(settings, plan, scenario.path)
     return prepared
 
 

@@ -29,6 +29,7 @@ class RunSettings:
     no_summary: bool = False
     quiet: bool = False
     workers: int | None = None
+    ray: str | None = None  # --ray [ADDRESS]: "" = RAY_ADDRESS or a local instance (run/ray.py)
     dry_run: bool = False
     results_dir: str = "results"
     color: bool | None = None

@@ -1,0 +1,138 @@
+"""`run ... --ray [ADDRESS]`: the run's shards on a Ray cluster (engine/ray_pool.py).
+
+`--ray` alone joins the cluster named by `RAY_ADDRESS`, else starts a local Ray instance
+for this run; `--ray ADDRESS` joins that cluster. The shard count is `--workers N` when
+given, else the cluster's CPUs (never more than the plan's VUs). setup() and teardown()
+run once in this process (the driver), as with `--workers`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from typing import Any
+
+from ..scenario.errors import ExitCode, ScenarioError
+
+RAY_MISSING = "--ray needs Ray, which is not installed: pip install 'indigo-loadtest[ray]'"
+# A local instance's shared-memory object store: the actors only exchange registry
+# snapshots (tens of kB), so a small store leaves the memory to the generator.
+LOCAL_OBJECT_STORE_BYTES = 100_000_000
+# Never shipped with the scenario's folder (a scenario kept in a project's root would
+# otherwise upload its virtualenv and past results to every node); Ray also skips what
+# the folder's .gitignore lists.
+WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "node_modules", "__pycache__", "results"]
+# Arguments that only name where Ray runs (else a scenario given right after `--ray`).
+_ADDRESS_WORDS = ("auto", "local")
+
+
+def ray_address(value: str | None) -> str:
+    """The address to join: `--ray ADDRESS`, else RAY_ADDRESS, else "local" (a new
+    instance for this run)."""
+    return value or os.environ.get("RAY_ADDRESS", "").strip() or "local"
+
+
+def looks_like_address(value: str) -> bool:
+    return ":" in value or value in _ADDRESS_WORDS
+
+
+def check_ray_settings(settings: Any) -> None:
+    """Before anything runs: raw-sample outputs are refused, Ray must be importable."""
+    if settings.ray is None:
+        return
+    from .limits import RAW_SAMPLE_OUTPUTS
+    from .outputs import parse_out_specs
+
+    if any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs)):
+        raise ScenarioError("--out json/csv record every raw sample where it is measured, "
+                            "on the Ray nodes; they cannot be used with --ray (the summary "
+                            "export and Prometheus remote write can)", ExitCode.USAGE)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ScenarioError(RAY_MISSING, ExitCode.USAGE) from None
+
+
+def connect(settings: Any, working_dir: str | None = None) -> None:
+    """Join the cluster, or start a local instance sized for the run; quietly.
+    `working_dir` (the scenario's folder) is shipped to every actor of this job: its
+    scenario file, helper modules and data files."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = ray_address(settings.ray)
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
+    if working_dir is not None:
+        options["runtime_env"] = {"working_dir": working_dir,
+                                  "excludes": WORKING_DIR_EXCLUDES}
+    if address == "local":
+        from ..engine.workers import default_workers
+
+        options.update(num_cpus=settings.workers or default_workers(),
+                       include_dashboard=False,
+                       _node_ip_address="127.0.0.1",  # a local instance listens locally only
+                       object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    check_reachable(address)
+    try:
+        ray.init(address=address, **options)
+    except Exception as exc:  # unreachable address, version mismatch...
+        where = "start a local Ray instance" if address == "local" else f"join {address}"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ScenarioError(f"--ray: cannot {where}: {type(exc).__name__}: {first}",
+                            ExitCode.INVALID_CONFIG) from None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A `host:port` (or `ray://host:port`) that nothing answers at fails in one line at
+    once: Ray itself would retry for minutes, printing warnings."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # auto, local: Ray finds the cluster itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ScenarioError(f"--ray: no Ray cluster answers at {address} ({reason})",
+                            ExitCode.INVALID_CONFIG) from None
+
+
+def ray_shard_count(settings: Any, plan: Any, scenario_path: Any) -> int:
+    """Connects; then `--workers N`, else the cluster's CPUs, at most the plan's VUs."""
+    import ray
+
+    from .limits import plan_max_vus
+
+    connect(settings, str(scenario_path.parent))
+    if settings.workers is not None:
+        return int(settings.workers)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(cpus, plan_max_vus(plan)))
+
+
+def ray_execution(prepared: Any, factory: Any, config: Any, console: Any) -> Any:
+    """`WorkersExecution` with its shards as Ray actors (see engine/ray_pool.py)."""
+    import ray
+
+    from ..engine.ray_pool import RayCluster, RayPool
+    from ..engine.workers import WorkersExecution
+    from .outputs import snapshot_interval
+
+    shards = prepared.workers
+    cpus = float(ray.cluster_resources().get("CPU", shards))
+    cluster = RayCluster(
+        working_dir=str(prepared.scenario.path.parent),  # shipped by connect()
+        # One CPU per actor when the cluster has them; else they share (never refused).
+        cpus_per_actor=min(1.0, int(cpus / shards * 100) / 100) or 0.01,
+    )
+    return WorkersExecution(
+        prepared.options.plan, prepared.module, prepared.registry, factory,
+        workers=shards, scenario_path=prepared.scenario.path, client_config=config,
+        env=dict(prepared.env), error_stream=console.err,
+        snapshot_interval=snapshot_interval(prepared.outputs),
+        pool_factory=functools.partial(RayPool, cluster=cluster),
+    )

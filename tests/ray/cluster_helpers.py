@@ -1,0 +1,95 @@
+"""A real two-node Ray cluster on 127.0.0.1 (see conftest.py's `ray_cluster`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
+
+from cli_helpers import clean_env
+from http_servers import free_port
+
+RAY = str(Path(sys.executable).with_name("ray"))
+START_LIMIT = 90.0  # seconds for both nodes to join (ray start is slow on a busy machine)
+OBJECT_STORE = "100000000"  # bytes: the runs exchange only small snapshots
+
+
+@dataclass
+class RayTestCluster:
+    address: str  # host:port of the head's GCS
+    temp_dir: Path  # every node's session files and logs
+
+
+def cluster_env(**extra: str) -> dict[str, str]:
+    """The environment of the nodes and of the runs that join them: no cluster of the
+    developer's (RAY_ADDRESS), and no token authentication (a private cluster of this
+    machine; a token left in ~/.ray by another Ray would otherwise switch it on for the
+    nodes and not for every client)."""
+    env = clean_env(RAY_AUTH_MODE="disabled", **extra)
+    if "RAY_ADDRESS" not in extra:
+        env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _node(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+         f"--object-store-memory={OBJECT_STORE}", "--disable-usage-stats",
+         f"--dashboard-agent-listen-port={free_port()}", *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _alive_nodes(address: str, env: dict[str, str]) -> int:
+    probe = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
+
+
+def _end(node: subprocess.Popen[bytes]) -> None:
+    """The node's process group: SIGTERM (`ray start --block` stops what it started),
+    then SIGKILL for what is left (Ray's GCS server may outlive the SIGTERM)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        node.wait(timeout=5)
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGKILL)
+    node.wait(timeout=5)
+
+
+def start_cluster() -> Iterator[RayTestCluster]:
+    # Short: Ray's unix socket paths under it must stay under 108 characters.
+    temp_dir = Path(tempfile.mkdtemp(prefix="ilt-ray-", dir="/tmp"))
+    env = cluster_env()
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    nodes = [_node(["--head", f"--port={port}", "--include-dashboard=false",
+                    f"--temp-dir={temp_dir}", '--resources={"head_node": 1}'], env)]
+    try:
+        deadline = time.monotonic() + START_LIMIT
+        while _alive_nodes(address, env) < 1:
+            assert time.monotonic() < deadline, "the Ray head node did not start"
+            time.sleep(0.5)
+        nodes.append(_node([f"--address={address}", '--resources={"second_node": 1}'], env))
+        while _alive_nodes(address, env) < 2:
+            assert time.monotonic() < deadline, "the second Ray node did not join"
+            time.sleep(0.5)
+        yield RayTestCluster(address, temp_dir)
+    finally:
+        for node in reversed(nodes):
+            _end(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
