@@ -4,6 +4,7 @@ processes found by the pids the scenario writes down, real signals."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -270,3 +271,62 @@ async def default(vu):
     assert frames == [(str(path), "setup"), (str(path), "load_models")], res.stderr
     assert PACKAGE_DIR not in res.stderr
     assert "error: setup() failed: ValueError: no such model" in res.stderr
+
+
+# Iterations that ignore a hard stop for a while: a third Ctrl-C is what ends the run.
+STUBBORN = '''"""Two workers loop for 30s; a hard stop does not end their iterations at once."""
+import asyncio
+import os
+from pathlib import Path
+
+from indigo_loadtest import env
+
+options = {"vus": 2, "duration": "30s"}
+
+
+async def default(vu):  # one iteration, which a graceful stop waits for
+    Path(env["PIDS_DIR"], str(os.getpid())).touch()
+    try:
+        while True:
+            await vu.http.get(f"{env['BASE']}/third/{os.getpid()}")
+            await asyncio.sleep(0.05)
+    except asyncio.CancelledError:
+        await asyncio.sleep(3)
+'''
+
+
+def test_a_third_ctrl_c_keeps_what_the_workers_had_shown_live(
+    workdir: Path, local_server: LocalServer
+) -> None:
+    # The third signal cancels the run before any worker's final state comes in: the
+    # summary and the run record keep each worker's last live snapshot (they used to
+    # lose every worker's share: 0 requests in the export after a live count of many).
+    pids_dir = workdir / "pids"
+    pids_dir.mkdir()
+    export = workdir / "summary.json"
+    write_scenario(workdir, "stubborn", STUBBORN)
+    proc = subprocess.Popen(
+        cli_argv("run", "stubborn", "--workers", "2", "--env", f"PIDS_DIR={pids_dir}",
+                 "--summary-export", str(export)),
+        cwd=workdir, env=clean_env(BASE=local_server.url), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_pids(pids_dir, 2)
+        time.sleep(2.5)  # past the workers' first live snapshots (every second)
+        for _ in range(3):  # apart: signals sent at once would merge into one
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+        _, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0, err
+    sent = len(local_server.paths("/third/"))
+    counted = json.loads(export.read_text())["metrics"]["http_reqs"]["count"]
+    assert 0 < counted <= sent, (counted, sent, err)
+    # The run record's series adds up to the run's total, not more.
+    with gzip.open(workdir / "summary.timeseries.json.gz") as f:
+        series = json.load(f)["series"]["metrics"]["http_reqs"]["cols"]["value"]
+    assert sum(series) == counted

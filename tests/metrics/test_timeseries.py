@@ -6,6 +6,8 @@ import gzip
 import json
 import random
 
+import pytest
+
 from indigo_loadtest.llm.stream_metrics import TIME_TRENDS, VALUE_TRENDS
 from indigo_loadtest.metrics.registry import Registry
 from indigo_loadtest.metrics.sinks import TrendSink
@@ -70,8 +72,8 @@ def test_an_interval_without_samples_has_no_statistics_not_zeros() -> None:
 
 
 def test_a_trend_that_starts_over_has_an_empty_point_not_an_error() -> None:
-    # With --workers, a reading may count fewer samples than the one before (a snapshot
-    # without a worker's share): the recorder takes it as a new start, with no gain.
+    # A reading that counts fewer samples than the one before (see the next test): no
+    # gain, no crash.
     reg, rec = Registry(), Recorder()
     for ms in (10.0, 20.0, 30.0):
         _http(reg, "a", ms)
@@ -81,6 +83,37 @@ def test_a_trend_that_starts_over_has_an_empty_point_not_an_error() -> None:
     rec.sample(fewer, 2.0)
     cols = rec.series.series["http_req_duration"]["cols"]
     assert cols["count"] == [3, 0] and cols["p50"][1] is None and cols["max"][1] is None
+
+
+def test_a_reading_lower_than_the_last_never_makes_a_series_exceed_the_total() -> None:
+    """A live reading missing a share it had shown (the live view must not, but the
+    recorder must not trust it either) is ignored: the earlier reading stays the
+    baseline, so when the share shows again it is not counted a second time."""
+    tags = tagset({"name": "a", "method": "GET", "status": "200", "scenario": "default"})
+
+    def run_of(n: int) -> Registry:  # the first n samples of one run, of every kind
+        reg = Registry()
+        for k in range(n):
+            _http(reg, "a", 10.0 * (k + 1), status="500" if k % 3 == 0 else "200")
+            reg.builtin.http_req_waiting.sink(tags).add(float(k))
+        return reg
+
+    rec = Recorder()
+    for t, n in enumerate((6, 2, 9, 4), start=1):  # rises, dips, rises, dips
+        rec.sample(run_of(n), float(t))
+    final = run_of(12)
+    rec.sample(final, 5.0)
+    cols = {k: rec.series.series[k]["cols"] for k in
+            ("http_reqs", "http_req_failed", "http_req_duration", "http_req_waiting")}
+    assert cols["http_reqs"]["value"] == [6, 0, 3, 0, 3]
+    assert cols["http_req_failed"]["total"] == [6, 0, 3, 0, 3]
+    assert sum(cols["http_req_failed"]["trues"]) == 4  # samples 0, 3, 6, 9 of the 12
+    assert cols["http_req_duration"]["count"] == [6, 0, 3, 0, 3]
+    assert cols["http_req_duration"]["max"][2] == pytest.approx(90, rel=1e-3)  # samples 7-9
+    assert cols["http_req_duration"]["p50"][4] == pytest.approx(110, rel=1e-3)  # 10-12
+    assert cols["http_req_waiting"]["count"] == [6, 0, 3, 0, 3]
+    assert sum(cols["http_req_waiting"]["avg"][i] * c  # type: ignore[operator]
+               for i, c in enumerate(cols["http_req_waiting"]["count"]) if c) == sum(range(12))
 
 
 def test_a_series_that_starts_later_is_padded_and_rates_count_trues() -> None:

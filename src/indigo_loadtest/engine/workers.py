@@ -366,8 +366,18 @@ class WorkerPool:
                 await self._collect(inbox, procs, result)
         finally:
             self._reap(procs)
+            self._keep_unfinished()
         result.stop_reason = self._stop_reason
         return result
+
+    def _keep_unfinished(self) -> None:
+        """Workers whose final state never came in (the run was cancelled, e.g. by a
+        third Ctrl-C): their last snapshots are their shares, as for a dead worker, so
+        the run's metrics keep what the live view already showed (it never goes back)."""
+        for i, state in enumerate(self._states):
+            if state is not None:
+                self._keep_final(_retired(state))
+                self._states[i] = None
 
     async def _await_ready(self, inbox: asyncio.Queue, result: WorkersResult) -> bool:
         waiting = set(range(len(self.shards)))
@@ -719,21 +729,28 @@ class WorkersExecution:
                     self._pool.stop(self.stop_reason, hard=self._hard)
                 outcome = await self._pool.run()
         finally:  # teardown(data) runs however the scenarios ended, as in one process
-            if setup.setup_error is None:
-                self.stage = "teardown"
-                teardown = await self._hook_run(
-                    replace(self.plan, scenarios=[], no_setup=True), setup_data=setup.setup_data)
-                teardown_error = teardown.teardown_error
+            try:
+                if setup.setup_error is None:
+                    self.stage = "teardown"
+                    teardown = await self._hook_run(
+                        replace(self.plan, scenarios=[], no_setup=True),
+                        setup_data=setup.setup_data)
+                    teardown_error = teardown.teardown_error
+            finally:  # also when cancelled: the summary keeps what was measured
+                self._merge_final_states()
+        self.stage = "done"
+        self._t_end = time.perf_counter()
+        return self._combine(setup, outcome, teardown_error)
+
+    def _merge_final_states(self) -> None:
         # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
         # VUs) are recorded as writes, which would replace the workers' summed values;
-        # merged afterwards, they add up instead (see SHARD_SUMMED_GAUGES).
+        # merged afterwards, they add up instead (see SHARD_SUMMED_GAUGES). No await
+        # until `_merged` is set: a live reading sees either the pool's copy or this.
         final_states = self._pool.final_states if self._pool is not None else []
         for state in final_states:
             self.registry.merge_state(state)
         self._merged = True  # the registry holds everything now (see live_registry)
-        self.stage = "done"
-        self._t_end = time.perf_counter()
-        return self._combine(setup, outcome, teardown_error)
 
     async def _hook_run(self, plan: TestPlan, **kwargs: Any) -> ExecutionResult:
         self._hook = Execution(plan, self.module, self.registry, self.client_factory,

@@ -133,7 +133,7 @@ class _Delta:
 
 def trend_row(d: _Delta) -> dict[str, float | None]:
     """count, avg, min, percentiles and max of an interval's sketch (None when empty)."""
-    if not d.count:  # only a lost share this interval (see the steps below): nothing new
+    if not d.count:  # nothing new this interval
         return {c: _empty("trend", c) for c in (LIGHT_COLUMNS if d.light else TREND_COLUMNS)}
     if d.light:
         return {"count": d.count, "avg": round_value(d.value / d.count)}
@@ -317,11 +317,12 @@ class Recorder:
 
 
 # Each step returns None (nothing new) or (the state to remember, a function adding the
-# gain to a series' delta). Counts only grow; a smaller count (a snapshot that lost a
-# worker's share) is taken as a new start rather than a negative gain.
-
-def _no_gain(d: _Delta) -> None:
-    pass
+# gain to a series' delta). Counts only grow. A smaller count (a live reading missing a
+# share it had shown: the live view is meant never to do that, see engine.workers) is
+# ignored and the previous reading stays the baseline: its samples were measured, so
+# when the share shows again only what is new since then counts. Taking the smaller
+# count as a new start would count that share twice, and the series would add up to
+# more than the run's total.
 
 
 def _summed_step(total_attr: str, count_attr: str) -> Callable[[Any, tuple | None],
@@ -332,10 +333,8 @@ def _summed_step(total_attr: str, count_attr: str) -> Callable[[Any, tuple | Non
     def step(sink: Any, prev: tuple | None) -> tuple | None:
         value, count = getattr(sink, total_attr), getattr(sink, count_attr)
         p_value, p_count = prev if prev is not None else (0, 0)
-        if count == p_count:
+        if count <= p_count:  # nothing new, or a dip (see above)
             return None
-        if count < p_count:
-            return (value, count), _no_gain
         dv, dc = value - p_value, count - p_count
 
         def gain(d: _Delta) -> None:
@@ -351,15 +350,13 @@ _rate_step = _summed_step("trues", "total")
 
 def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
     count = sink.count
-    if prev is not None and count == prev[0]:
+    if prev is not None and count <= prev[0]:  # nothing new, or a dip (see above)
         return None
     state = (count, sink.sum, sink.zeros, dict(sink.buckets), dict(sink.neg_buckets))
     if prev is None:
         p_count, p_sum, p_zeros, p_b, p_n = 0, 0.0, 0, {}, {}
     else:
         p_count, p_sum, p_zeros, p_b, p_n = prev
-    if count < p_count:
-        return state, _no_gain
     buckets, neg = _diff(state[3], p_b), _diff(state[4], p_n)
     dc, ds, dz = count - p_count, sink.sum - p_sum, sink.zeros - p_zeros
 
@@ -371,10 +368,8 @@ def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
 def _light_trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
     count, total = sink.count, sink.sum
     p_count, p_sum = prev if prev is not None else (0, 0.0)
-    if count == p_count:
+    if count <= p_count:  # nothing new, or a dip (see above)
         return None
-    if count < p_count:
-        return (count, total), _no_gain
     dc, ds = count - p_count, total - p_sum
 
     def gain(d: _Delta) -> None:
