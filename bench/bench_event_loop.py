@@ -2,6 +2,8 @@
 docs/platforms.md): the same runs with `INDIGO_EVENT_LOOP=asyncio` and without,
 interleaved, ours on the generator core.
 
+- requests per CPU-second: bench_vs_peers' scenario (50 VUs, trivial keep-alive GETs
+  from nginx), where the loop's per-request work shows most;
 - SSE events parsed and timed per CPU-second: bench_streaming's scenario (20 streams
   read through the LLM stream metrics from nginx);
 - timing overhead, the measured request duration minus the server's own time (median):
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 from bench_overhead import ours_overhead_us
 from bench_streaming import DONE, STREAMS, ours_events_per_s, sse_body
+from bench_vs_peers import CONNECTIONS, ours_rate
 from common import (
     PEERS_DIR,
     PYTHON,
@@ -59,6 +62,9 @@ def on(name: str, fn: Callable[[], Figure]) -> Callable[[], Figure]:
 
 
 def bench(runs: int, duration: float) -> list[Row]:
+    with nginx() as url:
+        requests = interleaved(runs, {
+            name: (on(name, lambda: ours_rate(url, duration)), "req/s") for name in LOOPS})
     unit, count = sse_body()
     with nginx(sse_events=count, sse_bytes=unit, tail=DONE) as url:
         streams = interleaved(runs, {
@@ -73,6 +79,8 @@ def bench(runs: int, duration: float) -> list[Row]:
             for name in LOOPS})
     # "ours" is uvloop, the reference the standard loop: "× better" is uvloop's advantage.
     return [
+        Row(f"requests per CPU-second, {CONNECTIONS} VUs, keep-alive GETs",
+            requests["uvloop"].per_cpu(), requests["asyncio"].per_cpu()),
         Row(f"SSE events parsed+timed per CPU-second, {STREAMS} streams",
             streams["uvloop"].per_cpu(), streams["asyncio"].per_cpu()),
         Row("timing overhead (duration − server time), median", overhead["uvloop"],
