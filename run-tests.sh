@@ -70,7 +70,8 @@ for arg in "$@"; do
 done
 ASYNCIO_DESELECT=(tests/cli/test_generator_health.py::test_a_light_run_does_not_warn)
 INDIGO_EVENT_LOOP=asyncio .venv/bin/python -m pytest -q "${ASYNCIO_SKIP[@]/#/--ignore=}" \
-  "${ASYNCIO_DESELECT[@]/#/--deselect=}" "${selection[@]}" "$@" && second=0 || second=$?
+  "${ASYNCIO_DESELECT[@]/#/--deselect=}" ${selection[@]+"${selection[@]}"} "$@" \
+  && second=0 || second=$?  # (the empty-array form is for macOS's bash 3.2 under set -u)
 [ "$second" = 5 ] && second=0  # 5: the caller's selection has no test for this pass
 
 [ "$first" = 0 ] || echo "run-tests.sh: pass 1 (default event loop) failed" >&2
