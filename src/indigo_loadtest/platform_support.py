@@ -2,8 +2,8 @@
 
 Each helper asks whether the feature exists (`hasattr`), never which OS this is, so its
 fallback branch also runs on Linux when a test removes the attribute before the package
-is imported (tests/platform). Where a feature is missing, what degrades is stated in
-docs/platforms.md; nothing here raises for a missing attribute.
+is imported (tests/cli/test_platform_fallbacks.py). Where a feature is missing, what
+degrades is stated in docs/platforms.md; nothing here raises for a missing attribute.
 """
 
 from __future__ import annotations
