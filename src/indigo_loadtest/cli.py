@@ -466,7 +466,8 @@ def table_lines(results: list[AllResult]) -> list[str]:
 class _SignalForwarder:
     """Children run in their own session, so a terminal's Ctrl-C reaches only us; each
     signal is forwarded once (first: graceful stop, second: hard stop) and no further
-    scenario starts."""
+    scenario starts. Where there are no sessions (Windows) the child shares the
+    terminal's Ctrl-C, so only other signals are forwarded (`_forwards`)."""
 
     def __init__(self) -> None:
         self.interrupted = False
@@ -475,8 +476,14 @@ class _SignalForwarder:
     def _handle(self, signum: int, frame: object) -> None:
         self.interrupted = True
         child = self.child
-        if child is not None and child.poll() is None:
+        if child is not None and child.poll() is None and self._forwards(signum):
             child.send_signal(signum)
+
+    @staticmethod
+    def _forwards(signum: int) -> bool:
+        from .platform_support import has_sessions
+
+        return has_sessions() or signum != signal.SIGINT
 
     def installed(self):  # -> context manager
         import contextlib
@@ -493,7 +500,9 @@ class _SignalForwarder:
         return manager()
 
     def run(self, argv: list[str]) -> int:
-        self.child = subprocess.Popen(argv, start_new_session=True)
+        from .platform_support import has_sessions
+
+        self.child = subprocess.Popen(argv, start_new_session=has_sessions())
         try:
             while True:
                 try:

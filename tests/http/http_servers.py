@@ -1,7 +1,8 @@
 """Real servers on loopback, and helpers, for the HTTP client tests.
 
 Each server runs its own event loop in a background thread, so the client under
-test (on uvloop in the test's thread) talks to it over real sockets as it would
+test (on the tool's event loop in the test's thread: uvloop, or the standard loop with
+INDIGO_EVENT_LOOP=asyncio) talks to it over real sockets as it would
 to any remote server.
 """
 
@@ -15,20 +16,21 @@ import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import uvloop
 from aiohttp import web
 
+from indigo_loadtest import event_loop
 from indigo_loadtest.http import Client, ClientConfig
 from indigo_loadtest.metrics import Registry
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
-    """Run a test coroutine on uvloop, bounded in time."""
+    """Run a test coroutine on the loop the tool would use (`event_loop.run`), bounded in
+    time."""
 
     async def bounded() -> Any:
         return await asyncio.wait_for(coro, timeout)
 
-    return uvloop.run(bounded())
+    return event_loop.run(bounded())
 
 
 async def with_client(

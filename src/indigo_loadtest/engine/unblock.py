@@ -8,6 +8,10 @@ hard stop would have cancelled it at its next `await`.
 
 `LoopWatch` tells whether the loop is blocked (its heartbeat is late), so a handler
 only breaks in when the loop could not have handled the stop itself.
+
+Where no signal is spare for the watchdog (Windows: `platform_support.break_signal`),
+`keep_breaking` does nothing: a Ctrl-C handler still breaks the code it interrupts
+(`break_now`), but a worker's hard stop and the re-breaking watchdog are unavailable.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ import time
 from collections.abc import Container
 from typing import Any
 
+from ..platform_support import break_signal
+
 BEAT = 0.1  # the heartbeat's period
 BLOCKED_AFTER = 0.5  # no heartbeat for this long: the loop is blocked
 # Sent by a worker's own stop-listener thread to its main thread (never by a user).
-BREAK_SIGNAL = signal.SIGUSR1
+BREAK_SIGNAL = break_signal()
 
 
 class LoopWatch:
@@ -83,7 +89,8 @@ class Unblocker:
 
     def install(self) -> None:
         """In the main thread."""
-        self._previous = signal.signal(BREAK_SIGNAL, self._on_break)
+        if BREAK_SIGNAL is not None:
+            self._previous = signal.signal(BREAK_SIGNAL, self._on_break)
 
     def uninstall(self) -> None:
         self.active = False
@@ -105,14 +112,16 @@ class Unblocker:
 
     def keep_breaking(self, *, tries: int = 20) -> None:
         """From any thread: for tries × BLOCKED_AFTER seconds, break a blocked loop."""
-        if self._watchdog is not None:
+        if self._watchdog is not None or BREAK_SIGNAL is None:
             return
+
+        signum = BREAK_SIGNAL
 
         def watchdog() -> None:
             for _ in range(tries):
                 time.sleep(BLOCKED_AFTER)
                 if self.active and self.watch.blocked():
-                    _thread.interrupt_main(BREAK_SIGNAL)
+                    _thread.interrupt_main(signum)
 
         self._watchdog = threading.Thread(target=watchdog, name="indigo-loadtest-unblock",
                                           daemon=True)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..metrics.registry import SHARD_SUMMED_GAUGES, Registry, set_active_registry
+from ..platform_support import is_kill_signal
 from ..scenario.errors import ExitCode, ScenarioError
 from .execution import Execution, ExecutionResult, Progress
 from .plan import TestPlan
@@ -466,8 +467,11 @@ class WorkerPool:
                     conn.send(msg)
 
     def _reap(self, procs: list[Any]) -> None:
+        # One 5 s grace for all: a worker stuck in code that never yields (no break signal
+        # on Windows) must not hold the exit for 5 s each.
+        deadline = time.monotonic() + 5
         for proc in procs:
-            proc.join(timeout=5)
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
                 proc.join()
@@ -535,7 +539,7 @@ def _how_it_died(proc: Any) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (the out-of-memory killer sends this)" if -code == signal.SIGKILL else ""
+        hint = " (the out-of-memory killer sends this)" if is_kill_signal(-code) else ""
         return f"was killed by {name}{hint}"
     return f"exited with code {code}"
 

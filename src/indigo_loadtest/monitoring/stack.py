@@ -245,6 +245,7 @@ def start_native_prometheus(
     ready_timeout: float = READY_TIMEOUT,
 ) -> NativePrometheus:
     """Start Prometheus in the background and wait until it is ready. Raises MonitoringError."""
+    _require_process_control()
     binary = binary or find_prometheus_binary()
     if binary is None:
         raise MonitoringError(
@@ -298,6 +299,7 @@ def start_native_prometheus(
 
 def stop_native_prometheus(data_dir: Path = DEFAULT_DATA_DIR) -> NativePrometheus | None:
     """Stop the recorded native Prometheus; None when none was running."""
+    _require_process_control()
     data_dir = Path(data_dir)
     prom = _read_state(data_dir)
     if prom is None:
@@ -307,6 +309,17 @@ def stop_native_prometheus(data_dir: Path = DEFAULT_DATA_DIR) -> NativePrometheu
         _terminate(prom.pid)
     (data_dir / _STATE_FILE).unlink(missing_ok=True)
     return prom if alive else None
+
+
+def _require_process_control() -> None:
+    """The native server is found, probed and stopped by pid with POSIX signals."""
+    from ..platform_support import can_manage_processes
+
+    if not can_manage_processes():
+        raise MonitoringError(
+            "`--native` needs POSIX process signals (Linux, macOS); on Windows start "
+            "Prometheus yourself with --web.enable-remote-write-receiver, or use the "
+            "compose stack (without --native)")
 
 
 def _terminate(pid: int) -> None:

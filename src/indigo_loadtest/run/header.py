@@ -43,6 +43,9 @@ def header_lines(prepared: Prepared) -> list[str]:
         rows.append(("output", ", ".join(outs) or "-"))
     if prepared.workers > 1:
         rows.append(("workers", str(prepared.workers)))
+    from ..event_loop import loop_name  # timings differ by loop (docs/platforms.md)
+
+    rows.append(("event loop", loop_name()))
     if prepared.settings.monitor and not prepared.settings.dry_run:
         from ..monitoring.stack import dashboard_url
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import atexit
 import os
-import selectors
+import queue
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from types import TracebackType
 from typing import Any
 
+from ..platform_support import detached
 from .cli import READY_PREFIX
 from .config import to_argv_and_env
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
+MAX_READY_LINE = 4096  # bytes of the first line read (the ready line is far shorter)
 
 
 class SimulatorStartError(RuntimeError):
@@ -74,10 +77,11 @@ def start_simulator_process(host: str = "127.0.0.1", port: int = 0,
     flags, secret_env = to_argv_and_env(options)
     argv = [sys.executable, "-m", "indigo_loadtest.simulator", "--host", host,
             "--port", str(port), "--parent-pid", str(os.getpid()), *flags]
-    # Its own session: a Ctrl-C at the terminal stops the load test gracefully while the
-    # target keeps answering (teardown may still call it); the watchdog ends it after us.
+    # Its own session (process group on Windows): a Ctrl-C at the terminal stops the load
+    # test gracefully while the target keeps answering (teardown may still call it); the
+    # watchdog ends it after us.
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **secret_env}, start_new_session=True)
+                            env={**os.environ, **secret_env}, **detached())
     try:
         url = _wait_ready(proc)
         _wait_answers(url, proc)
@@ -88,24 +92,22 @@ def start_simulator_process(host: str = "127.0.0.1", port: int = 0,
 
 
 def _wait_ready(proc: subprocess.Popen[bytes]) -> str:
-    """The URL from the child's ready line."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise SimulatorStartError(f"simulator did not start within {START_TIMEOUT_S:g}s")
-            if not sel.select(remaining):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                code = proc.wait()
-                raise SimulatorStartError(f"simulator exited during start (exit code {code})")
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode(errors="replace").strip()
+    """The URL from the child's ready line. A thread reads it: select() cannot wait on a
+    pipe on Windows."""
+    stdout = proc.stdout
+    assert stdout is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stdout.readline(MAX_READY_LINE)), daemon=True,
+                     name="indigo-loadtest-simulator-start").start()
+    try:
+        first = lines.get(timeout=START_TIMEOUT_S)
+    except queue.Empty:
+        raise SimulatorStartError(
+            f"simulator did not start within {START_TIMEOUT_S:g}s") from None
+    if not first:
+        code = proc.wait()
+        raise SimulatorStartError(f"simulator exited during start (exit code {code})")
+    line = first.decode(errors="replace").strip()
     if not line.startswith(READY_PREFIX):
         raise SimulatorStartError(f"unexpected simulator output: {line[:200]}")
     return line[len(READY_PREFIX):]
