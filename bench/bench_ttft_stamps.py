@@ -17,10 +17,14 @@ server's stamp of the same request:
 Ours is read with the generator's own HTTP client and stream meter (`read_stream`, what
 `bench` calls for every request), guidellm's is its `guidellm run` JSON (each request's
 `info.timings`). Requests are matched by time (they are 100 ms apart, the stamps about
-1 ms). Medians over every matched request; run it a few times, the machine is shared.
+1 ms). Means (which add up) and medians over every matched request.
 
     .venv/bin/python bench/bench_ttft_stamps.py [--guidellm /tmp/guidellm-venv/bin/guidellm]
-                                                [--rate 10] [--duration 20]
+                                                [--rates 10 8] [--runs 3] [--duration 20]
+
+At 10 requests/s with the simulator's 100 ms TTFT, each first token arrives as the
+client sends the next request; at 8 requests/s it arrives 25 ms before. Comparing the two
+shows what a client busy sending does to its first-token stamp.
 """
 
 from __future__ import annotations
@@ -143,8 +147,9 @@ def load_server(path: Path) -> list[dict]:
 
 
 def decompose(client: list[dict], server: list[dict], clock: int) -> dict[str, float]:
-    """Medians (ms) of send / server / delivery and of TTFT and E2EL as the client saw
-    them; `clock` 0 = wall (guidellm), 1 = perf_counter (ours)."""
+    """Means (ms) of send / server / delivery / end, which add up (TTFT = send + server +
+    delivery for every request), and the TTFT and E2EL medians as the client saw them;
+    `clock` 0 = wall (guidellm), 1 = perf_counter (ours)."""
     arrivals = sorted(server, key=lambda s: s["arrived"][clock])
     parts: dict[str, list[float]] = {k: [] for k in
                                      ("send", "server", "delivery", "ttft", "end", "e2el")}
@@ -159,9 +164,18 @@ def decompose(client: list[dict], server: list[dict], clock: int) -> dict[str, f
         parts["ttft"].append(c["first"] - c["start"])
         parts["end"].append(c["end"] - last_write)
         parts["e2el"].append(c["end"] - c["start"])
-    out = {k: statistics.median(v) * 1000.0 for k, v in parts.items() if v}
+    out = {k: statistics.fmean(v) * 1000.0 for k, v in parts.items() if v}
+    out["ttft_p50"] = statistics.median(parts["ttft"]) * 1000.0
+    out["e2el_p50"] = statistics.median(parts["e2el"]) * 1000.0
+    out["delivery_p50"] = statistics.median(parts["delivery"]) * 1000.0
     out["matched"] = len(parts["ttft"])
     return out
+
+
+COLUMNS = ("send", "server", "delivery", "ttft", "end", "e2el", "delivery_p50", "ttft_p50",
+           "e2el_p50")
+HEADER = ("mean: send", "server", "delivery", "TTFT", "end", "E2EL",
+          "p50: delivery", "TTFT", "E2EL")
 
 
 def guidellm_requests(out: Path) -> list[dict]:
@@ -190,15 +204,40 @@ def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
 
 
 def report(name: str, d: dict[str, float]) -> str:
-    keys = ("send", "server", "delivery", "ttft", "end", "e2el")
-    return f"{name:16}" + "".join(f"{d.get(k, float('nan')):10.3f}" for k in keys) + \
+    return f"{name:20}" + "".join(f"{d.get(k, float('nan')):>{max(9, len(h) + 1)}.3f}"
+                                  for k, h in zip(COLUMNS, HEADER, strict=True)) + \
         f"{int(d['matched']):9d}"
+
+
+def measure(args: argparse.Namespace, tool: str, rate: float, inputs: tuple[Path, Path, Path],
+            tmp: Path) -> dict[str, float]:
+    """One tool at one rate against a fresh stamped simulator."""
+    ours_data, their_data, tok_dir = inputs
+    port, stamps = free_port(), tmp / f"stamps-{tool}-{rate:g}.jsonl"
+    stamps.unlink(missing_ok=True)
+    server = [PYTHON, str(SCRIPT), "--serve", str(port), str(stamps)]
+    with background(pinned(server, TARGET_CORE), port=port):
+        url = f"http://127.0.0.1:{port}"
+        log(f"{tool}: {rate:g} req/s for {args.duration:g} s")
+        if tool == "ours":
+            out = tmp / "ours-stamps.json"
+            run(pinned([PYTHON, str(SCRIPT), "--rate", str(rate), "--duration",
+                        str(args.duration), "--ours", url, str(ours_data), str(out)],
+                       GEN_CORE), timeout=args.duration + 60)
+            client, clock = json.loads(out.read_text()), 1
+        else:
+            client, clock = run_guidellm(args.guidellm, url, their_data, tok_dir, rate,
+                                         args.duration, tmp), 0
+    return decompose(client, load_server(stamps), clock)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guidellm", default="/tmp/guidellm-venv/bin/guidellm")
-    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=10.0, help=argparse.SUPPRESS)
+    ap.add_argument("--rates", type=float, nargs="+", default=[10.0, 8.0],
+                    help="request rates, each run in turn (default: 10 8)")
+    ap.add_argument("--runs", type=int, default=3, help="interleaved runs (default: 3)")
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--serve", nargs=2, metavar=("PORT", "STAMPS"), help=argparse.SUPPRESS)
     ap.add_argument("--ours", nargs=3, metavar=("URL", "DATA", "OUT"), help=argparse.SUPPRESS)
@@ -215,29 +254,17 @@ def main() -> None:
         return
     if not Path(args.guidellm).exists():
         raise SystemExit(f"bench: no guidellm at {args.guidellm} (see bench_vs_guidellm.py)")
+    print(f"{'ms':20}" + "".join(f"{h:>{max(9, len(h) + 1)}}" for h in HEADER)
+          + f"{'requests':>9}", flush=True)
     with tempfile.TemporaryDirectory(prefix="indigo-ttft-stamps-") as d:
         tmp = Path(d)
-        ours_data, their_data, tok_dir = write_inputs(tmp)
-        rows = []
-        for tool in ("ours", "guidellm"):
-            port, stamps = free_port(), tmp / f"stamps-{tool}.jsonl"
-            server = [PYTHON, str(SCRIPT), "--serve", str(port), str(stamps)]
-            with background(pinned(server, TARGET_CORE), port=port):
-                url = f"http://127.0.0.1:{port}"
-                log(f"{tool}: {args.rate:g} req/s for {args.duration:g} s")
-                if tool == "ours":
-                    out = tmp / "ours-stamps.json"
-                    run(pinned([PYTHON, str(SCRIPT), "--rate", str(args.rate), "--duration",
-                                str(args.duration), "--ours", url, str(ours_data), str(out)],
-                               GEN_CORE), timeout=args.duration + 60)
-                    client, clock = json.loads(out.read_text()), 1
-                else:
-                    client, clock = run_guidellm(args.guidellm, url, their_data, tok_dir,
-                                                 args.rate, args.duration, tmp), 0
-            rows.append(report(tool, decompose(client, load_server(stamps), clock)))
-    print("medians, ms" + " " * 5 + "".join(f"{k:>10}" for k in (
-        "send", "server", "delivery", "TTFT", "end", "E2EL")) + f"{'requests':>9}")
-    print("\n".join(rows))
+        inputs = write_inputs(tmp)
+        for i in range(args.runs):
+            for rate in args.rates:
+                tools = ("ours", "guidellm") if i % 2 == 0 else ("guidellm", "ours")
+                for tool in tools:
+                    row = measure(args, tool, rate, inputs, tmp)
+                    print(report(f"{tool} {rate:g}/s #{i + 1}", row), flush=True)
 
 
 if __name__ == "__main__":
