@@ -17,7 +17,7 @@ server's stamp of the same request:
 Ours is read with the generator's own HTTP client and stream meter (`read_stream`, what
 `bench` calls for every request), guidellm's is its `guidellm run` JSON (each request's
 `info.timings`). Requests are matched by time (they are 100 ms apart, the stamps about
-1 ms). Means (which add up) and medians over every matched request.
+1 ms). Medians over every matched request.
 
     .venv/bin/python bench/bench_ttft_stamps.py [--guidellm /tmp/guidellm-venv/bin/guidellm]
                                                 [--rates 10 8] [--runs 3] [--duration 20]
@@ -147,9 +147,10 @@ def load_server(path: Path) -> list[dict]:
 
 
 def decompose(client: list[dict], server: list[dict], clock: int) -> dict[str, float]:
-    """Means (ms) of send / server / delivery / end, which add up (TTFT = send + server +
-    delivery for every request), and the TTFT and E2EL medians as the client saw them;
-    `clock` 0 = wall (guidellm), 1 = perf_counter (ours)."""
+    """Medians (ms) of send / server / delivery / end, and of TTFT and E2EL as the client
+    saw them (TTFT = send + server + delivery for each request; the medians need not add
+    up); `clock` 0 = wall (guidellm), 1 = perf_counter (ours). Medians, not means: on a
+    shared machine a descheduled process makes a few stamps tens of ms late."""
     arrivals = sorted(server, key=lambda s: s["arrived"][clock])
     parts: dict[str, list[float]] = {k: [] for k in
                                      ("send", "server", "delivery", "ttft", "end", "e2el")}
@@ -164,18 +165,13 @@ def decompose(client: list[dict], server: list[dict], clock: int) -> dict[str, f
         parts["ttft"].append(c["first"] - c["start"])
         parts["end"].append(c["end"] - last_write)
         parts["e2el"].append(c["end"] - c["start"])
-    out = {k: statistics.fmean(v) * 1000.0 for k, v in parts.items() if v}
-    out["ttft_p50"] = statistics.median(parts["ttft"]) * 1000.0
-    out["e2el_p50"] = statistics.median(parts["e2el"]) * 1000.0
-    out["delivery_p50"] = statistics.median(parts["delivery"]) * 1000.0
+    out = {k: statistics.median(v) * 1000.0 for k, v in parts.items() if v}
     out["matched"] = len(parts["ttft"])
     return out
 
 
-COLUMNS = ("send", "server", "delivery", "ttft", "end", "e2el", "delivery_p50", "ttft_p50",
-           "e2el_p50")
-HEADER = ("mean: send", "server", "delivery", "TTFT", "end", "E2EL",
-          "p50: delivery", "TTFT", "E2EL")
+COLUMNS = ("send", "server", "delivery", "ttft", "end", "e2el")
+HEADER = ("p50: send", "server", "delivery", "TTFT", "end", "E2EL")
 
 
 def guidellm_requests(out: Path) -> list[dict]:

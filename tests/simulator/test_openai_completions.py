@@ -93,8 +93,11 @@ def test_stream_paces_tokens_as_the_overrides_say(oai: openai.OpenAI) -> None:
         if chunk.choices and chunk.choices[0].text:
             times.append(time.perf_counter() - start)
     assert len(times) == 5
-    assert times[0] >= 0.150
-    assert times[-1] - times[0] >= 4 * 0.025 - 0.004  # deadlines: never early overall
+    # Token deadlines run from the slot grant and are never missed early by more than
+    # the simulator's 0.3 ms aim (lateness only adds); the settings' own timings
+    # (5 ms, 2000 tokens/s) would end the whole stream within a few ms.
+    assert times[0] >= 0.150 - 0.001
+    assert times[-1] >= 0.150 + 4 * 0.025 - 0.002
 
 
 @pytest.mark.parametrize("kwargs,param", [
