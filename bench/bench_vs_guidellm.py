@@ -14,7 +14,10 @@ guidellm lives in its own virtual environment, never in the project's:
 
     python3 -m venv /tmp/guidellm-venv && /tmp/guidellm-venv/bin/pip install guidellm
     python bench/bench_vs_guidellm.py [--guidellm /tmp/guidellm-venv/bin/guidellm]
-                                      [--rate 10] [--duration 30]
+                                      [--rate 10] [--duration 30] [--runs 3]
+
+With --runs N (default 3) the runs are interleaved (ours and guidellm alternate which
+goes first) and each figure's median over the runs is printed after the runs' own.
 
 Nothing is downloaded at run time: guidellm's tokenizer is a word-level one made here
 (HF_HUB_OFFLINE=1), and the prompts are words it knows, so both tools count the same
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -129,6 +133,14 @@ def marginal_cpu_ms(long: Result, short: Result) -> float | None:
     return (long.cpu_s - short.cpu_s) / extra * 1000.0 if extra > 0 else None
 
 
+def median_result(runs: list[Result]) -> Result:
+    """Each figure's median over the runs."""
+    def med(name: str) -> float:
+        return statistics.median(getattr(r, name) for r in runs)
+
+    return Result(med("ttft"), med("tpot"), med("e2el"), round(med("requests")), med("cpu_s"))
+
+
 def report(rate: float, duration: float, ours: tuple[Result, Result],
            theirs: tuple[Result, Result]) -> str:
     (o, o_short), (g, g_short) = ours, theirs
@@ -147,33 +159,55 @@ def report(rate: float, duration: float, ours: tuple[Result, Result],
     return "\n".join(lines)
 
 
+def one_run(args: argparse.Namespace, exe: str, url: str, inputs: tuple[Path, Path, Path],
+            tmp: Path, guidellm_first: bool) -> dict[float, tuple[Result, Result]]:
+    """Both tools at both durations; which tool goes first alternates between runs, so
+    neither always meets the machine in the same state."""
+    ours_data, their_data, tok_dir = inputs
+    results = {}
+    for duration in (args.duration, SHORT_S):
+        got: dict[str, Result] = {}
+        for tool in (("guidellm", "ours") if guidellm_first else ("ours", "guidellm")):
+            log(f"{tool}, {duration:g} s")
+            got[tool] = (run_ours(url, ours_data, args.rate, duration, tmp) if tool == "ours"
+                         else run_guidellm(exe, url, their_data, tok_dir, args.rate,
+                                           duration, tmp))
+        results[duration] = (got["ours"], got["guidellm"])
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guidellm", default="/tmp/guidellm-venv/bin/guidellm")
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--runs", type=int, default=3, help="interleaved runs; medians reported")
     args = ap.parse_args()
     if not Path(args.guidellm).exists():
         raise SystemExit(f"bench: no guidellm at {args.guidellm} (see this file's docstring)")
+    runs = []
     with tempfile.TemporaryDirectory(prefix="indigo-vs-guidellm-") as d:
         tmp = Path(d)
-        ours_data, their_data, tok_dir = write_inputs(tmp)
+        inputs = write_inputs(tmp)
         port = free_port()
         server = [PYTHON, "-m", "indigo_loadtest.simulator", "--port", str(port), *SIMULATOR]
         env = {**os.environ, "INDIGO_SIM_API_KEY": API_KEY}
         with background(pinned(server, TARGET_CORE), port=port, env=env,
                         stdout=subprocess.DEVNULL):
             url = f"http://127.0.0.1:{port}"
-            results = {}
-            for duration in (args.duration, SHORT_S):
-                log(f"indigo-loadtest bench, {duration:g} s")
-                ours = run_ours(url, ours_data, args.rate, duration, tmp)
-                log(f"guidellm run, {duration:g} s")
-                theirs = run_guidellm(args.guidellm, url, their_data, tok_dir, args.rate,
-                                      duration, tmp)
-                results[duration] = (ours, theirs)
-    (o, g), (o_short, g_short) = results[args.duration], results[SHORT_S]
-    print(report(args.rate, args.duration, (o, o_short), (g, g_short)))
+            for i in range(args.runs):
+                log(f"run {i + 1} of {args.runs}")
+                runs.append(one_run(args, args.guidellm, url, inputs, tmp, i % 2 == 1))
+                (o, g), (o_short, g_short) = runs[-1][args.duration], runs[-1][SHORT_S]
+                print(f"run {i + 1}:\n" + report(args.rate, args.duration, (o, o_short),
+                                                 (g, g_short)) + "\n", flush=True)
+
+    def med(duration: float, side: int) -> Result:
+        return median_result([r[duration][side] for r in runs])
+
+    print(f"medians of {args.runs} runs:\n" + report(
+        args.rate, args.duration, (med(args.duration, 0), med(SHORT_S, 0)),
+        (med(args.duration, 1), med(SHORT_S, 1))))
 
 
 if __name__ == "__main__":

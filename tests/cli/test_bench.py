@@ -43,10 +43,12 @@ def one_point(doc: dict[str, Any] | None) -> dict[str, Any]:
     return doc["points"][0]
 
 
-def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path, endpoint: str) -> None:
     # TTFT 40 ms, a token every 5 ms; output lengths drawn in 4..24 and pinned by max_tokens.
     n = 12
-    proc, doc = bench(tmp_path, "--iterations", str(n), "--input-tokens", "uniform:10:50",
+    proc, doc = bench(tmp_path, "--endpoint", endpoint, "--iterations", str(n),
+                      "--input-tokens", "uniform:10:50",
                       "--output-tokens", "uniform:4:24", "--seed", "5",
                       ttft_ms="40", tokens_per_sec="200")
     assert proc.returncode == 0, proc.stderr
@@ -137,14 +139,16 @@ def batching(prefill_ms: float, per_token_ms: float, step_ms: float, per_seq_ms:
                              for arg in ("--sim", f"{name}={value}"))]
 
 
-@pytest.mark.parametrize("load", [1, 4, 8])
-def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Path,
-                                                                   load: int) -> None:
+@pytest.mark.parametrize("load,endpoint", [(1, "chat"), (4, "chat"), (8, "chat"),
+                                           (4, "completions")])
+def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Path, load: int,
+                                                                   endpoint: str) -> None:
     # `load` sequences in a batch of 16 (closed loop): each decode step takes
     # 40 + 10 × load ms; the first token leaves with the step after the prompt's prefill
     # of 20 + 0.3 ms per token. The warm-up drops the first round, whose prefills queue.
-    proc, doc = bench(tmp_path, "--profile", "concurrency", "--vus", str(load), "-d", "4s",
-                      "--warmup", "1.2s", "--input-tokens", "100", "--output-tokens", "8",
+    proc, doc = bench(tmp_path, "--endpoint", endpoint, "--profile", "concurrency",
+                      "--vus", str(load), "-d", "4s", "--warmup", "1.2s",
+                      "--input-tokens", "100", "--output-tokens", "8",
                       *batching(20, 0.3, 40, 10, slots=16))
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)

@@ -12,6 +12,7 @@ from .. import __version__ as package_version
 from . import conversations, responses
 from .auth import AuthError, Tokens
 from .chat import chat_completions
+from .completions import completions
 from .config import SimulatorConfig
 from .http_util import ApiError, error_response, json_response
 from .state import SIM, Simulator
@@ -123,6 +124,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/v1/conv/models", models)
     app.router.add_get("/v1/version", version)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
     conversations.add_routes(app)
     responses.add_routes(app)
 

@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
 
 from . import textgen
 from .generation import (
+    DONE,
+    OnDone,
     Reply,
     check_tools,
-    generation_slot,
     make_reply,
-    open_stream,
-    plain_answer,
     raise_early_fault,
-    raise_if_dropped,
-    wait_for_all,
-    write_tokens,
+    serve_reply,
 )
 from .http_util import bad_request, json_object, optional, positive_int, string_map
-from .latency import Timeline
 from .state import SIM, Simulator
 from .store import fast_id
-
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True)
@@ -89,9 +82,48 @@ def completion_body(cid: str, created: int, model: str, reply: Reply) -> dict[st
             "usage": usage(reply), "system_fingerprint": "indigo-simulator"}
 
 
-# Called with the finished reply before the response ends (conversation storage); what it
-# returns is merged into a non-streamed answer's body.
-OnDone = Callable[[Reply], Awaitable[dict[str, Any]]] | None
+@dataclass(frozen=True)
+class OpenAIFormat:
+    """OpenAI's chunk envelope (id, object, created, model), shared by chat and text
+    completions; with include_usage, each chunk says `usage: null` and a last chunk with
+    no choices carries the usage."""
+
+    cid: str
+    created: int
+    model: str
+    include_usage: bool
+
+    kind: ClassVar[str] = "chat.completion.chunk"  # the chunks' `object`
+
+    def envelope(self, choices: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+        return {"id": self.cid, "object": self.kind, "created": self.created,
+                "model": self.model, "system_fingerprint": "indigo-simulator",
+                "choices": choices, **fields}
+
+    def sse(self, choice: dict[str, Any]) -> bytes:
+        chunk = self.envelope([choice], **({"usage": None} if self.include_usage else {}))
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def usage_chunk(self, reply: Reply) -> bytes:
+        if not self.include_usage:
+            return b""
+        return b"data: " + orjson.dumps(self.envelope([], usage=usage(reply))) + b"\n\n"
+
+
+class ChatFormat(OpenAIFormat):
+    """A chat completion and its `chat.completion.chunk` stream."""
+
+    def body(self, reply: Reply) -> dict[str, Any]:
+        return completion_body(self.cid, self.created, self.model, reply)
+
+    def chunk(self, reply: Reply, index: int) -> bytes:
+        return self.sse({"index": 0, "delta": _delta(reply, index), "logprobs": None,
+                         "finish_reason": None})
+
+    def tail(self, reply: Reply) -> bytes:
+        finish = self.sse({"index": 0, "delta": {}, "logprobs": None,
+                           "finish_reason": reply.finish_reason})
+        return finish + self.usage_chunk(reply)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -107,29 +139,8 @@ async def run_chat(request: web.Request, sim: Simulator, req: ChatRequest,
     raise_early_fault(plan, sim.config.retry_after_s)
     reply = make_reply(req.prompt_texts, req.last_user, plan, req.max_tokens, req.tools,
                        req.tool_choice)
-    cid = fast_id("chatcmpl")
-    created = int(time.time())
-    async with generation_slot(sim.latency, plan, reply.prompt_tokens) as (timeline, queue_ms):
-        if req.stream:
-            return await _stream(request, req, reply, plan, timeline, queue_ms, cid, created,
-                                 on_done)
-        await wait_for_all(timeline, reply.completion_tokens)
-        raise_if_dropped(request, plan)
-        body = completion_body(cid, created, req.model, reply)
-        if on_done is not None:
-            body.update(await on_done(reply))
-        return plain_answer(body, plan, queue_ms)
-
-
-def _chunk(cid: str, created: int, model: str, delta: dict[str, Any],
-           finish: str | None, with_usage: bool) -> bytes:
-    chunk: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                             "model": model, "system_fingerprint": "indigo-simulator",
-                             "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                          "finish_reason": finish}]}
-    if with_usage:
-        chunk["usage"] = None
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+    fmt = ChatFormat(fast_id("chatcmpl"), int(time.time()), req.model, req.include_usage)
+    return await serve_reply(request, sim.latency, plan, reply, req.stream, fmt, on_done)
 
 
 def _delta(reply: Reply, index: int) -> dict[str, Any]:
@@ -144,26 +155,5 @@ def _delta(reply: Reply, index: int) -> dict[str, Any]:
     return {"tool_calls": [call]}
 
 
-async def _stream(request: web.Request, req: ChatRequest, reply: Reply, plan: Any,
-                  timeline: Timeline, queue_ms: str, cid: str, created: int,
-                  on_done: OnDone) -> web.StreamResponse:
-    resp = await open_stream(request, queue_ms)
-    n = reply.completion_tokens
-    chunks = (_chunk(cid, created, req.model, _delta(reply, i), None, req.include_usage)
-              for i in range(n))
-    if not await write_tokens(request, resp, plan, timeline, chunks, n):
-        return resp
-    if on_done is not None:
-        await on_done(reply)
-    tail = _chunk(cid, created, req.model, {}, reply.finish_reason, req.include_usage)
-    if req.include_usage:
-        tail += b"data: " + orjson.dumps({
-            "id": cid, "object": "chat.completion.chunk", "created": created,
-            "model": req.model, "system_fingerprint": "indigo-simulator", "choices": [],
-            "usage": usage(reply)}) + b"\n\n"
-    await resp.write(tail + DONE)
-    await resp.write_eof()
-    return resp
-
-
-__all__ = ["ChatRequest", "chat_completions", "parse_chat", "run_chat"]
+__all__ = ["DONE", "ChatFormat", "ChatRequest", "OpenAIFormat", "chat_completions",
+           "parse_chat", "run_chat", "usage"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -15,6 +15,8 @@ from . import textgen
 from .http_util import ApiError, bad_request
 from .latency import QUEUE_TIME, LatencyModel, Plan, QueueFull, Timeline, sleep_until
 from .store import fast_id
+
+DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True)
@@ -198,3 +200,44 @@ async def write_tokens(request: web.Request, out: web.StreamResponse, plan: Plan
         await sleep_until(timeline.next())
         await out.write(chunk)
     return True
+
+
+class ReplyFormat(Protocol):
+    """How one API writes a reply: whole (not streamed), one SSE chunk per token, and
+    what ends the stream before `data: [DONE]`."""
+
+    def body(self, reply: Reply) -> dict[str, Any]: ...
+
+    def chunk(self, reply: Reply, index: int) -> bytes: ...
+
+    def tail(self, reply: Reply) -> bytes: ...
+
+
+# Called with the finished reply before the response ends (conversation storage); what it
+# returns is merged into a non-streamed answer's body.
+OnDone = Callable[[Reply], Awaitable[dict[str, Any]]] | None
+
+
+async def serve_reply(request: web.Request, latency: LatencyModel, plan: Plan, reply: Reply,
+                      stream: bool, fmt: ReplyFormat,
+                      on_done: OnDone = None) -> web.StreamResponse:
+    """One generation in a slot, answered in `fmt`: streamed token by token as each falls
+    due (then the tail and `data: [DONE]`), or whole once its last token is due."""
+    async with generation_slot(latency, plan, reply.prompt_tokens) as (timeline, queue_ms):
+        n = reply.completion_tokens
+        if not stream:
+            await wait_for_all(timeline, n)
+            raise_if_dropped(request, plan)
+            body = fmt.body(reply)
+            if on_done is not None:
+                body.update(await on_done(reply))
+            return plain_answer(body, plan, queue_ms)
+        resp = await open_stream(request, queue_ms)
+        chunks = (fmt.chunk(reply, i) for i in range(n))
+        if not await write_tokens(request, resp, plan, timeline, chunks, n):
+            return resp
+        if on_done is not None:
+            await on_done(reply)
+        await resp.write(fmt.tail(reply) + DONE)
+        await resp.write_eof()
+        return resp

@@ -29,6 +29,27 @@ class ApiError(Exception):
         return error_response(self.status, self.code, self.message, self.headers)
 
 
+class OpenAIError(ApiError):
+    """Answered in OpenAI's error shape, `{"error": {"message", "type", "param", "code"}}`:
+    for the endpoints only OpenAI defines (no Jan Swagger to follow)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: Mapping[str, str] | None = None, param: str | None = None) -> None:
+        super().__init__(status, code, message, headers)
+        self.param = param
+
+    @classmethod
+    def of(cls, exc: ApiError) -> OpenAIError:
+        return exc if isinstance(exc, OpenAIError) else cls(exc.status, exc.code, exc.message,
+                                                            exc.headers)
+
+    def response(self) -> web.Response:
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        return json_response({"error": {"message": self.message, "type": kind,
+                                        "param": self.param, "code": self.code}},
+                             self.status, self.headers)
+
+
 def error_response(status: int, code: str, message: str,
                    headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps({"code": code, "error": message}),
