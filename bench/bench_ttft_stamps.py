@@ -32,14 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_vs_guidellm import API_KEY, MODEL, SIMULATOR, write_inputs
+from bench_vs_guidellm import API_KEY, MODEL, SIMULATOR, guidellm_run, write_inputs
 from common import GEN_CORE, PYTHON, TARGET_CORE, background, free_port, log, pinned, run
 
 SCRIPT = Path(__file__).resolve()
@@ -184,18 +183,7 @@ def guidellm_requests(out: Path) -> list[dict]:
 def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
                  duration: float, tmp: Path) -> list[dict]:
     out = tmp / "guidellm-stamps.json"
-    scenario = tmp / "guidellm-stamps-scenario.json"
-    scenario.write_text(json.dumps({"spec": {
-        "backend": {"kind": "openai_http", "target": url, "model": MODEL,
-                    "api_key": API_KEY, "validate_backend": False, "http2": False},
-        "profile": {"kind": "constant", "rate": [rate]},
-        "data": [{"kind": "json_file", "path": str(data)}],
-        "tokenizer": {"kind": "hf_auto", "model": str(tok_dir)},
-        "constraints": [{"kind": "max_duration", "seconds": duration}],
-        "outputs": [{"kind": "json", "path": str(out)}]}}))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    run(pinned([exe, "run", "-c", str(scenario), "--disable-console"], GEN_CORE),
-        timeout=duration + 300, cwd=tmp, env=env)
+    guidellm_run(exe, url, data, tok_dir, rate, duration, tmp, out)
     return guidellm_requests(out)
 
 

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common import (
     GEN_CORE,
@@ -103,10 +104,11 @@ def run_ours(url: str, data: Path, rate: float, duration: float, tmp: Path) -> R
                   p["completed"], res.cpu_seconds)
 
 
-def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
-                 duration: float, tmp: Path) -> Result:
-    out = tmp / "guidellm-out.json"
-    scenario = tmp / "guidellm-scenario.json"
+def guidellm_run(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
+                 duration: float, tmp: Path, out: Path) -> Any:
+    """One `guidellm run` at a constant rate against `url`, its JSON results in `out`
+    (also used by bench_ttft_stamps.py)."""
+    scenario = out.with_name(out.stem + "-scenario.json")
     scenario.write_text(json.dumps({"spec": {
         "backend": {"kind": "openai_http", "target": url, "model": MODEL,
                     "api_key": API_KEY, "validate_backend": False, "http2": False},
@@ -117,7 +119,13 @@ def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
         "outputs": [{"kind": "json", "path": str(out)}]}}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     cmd = [exe, "run", "-c", str(scenario), "--disable-console"]
-    res = run(pinned(cmd, GEN_CORE), timeout=duration + 300, cwd=tmp, env=env)
+    return run(pinned(cmd, GEN_CORE), timeout=duration + 300, cwd=tmp, env=env)
+
+
+def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
+                 duration: float, tmp: Path) -> Result:
+    out = tmp / "guidellm-out.json"
+    res = guidellm_run(exe, url, data, tok_dir, rate, duration, tmp, out)
     m = json.loads(out.read_text())["benchmarks"][0]["metrics"]
 
     def median(name: str) -> float:
