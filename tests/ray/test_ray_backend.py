@@ -33,6 +33,7 @@ options = {
     },
     "thresholds": {"iterations": ["count<%(limit)s"]},
 }
+print("scenario loaded")  # on every actor too: its line is relayed to the driver
 
 
 async def default(vu):
@@ -104,6 +105,11 @@ def test_thresholds_are_judged_on_the_merged_counts(
                    timeout=RUN_LIMIT)
     assert done.returncode == ExitCode.THRESHOLDS_FAILED, done.stderr
     assert re.search(r"✗ 'count<12' count=15", done.stdout), done.stdout
+    # The header says where the shards ran; the actors' relayed lines carry no colour
+    # codes into a file (RAY_COLOR_PREFIX=0 off a terminal).
+    assert f"ray: 2 actors on Ray at {ray_cluster.address}" in done.stdout, done.stdout
+    assert "(ShardActor pid=" in done.stdout + done.stderr
+    assert "\x1b[" not in done.stdout + done.stderr
 
 
 ABORTING = '''"""A minute of iterations; the merged count crosses the threshold in seconds."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import sys
 from typing import Any
 
 from ..scenario.errors import ExitCode, ScenarioError
@@ -33,6 +34,13 @@ def ray_address(value: str | None) -> str:
     return value or os.environ.get("RAY_ADDRESS", "").strip() or "local"
 
 
+def describe_ray(settings: Any, shards: int) -> str:
+    """The run header's line: where the actors run (never credentials in the address)."""
+    address = ray_address(settings.ray)
+    where = "a local Ray instance" if address == "local" else f"Ray at {address.rsplit('@', 1)[-1]}"
+    return f"{shards} actors on {where}"
+
+
 def looks_like_address(value: str) -> bool:
     return ":" in value or value in _ADDRESS_WORDS
 
@@ -48,10 +56,20 @@ def check_ray_settings(settings: Any) -> None:
         raise ScenarioError("--out json/csv record every raw sample where it is measured, "
                             "on the Ray nodes; they cannot be used with --ray (the summary "
                             "export and Prometheus remote write can)", ExitCode.USAGE)
+    plain_relayed_lines()
     try:
         import ray  # noqa: F401
     except ImportError:
         raise ScenarioError(RAY_MISSING, ExitCode.USAGE) from None
+
+
+def plain_relayed_lines() -> None:
+    """Off a terminal, the actors' lines relayed here carry no colour codes into a file.
+    Ray's "[repeated Nx across cluster]" note is always coloured, so every line is
+    printed as it is (as `--workers` processes do). Read when ray is imported: call first."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 def connect(settings: Any, working_dir: str | None = None) -> None:
