@@ -29,6 +29,9 @@ OBJECT_STORE = "100000000"  # bytes: the runs exchange only small snapshots
 class RayTestCluster:
     address: str  # host:port of the head's GCS
     temp_dir: Path  # every node's session files and logs
+    # Each node's `ray start --block` process (head first): its raylet, agents and
+    # workers are its descendants (the workers in process groups of their own).
+    node_pids: tuple[int, ...] = ()
 
 
 def cluster_env(**extra: str) -> dict[str, str]:
@@ -71,6 +74,49 @@ def _end(node: subprocess.Popen[bytes]) -> None:
     node.wait(timeout=5)
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process under `pid` (from /proc), `pid` included."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The parent is the 2nd field after the command, which may hold spaces.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def freeze_node(pid: int) -> set[int]:
+    """A node gone silent, as a machine that lost power or its network: every process
+    of it (the node's `ray start` process `pid` and all below it) stopped (SIGSTOP),
+    its connections left open and unanswered. Returns their ids."""
+    frozen: set[int] = set()
+    while new := descendants(pid) - frozen:  # none can start another once stopped
+        for each in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(each, signal.SIGSTOP)
+        frozen |= new
+    return frozen
+
+
+def kill_all(pids: set[int]) -> None:
+    for each in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signal.SIGKILL)
+
+
+def kill_node(pid: int) -> set[int]:
+    """A node's processes all ended at once (SIGKILL; frozen first, so none can notice
+    the others go): their sockets close, as when a node's Ray is killed."""
+    frozen = freeze_node(pid)
+    kill_all(frozen)
+    return frozen
+
+
 def start_cluster() -> Iterator[RayTestCluster]:
     # Short: Ray's unix socket paths under it must stay under 108 characters.
     temp_dir = Path(tempfile.mkdtemp(prefix="ilt-ray-", dir="/tmp"))
@@ -88,7 +134,7 @@ def start_cluster() -> Iterator[RayTestCluster]:
         while _alive_nodes(address, env) < 2:
             assert time.monotonic() < deadline, "the second Ray node did not join"
             time.sleep(0.5)
-        yield RayTestCluster(address, temp_dir)
+        yield RayTestCluster(address, temp_dir, tuple(node.pid for node in nodes))
     finally:
         for node in reversed(nodes):
             _end(node)

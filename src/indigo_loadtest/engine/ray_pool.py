@@ -44,6 +44,11 @@ from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_
 START_DELAY = 0.5
 # Upper bound on creating the actors (the placement group) and loading the scenario.
 READY_TIMEOUT = 120.0
+# An actor that answers no snapshot call for this long is declared lost (and killed):
+# a node that went silent (power, network) closes no connection, and Ray itself marks
+# it dead only after its health checks fail, about a minute later. A live actor answers
+# within milliseconds: the calls are served by Ray's loop, beside the shard's own.
+NO_ANSWER_LIMIT = 10.0
 
 
 @dataclass
@@ -280,14 +285,22 @@ class RayPool(WorkerPool):
         """Poll actor `i`'s snapshots until its result comes; then report the result, or
         its death (None) as a dead worker process's would be."""
         outcome = asyncio.ensure_future(_wait(actor.result.remote()))
+        answered = time.monotonic()
         while not outcome.done():
             await asyncio.wait([outcome], timeout=self.snapshot_interval)
             if outcome.done():
                 break
+            left = answered + NO_ANSWER_LIMIT - time.monotonic()
             with contextlib.suppress(Exception):  # a dead actor: its result tells
-                snap = await _wait(actor.snapshot.remote())
+                snap = await asyncio.wait_for(_wait(actor.snapshot.remote()), max(0.0, left))
+                answered = time.monotonic()
                 if snap is not None:
                     inbox.put_nowait((i, ("state", snap[0], snap[1])))
+            if time.monotonic() - answered >= NO_ANSWER_LIMIT and not outcome.done():
+                outcome.cancel()
+                self._lost_silent(i, actor)
+                inbox.put_nowait((i, None))
+                return
         try:
             msg = outcome.result()
         except Exception as exc:
@@ -297,6 +310,16 @@ class RayPool(WorkerPool):
             if msg[0] == "done" and msg[4] is not None:
                 self.start_walls.append(msg[4])
         inbox.put_nowait((i, msg))
+
+    def _lost_silent(self, i: int, actor: Any) -> None:
+        """Actor `i` stopped answering: its node is lost or cut off. Killed, so that if it
+        still runs it stops sending load that no longer counts."""
+        import ray
+
+        self._infos[i].how = (f"died (no answer for {NO_ANSWER_LIMIT:.0f}s: its node is "
+                              "lost or unreachable)")
+        with contextlib.suppress(Exception):
+            ray.kill(actor)
 
     def _death(self, proc: Any) -> str:
         return proc.how
