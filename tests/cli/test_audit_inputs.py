@@ -1,0 +1,50 @@
+"""User mistakes found by the audit of the run/ split, --ray, bench --endpoint completions
+and the platform fallbacks: each ends in one `error:` line and a non-zero exit, never a
+silent exit 0 or a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_helpers import LocalServer, clean_env, run_cli, write_scenario
+
+from indigo_loadtest.scenario.errors import ExitCode
+
+EXITS_AT_IMPORT = '''"""Calls exit() while being imported."""
+import sys
+sys.exit({code})
+
+async def default(vu):
+    pass
+'''
+
+
+@pytest.mark.parametrize("code", ["", "0"])
+@pytest.mark.parametrize("command", [("check",), ("run", "-q"), ("run", "-q", "--dry-run")])
+def test_a_scenario_exiting_at_import_fails_the_command(
+        workdir: Path, command: tuple[str, ...], code: str) -> None:
+    write_scenario(workdir, "exits", EXITS_AT_IMPORT.format(code=code))
+    res = run_cli(command[0], "exits", *command[1:], cwd=workdir,
+                  env=clean_env(BASE="http://127.0.0.1:9"))
+    assert res.returncode == ExitCode.SCRIPT_EXCEPTION, (res.stdout, res.stderr)
+    assert "error: scenarios/exits.py:3: the scenario called exit()" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_run_all_goes_on_past_a_scenario_exiting_at_import(
+        workdir: Path, local_server: LocalServer) -> None:
+    write_scenario(workdir, "a_exits", EXITS_AT_IMPORT.format(code="0"))
+    write_scenario(workdir, "b_runs", '''"""Runs."""
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 1}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+''')
+    res = run_cli("run", "--all", "--pause", "0", "-q", cwd=workdir,
+                  env=clean_env(BASE=local_server.url))
+    assert res.returncode != 0, (res.stdout, res.stderr)
+    assert "1/2 scenarios passed" in res.stdout
+    assert list((workdir / "results").glob("b_runs_*.json"))
