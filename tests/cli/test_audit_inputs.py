@@ -48,3 +48,16 @@ async def default(vu):
     assert res.returncode != 0, (res.stdout, res.stderr)
     assert "1/2 scenarios passed" in res.stdout
     assert list((workdir / "results").glob("b_runs_*.json"))
+
+
+@pytest.mark.parametrize("address", [":6379", "127.0.0.1:", "ray://:10001"])
+def test_ray_address_without_host_or_port_is_one_line(workdir: Path, address: str) -> None:
+    pytest.importorskip("ray")
+    write_scenario(workdir, "tiny", '''"""Never runs: the address is refused first."""
+async def default(vu):
+    pass
+''')
+    res = run_cli("run", "tiny", "--ray", address, cwd=workdir, timeout=60)
+    assert res.returncode == ExitCode.INVALID_CONFIG, res.stderr
+    assert res.stderr.strip() == (f"error: --ray: {address!r} is not an address: expected "
+                                  "host:port, ray://host:port, auto or local")
