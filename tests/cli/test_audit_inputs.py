@@ -61,3 +61,20 @@ async def default(vu):
     assert res.returncode == ExitCode.INVALID_CONFIG, res.stderr
     assert res.stderr.strip() == (f"error: --ray: {address!r} is not an address: expected "
                                   "host:port, ray://host:port, auto or local")
+
+
+@pytest.mark.parametrize("command", [("run", "tiny", "-q"), ("serve", "--port", "0")])
+def test_a_misspelt_event_loop_is_refused(workdir: Path, local_server: LocalServer,
+                                          command: tuple[str, ...]) -> None:
+    write_scenario(workdir, "tiny", '''"""One request."""
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 1}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+''')
+    res = run_cli(*command, cwd=workdir, timeout=30,
+                  env=clean_env(BASE=local_server.url, INDIGO_EVENT_LOOP="asycnio"))
+    assert res.returncode == ExitCode.USAGE, (res.stdout, res.stderr)
+    assert res.stderr == "error: INDIGO_EVENT_LOOP: expected asyncio or uvloop, got 'asycnio'\n"
