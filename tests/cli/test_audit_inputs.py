@@ -4,10 +4,13 @@ silent exit 0 or a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import LocalServer, clean_env, run_cli, write_scenario
+from test_bench import bench, completions_server  # noqa: F401 (a fixture)
 
 from indigo_loadtest.scenario.errors import ExitCode
 
@@ -78,3 +81,22 @@ async def default(vu):
                   env=clean_env(BASE=local_server.url, INDIGO_EVENT_LOOP="asycnio"))
     assert res.returncode == ExitCode.USAGE, (res.stdout, res.stderr)
     assert res.stderr == "error: INDIGO_EVENT_LOOP: expected asyncio or uvloop, got 'asycnio'\n"
+
+
+def test_completions_prompt_of_a_chat_dataset_is_its_text(
+        tmp_path: Path,
+        completions_server: tuple[str, list[dict[str, Any]]]) -> None:  # noqa: F811
+    """Content given as parts, or none (an assistant's tool call), is never sent as its
+    Python form ("[{'type': 'text', ...}]", "None")."""
+    url, bodies = completions_server
+    dataset = tmp_path / "chat.jsonl"
+    dataset.write_text(json.dumps({"messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        {"role": "user", "content": [{"type": "text", "text": "hello"},
+                                     {"type": "image_url", "image_url": {"url": "x"}},
+                                     {"type": "text", "text": " there"}]}]}) + "\n")
+    proc, _ = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", "completions",
+                    "--dataset", str(dataset), "--iterations", "1", "--no-stream")
+    assert proc.returncode == 0, proc.stderr
+    assert bodies[-1]["prompt"] == "be brief\n\nhello there"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -238,8 +239,7 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
         if req.max_tokens is not None:
             body["max_output_tokens"] = req.max_tokens
     elif spec.endpoint == "completions":
-        body["prompt"] = req.prompt or "\n".join(
-            str(m.get("content", "")) for m in req.messages)
+        body["prompt"] = req.prompt or messages_prompt(req.messages)
         if spec.stream:
             body["stream_options"] = {"include_usage": True}
         if req.max_tokens is not None:
@@ -253,6 +253,21 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
     if spec.ignore_eos:
         body["ignore_eos"] = True  # vLLM/SGLang: decode exactly max_tokens
     return body
+
+
+def messages_prompt(messages: Sequence[dict[str, Any]]) -> str:
+    """A chat dataset's messages as one /v1/completions prompt: their text, a line each
+    (content given as parts keeps its text parts; no content, e.g. a tool call, is empty)."""
+    return "\n".join(_content_text(m.get("content")) for m in messages)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content
+                       if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return ""
 
 
 async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
