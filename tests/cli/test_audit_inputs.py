@@ -100,3 +100,64 @@ def test_completions_prompt_of_a_chat_dataset_is_its_text(
                     "--dataset", str(dataset), "--iterations", "1", "--no-stream")
     assert proc.returncode == 0, proc.stderr
     assert bodies[-1]["prompt"] == "be brief\n\nhello there"
+
+
+EXITS_IN = {
+    "default": '''"""exit() in every iteration."""
+import sys
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 2}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+    sys.exit(0)
+''',
+    "setup": '''"""exit() in setup()."""
+import sys
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 2}
+
+def setup():
+    sys.exit(0)
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+''',
+    "teardown": '''"""exit() in teardown()."""
+import sys
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 2}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+
+async def teardown():
+    sys.exit()
+''',
+}
+EXIT_ERRORS = {
+    "default": (ExitCode.NOTHING_MEASURED,
+                "error: nothing was measured: every iteration (2) ended with an exception "
+                "(SystemExit ×2)"),
+    "setup": (ExitCode.SCRIPT_EXCEPTION, "error: setup() failed: the scenario called exit(0)"),
+    "teardown": (ExitCode.SCRIPT_EXCEPTION,
+                 "error: teardown() failed: the scenario called exit()"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(EXITS_IN))
+def test_exit_in_scenario_code_fails_the_run_with_its_summary(
+        workdir: Path, local_server: LocalServer, where: str) -> None:
+    """A SystemExit raised in an asyncio task ends the event loop: the run ended with
+    exit code 0 and no summary."""
+    write_scenario(workdir, "exits", EXITS_IN[where])
+    res = run_cli("run", "exits", "-q", cwd=workdir, timeout=30,
+                  env=clean_env(BASE=local_server.url))
+    code, line = EXIT_ERRORS[where]
+    assert res.returncode == code, (res.stdout, res.stderr)
+    assert line in res.stderr.splitlines()
+    verdict = json.loads(next((workdir / "results").glob("exits_*.json")).read_text())
+    assert verdict["indigo_verdict"]["exit_code"] == code
