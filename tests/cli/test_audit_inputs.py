@@ -137,6 +137,18 @@ async def default(vu):
 async def teardown():
     sys.exit()
 ''',
+    "handleSummary": '''"""exit() in handleSummary()."""
+import sys
+from indigo_loadtest import env
+
+options = {"vus": 1, "iterations": 2}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + "/x")
+
+def handleSummary(data):
+    sys.exit(0)
+''',
 }
 EXIT_ERRORS = {
     "default": (ExitCode.NOTHING_MEASURED,
@@ -145,6 +157,8 @@ EXIT_ERRORS = {
     "setup": (ExitCode.SCRIPT_EXCEPTION, "error: setup() failed: the scenario called exit(0)"),
     "teardown": (ExitCode.SCRIPT_EXCEPTION,
                  "error: teardown() failed: the scenario called exit()"),
+    "handleSummary": (ExitCode.SCRIPT_EXCEPTION,
+                      "error: handleSummary() failed: the scenario called exit(0)"),
 }
 
 
