@@ -175,3 +175,28 @@ def test_exit_in_scenario_code_fails_the_run_with_its_summary(
     assert line in res.stderr.splitlines()
     verdict = json.loads(next((workdir / "results").glob("exits_*.json")).read_text())
     assert verdict["indigo_verdict"]["exit_code"] == code
+
+
+def test_bench_point_with_no_completed_request_fails_in_its_summary_export(
+        tmp_path: Path) -> None:
+    """A server with no /v1/completions: every request fails, the exit code is 113, and
+    so is the verdict of the summary export (it said passed, exit code 0)."""
+    from aiohttp import web
+    from cli_helpers import serve_in_thread
+
+    async def not_found(_: web.Request) -> web.Response:
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    export = tmp_path / "export.json"
+    with serve_in_thread(app) as url:
+        proc, _ = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", "completions",
+                        "--iterations", "2", "--summary-export", str(export))
+    assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
+    assert "error: no request completed in point synchronous" in proc.stderr.splitlines()
+    verdict = json.loads(export.read_text())["indigo_verdict"]
+    assert verdict == {"exit_code": ExitCode.NOTHING_MEASURED, "passed": False,
+                       "text": "failed (exit code 113): no request completed in point "
+                               "synchronous",
+                       "errors": ["no request completed in point synchronous"]}
