@@ -200,3 +200,21 @@ def test_bench_point_with_no_completed_request_fails_in_its_summary_export(
                        "text": "failed (exit code 113): no request completed in point "
                                "synchronous",
                        "errors": ["no request completed in point synchronous"]}
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_bench_streams_with_no_token_are_failed_requests(tmp_path: Path, endpoint: str) -> None:
+    """200 and `data: [DONE]` alone: no TTFT, no ITL measured; it passed with exit 0."""
+    from aiohttp import web
+    from cli_helpers import serve_in_thread
+
+    async def empty_stream(_: web.Request) -> web.Response:
+        return web.Response(text="data: [DONE]\n\n", content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", empty_stream)
+    with serve_in_thread(app) as url:
+        proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", endpoint,
+                          "--iterations", "2")
+    assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
+    assert doc is not None and doc["points"][0]["failed"] == 2

@@ -293,7 +293,9 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         res = _non_streamed(resp, sent, counter)
         source = "usage" if res.usage_tokens else counter.source
         values = {"e2el": res.total_ms}
-    ok = res.ok and 200 <= resp.status < 300
+    # A stream with no token (only [DONE], or events the meter does not read) measured
+    # no TTFT or ITL: failed, as in vLLM's bench, not a completed request.
+    ok = res.ok and 200 <= resp.status < 300 and (not spec.stream or bool(res.token_times))
     # request_ok: the per-point figures, as vLLM's, are of successful requests only
     tags = {"tokens": source if source == "usage" else counter.source,
             OK_TAG: "true" if ok else "false"}
