@@ -29,11 +29,13 @@ DEBIAN_BASE_TAG="localhost/indigo-base:bookworm"
 CONF_MARK="# written by indigo-loadtest container/build-image.sh --configure-podman"
 
 die() { echo "error: $*" >&2; exit 1; }
+# An option's value: present, and not the next option (`--tag --debian-base`).
+need_value() { [ $# -ge 2 ] && [ -n "$2" ] && [ "${2#-}" = "$2" ] || die "$1 needs a value"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --tag) [ $# -ge 2 ] || die "--tag needs a value"; tag="$2"; shift 2 ;;
-    --base-image) [ $# -ge 2 ] || die "--base-image needs a value"; base_image="$2"; shift 2 ;;
+    --tag) need_value "$@"; tag="$2"; shift 2 ;;
+    --base-image) need_value "$@"; base_image="$2"; shift 2 ;;
     --debian-base) debian_base=true; shift ;;
     --rebuild-base) rebuild_base=true; shift ;;
     --configure-podman) configure=true; shift ;;
@@ -50,6 +52,8 @@ if [ -z "$engine" ]; then
   elif command -v docker >/dev/null 2>&1; then engine=docker
   else die "neither podman nor docker is installed"; fi
 fi
+# Before the wheelhouse is rebuilt: a misspelt ENGINE would fail only after it.
+command -v "$engine" >/dev/null 2>&1 || die "ENGINE=$engine: no such command"
 
 configure_podman() {
   # Idempotent: the same content is written only over a file this script wrote.

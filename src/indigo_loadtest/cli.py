@@ -558,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.USAGE
     try:
+        from .event_loop import loop_name
+
+        loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)
         return int(COMMANDS[args.command](args))
     except ScenarioError as exc:
         from .http.redact import mask_secrets

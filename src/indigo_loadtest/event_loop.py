@@ -20,8 +20,15 @@ LOOP_ENV = "INDIGO_EVENT_LOOP"  # "uvloop" (default where installed) or "asyncio
 
 def loop_name() -> str:
     """"uvloop" or "asyncio": the loop `run` will use in this process."""
-    if os.environ.get(LOOP_ENV, "").strip().lower() == "asyncio":
+    chosen = os.environ.get(LOOP_ENV, "").strip().lower()
+    if chosen == "asyncio":
         return "asyncio"
+    if chosen not in ("", "uvloop"):
+        # A misspelt "asyncio" would otherwise run, unnoticed, on the other loop.
+        from .scenario.errors import ExitCode, ScenarioError
+
+        raise ScenarioError(f"{LOOP_ENV}: expected asyncio or uvloop, got "
+                            f"{os.environ[LOOP_ENV]!r}", ExitCode.USAGE)
     try:
         import uvloop  # noqa: F401
     except ImportError:
@@ -31,7 +38,12 @@ def loop_name() -> str:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` on the chosen loop."""
-    if loop_name() == "uvloop":
+    try:
+        name = loop_name()
+    except Exception:
+        coro.close()  # never awaited: no warning at exit after the error line
+        raise
+    if name == "uvloop":
         import uvloop
 
         return uvloop.run(coro)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .engine.errors import ExitCalled
 from .http.redact import mask_secrets
 from .scenario.errors import ExitCode
 
@@ -61,6 +62,8 @@ def call_hook(hook: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> Ma
     except Exception as exc:
         raise SummaryHookError(f"handleSummary() failed: {type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    except SystemExit as exc:  # would end the tool before the results are written
+        raise SummaryHookError(f"handleSummary() failed: {ExitCalled(exc.code)}") from None
     if not isinstance(result, Mapping):
         raise SummaryHookError("handleSummary() must return a mapping of destination "
                                f"(\"stdout\", \"stderr\" or a file path) to content, "

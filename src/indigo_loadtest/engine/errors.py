@@ -30,6 +30,15 @@ class IterationFailed(Exception):
     """Raised by `fail(message)`: ends the current iteration, not the test."""
 
 
+class ExitCalled(Exception):
+    """Scenario code called `sys.exit()`/`exit()`: reported as its error, for a SystemExit
+    raised in an asyncio task ends the event loop, and so the run with no summary and,
+    for `exit(0)`, exit code 0."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(f"the scenario called exit({'' if code is None else repr(code)})")
+
+
 class SyncHookRequest(TypeError):
     """A synchronous setup()/teardown() used `http`, whose calls must be awaited."""
 

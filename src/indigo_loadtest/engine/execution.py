@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ..metrics.registry import Registry, current_tags, set_active_registry
 from .arrival_rate import ConstantArrivalRate, RampingArrivalRate
-from .errors import ErrorReporter, SyncHookRequest
+from .errors import ErrorReporter, ExitCalled, SyncHookRequest
 from .executors import (
     ConstantVUs,
     EngineError,
@@ -242,10 +242,13 @@ class Execution:
             current_tags.set(self.ctx.test_tags.with_pairs(("group", f"::{name}")))
             if not inspect.iscoroutinefunction(fn):
                 sync_hook.set(name)  # its `http.post(...)` would be a coroutine left unawaited
-            result = fn(*args)
-            if inspect.isawaitable(result):
-                sync_hook.set(None)  # a plain function that returned a coroutine: it can
-                result = await result
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    sync_hook.set(None)  # a plain function that returned a coroutine: it can
+                    result = await result
+            except SystemExit as exc:
+                raise ExitCalled(exc.code) from None
             return result
 
         if self._hard:
@@ -261,7 +264,7 @@ class Execution:
             if not self._hard:
                 raise
             return None, f"{name}() interrupted: the test was aborted"
-        except SyncHookRequest as exc:  # a usage mistake: one line, no traceback
+        except (SyncHookRequest, ExitCalled) as exc:  # one line, no traceback
             return None, str(exc)
         except Exception as exc:
             self.reporter.report(exc, f"{name}()")

@@ -278,6 +278,8 @@ class Executor:
             self._report(exc, vu)
         except Exception as exc:
             self._report(exc, vu)
+        except SystemExit as exc:  # counted as any error; it must not end the run
+            self._report(exc, vu)
         finally:
             vu.iteration += 1
         task = asyncio.current_task()

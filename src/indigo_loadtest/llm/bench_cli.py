@@ -264,6 +264,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
     prepared = prepare(settings, console)
     if watch is not None:
         prepared.watchers.append(watch)
+    prepared.judges.append(no_completion(spec))
     try:
         if single and not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
@@ -291,16 +292,33 @@ def describe_point(spec: BenchSpec) -> str:
     return f"{spec.rate:.4g} requests/s, {spec.profile} arrivals{extra}"
 
 
+def steady_phase(spec: BenchSpec) -> dict[str, str]:
+    return {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else {}
+
+
+def request_counts(spec: BenchSpec, registry: Registry) -> tuple[int, int]:
+    """The point's requests and failed requests (between warm-up and cool-down)."""
+    failed = Figures(registry, steady_phase(spec) or None).agg(REQUEST_FAILED)
+    return (failed.total, failed.trues) if failed is not None else (0, 0)
+
+
+def no_completion(spec: BenchSpec) -> Callable[[Registry], str | None]:
+    """The point's judge (Prepared.judges): a point in which no request completed
+    measured nothing, and its summary export says so, as the exit code does."""
+    def judge(registry: Registry) -> str | None:
+        total, errors = request_counts(spec, registry)
+        return None if total > errors else f"no request completed in point {spec.label}"
+    return judge
+
+
 def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
                   objectives: list[Objective]) -> dict[str, Any]:
     """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
     With a warm-up or cool-down, only the requests started between them count."""
-    phase = {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else {}
+    phase = steady_phase(spec)
     m = Figures(registry, phase or None)
     ok = Figures(registry, {**phase, OK_TAG: "true"})  # latencies and tokens: successes
-    failed = m.agg(REQUEST_FAILED)
-    total = failed.total if failed is not None else 0
-    errors = failed.trues if failed is not None else 0
+    total, errors = request_counts(spec, registry)
     completed = total - errors
     duration = m.window() or (elapsed if elapsed > 0 else None)
     out_tokens, in_tokens = ok.sum(OUTPUT_TOKENS), ok.sum(PROMPT_TOKENS)
@@ -559,11 +577,12 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
     """The first point's failure; else NOTHING_MEASURED when a point completed nothing;
     else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below.
     With the reason of the last two."""
-    if bench.exit_code:
-        return bench.exit_code, None
     empty = [p["label"] for p in bench.points if not p["completed"]]
-    if empty:
-        return ExitCode.NOTHING_MEASURED, f"no request completed in point(s) {', '.join(empty)}"
+    nothing = f"no request completed in point(s) {', '.join(empty)}" if empty else None
+    if bench.exit_code:
+        return bench.exit_code, nothing if bench.exit_code == ExitCode.NOTHING_MEASURED else None
+    if nothing:
+        return ExitCode.NOTHING_MEASURED, nothing
     if answer is not None and fail_below is not None:
         found = answer.get("max_rate")
         if found is None or found < fail_below:

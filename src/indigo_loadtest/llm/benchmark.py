@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -238,8 +239,7 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
         if req.max_tokens is not None:
             body["max_output_tokens"] = req.max_tokens
     elif spec.endpoint == "completions":
-        body["prompt"] = req.prompt or "\n".join(
-            str(m.get("content", "")) for m in req.messages)
+        body["prompt"] = req.prompt or messages_prompt(req.messages)
         if spec.stream:
             body["stream_options"] = {"include_usage": True}
         if req.max_tokens is not None:
@@ -253,6 +253,21 @@ def request_body(spec: BenchSpec, req: BenchRequest) -> dict[str, Any]:
     if spec.ignore_eos:
         body["ignore_eos"] = True  # vLLM/SGLang: decode exactly max_tokens
     return body
+
+
+def messages_prompt(messages: Sequence[dict[str, Any]]) -> str:
+    """A chat dataset's messages as one /v1/completions prompt: their text, a line each
+    (content given as parts keeps its text parts; no content, e.g. a tool call, is empty)."""
+    return "\n".join(_content_text(m.get("content")) for m in messages)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part["text"] for part in content
+                       if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return ""
 
 
 async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
@@ -278,7 +293,9 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         res = _non_streamed(resp, sent, counter)
         source = "usage" if res.usage_tokens else counter.source
         values = {"e2el": res.total_ms}
-    ok = res.ok and 200 <= resp.status < 300
+    # A stream with no token (only [DONE], or events the meter does not read) measured
+    # no TTFT or ITL: failed, as in vLLM's bench, not a completed request.
+    ok = res.ok and 200 <= resp.status < 300 and (not spec.stream or bool(res.token_times))
     # request_ok: the per-point figures, as vLLM's, are of successful requests only
     tags = {"tokens": source if source == "usage" else counter.source,
             OK_TAG: "true" if ok else "false"}

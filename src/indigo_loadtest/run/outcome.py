@@ -50,6 +50,8 @@ def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
     from ..verdict import nothing_measured
 
     reason = nothing_measured(prepared.registry)
+    for judge in prepared.judges:
+        reason = reason or judge(prepared.registry)
     if reason is not None:
         outcome.problem(ExitCode.NOTHING_MEASURED, reason)
 

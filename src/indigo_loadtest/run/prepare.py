@@ -66,6 +66,10 @@ class Prepared:
     # Coroutine functions run beside the test, like the abortOnFail watch, each given the
     # Engine (`live_registry()`, `stop(reason)`); `bench` stops over-saturated points.
     watchers: list[Callable[[Any], Any]] = field(default_factory=list)
+    # Called with the registry once the test ended: why it measured nothing, or None (a
+    # problem of the run, exit 113, as `verdict.nothing_measured`); `bench`: no request
+    # completed.
+    judges: list[Callable[[Any], str | None]] = field(default_factory=list)
 
     @property
     def target(self) -> str:

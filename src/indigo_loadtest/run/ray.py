@@ -109,8 +109,12 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     once: Ray itself would retry for minutes, printing warnings."""
     hostport = address.removeprefix("ray://")
     host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep:
         return  # auto, local: Ray finds the cluster itself
+    if not host.strip("[]") or not port.isdigit():
+        # Ray would log a traceback before its own error (e.g. for ":6379", "host:")
+        raise ScenarioError(f"--ray: {address!r} is not an address: expected host:port, "
+                            "ray://host:port, auto or local", ExitCode.INVALID_CONFIG)
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:

@@ -51,6 +51,14 @@ def load_module(path: Path, registry: Registry) -> ModuleType:
         raise ScenarioError(
             f"{where}: {type(exc).__name__}: {exc.msg}", ExitCode.SCRIPT_EXCEPTION
         ) from None
+    except SystemExit as exc:
+        # exit() while importing would end the tool silently, with exit code 0 for
+        # `sys.exit()` or `exit(0)`: a run that measured nothing must not pass.
+        sys.modules.pop(name, None)
+        raise ScenarioError(
+            f"{_error_location(exc, path)}: the scenario called exit() while being "
+            f"imported (SystemExit: {exc.code!r})", ExitCode.SCRIPT_EXCEPTION,
+        ) from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise ScenarioError(

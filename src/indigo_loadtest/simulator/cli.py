@@ -12,6 +12,7 @@ import sys
 
 from aiohttp import web
 
+from ..scenario.errors import ScenarioError
 from . import config as cfg
 from .app import build_app
 
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"error: cannot use the database {config.db!r}: {exc}", file=sys.stderr)
         return 1
+    except ScenarioError as exc:  # INDIGO_EVENT_LOOP
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         pass
     return 0
