@@ -66,6 +66,19 @@ async def default(vu):
                                   "host:port, ray://host:port, auto or local")
 
 
+@pytest.mark.parametrize("address", ["user:s3cretpw@127.0.0.1:1", "ray://user:s3cretpw@:1"])
+def test_ray_address_credentials_are_never_printed(workdir: Path, address: str) -> None:
+    pytest.importorskip("ray")
+    write_scenario(workdir, "tiny", '''"""Never runs: the address is refused first."""
+async def default(vu):
+    pass
+''')
+    res = run_cli("run", "tiny", "--ray", address, cwd=workdir, timeout=60)
+    assert res.returncode == ExitCode.INVALID_CONFIG, res.stderr
+    assert "s3cretpw" not in res.stdout + res.stderr
+    assert res.stderr.startswith("error: --ray: ") and res.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize("command", [("run", "tiny", "-q"), ("serve", "--port", "0")])
 def test_a_misspelt_event_loop_is_refused(workdir: Path, local_server: LocalServer,
                                           command: tuple[str, ...]) -> None:
@@ -218,3 +231,15 @@ def test_bench_streams_with_no_token_are_failed_requests(tmp_path: Path, endpoin
                           "--iterations", "2")
     assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
     assert doc is not None and doc["points"][0]["failed"] == 2
+
+
+def test_a_dry_run_with_ray_says_where_without_connecting(workdir: Path) -> None:
+    write_scenario(workdir, "tiny", '''"""Never runs: a dry run."""
+async def default(vu):
+    pass
+''')
+    res = run_cli("run", "tiny", "--ray", "user:s3cretpw@127.0.0.1:1", "--dry-run",
+                  cwd=workdir, timeout=60)
+    assert res.returncode == ExitCode.OK, res.stderr
+    assert "ray: actors on Ray at 127.0.0.1:1 (not contacted in a dry run)" in res.stdout
+    assert "s3cretpw" not in res.stdout + res.stderr

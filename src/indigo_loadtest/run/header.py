@@ -41,10 +41,11 @@ def header_lines(prepared: Prepared) -> list[str]:
         rows.append(("output", "would write " + ", ".join(outs)))
     else:
         rows.append(("output", ", ".join(outs) or "-"))
-    if prepared.settings.ray is not None and not prepared.settings.dry_run:
+    if prepared.settings.ray is not None:
         from .ray import describe_ray
 
-        rows.append(("ray", describe_ray(prepared.settings, prepared.workers)))
+        rows.append(("ray", describe_ray(prepared.settings, prepared.workers,
+                                         dry_run=prepared.settings.dry_run)))
     elif prepared.workers > 1:
         rows.append(("workers", str(prepared.workers)))
     from ..event_loop import loop_name  # timings differ by loop (docs/platforms.md)

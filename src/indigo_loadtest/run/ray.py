@@ -34,11 +34,21 @@ def ray_address(value: str | None) -> str:
     return value or os.environ.get("RAY_ADDRESS", "").strip() or "local"
 
 
-def describe_ray(settings: Any, shards: int) -> str:
-    """The run header's line: where the actors run (never credentials in the address)."""
+def describe_ray(settings: Any, shards: int, *, dry_run: bool = False) -> str:
+    """The run header's line: where the actors run (never credentials in the address).
+    A dry run does not connect, so the shard count is not known yet."""
     address = ray_address(settings.ray)
-    where = "a local Ray instance" if address == "local" else f"Ray at {address.rsplit('@', 1)[-1]}"
+    where = "a local Ray instance" if address == "local" else f"Ray at {shown_address(address)}"
+    if dry_run:
+        return f"actors on {where} (not contacted in a dry run)"
     return f"{shards} actors on {where}"
+
+
+def shown_address(address: str) -> str:
+    """The address as printed: without a `user:password@` part (never credentials in
+    output)."""
+    scheme, sep, rest = address.rpartition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}"
 
 
 def looks_like_address(value: str) -> bool:
@@ -98,8 +108,9 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
     try:
         ray.init(address=address, **options)
     except Exception as exc:  # unreachable address, version mismatch...
-        where = "start a local Ray instance" if address == "local" else f"join {address}"
-        first = (str(exc).strip().splitlines() or [""])[0]
+        shown = shown_address(address)
+        where = "start a local Ray instance" if address == "local" else f"join {shown}"
+        first = (str(exc).strip().splitlines() or [""])[0].replace(address, shown)
         raise ScenarioError(f"--ray: cannot {where}: {type(exc).__name__}: {first}",
                             ExitCode.INVALID_CONFIG) from None
 
@@ -113,13 +124,14 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         return  # auto, local: Ray finds the cluster itself
     if not host.strip("[]") or not port.isdigit():
         # Ray would log a traceback before its own error (e.g. for ":6379", "host:")
-        raise ScenarioError(f"--ray: {address!r} is not an address: expected host:port, "
+        raise ScenarioError(f"--ray: {shown_address(address)!r} is not an address: "
+                            "expected host:port, "
                             "ray://host:port, auto or local", ExitCode.INVALID_CONFIG)
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ScenarioError(f"--ray: no Ray cluster answers at {address} ({reason})",
+        raise ScenarioError(f"--ray: no Ray cluster answers at {shown_address(address)} ({reason})",
                             ExitCode.INVALID_CONFIG) from None
 
 
