@@ -5,6 +5,7 @@ silent exit 0 or a traceback."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,18 @@ async def default(vu):
     assert list((workdir / "results").glob("b_runs_*.json"))
 
 
-@pytest.mark.parametrize("address", [":6379", "127.0.0.1:", "ray://:10001"])
-def test_ray_address_without_host_or_port_is_one_line(workdir: Path, address: str) -> None:
-    pytest.importorskip("ray")
+def run_tiny_with_ray(workdir: Path, address: str) -> subprocess.CompletedProcess:
     write_scenario(workdir, "tiny", '''"""Never runs: the address is refused first."""
 async def default(vu):
     pass
 ''')
-    res = run_cli("run", "tiny", "--ray", address, cwd=workdir, timeout=60)
+    return run_cli("run", "tiny", "--ray", address, cwd=workdir, timeout=60)
+
+
+@pytest.mark.parametrize("address", [":6379", "127.0.0.1:", "ray://:10001"])
+def test_ray_address_without_host_or_port_is_one_line(workdir: Path, address: str) -> None:
+    pytest.importorskip("ray")
+    res = run_tiny_with_ray(workdir, address)
     assert res.returncode == ExitCode.INVALID_CONFIG, res.stderr
     assert res.stderr.strip() == (f"error: --ray: {address!r} is not an address: expected "
                                   "host:port, ray://host:port, auto or local")
@@ -69,11 +74,7 @@ async def default(vu):
 @pytest.mark.parametrize("address", ["user:s3cretpw@127.0.0.1:1", "ray://user:s3cretpw@:1"])
 def test_ray_address_credentials_are_never_printed(workdir: Path, address: str) -> None:
     pytest.importorskip("ray")
-    write_scenario(workdir, "tiny", '''"""Never runs: the address is refused first."""
-async def default(vu):
-    pass
-''')
-    res = run_cli("run", "tiny", "--ray", address, cwd=workdir, timeout=60)
+    res = run_tiny_with_ray(workdir, address)
     assert res.returncode == ExitCode.INVALID_CONFIG, res.stderr
     assert "s3cretpw" not in res.stdout + res.stderr
     assert res.stderr.startswith("error: --ray: ") and res.stderr.count("\n") == 1
