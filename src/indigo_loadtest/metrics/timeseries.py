@@ -325,10 +325,11 @@ class Recorder:
 # more than the run's total.
 
 
-def _summed_step(total_attr: str, count_attr: str) -> Callable[[Any, tuple | None],
-                                                                 tuple | None]:
-    """The step of a sink that only adds up: a counter (value, count) or a rate (trues,
-    total). Its gain is the difference of both since the last reading."""
+def _summed_step(total_attr: str, count_attr: str, *, light: bool = False
+                 ) -> Callable[[Any, tuple | None], tuple | None]:
+    """The step of a sink that only adds up: a counter (value, count), a rate (trues,
+    total), or a trend read for its count and sum alone (`light`). Its gain is the
+    difference of both since the last reading."""
 
     def step(sink: Any, prev: tuple | None) -> tuple | None:
         value, count = getattr(sink, total_attr), getattr(sink, count_attr)
@@ -340,12 +341,15 @@ def _summed_step(total_attr: str, count_attr: str) -> Callable[[Any, tuple | Non
         def gain(d: _Delta) -> None:
             d.count += dc
             d.value += dv
+            if light:
+                d.light = True
         return (value, count), gain
     return step
 
 
 _counter_step = _summed_step("value", "count")
 _rate_step = _summed_step("trues", "total")
+_light_trend_step = _summed_step("sum", "count", light=True)
 
 
 def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
@@ -363,20 +367,6 @@ def _trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
     def gain(d: _Delta) -> None:
         d.add_trend(dc, ds, dz, buckets, neg)
     return state, gain
-
-
-def _light_trend_step(sink: TrendSink, prev: tuple | None) -> tuple | None:
-    count, total = sink.count, sink.sum
-    p_count, p_sum = prev if prev is not None else (0, 0.0)
-    if count <= p_count:  # nothing new, or a dip (see above)
-        return None
-    dc, ds = count - p_count, total - p_sum
-
-    def gain(d: _Delta) -> None:
-        d.count += dc
-        d.value += ds
-        d.light = True
-    return (count, total), gain
 
 
 def _diff(cur: dict[int, int], prev: dict[int, int]) -> dict[int, int]:

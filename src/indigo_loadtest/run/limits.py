@@ -73,13 +73,18 @@ def plan_peak_rate(plan: TestPlan) -> float:
 RAW_SAMPLE_OUTPUTS = ("json", "csv")  # record every sample where it is measured
 
 
+def asks_raw_outputs(settings: RunSettings) -> bool:
+    """Whether `--out` asks for an output that records raw samples in this process."""
+    return any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs))
+
+
 def worker_count(settings: RunSettings, plan: TestPlan) -> int:
     """`--workers N` as given; otherwise the cores, but never more processes than the plan
     has concurrent VUs (a 1-VU run stays in one process), and one process when raw-sample
     outputs are requested (they record in this process)."""
     if settings.workers is not None:
         return settings.workers
-    if any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs)):
+    if asks_raw_outputs(settings):
         return 1
     from ..engine.workers import default_workers
 
@@ -88,8 +93,7 @@ def worker_count(settings: RunSettings, plan: TestPlan) -> int:
 
 def check_outputs_fit_workers(settings: RunSettings) -> None:
     """Raw-sample outputs listen on this process's registry: no `--workers N` above 1."""
-    raw = any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs))
-    if raw and settings.workers is not None and settings.workers > 1:
+    if asks_raw_outputs(settings) and settings.workers is not None and settings.workers > 1:
         raise ScenarioError("--out json/csv record raw samples in this process; they "
                             "cannot be used with --workers above 1", ExitCode.USAGE)
 

@@ -59,10 +59,9 @@ def check_ray_settings(settings: Any) -> None:
     """Before anything runs: raw-sample outputs are refused, Ray must be importable."""
     if settings.ray is None:
         return
-    from .limits import RAW_SAMPLE_OUTPUTS
-    from .outputs import parse_out_specs
+    from .limits import asks_raw_outputs
 
-    if any(kind in RAW_SAMPLE_OUTPUTS for kind, _ in parse_out_specs(settings.outs)):
+    if asks_raw_outputs(settings):
         raise ScenarioError("--out json/csv record every raw sample where it is measured, "
                             "on the Ray nodes; they cannot be used with --ray (the summary "
                             "export and Prometheus remote write can)", ExitCode.USAGE)
