@@ -495,6 +495,16 @@ class PrometheusRemoteWriteOutput:
             line += f" (last error: {self.last_error})"
         return line
 
+    @property
+    def failure(self) -> str | None:
+        """Why the output failed the run, or None. A push that fails now and then is
+        counted and the test goes on, but when not one push was accepted none of the
+        run's numbers reached Prometheus: that run must not pass as if they had."""
+        if self.pushes or not self.failed_pushes:
+            return None
+        return (f"prometheus-rw: none of the {self.failed_pushes} pushes to "
+                f"{self.config.safe_url} was accepted (last error: {self.last_error})")
+
     # --- internals ---------------------------------------------------------------------
     def _make_session(self) -> aiohttp.ClientSession:
         cfg = self.config
