@@ -49,6 +49,22 @@ def nothing_measured(registry: Registry) -> str | None:
     return None
 
 
+def unjudged_failures(registry: Registry, judged: set[str]) -> str | None:
+    """A warning when every request got a failed response (an HTTP error status, so the
+    run did measure the server) and no threshold on `http_req_failed` or `checks` is
+    there to say so: such a run exits 0, as in k6, and this line is all that tells."""
+    if judged & {"http_req_failed", "checks"}:
+        return None
+    requests = int(registry.builtin.http_reqs.aggregate().value)
+    failed = registry.builtin.http_req_failed.aggregate()
+    if not requests or not isinstance(failed, RateSink) or failed.trues < requests:
+        return None
+    return (f"every request failed ({requests} of {requests}: status "
+            f"{_most_common(registry.builtin.http_reqs, 'status')}) and no threshold on "
+            "http_req_failed or checks judges it, so the run passes; add one, e.g. "
+            "'http_req_failed': ['rate<0.01']")
+
+
 def _custom_samples(registry: Registry) -> bool:
     """Whether a metric the scenario declared itself got any sample."""
     from .engine.health import HEALTH_PREFIX

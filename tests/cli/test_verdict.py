@@ -191,6 +191,35 @@ async def default(vu):
             "exit_code": 0, "passed": True, "text": "passed", "errors": []}
 
 
+ALL_FAILED_SCENARIO = '''"""GETs URL_PATH three times (404 on the simulator unless it exists)."""
+from indigo_loadtest import env
+
+options = {{"vus": 1, "iterations": 3{thresholds}}}
+
+async def default(vu):
+    await vu.http.get(env["BASE"] + env["URL_PATH"])
+'''
+
+
+@pytest.mark.parametrize(("path", "thresholds", "exit_code", "warned"), [
+    ("/no-such-path", "", ExitCode.OK, True),  # k6's verdict, but said out loud
+    ("/no-such-path", ', "thresholds": {"http_req_failed": ["rate<0.5"]}',
+     ExitCode.THRESHOLDS_FAILED, False),  # judged: no need to warn
+    ("/v1/version", "", ExitCode.OK, False),  # nothing failed
+])
+def test_every_request_failing_without_a_threshold_is_said(
+        workdir: Path, simulator_url: str, path: str, thresholds: str, exit_code: int,
+        warned: bool) -> None:
+    write_scenario(workdir, "failing", ALL_FAILED_SCENARIO.format(thresholds=thresholds))
+    res = run_cli("run", "failing", "-q", cwd=workdir,
+                  env=clean_env(BASE=simulator_url, URL_PATH=path))
+    assert res.returncode == exit_code, res.stderr
+    line = ("warning: every request failed (3 of 3: status 404 ×3) and no threshold on "
+            "http_req_failed or checks judges it, so the run passes; add one, e.g. "
+            "'http_req_failed': ['rate<0.01']")
+    assert (line in res.stderr.splitlines()) is warned, res.stderr
+
+
 # --- case 5: metrics without samples --------------------------------------------------------
 
 NO_SAMPLES_SCENARIO = '''"""A threshold on a trend that never gets a sample."""

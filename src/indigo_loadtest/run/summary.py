@@ -40,6 +40,7 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         elif outcome.interrupted:
             say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
+    warn_unjudged_failures(prepared, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -82,6 +83,14 @@ def warn_generator_health(prepared: Prepared, console: Console) -> None:
     from ..engine.health import health_warnings
 
     for line in health_warnings(prepared.registry):
+        console.warn(line)
+
+
+def warn_unjudged_failures(prepared: Prepared, console: Console) -> None:
+    from ..verdict import unjudged_failures
+
+    line = unjudged_failures(prepared.registry, prepared.thresholds.metric_names())
+    if line:
         console.warn(line)
 
 
