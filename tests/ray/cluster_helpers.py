@@ -117,25 +117,29 @@ def kill_node(pid: int) -> set[int]:
     return frozen
 
 
-def start_cluster() -> Iterator[RayTestCluster]:
+def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
+                  ) -> Iterator[RayTestCluster]:
+    """Two nodes (or one), with the environment `env` (default: `cluster_env()`)."""
     # Short: Ray's unix socket paths under it must stay under 108 characters.
     temp_dir = Path(tempfile.mkdtemp(prefix="ilt-ray-", dir="/tmp"))
-    env = cluster_env()
+    env = env or cluster_env()
     port = free_port()
     address = f"127.0.0.1:{port}"
-    nodes = [_node(["--head", f"--port={port}", "--include-dashboard=false",
+    started = [_node(["--head", f"--port={port}", "--include-dashboard=false",
                     f"--temp-dir={temp_dir}", '--resources={"head_node": 1}'], env)]
     try:
         deadline = time.monotonic() + START_LIMIT
         while _alive_nodes(address, env) < 1:
             assert time.monotonic() < deadline, "the Ray head node did not start"
             time.sleep(0.5)
-        nodes.append(_node([f"--address={address}", '--resources={"second_node": 1}'], env))
-        while _alive_nodes(address, env) < 2:
+        if nodes > 1:
+            started.append(_node([f"--address={address}", '--resources={"second_node": 1}'],
+                                 env))
+        while _alive_nodes(address, env) < nodes:
             assert time.monotonic() < deadline, "the second Ray node did not join"
             time.sleep(0.5)
-        yield RayTestCluster(address, temp_dir, tuple(node.pid for node in nodes))
+        yield RayTestCluster(address, temp_dir, tuple(node.pid for node in started))
     finally:
-        for node in reversed(nodes):
+        for node in reversed(started):
             _end(node)
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -8,10 +8,13 @@ run once in this process (the driver), as with `--workers`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from ..scenario.errors import ExitCode, ScenarioError
@@ -24,6 +27,11 @@ LOCAL_OBJECT_STORE_BYTES = 100_000_000
 # otherwise upload its virtualenv and past results to every node); Ray also skips what
 # the folder's .gitignore lists.
 WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "node_modules", "__pycache__", "results"]
+# What Ray's core logs while a cluster with token authentication refuses this client.
+_AUTH_REFUSED = ("InvalidAuthToken", "Unauthenticated")
+AUTH_HINT = ("the cluster uses token authentication and refused this client's token "
+             "(missing or wrong): set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's "
+             "token (the token is never printed)")
 # Arguments that only name where Ray runs (else a scenario given right after `--ray`).
 _ADDRESS_WORDS = ("auto", "local")
 
@@ -104,14 +112,54 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
                        _node_ip_address="127.0.0.1",  # a local instance listens locally only
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     check_reachable(address)
+    with captured_stderr() as captured:
+        try:
+            ray.init(address=address, **options)
+        except Exception as exc:  # unreachable address, version mismatch, refused token
+            raise ScenarioError(_join_error(address, exc, captured()),
+                                ExitCode.INVALID_CONFIG) from None
+
+
+def _join_error(address: str, exc: Exception, logged: str) -> str:
+    shown = shown_address(address)
+    where = "start a local Ray instance" if address == "local" else f"join {shown}"
+    if any(word in logged for word in _AUTH_REFUSED):
+        return f"--ray: cannot {where}: {AUTH_HINT}"
+    first = (str(exc).strip().splitlines() or [""])[0].replace(address, shown)
+    return f"--ray: cannot {where}: {type(exc).__name__}: {first}"
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[Any]:
+    """While Ray connects, its core (C++) logs straight to file descriptor 2: a refused
+    token gives a warning a second for 20 s before Ray's own vague error. Those lines
+    are held in a temporary file; the caller reads them (the callable yielded) to say
+    what went wrong in one line. On success they are passed on to stderr unchanged."""
     try:
-        ray.init(address=address, **options)
-    except Exception as exc:  # unreachable address, version mismatch...
-        shown = shown_address(address)
-        where = "start a local Ray instance" if address == "local" else f"join {shown}"
-        first = (str(exc).strip().splitlines() or [""])[0].replace(address, shown)
-        raise ScenarioError(f"--ray: cannot {where}: {type(exc).__name__}: {first}",
-                            ExitCode.INVALID_CONFIG) from None
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor (an embedding host): nothing to capture
+        yield lambda: ""
+        return
+    failed = False
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lambda: _read_back(held)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                sys.stderr.write(_read_back(held))
+
+
+def _read_back(held: Any) -> str:
+    held.flush()
+    held.seek(0)
+    return held.read().decode("utf-8", "replace")
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
