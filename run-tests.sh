@@ -66,10 +66,7 @@ env -u INDIGO_EVENT_LOOP .venv/bin/python -m pytest -q "$@" && first=0 || first=
 #   test_report.py, test_sweep_report.py: page rendering in Chromium;
 #   test_bench.py, test_readme_examples.py: minutes of runs through the same engine and
 #     client as the rest of tests/cli (bench profiles and README commands, not I/O);
-#   simulator/test_swagger_conformance.py: handler schemas, not I/O;
-#   test_a_light_run_does_not_warn: asserts uvloop's timer floor (a light run's loop lag
-#     stays far below 1 ms); the standard loop's timers fire up to 1 ms late (epoll's
-#     millisecond timeout): measured max lag 0.8-1.2 ms against uvloop's 0.2 ms.
+#   simulator/test_swagger_conformance.py: handler schemas, not I/O.
 ASYNCIO_PATHS=(tests/cli tests/simulator tests/scenarios tests/hostile tests/http tests/llm
                tests/secrets tests/monitoring tests/engine/test_workers.py)
 ASYNCIO_SKIP=(tests/cli/test_platform_fallbacks.py tests/cli/test_ci_workflow.py
@@ -80,9 +77,8 @@ selection=("${ASYNCIO_PATHS[@]}")
 for arg in "$@"; do
   if [[ $arg != -* && -e ${arg%%::*} ]]; then selection=(); break; fi  # the caller's paths
 done
-ASYNCIO_DESELECT=(tests/cli/test_generator_health.py::test_a_light_run_does_not_warn)
 INDIGO_EVENT_LOOP=asyncio .venv/bin/python -m pytest -q "${ASYNCIO_SKIP[@]/#/--ignore=}" \
-  "${ASYNCIO_DESELECT[@]/#/--deselect=}" ${selection[@]+"${selection[@]}"} "$@" \
+  ${selection[@]+"${selection[@]}"} "$@" \
   && second=0 || second=$?  # (the empty-array form is for macOS's bash 3.2 under set -u)
 [ "$second" = 5 ] && second=0  # 5: the caller's selection has no test for this pass
 

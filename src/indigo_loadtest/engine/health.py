@@ -52,10 +52,15 @@ SCHEDSTAT = "/proc/thread-self/schedstat"  # run time, run-queue wait (ns), time
 
 LAG_INTERVAL = 0.1  # s between loop-lag samples
 CPU_INTERVAL = 1.0  # s between CPU samples (taken on the lag timer's ticks)
-# uvloop rounds a timer's delay to whole milliseconds of a truncated clock, so even an
-# idle loop fires a timer up to about half a millisecond either side of its deadline:
-# lateness within that is the timer's resolution, not lag.
-TIMER_RESOLUTION = 0.0005
+# How late an idle loop fires a timer anyway: lateness within that is the timer's
+# resolution, not lag. uvloop rounds a timer's delay to whole milliseconds of a truncated
+# clock (up to about half a millisecond either side); the standard loop's selectors
+# (epoll, kqueue) wait in whole milliseconds rounded up (up to 1 ms late: measured
+# 0.8-1.2 ms on a light run); Windows' proactor loop waits on the system timer (15.6 ms
+# by default).
+TIMER_RESOLUTION = 0.0005  # uvloop
+SELECTOR_TIMER_RESOLUTION = 0.001
+WINDOWS_TIMER_RESOLUTION = 0.0156
 
 # Warning levels. A timestamp taken by a callback is late by the loop's lag at that
 # moment; above 1 ms at p(99), one sample in a hundred of TTFT, ITL and http_req_*
@@ -78,6 +83,16 @@ ADVICE_OWN = ("latency figures may measure the load generator rather than the ta
               "process")
 ADVICE_MACHINE = ("other processes kept the generator from a CPU: run it where it has "
                   "cores to itself, with no more --workers than free cores")
+
+
+def timer_resolution(loop: asyncio.AbstractEventLoop) -> float:
+    """The lateness `loop`'s timers show when nothing holds it (see above)."""
+    if type(loop).__module__.partition(".")[0] == "uvloop":
+        return TIMER_RESOLUTION
+    proactor = getattr(asyncio, "ProactorEventLoop", None)  # Windows only
+    if proactor is not None and isinstance(loop, proactor):
+        return WINDOWS_TIMER_RESOLUTION
+    return SELECTOR_TIMER_RESOLUTION
 
 
 def loop_lag_metric(registry: Registry) -> Metric:
@@ -149,11 +164,13 @@ class HealthSampler:
         self._t0 = 0.0
         self._slot = 0  # the 100 ms slot the pending timer is due in (1-based)
         self._due = 0.0  # its instant (perf_counter)
+        self._resolution = TIMER_RESOLUTION  # the running loop's, from start()
         self._random = random.Random()
         self._cpu_wall = 0.0
         self._cpu_time = 0.0
 
     def start(self) -> None:
+        self._resolution = timer_resolution(asyncio.get_running_loop())
         self._t0 = self._cpu_wall = perf_counter()
         self._cpu_time = self._tick_cpu = process_time()
         self._tick_wall = self._t0
@@ -191,7 +208,7 @@ class HealthSampler:
         # The slot this timer was set for, then any the loop was too busy to reach (a
         # 350 ms block gives samples of about 350, 250, 150 and 50 ms).
         while True:
-            late = max(now - self._due - TIMER_RESOLUTION, 0.0)
+            late = max(now - self._due - self._resolution, 0.0)
             if split is None:
                 self._record(self._lag, late * 1000.0, self.tags)
             else:
