@@ -188,3 +188,36 @@ def test_a_signal_outside_the_runs_handlers_is_held_not_a_keyboard_interrupt() -
         hold = signal.getsignal(signal.SIGINT)
         assert isinstance(hold, SignalHold) and hold.take() == [signal.SIGINT]
     assert signal.getsignal(signal.SIGINT) is not hold  # restored
+
+
+# No signal at all: the plan's end plus gracefulStop is the limit, as in k6.
+ENDLESS = '''"""Each VU's first iteration sends a request; the next never gives the loop back."""
+from indigo_loadtest import env
+
+options = {"scenarios": {"spin": {"executor": "constant-vus", "vus": 2, "duration": "1s",
+                                  "gracefulStop": "1s"}}}
+
+async def default(vu):
+    if vu.iteration == 0:
+        await vu.http.get(env["BASE"] + env["TAG"] + str(vu.id))
+        return
+    while True:
+        pass
+'''
+ENDLESS_BOUND = 12.0  # 1 s + 1 s gracefulStop, about 0.5 s to see the blocked loop, slack
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_cpu_bound_code_is_interrupted_at_the_end_plus_graceful_stop(
+    workdir: Path, local_server: LocalServer, workers: str
+) -> None:
+    write_scenario(workdir, "endless", ENDLESS)
+    proc = start(workdir, local_server, "endless", "--workers", workers,
+                 TAG=f"/endless{workers}/")
+    out, err, took = stopped_within(proc, ENDLESS_BOUND)
+    assert took < ENDLESS_BOUND, err
+    assert proc.returncode == ExitCode.OK, err
+    assert "warning: scenario code still held the event loop at the end of the test plus " \
+           "gracefulStop" in err and "Traceback" not in err
+    assert "TOTAL RESULTS" in out
+    assert len(local_server.paths(f"/endless{workers}/")) == 2  # the first iterations

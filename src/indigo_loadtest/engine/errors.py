@@ -103,15 +103,19 @@ class ErrorReporter:
         self.counts[key] = seen + 1
         if seen:
             return
-        stream = self._stream or sys.stderr
         if isinstance(exc, IterationFailed):
             text = f"fail() in {where} at {filename}:{lineno}: {exc}\n"
         else:
             tb = user_traceback(exc)
             text = (f"error in {where} (shown once; further ones of this kind are only "
                     f"counted):\n{tb}")
+        self.say(text)
+
+    def say(self, text: str) -> None:
+        """`text` on the stream, masked: a traceback may quote a URL, a token, a key."""
+        stream = self._stream or sys.stderr
         try:
-            stream.write(mask_text(text))  # a traceback may quote a URL, a token, a key
+            stream.write(mask_text(text))
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed stream must not end the test

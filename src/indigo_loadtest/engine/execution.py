@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from .executors import (
 from .health import HealthSampler
 from .plan import ScenarioConfig, TestPlan
 from .segment import FULL, ExecutionTuple
+from .unblock import DeadlineBreaker
 from .vu import VU, ClientFactory, current_vu, sync_hook
 
 EXECUTOR_CLASSES: dict[str, type[Executor]] = {
@@ -214,11 +216,32 @@ class Execution:
         t0 = perf_counter()
         if self.start_at is not None:
             t0 += self.start_at - time.monotonic()
-        outcomes = await asyncio.gather(*(ex.run(t0) for ex in self.executors),
-                                        return_exceptions=True)
+        breaker = self._deadline_breaker(t0)
+        try:
+            outcomes = await asyncio.gather(*(ex.run(t0) for ex in self.executors),
+                                            return_exceptions=True)
+        finally:
+            if breaker is not None:
+                breaker.cancel()
+                if breaker.fired:
+                    self.reporter.say(
+                        "warning: scenario code still held the event loop at the end of "
+                        "the test plus gracefulStop (CPU-bound code that never awaits): "
+                        "its iteration was interrupted there, as k6 interrupts any "
+                        "iteration still running then\n")
         for ex, outcome in zip(self.executors, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # an engine bug: keep the results
                 self.reporter.report(outcome, f"the executor of scenario {ex.name!r}")
+
+    def _deadline_breaker(self, t0: float) -> DeadlineBreaker | None:
+        """CPU-bound code still running at the plan's hard end (each scenario's start,
+        regular phase and gracefulStop) is broken then, as k6 would interrupt it."""
+        ends = [ex.config.start_time + (ex.regular_duration() or math.inf)
+                + ex.config.graceful_stop for ex in self.executors]
+        if not ends or math.isinf(max(ends)):
+            return None
+        deadline = time.monotonic() + (t0 - perf_counter()) + max(ends)
+        return DeadlineBreaker(deadline, asyncio.get_running_loop())
 
     async def _setup(self, vu: VU) -> tuple[Any, str | None]:
         fn = getattr(self.module, "setup", None)

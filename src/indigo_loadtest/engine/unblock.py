@@ -9,6 +9,10 @@ hard stop would have cancelled it at its next `await`.
 `LoopWatch` tells whether the loop is blocked (its heartbeat is late), so a handler
 only breaks in when the loop could not have handled the stop itself.
 
+`DeadlineBreaker` does the same without any signal from the user once the scenarios'
+end plus `gracefulStop` has passed: k6 interrupts an iteration still running then, and
+a stop that is a loop callback never reaches code that holds the loop.
+
 Where no signal is spare for the watchdog (Windows: `platform_support.break_signal`),
 `keep_breaking` does nothing: a Ctrl-C handler still breaks the code it interrupts
 (`break_now`), but a worker's hard stop and the re-breaking watchdog are unavailable.
@@ -126,3 +130,34 @@ class Unblocker:
         self._watchdog = threading.Thread(target=watchdog, name="indigo-loadtest-unblock",
                                           daemon=True)
         self._watchdog.start()
+
+
+class DeadlineBreaker:
+    """Past `deadline` (a `time.monotonic()` instant: the plan's last scenario end plus its
+    gracefulStop), a thread interrupts the main thread every BLOCKED_AFTER seconds while
+    the loop stays blocked, until `cancel()`. The run's BREAK_SIGNAL handler (an
+    `Unblocker` installed by the run or by a worker process) breaks the blocking task;
+    where none is installed, `interrupt_main` does nothing. Only armed in the main
+    thread, the one a signal handler runs in (a Ray actor's loop runs in another)."""
+
+    def __init__(self, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._done = threading.Event()
+        self.watch = LoopWatch()
+        self.fired = False  # the loop was still blocked past the deadline
+        if BREAK_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+            return
+        self.watch.start(loop)
+        threading.Thread(target=self._guard, args=(deadline, BREAK_SIGNAL), daemon=True,
+                         name="indigo-loadtest-deadline").start()
+
+    def _guard(self, deadline: float, signum: int) -> None:
+        if self._done.wait(max(deadline - time.monotonic(), 0.0)):
+            return
+        while not self._done.wait(BLOCKED_AFTER):
+            if self.watch.blocked():
+                self.fired = True
+                _thread.interrupt_main(signum)
+
+    def cancel(self) -> None:
+        self._done.set()
+        self.watch.stop()
