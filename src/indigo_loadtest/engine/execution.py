@@ -115,6 +115,7 @@ class Execution:
         self._t_end = 0.0
         self._hard = False
         self._hook_task: asyncio.Future[Any] | None = None
+        self._breaker: DeadlineBreaker | None = None
 
     def _make_executor(self, sc: ScenarioConfig) -> Executor:
         cls = EXECUTOR_CLASSES.get(sc.executor)
@@ -133,10 +134,19 @@ class Execution:
         if self.stop_reason is None:
             self.stop_reason = reason
         self._hard = self._hard or hard
+        self.stopping_now()
         if hard and self._hook_task is not None:
             self._hook_task.cancel()  # a second Ctrl-C also ends setup()/teardown()
         for ex in self.executors:
             ex.hard_stop() if hard else ex.request_stop()
+
+    def stopping_now(self) -> None:
+        """From any thread, even while CPU-bound scenario code holds the loop (a stop is a
+        loop callback it never lets run): that code is broken `gracefulStop` from now
+        rather than at the plan's end (see `_deadline_breaker`)."""
+        breaker = self._breaker
+        if breaker is not None:
+            breaker.stopping()
 
     @property
     def elapsed(self) -> float:
@@ -225,10 +235,10 @@ class Execution:
                 breaker.cancel()
                 if breaker.fired:
                     self.reporter.say(
-                        "warning: scenario code still held the event loop at the end of "
-                        "the test plus gracefulStop (CPU-bound code that never awaits): "
-                        "its iteration was interrupted there, as k6 interrupts any "
-                        "iteration still running then\n")
+                        "warning: scenario code still held the event loop when "
+                        "gracefulStop ran out (CPU-bound code that never awaits): its "
+                        "iteration was interrupted then, as k6 interrupts any iteration "
+                        "still running at that point\n")
         for ex, outcome in zip(self.executors, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # an engine bug: keep the results
                 self.reporter.report(outcome, f"the executor of scenario {ex.name!r}")
@@ -241,7 +251,11 @@ class Execution:
         if not ends or math.isinf(max(ends)):
             return None
         deadline = time.monotonic() + (t0 - perf_counter()) + max(ends)
-        return DeadlineBreaker(deadline, asyncio.get_running_loop())
+        grace = max(ex.config.graceful_stop for ex in self.executors)
+        self._breaker = DeadlineBreaker(deadline, grace, asyncio.get_running_loop())
+        if self.stop_reason is not None:  # stopped while the scenarios were starting
+            self._breaker.stopping()
+        return self._breaker
 
     async def _setup(self, vu: VU) -> tuple[Any, str | None]:
         fn = getattr(self.module, "setup", None)

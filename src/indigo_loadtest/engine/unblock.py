@@ -140,19 +140,28 @@ class DeadlineBreaker:
     where none is installed, `interrupt_main` does nothing. Only armed in the main
     thread, the one a signal handler runs in (a Ray actor's loop runs in another)."""
 
-    def __init__(self, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, deadline: float, grace: float,
+                 loop: asyncio.AbstractEventLoop) -> None:
         self._done = threading.Event()
         self.watch = LoopWatch()
+        self.deadline = deadline
+        self.grace = grace  # the longest gracefulStop: a graceful stop's own limit
         self.fired = False  # the loop was still blocked past the deadline
         if BREAK_SIGNAL is None or threading.current_thread() is not threading.main_thread():
             return
         self.watch.start(loop)
-        threading.Thread(target=self._guard, args=(deadline, BREAK_SIGNAL), daemon=True,
+        threading.Thread(target=self._guard, args=(BREAK_SIGNAL,), daemon=True,
                          name="indigo-loadtest-deadline").start()
 
-    def _guard(self, deadline: float, signum: int) -> None:
-        if self._done.wait(max(deadline - time.monotonic(), 0.0)):
-            return
+    def stopping(self) -> None:
+        """From any thread: a graceful stop was asked for now, so the iterations have
+        `grace` seconds from now, not from the plan's end."""
+        self.deadline = min(self.deadline, time.monotonic() + self.grace)
+
+    def _guard(self, signum: int) -> None:
+        while (left := self.deadline - time.monotonic()) > 0:
+            if self._done.wait(min(left, BEAT)):
+                return
         while not self._done.wait(BLOCKED_AFTER):
             if self.watch.blocked():
                 self.fired = True

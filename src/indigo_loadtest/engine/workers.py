@@ -101,6 +101,9 @@ class ShardContext:
         # The scenario module, imported before the shard reported ready (prepare_shard).
         self.preloaded: Any = None
         self._stop_callbacks: list[Callable[[str, bool], Any]] = []
+        # Called at once from the thread or signal handler that gets a stop, before the
+        # loop does (`Execution.stopping_now`): the loop may be held by scenario code.
+        self.stopping_hooks: list[Callable[[], Any]] = []
 
     def on_stop(self, fn: Callable[[str, bool], Any]) -> None:
         """Call `fn(reason, hard)` when the parent stops the test (`Execution.stop`)."""
@@ -113,6 +116,10 @@ class ShardContext:
         delay = self.start_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def stopping_now(self) -> None:
+        for fn in self.stopping_hooks:
+            fn()
 
     def _stop(self, reason: str, hard: bool = False) -> None:
         if self.stop_reason is None:
@@ -207,6 +214,7 @@ def _sigterm_handler(loop: asyncio.AbstractEventLoop, ctx: ShardContext,
         reason = f"worker received {ctx.terminated_by}"
         loop.call_soon_threadsafe(lambda: started.done() or started.set_result(None))
         loop.call_soon_threadsafe(ctx._stop, reason)
+        ctx.stopping_now()
 
     return handler
 
@@ -227,6 +235,7 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
             elif msg[0] == "stop":
                 loop.call_soon_threadsafe(resolve, None)
                 loop.call_soon_threadsafe(ctx._stop, msg[1], msg[2])
+                ctx.stopping_now()
                 if msg[2]:
                     unblocker.keep_breaking()
     # The parent is gone: stop rather than run unsupervised.
@@ -609,6 +618,7 @@ async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
         segment=ctx.shard.execution_tuple, start_at=ctx.start_at, setup_data=job.setup_data,
     )
     ctx.on_stop(lambda reason, hard: execution.stop(reason, hard=hard))
+    ctx.stopping_hooks.append(execution.stopping_now)
     result = await execution.run()
     result.setup_data = None  # the parent has it; no need to send it back
     return result
