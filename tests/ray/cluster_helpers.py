@@ -29,6 +29,7 @@ OBJECT_STORE = "100000000"  # bytes: the runs exchange only small snapshots
 class RayTestCluster:
     address: str  # host:port of the head's GCS
     temp_dir: Path  # every node's session files and logs
+    client_address: str = ""  # ray://host:port of the head's Ray Client server
     # Each node's `ray start --block` process (head first): its raylet, agents and
     # workers are its descendants (the workers in process groups of their own).
     node_pids: tuple[int, ...] = ()
@@ -125,8 +126,10 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
     env = env or cluster_env()
     port = free_port()
     address = f"127.0.0.1:{port}"
+    client_port = free_port()  # a port of its own: Ray's default 10001 may be taken
     started = [_node(["--head", f"--port={port}", "--include-dashboard=false",
-                    f"--temp-dir={temp_dir}", '--resources={"head_node": 1}'], env)]
+                      f"--ray-client-server-port={client_port}", f"--temp-dir={temp_dir}",
+                      '--resources={"head_node": 1}'], env)]
     try:
         deadline = time.monotonic() + START_LIMIT
         while _alive_nodes(address, env) < 1:
@@ -138,7 +141,8 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
         while _alive_nodes(address, env) < nodes:
             assert time.monotonic() < deadline, "the second Ray node did not join"
             time.sleep(0.5)
-        yield RayTestCluster(address, temp_dir, tuple(node.pid for node in started))
+        yield RayTestCluster(address, temp_dir, f"ray://127.0.0.1:{client_port}",
+                             tuple(node.pid for node in started))
     finally:
         for node in reversed(started):
             _end(node)

@@ -96,6 +96,24 @@ def test_counts_through_ray_equal_those_of_two_workers(
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_through_ray_client_the_counts_are_the_same(
+    workdir: Path, ray_cluster: RayTestCluster
+) -> None:
+    """`--ray ray://host:port`: the driver runs here and reaches the cluster through the
+    head's Ray Client server (as from outside a KubeRay cluster)."""
+    secret = f"sk-{secrets.token_hex(12)}"
+    write_scenario(workdir, "counted", COUNTED % {"limit": 1000})
+    export = workdir / "client.json"
+    done = run_cli("run", "counted", "--ray", ray_cluster.client_address, "--workers", "2",
+                   "--env", f"API_KEY={secret}", "-q", "--summary-export", str(export),
+                   cwd=workdir, env=cluster_env(), timeout=RUN_LIMIT)
+    assert done.returncode == 0, done.stderr
+    assert counts(export) == {
+        "iterations": 15, "http_reqs": 15, "checks_passed": 15, "checks_failed": 0}
+    assert re.search(r"(?m)^ray: 2 actors on \d node\(s\)", done.stderr), done.stderr
+    assert secret not in done.stderr + done.stdout
+
+
 def test_thresholds_are_judged_on_the_merged_counts(
     workdir: Path, ray_cluster: RayTestCluster
 ) -> None:
