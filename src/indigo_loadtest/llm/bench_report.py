@@ -86,16 +86,15 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
             lines.append(f"  {p['label']}: {p['dropped']} request(s) dropped with "
                          "--max-concurrency in flight: the rate was not offered in full")
     for p in points:
-        missed = [v["slo"] for v in p["slo"] if not v["ok"]]
         if bench.objectives:
-            verdict = "meets the SLO" if p["meets_slo"] else \
-                f"misses {', '.join(missed) or 'the SLO (dropped or no requests)'}"
+            verdict = "meets the SLO" if p["meets_slo"] else f"misses {slo_misses(p)}"
             lines.append(f"  {p['label']}: {verdict}")
     if answer is not None:
         if answer.get("max_rate") is None:
             lines.append(f"  max rate meeting the SLO: none ({answer['reason']})")
         elif answer.get("above") is None:
-            lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
+            bound = "at least " if answer.get("at_least") else ""
+            lines.append(f"  max rate meeting the SLO: {bound}{answer['max_rate']:.4g} req/s "
                          f"({answer['reason']})")
         else:
             lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
@@ -104,16 +103,27 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def slo_misses(p: dict[str, Any]) -> str:
+    """Why a point misses the SLO: the objectives it missed, failed or dropped requests."""
+    missed = [v["slo"] for v in p["slo"] if not v["ok"]]
+    if p["failed"]:
+        missed.append(f"{p['failed']} failed request(s)")
+    if p["dropped"]:
+        missed.append(f"{p['dropped']} dropped request(s)")
+    return ", ".join(missed) or "the SLO (over-saturated or no requests)"
+
+
 def write_results(bench: Bench, answer: dict[str, Any] | None,
                   verdict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results file (also what the HTML report is drawn from); returns its content."""
     from .. import __version__
+    from ..http.redact import mask_url
 
     spec = dataclasses.asdict(bench.spec)
     spec.pop("thresholds", None)
     doc = {"tool": "indigo-loadtest bench", "version": __version__, "mode": bench.mode,
            "spec": spec, "workload": bench.workload,
-           "target": bench.settings.env.get("BASE", ""),
+           "target": mask_url(bench.settings.env.get("BASE", "")),
            "started_at": bench.started_at, "ended_at": time.time(), "verdict": verdict,
            "slos": [o.text for o in bench.objectives], "points": bench.points,
            "knee": (knee(bench.points) or {}).get("offered_rate")

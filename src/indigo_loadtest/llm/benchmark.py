@@ -117,13 +117,19 @@ class BenchSpec:
         if self.profile not in PROFILES:
             raise ScenarioError(f"--profile: expected one of {', '.join(PROFILES)}, sweep "
                                 f"or find, got {self.profile!r}", ExitCode.USAGE)
-        if self.profile in OPEN_PROFILES and not self.rate > 0:
-            raise ScenarioError(f"--profile {self.profile} needs --rate above 0",
-                                ExitCode.USAGE)
+        if self.profile in OPEN_PROFILES and not 0 < self.rate < math.inf:
+            raise ScenarioError(f"--profile {self.profile} needs --rate above 0 (a finite "
+                                "number)", ExitCode.USAGE)
         if self.burstiness != 1.0 and self.profile != "gamma":
             raise ScenarioError("--burstiness is for --profile gamma", ExitCode.USAGE)
-        if self.burstiness <= 0:
-            raise ScenarioError("--burstiness: must be more than 0", ExitCode.USAGE)
+        if not 0 < self.burstiness < math.inf:
+            raise ScenarioError("--burstiness: must be a finite number above 0",
+                                ExitCode.USAGE)
+        unmeasured = [o.text for o in parse_slos(self.slos) if o.metric != "e2el"]
+        if not self.stream and unmeasured:
+            # nothing to judge them on, and goodput would count every request as meeting them
+            raise ScenarioError(f"--slo {', '.join(unmeasured)}: --no-stream measures no "
+                                "TTFT, TPOT or ITL (only e2el)", ExitCode.USAGE)
         if (self.warmup or self.cooldown) and (
                 self.requests or self.warmup + self.cooldown >= self.duration_s()):
             raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "

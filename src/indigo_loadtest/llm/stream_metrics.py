@@ -13,6 +13,7 @@ Every time is a `time.perf_counter()` value in seconds; metrics are milliseconds
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -215,8 +216,9 @@ class StreamMeter:
                                        else call.get("id"))
                     produced = True
         usage = obj.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            self._usage = usage["completion_tokens"]
+        if isinstance(usage, dict) and (count := token_count(usage.get("completion_tokens"))) \
+                is not None:
+            self._usage = count
         if produced:
             self.token_times.append(t)
 
@@ -237,8 +239,9 @@ class StreamMeter:
         elif kind in _TERMINAL:
             self.completed = True
             usage = (obj.get("response") or {}).get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
-                self._usage = usage["output_tokens"]
+            if isinstance(usage, dict) and (count := token_count(usage.get("output_tokens"))) \
+                    is not None:
+                self._usage = count
         elif kind in _FAILED:
             response = obj.get("response") or {}
             self._error(ERROR_EVENT, _error_text(response.get("error") or obj.get("error") or obj))
@@ -294,9 +297,17 @@ def usage_output_tokens(body: Any) -> int | None:
     if not isinstance(usage, dict):
         return None
     for key in ("completion_tokens", "output_tokens"):
-        value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        value = token_count(usage.get(key))
+        if value is not None:
             return value
+    return None
+
+
+def token_count(value: Any) -> int | None:
+    """A usage count the server may be trusted with: a whole number, 0 or more (a
+    negative one would make throughputs negative and TPOT meet any bound)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
     return None
 
 
@@ -306,9 +317,12 @@ def parse_queue_ms(headers: Mapping[str, str] | Any) -> float | None:
     if raw is None:
         return None
     try:
-        return float(str(raw).strip().removesuffix("ms"))
+        value = float(str(raw).strip().removesuffix("ms"))
     except ValueError:
         return None
+    # "inf" would break the metric's sketch (and fail the request's recording), "nan"
+    # its statistics: a header the server may send, so only a real duration counts.
+    return value if 0 <= value < math.inf else None
 
 
 # --- recording --------------------------------------------------------------------------

@@ -132,8 +132,9 @@ def find_answer(answer: dict[str, Any], slos: str) -> str:
         return f"No rate meets the SLOs ({slos}): {answer.get('reason', '')}."
     found = rate(answer["max_rate"])
     if answer.get("above") is None:
-        return (f"The maximum throughput, {found}, meets the SLOs ({slos}): the server "
-                "reaches its limit before the SLOs do.")
+        return (f"The highest rate meeting the SLOs ({slos}) is at least {found}: every "
+                "rate measured meets them, the maximum throughput too, so the limit was "
+                "not found (a higher --max-concurrency may reach it).")
     return (f"The highest rate meeting the SLOs ({slos}) is {found}, "
             f"± {answer['uncertainty']:.2g} req/s: met at {found} ({answer['point']}), "
             f"missed at {rate(answer['above'])} ({answer.get('above_point', '?')}); the "

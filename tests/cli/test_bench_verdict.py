@@ -1,0 +1,154 @@
+"""The verdict of `bench` cannot be fooled (docs/guarantees.md, "Benchmarks and
+comparisons (audit)"): the real CLI against the embedded simulator and small loopback
+servers, each case a way it passed, met an SLO or hung when it should not have."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from cli_helpers import serve_in_thread
+from test_bench import bench, one_point
+
+from indigo_loadtest.scenario.errors import ExitCode
+
+FAST = {"ttft_ms": "2", "tokens_per_sec": "0"}  # the simulator answers at once
+
+
+def test_an_slo_is_judged_at_its_own_percentile(tmp_path: Path) -> None:
+    """p95 (the documented example) and p99.9 were never computed: always missed."""
+    proc, doc = bench(tmp_path, "--iterations", "6", "--output-tokens", "4",
+                      "--slo", "e2el:p95<10s,ttft:p99.9<10s", **FAST)
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert [v["ok"] for v in p["slo"]] == [True, True] and p["meets_slo"]
+    assert p["slo"][0]["value"] == p["e2el_ms"]["p95"] is not None
+    assert "synchronous: meets the SLO" in proc.stdout
+
+
+def test_failed_requests_miss_the_slo_and_fail_a_single_point(tmp_path: Path) -> None:
+    """Half the requests answered 500: the point met the SLO on the others, exit 0."""
+    proc, doc = bench(tmp_path, "--iterations", "10", "--output-tokens", "4",
+                      "--slo", "ttft:p99<10s", error_rate="0.5", seed="1", **FAST)
+    p = one_point(doc)
+    assert 0 < p["failed"] < 10 and p["slo"][0]["ok"] and not p["meets_slo"]
+    assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr
+    line = f"error: point synchronous misses the SLO: {p['failed']} failed request(s)"
+    assert line in proc.stderr.splitlines()
+    assert doc is not None and doc["verdict"]["exit_code"] == ExitCode.THRESHOLDS_FAILED
+
+
+def test_a_single_point_missing_its_slo_fails(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--iterations", "3", "--output-tokens", "2",
+                      "--slo", "ttft:p99<1ms", ttft_ms="30", tokens_per_sec="0")
+    assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr
+    assert "error: point synchronous misses the SLO: ttft:p99<1ms" in proc.stderr
+    assert not one_point(doc)["meets_slo"]
+
+
+def test_a_search_with_no_rate_meeting_the_slo_fails(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<1ms", "-d", "1s",
+                      "--output-tokens", "2", ttft_ms="30", tokens_per_sec="0")
+    assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr
+    assert doc is not None and doc["max_rate"]["max_rate"] is None
+    assert "error: no rate meets the SLO: the unloaded (synchronous) point misses" in \
+        proc.stderr
+
+
+def test_a_search_where_every_rate_meets_the_slo_says_at_least(tmp_path: Path) -> None:
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<10s", "-d", "1s",
+                      "--max-concurrency", "2", "--output-tokens", "2", **FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None
+    answer = doc["max_rate"]
+    assert answer["at_least"] and answer["above"] is None
+    assert f"max rate meeting the SLO: at least {answer['max_rate']:.4g} req/s" in proc.stdout
+    html = (tmp_path / "bench.html").read_text()
+    assert f"is at least {answer['max_rate']:.4g} req/s" in html
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--no-stream", "--slo", "e2el:p99<5s,ttft:p99<1s"],
+     "--slo ttft:p99<1s: --no-stream measures no TTFT, TPOT or ITL"),
+    (["--profile", "constant", "--rate", "inf"], "--profile constant needs --rate above 0"),
+    (["--profile", "gamma", "--rate", "5", "--burstiness", "nan"],
+     "--burstiness: must be a finite number above 0"),
+    (["--find", "max-rate", "--slo", "ttft:1s", "--fail-below", "nan"],
+     "--fail-below: a rate of 0 or more"),
+])
+def test_flags_that_could_only_pass_are_refused(tmp_path: Path, args: list[str],
+                                                message: str) -> None:
+    """A TTFT SLO without streaming counted every request as good; --rate inf was a
+    traceback; a NaN burstiness blamed the generated scenario; --fail-below nan never
+    failed."""
+    proc, doc = bench(tmp_path, *args)
+    assert proc.returncode == ExitCode.USAGE, proc.stderr
+    assert proc.stderr.startswith(f"error: {message}") and proc.stderr.count("\n") == 1
+    assert doc is None
+
+
+# --- a server that lies in its headers and usage ----------------------------------------
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + \
+        b"data: [DONE]\n\n"
+
+
+async def lying_chat(request: web.Request) -> web.StreamResponse:
+    """Three tokens, a usage of -5 and an infinite queue time."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "X-Queue-Time": request.query.get("q", "inf")})
+    await resp.prepare(request)
+    chunks = [{"choices": [{"index": 0, "delta": {"content": f" t{k}"}}]} for k in range(3)]
+    await resp.write(sse(*chunks, {"choices": [], "usage": {"completion_tokens": -5}}))
+    return resp
+
+
+def test_a_lying_server_cannot_break_or_bend_the_figures(tmp_path: Path) -> None:
+    """`X-Queue-Time: inf` broke the metric's sketch (a traceback per request, nothing
+    completed); a negative usage gave a negative throughput. The API key and the
+    password of the base URL stay out of every file."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", lying_chat)
+    with serve_in_thread(app) as url:
+        base = url.replace("http://", "http://user:base-pass-7781@")
+        proc, doc = bench(tmp_path, "--base", base, "--model", "m", "--iterations", "3",
+                          "--api-key", "sk-audit-4242")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    p = one_point(doc)
+    assert (p["completed"], p["output_tokens"], p["token_counts"]) == (3, 9, "estimate")
+    assert p["output_throughput"] > 0
+    written = [f.read_bytes() for f in tmp_path.rglob("*") if f.is_file()]
+    for secret in (b"base-pass-7781", b"sk-audit-4242"):
+        assert not any(secret in data for data in written), secret
+    assert doc is not None and doc["target"].startswith("http://[MASKED]@127.0.0.1:")
+
+
+def test_a_model_list_that_drips_cannot_hold_the_run(tmp_path: Path) -> None:
+    """GET /v1/models answered one byte every 0.3 s: the lookup's timeout applied to each
+    read only, so the run waited for ever before it started."""
+    async def models(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for _ in range(1000):
+            await resp.write(b" ")
+            await asyncio.sleep(0.3)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    with serve_in_thread(app) as url:
+        started = time.monotonic()
+        proc, doc = bench(tmp_path, "--base", url, "--timeout", "1s", "--iterations", "1",
+                          timeout=30)
+    assert time.monotonic() - started < 15  # 1 s, plus the start of the CLI
+    assert proc.returncode == ExitCode.INVALID_CONFIG
+    assert proc.stderr.splitlines() == [f"error: {url}/v1/models: request timeout; give "
+                                        "--model (and check --base / API_KEY)"]
+    assert doc is None
