@@ -89,8 +89,8 @@ def direction(key: str, unit: str, stat: str) -> int:
 
 
 def stat_value(total: dict[str, Any], stat: str) -> float | None:
-    if not total.get("samples"):
-        return None  # no samples
+    if not total.get("samples") and total.get("type") != "counter":
+        return None  # no samples (a Counter that counted nothing is a real 0, as in k6)
     return total.get(stat)
 
 
@@ -196,9 +196,11 @@ class Rule:
             which = "candidate" if c is None else "baseline"
             return True, f"{self.source}: cannot evaluate, no samples of {self.key} in the {which}"
         if self.mode == "relative":
-            if b == 0:
-                return True, f"{self.source}: cannot evaluate a relative change from 0"
-            observed, shown = 100.0 * (c - b) / abs(b), f"{100.0 * (c - b) / abs(b):+.2f}%"
+            if b == 0:  # from 0: no change, or an unbounded one (0 -> 3 dropped: +inf%)
+                observed = 0.0 if c == 0 else math.copysign(math.inf, c)
+            else:
+                observed = 100.0 * (c - b) / abs(b)
+            shown = f"{observed:+.2f}%"
         elif self.mode == "delta":
             observed, shown = c - b, f"{c - b:+.6g}"
         else:
