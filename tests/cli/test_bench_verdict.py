@@ -152,3 +152,21 @@ def test_a_model_list_that_drips_cannot_hold_the_run(tmp_path: Path) -> None:
     assert proc.stderr.splitlines() == [f"error: {url}/v1/models: request timeout; give "
                                         "--model (and check --base / API_KEY)"]
     assert doc is None
+
+
+@pytest.mark.parametrize("answer", [{}, {"choices": []},
+                                    {"choices": [{"message": {"content": ""}}]}])
+def test_a_non_streamed_answer_with_nothing_in_it_is_a_failure(tmp_path: Path,
+                                                              answer: Any) -> None:
+    """200 and `{}` to every non-streamed request: all completed, the SLO met, exit 0."""
+    async def chat(_: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_in_thread(app) as url:
+        proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--no-stream",
+                          "--iterations", "2", "--slo", "e2el:p99<5s")
+    assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
+    p = one_point(doc)
+    assert (p["completed"], p["failed"], p["meets_slo"]) == (0, 2, False)

@@ -361,11 +361,20 @@ def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult
     usage = usage_output_tokens(body)
     text = _answer_text(body)
     tokens = usage if usage is not None else counter.count(text)
-    ok = isinstance(body, dict) and not body.get("error")
+    # As for a stream with no token: a 2xx with no answer in it (`{}`, no choices, empty
+    # content) generated nothing, and is a failed request, not a fast success.
+    ok = (isinstance(body, dict) and not body.get("error")
+          and bool(text or (usage or 0) > 0 or _tool_calls(body)))
     return StreamResult(request_start=sent, headers_at=None, end_at=time.perf_counter(),
                         token_times=[], output_tokens=tokens, usage_tokens=usage is not None,
                         completed=ok, text=text, tool_calls=0, events=0,
                         errors=[] if ok else ["http_status"])
+
+
+def _tool_calls(body: dict[str, Any]) -> bool:
+    """A chat answer that calls a tool (it may have no text)."""
+    return any(isinstance(c, dict) and isinstance(c.get("message"), dict)
+               and c["message"].get("tool_calls") for c in body.get("choices") or ())
 
 
 def _answer_text(body: Any) -> str:
