@@ -97,3 +97,16 @@ def test_a_counter_rising_from_zero_is_an_unbounded_rise(record_file: Path,
                    "dropped_iterations:count>+10%")
     assert proc.returncode == 99, proc.stderr
     assert "✗ dropped_iterations:count>+10%: FAILED (count +inf%)" in proc.stdout
+
+
+def test_a_metric_only_one_run_has_is_named(record_file: Path, tmp_path: Path) -> None:
+    """It had no row and no word: a metric that vanished from the candidate went unseen."""
+    def lose_ttft(r: Record) -> None:
+        for key in [k for k in r["totals"] if k.startswith("llm_ttft_ms")]:
+            del r["totals"][key]
+
+    proc = compare(record_file, edited(record_file, tmp_path, lose_ttft))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: metrics only in the baseline, not compared: llm_ttft_ms" in \
+        proc.stderr.splitlines()
+    assert "candidate, not compared" not in proc.stderr

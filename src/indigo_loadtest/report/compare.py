@@ -29,6 +29,7 @@ from ..metrics.timeseries import interval_widths
 
 FAIL_EXIT = 99
 MIN_INTERVALS = 5
+ONLY_SHOWN = 8  # metrics named in the "only in one run" warning
 NOISE_SIGMAS = 2.0
 STATS = {"trend": ("med", "p95", "p99"), "counter": ("count", "rate"), "rate": ("rate",),
          "gauge": ("max",)}
@@ -171,6 +172,13 @@ def warnings(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
         a, b = get(base["meta"]), get(cand["meta"])
         if a != b:
             out.append(f"the runs have different {what}: {a!r} and {b!r}")
+    # A metric one run lacks has no row: say so, or a metric that vanished goes unseen.
+    for side, one, other in (("baseline", base, cand), ("candidate", cand, base)):
+        only = sorted(k for k in one["totals"] if "{" not in k and k not in other["totals"])
+        if only:
+            shown = ", ".join(only[:ONLY_SHOWN]) + (
+                f" and {len(only) - ONLY_SHOWN} more" if len(only) > ONLY_SHOWN else "")
+            out.append(f"metrics only in the {side}, not compared: {shown}")
     return out
 
 
