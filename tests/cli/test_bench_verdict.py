@@ -170,3 +170,29 @@ def test_a_non_streamed_answer_with_nothing_in_it_is_a_failure(tmp_path: Path,
     assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
     p = one_point(doc)
     assert (p["completed"], p["failed"], p["meets_slo"]) == (0, 2, False)
+
+
+def test_an_interrupted_point_does_not_meet_the_slo(tmp_path: Path) -> None:
+    """SIGTERM 3 s into a 20 s point: its results said 'meets the SLO'."""
+    import signal
+    import subprocess
+
+    from cli_helpers import clean_env, cli_argv
+
+    results = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        cli_argv("bench", "-q", "--no-summary", "-d", "20s", "--slo", "ttft:p99<10s",
+                 "--output-tokens", "2", "--results-file", str(results), "--results-dir",
+                 str(tmp_path)), cwd=tmp_path, env=clean_env(INDIGO_SIM_TTFT_MS="5"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # the simulator is up and requests are answered
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    p = one_point(json.loads(results.read_text()))
+    assert p["interrupted"] and p["completed"] > 0 and p["slo"][0]["ok"]
+    assert not p["meets_slo"]
+    assert "synchronous: misses interrupted before its end" in out

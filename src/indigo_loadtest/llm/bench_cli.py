@@ -303,7 +303,8 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
         point["exit_code"] = int(outcome.exit_code)
         point["interrupted"] = outcome.interrupted
         point["saturated"] = watch.reason if watch is not None else None
-        if point["saturated"] and point["meets_slo"]:
+        # stopped before its planned end (saturated, or a signal): it did not hold the load
+        if (point["saturated"] or point["interrupted"]) and point["meets_slo"]:
             point["meets_slo"] = False
         return point
     finally:

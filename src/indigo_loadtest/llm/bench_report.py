@@ -110,6 +110,8 @@ def slo_misses(p: dict[str, Any]) -> str:
         missed.append(f"{p['failed']} failed request(s)")
     if p["dropped"]:
         missed.append(f"{p['dropped']} dropped request(s)")
+    if p.get("interrupted"):
+        missed.append("interrupted before its end")
     return ", ".join(missed) or "the SLO (over-saturated or no requests)"
 
 
