@@ -73,6 +73,11 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     if any("estimate" in s for s in sources):
         lines.append("  tokens: ESTIMATE (one per word: the server sent no usage and no "
                      "--tokenizer was given)")
+    elif any(p.get("prompt_token_counts") == "estimate" for p in points):
+        # the output's count is the server's, the prompt's is not: say which is estimated
+        from ..report.sweep import PROMPT_ESTIMATE
+
+        lines.append(f"  tokens: {', '.join(sources)}; {PROMPT_ESTIMATE}")
     else:
         lines.append(f"  tokens: {', '.join(sources)}")
     if bench.mode == "sweep":
