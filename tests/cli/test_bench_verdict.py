@@ -215,3 +215,19 @@ def test_estimated_prompt_tokens_are_labelled_as_such(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert one_point(doc)["prompt_token_counts"] == "tokenizer"
     assert "  tokens: usage\n" in proc.stdout
+
+
+def test_a_results_file_that_cannot_be_written_fails_the_run(tmp_path: Path) -> None:
+    """A full disk at the end (/dev/full): a traceback, exit 1, no table, no report."""
+    from cli_helpers import clean_env, run_cli
+
+    report = tmp_path / "bench.html"
+    proc = run_cli("bench", "-q", "--no-summary", "--results-dir", str(tmp_path),
+                   "--results-file", "/dev/full", "--report", str(report), "--iterations",
+                   "2", "--output-tokens", "2", cwd=tmp_path,
+                   env=clean_env(INDIGO_SIM_TTFT_MS="2", INDIGO_SIM_TOKENS_PER_SEC="0"))
+    assert proc.returncode == ExitCode.OUTPUT_FAILED, proc.stderr
+    line = "error: cannot write the results file /dev/full: No space left on device"
+    assert line in proc.stderr.splitlines() and "Traceback" not in proc.stderr
+    assert "synchronous" in proc.stdout  # the table of the points measured
+    assert "exit code 112): cannot write the results file" in report.read_text()

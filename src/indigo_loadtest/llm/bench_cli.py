@@ -604,12 +604,28 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
         if simulator is not None:
             simulator.stop()
     code, problem = final_exit_code(bench, answer, args.fail_below)
-    doc = write_results(bench, answer, verdict_text(bench, code, problem))
+    doc, unwritten = save_results(bench, answer, code, problem)
     for line in report_lines(bench, answer):
         console.print(line)
-    if problem:
-        console.error(problem)
-    return write_report(bench, doc, console, code)
+    for line in (problem, unwritten):
+        if line:
+            console.error(line)
+    failed = ExitCode.OUTPUT_FAILED if unwritten else ExitCode.OK
+    return write_report(bench, doc, console, code or failed)
+
+
+def save_results(bench: Bench, answer: dict[str, Any] | None, code: int,
+                 problem: str | None) -> tuple[dict[str, Any], str | None]:
+    """The results file's content, and why it could not be written (a full disk): then
+    the table and the report still show the points, and the run fails (OUTPUT_FAILED)."""
+    from .bench_report import results_doc
+
+    try:
+        return write_results(bench, answer, verdict_text(bench, code, problem)), None
+    except OSError as exc:
+        reason = f"cannot write the results file {bench.results_file}: {exc.strerror or exc}"
+        verdict = verdict_text(bench, code or ExitCode.OUTPUT_FAILED, problem or reason)
+        return results_doc(bench, answer, verdict), reason
 
 
 def final_exit_code(bench: Bench, answer: dict[str, Any] | None,

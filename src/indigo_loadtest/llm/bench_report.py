@@ -123,6 +123,15 @@ def slo_misses(p: dict[str, Any]) -> str:
 def write_results(bench: Bench, answer: dict[str, Any] | None,
                   verdict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results file (also what the HTML report is drawn from); returns its content."""
+    doc = results_doc(bench, answer, verdict)
+    bench.results_file.parent.mkdir(parents=True, exist_ok=True)
+    bench.results_file.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
+def results_doc(bench: Bench, answer: dict[str, Any] | None,
+                verdict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of the results file, as a reader of the file gets it."""
     from .. import __version__
     from ..http.redact import mask_url
 
@@ -136,10 +145,7 @@ def write_results(bench: Bench, answer: dict[str, Any] | None,
            "knee": (knee(bench.points) or {}).get("offered_rate")
            if bench.mode == "sweep" else None,
            "max_rate": answer}
-    bench.results_file.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=2, default=_json_default)
-    bench.results_file.write_text(text + "\n")
-    return json.loads(text)  # the report is drawn from what a reader of the file gets
+    return json.loads(json.dumps(doc, default=_json_default))
 
 
 def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]:
