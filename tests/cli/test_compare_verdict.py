@@ -110,3 +110,20 @@ def test_a_metric_only_one_run_has_is_named(record_file: Path, tmp_path: Path) -
     assert "warning: metrics only in the baseline, not compared: llm_ttft_ms" in \
         proc.stderr.splitlines()
     assert "candidate, not compared" not in proc.stderr
+
+
+def test_runs_of_another_model_or_load_compare_with_a_warning(record_file: Path,
+                                                              tmp_path: Path) -> None:
+    """Every bench point is the scenario llm-bench: a candidate measured on another model
+    or under another load compared without a word."""
+    def other(r: Record) -> None:
+        r["meta"]["model"] = "other-model"
+        r["meta"]["planned"]["scenarios"] = ["bench: 64 looping VUs for 30s"]
+
+    proc = compare(record_file, edited(record_file, tmp_path, other))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert "warning: the runs have different models: 'jan-v1-4b' and 'other-model'" in lines
+    assert any(x.startswith("warning: the runs have different load plans: ") for x in lines)
+    same = compare(record_file, record_file)
+    assert "warning" not in same.stderr

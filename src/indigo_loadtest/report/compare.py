@@ -168,7 +168,11 @@ def warnings(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
     out = []
     for what, get in (("scenarios", lambda m: m.get("scenario")),
                       ("targets", lambda m: m.get("tags", {}).get("environment")
-                       or m.get("target"))):
+                       or m.get("target")),
+                      # the same scenario against another model, or under another load,
+                      # measures something else (every bench point is scenario llm-bench)
+                      ("models", lambda m: m.get("model")),
+                      ("load plans", lambda m: (m.get("planned") or {}).get("scenarios"))):
         a, b = get(base["meta"]), get(cand["meta"])
         if a != b:
             out.append(f"the runs have different {what}: {a!r} and {b!r}")
