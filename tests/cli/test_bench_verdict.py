@@ -231,3 +231,41 @@ def test_a_results_file_that_cannot_be_written_fails_the_run(tmp_path: Path) -> 
     assert line in proc.stderr.splitlines() and "Traceback" not in proc.stderr
     assert "synchronous" in proc.stdout  # the table of the points measured
     assert "exit code 112): cannot write the results file" in report.read_text()
+
+
+def test_a_signal_before_a_point_starts_is_not_lost(tmp_path: Path) -> None:
+    """SIGTERM while the model is looked up (as between two points of a sweep, where no
+    run's handler is installed): the process died of it, with no results file."""
+    import signal
+    import subprocess
+
+    from cli_helpers import clean_env, cli_argv
+
+    async def models(_: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.json_response({"data": [{"id": "m"}]})
+
+    async def chat(_: web.Request) -> web.Response:
+        chunk = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+        return web.Response(body=sse(chunk), content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/chat/completions", chat)
+    results = tmp_path / "bench.json"
+    with serve_in_thread(app) as url:
+        proc = subprocess.Popen(
+            cli_argv("bench", "-q", "--no-summary", "--base", url, "-d", "20s",
+                     "--results-file", str(results), "--results-dir", str(tmp_path)),
+            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            time.sleep(1.2)  # the CLI is up and waiting for /v1/models
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
+    p = one_point(json.loads(results.read_text()))
+    assert p["interrupted"]  # stopped at once, not after its 20 s
+    assert p["duration_s"] is None or p["duration_s"] < 5

@@ -574,6 +574,7 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     """The `bench` command; returns the exit code."""
     from ..outputs.base import unwritable_reason
     from ..run import Console
+    from ..run.interrupts import signals_held
 
     console = Console()
     settings.scenario = str(SCENARIO_FILE)
@@ -589,20 +590,24 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
                                 ExitCode.INVALID_CONFIG)
     if settings.dry_run:
         return dry_run(bench, console)
-    simulator = open_target(bench, console)
     answer = None
-    try:
-        modes: dict[str, Callable[[Bench, Any], Any]] = {
-            "single": run_single, "sweep": run_sweep, "find": run_find}
-        answer = modes[bench.mode](bench, console)
-        if bench.mode == "single":
-            bench.exit_code = bench.points[0]["exit_code"]
-    except KeyboardInterrupt:  # between two points: what was measured is still written
-        console.note("interrupted")
-        bench.exit_code = ExitCode.EXTERNAL_ABORT
-    finally:
-        if simulator is not None:
-            simulator.stop()
+    # Outside a point's run (the model lookup, between two points) no run's handler is
+    # installed: a SIGINT/SIGTERM there is held and acted on by the next point's (it
+    # stops at once, interrupted), rather than kill the process with nothing written.
+    with signals_held():
+        simulator = open_target(bench, console)
+        try:
+            modes: dict[str, Callable[[Bench, Any], Any]] = {
+                "single": run_single, "sweep": run_sweep, "find": run_find}
+            answer = modes[bench.mode](bench, console)
+            if bench.mode == "single":
+                bench.exit_code = bench.points[0]["exit_code"]
+        except KeyboardInterrupt:  # what was measured is still written
+            console.note("interrupted")
+            bench.exit_code = ExitCode.EXTERNAL_ABORT
+        finally:
+            if simulator is not None:
+                simulator.stop()
     code, problem = final_exit_code(bench, answer, args.fail_below)
     doc, unwritten = save_results(bench, answer, code, problem)
     for line in report_lines(bench, answer):
