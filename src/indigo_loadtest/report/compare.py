@@ -142,9 +142,24 @@ def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
     va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
     vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
     se = math.sqrt(va / len(a) + vb / len(b))
-    if se == 0:
-        return ma == mb
-    return abs(mb - ma) < NOISE_SIGMAS * se
+    noise = ma == mb if se == 0 else abs(mb - ma) < NOISE_SIGMAS * se
+    if noise and stat == "rate" and base["totals"].get(key, {}).get("type") == "rate":
+        # Intervals lose how many requests each share is of: 0 failures in 3000 requests
+        # and 300 in 3000 (all in 3 of 30 intervals) passed for noise. The requests' own
+        # counts must agree too.
+        return proportions_within_noise(base["totals"][key], cand["totals"].get(key, {}))
+    return noise
+
+
+def proportions_within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two-proportion test on a Rate's totals (passes of count), at NOISE_SIGMAS."""
+    n1, n2 = a.get("count") or 0, b.get("count") or 0
+    if not n1 or not n2:
+        return False
+    p1, p2 = (a.get("passes") or 0) / n1, (b.get("passes") or 0) / n2
+    pooled = ((a.get("passes") or 0) + (b.get("passes") or 0)) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return p1 == p2 if se == 0 else abs(p2 - p1) < NOISE_SIGMAS * se
 
 
 # --- thresholds ------------------------------------------------------------------------
