@@ -269,3 +269,30 @@ def test_a_signal_before_a_point_starts_is_not_lost(tmp_path: Path) -> None:
     p = one_point(json.loads(results.read_text()))
     assert p["interrupted"]  # stopped at once, not after its 20 s
     assert p["duration_s"] is None or p["duration_s"] < 5
+
+
+def test_a_conversation_that_cannot_be_created_counts_with_a_warmup(tmp_path: Path) -> None:
+    """--endpoint conv --multi-turn: a failed POST /v1/conversations was recorded without
+    the phase tag, so with --warmup the point's figures (the steady phase) missed every
+    such failure: no error, the SLO met."""
+    async def no_conversation(_: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    async def chat(_: web.Request) -> web.Response:
+        chunk = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+        return web.Response(body=sse(chunk), content_type="text/event-stream")
+
+    dataset = tmp_path / "talks.json"
+    turns = [{"from": f, "value": v} for f, v in
+             (("human", "hi"), ("gpt", "hello there"), ("human", "and?"), ("gpt", "so"))]
+    dataset.write_text(json.dumps([{"conversations": turns}] * 3))
+    app = web.Application()
+    app.router.add_post("/v1/conversations", no_conversation)
+    app.router.add_post("/v1/conv/chat/completions", chat)
+    with serve_in_thread(app) as url:
+        proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--endpoint", "conv",
+                          "--multi-turn", "--dataset", str(dataset), "-d", "1.5s",
+                          "--warmup", "0.2s", "--slo", "e2el:p99<5s")
+    p = one_point(doc)
+    assert p["failed"] > 0 and p["completed"] == 0 and not p["meets_slo"]
+    assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr

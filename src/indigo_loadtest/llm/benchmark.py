@@ -453,7 +453,7 @@ class BenchScenario:
         if req.followups and self.spec.endpoint == "conv":
             conversation = await create_conversation(http, base, headers)
             if conversation is None:
-                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                self.record_failed(phase)
                 return None
             extra = {"conversation": conversation, "store": True}
         outcome = await send_request(http, base, self.spec, req, headers, self.metrics,
@@ -470,6 +470,14 @@ class BenchScenario:
                                          self.counter, self.slos, phase, extra)
         return outcome
 
+    def record_failed(self, phase: str) -> None:
+        """A request that could not be sent (no conversation, no session): failed, tagged
+        with the phase it started in, or a point's figures (the steady phase) miss it."""
+        tags = current_tags.get()
+        if phase:
+            tags = tags.with_tags({PHASE_TAG: phase})
+        self.metrics.registry.record(self.metrics.failed, 1.0, tags)
+
     async def _as_guest(self, vu: Any, base: str, req: BenchRequest,
                         phase: str) -> RequestOutcome | None:
         """Jan guest login (sessions pooled across iterations, refreshed near expiry)."""
@@ -482,6 +490,6 @@ class BenchScenario:
             self._pool = SessionPool(config, FlowMetrics("bench"))
         async with self._pool.lend(vu.http) as session:
             if session is None:
-                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                self.record_failed(phase)
                 return None
             return await self.conversation(vu.http, base, req, session.headers(), phase)
