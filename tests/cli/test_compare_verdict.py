@@ -127,3 +127,13 @@ def test_runs_of_another_model_or_load_compare_with_a_warning(record_file: Path,
     assert any(x.startswith("warning: the runs have different load plans: ") for x in lines)
     same = compare(record_file, record_file)
     assert "warning" not in same.stderr
+
+
+def test_a_bench_results_file_is_named_as_such(record_file: Path) -> None:
+    """It was told 'only runs of indigo-loadtest write one' of indigo-loadtest's own file."""
+    results = record_file.parent / "bench.json"
+    proc = compare(results, results)
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr == (f"error: {results}: the results file of `bench` (its points), "
+                           "not a run record: compare the records of two points (each "
+                           "beside its summary export), or draw this one with `report`\n")
