@@ -296,3 +296,29 @@ def test_a_conversation_that_cannot_be_created_counts_with_a_warmup(tmp_path: Pa
     p = one_point(doc)
     assert p["failed"] > 0 and p["completed"] == 0 and not p["meets_slo"]
     assert proc.returncode == ExitCode.NOTHING_MEASURED, proc.stderr
+
+
+@pytest.mark.parametrize("odd", [{"choices": 5},
+                                 {"choices": [{"delta": {"content": "y", "tool_calls": 5}}]},
+                                 {"type": "response.completed", "response": "done"}])
+def test_an_event_of_an_unexpected_shape_fails_its_request(tmp_path: Path,
+                                                           odd: dict[str, Any]) -> None:
+    """One stream in two carried such an event: the meter raised, the iteration ended
+    uncounted, and the point met the SLO on the others with exit 0."""
+    served = []
+
+    async def chat(_: web.Request) -> web.Response:
+        served.append(1)
+        good = {"choices": [{"index": 0, "delta": {"content": "x"}}]}
+        events = [good, odd, good] if len(served) % 2 else [good, good]
+        return web.Response(body=sse(*events), content_type="text/event-stream")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_in_thread(app) as url:
+        proc, doc = bench(tmp_path, "--base", url, "--model", "m", "--iterations", "4",
+                          "--slo", "ttft:p99<5s")
+    assert "error in scenario" not in proc.stderr and "Traceback" not in proc.stderr
+    p = one_point(doc)
+    assert (p["requests"], p["completed"], p["failed"], p["meets_slo"]) == (4, 2, 2, False)
+    assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr

@@ -125,6 +125,13 @@ class StreamResult:
         return self.completed and not self.errors
 
 
+# JSON of an unexpected shape (`"choices": 5`, `"tool_calls": 5`, a list as an id): a
+# malformed event of that request, never an exception out of the meter, which would end
+# the iteration and leave the request uncounted.
+_SHAPE_ERRORS = (TypeError, AttributeError, ValueError)
+UNEXPECTED_SHAPE = "stream event of an unexpected shape"
+
+
 class StreamMeter:
     """Folds the events of one streamed response; `feed` each, then `finish` once."""
 
@@ -156,7 +163,10 @@ class StreamMeter:
         except orjson.JSONDecodeError:
             self._error(MALFORMED, "malformed JSON in stream event")
             return
-        self._judge(event, obj, t)
+        try:
+            self._judge(event, obj, t)
+        except _SHAPE_ERRORS:
+            self._error(MALFORMED, UNEXPECTED_SHAPE)
 
     def feed_data(self, data: bytes, t: float) -> None:
         """`feed` of an event of the default type, given as its raw UTF-8 data
@@ -173,10 +183,13 @@ class StreamMeter:
             return
         self._events += 1
         # The usual chat chunk: straight to it (what _judge decides for it, inline).
-        if type(obj) is dict and "type" not in obj and not obj.get("error"):
-            self._chat_chunk(obj, t)
-        else:
-            self._judge(None, obj, t)
+        try:
+            if type(obj) is dict and "type" not in obj and not obj.get("error"):
+                self._chat_chunk(obj, t)
+            else:
+                self._judge(None, obj, t)
+        except _SHAPE_ERRORS:
+            self._error(MALFORMED, UNEXPECTED_SHAPE)
 
     def _judge(self, event: str | None, obj: Any, t: float) -> None:
         if not isinstance(obj, dict):
