@@ -154,7 +154,7 @@ def test_a_model_list_that_drips_cannot_hold_the_run(tmp_path: Path) -> None:
     assert doc is None
 
 
-@pytest.mark.parametrize("answer", [{}, {"choices": []},
+@pytest.mark.parametrize("answer", [{}, {"choices": []}, {"choices": 5},
                                     {"choices": [{"message": {"content": ""}}]}])
 def test_a_non_streamed_answer_with_nothing_in_it_is_a_failure(tmp_path: Path,
                                                               answer: Any) -> None:

@@ -359,12 +359,15 @@ def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult
         except ValueError:
             body = None
     usage = usage_output_tokens(body)
-    text = _answer_text(body)
+    try:
+        text, calls = _answer_text(body), isinstance(body, dict) and _tool_calls(body)
+    except (TypeError, AttributeError):  # "choices": 5: malformed, not an exception
+        body, text, calls = None, "", False
     tokens = usage if usage is not None else counter.count(text)
     # As for a stream with no token: a 2xx with no answer in it (`{}`, no choices, empty
     # content) generated nothing, and is a failed request, not a fast success.
     ok = (isinstance(body, dict) and not body.get("error")
-          and bool(text or (usage or 0) > 0 or _tool_calls(body)))
+          and bool(text or (usage or 0) > 0 or calls))
     return StreamResult(request_start=sent, headers_at=None, end_at=time.perf_counter(),
                         token_times=[], output_tokens=tokens, usage_tokens=usage is not None,
                         completed=ok, text=text, tool_calls=0, events=0,
