@@ -322,3 +322,40 @@ def test_an_event_of_an_unexpected_shape_fails_its_request(tmp_path: Path,
     p = one_point(doc)
     assert (p["requests"], p["completed"], p["failed"], p["meets_slo"]) == (4, 2, 2, False)
     assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr
+
+
+def test_a_sweep_killed_midway_keeps_the_points_it_measured(tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the results file was written only at the end, so a
+    sweep killed after some points (the OOM killer, a CI runner) left none of them."""
+    import signal
+    import subprocess
+
+    from cli_helpers import clean_env, cli_argv
+
+    results = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        cli_argv("bench", "-q", "--no-summary", "--profile", "sweep", "-d", "1s",
+                 "--output-tokens", "2", "--results-file", str(results), "--results-dir",
+                 str(tmp_path)), cwd=tmp_path,
+        env=clean_env(INDIGO_SIM_TTFT_MS="5", INDIGO_SIM_TOKENS_PER_SEC="0"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not whole_json(results) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first point's end
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    doc = json.loads(results.read_text())
+    assert doc["points"][0]["label"] == "synchronous" and doc["points"][0]["completed"] > 0
+    assert doc["verdict"]["exit_code"] is None
+    assert doc["verdict"]["text"].startswith("incomplete: written after point ")
+
+
+def whole_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True

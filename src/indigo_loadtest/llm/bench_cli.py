@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
@@ -565,7 +566,18 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
     bench.points.append(point)
     if point["exit_code"] and not bench.exit_code:
         bench.exit_code = point["exit_code"]
+    save_progress(bench)
     return None if point["interrupted"] else point
+
+
+def save_progress(bench: Bench) -> None:
+    """The results so far, after each point of a sweep or search, marked incomplete: a
+    run killed later (SIGKILL, the out-of-memory killer) keeps the points it measured.
+    The final write replaces it (and reports a file that cannot be written)."""
+    verdict = {"exit_code": None, "text": f"incomplete: written after point "
+               f"{bench.points[-1]['label']}; the benchmark went on, or was killed"}
+    with contextlib.suppress(OSError):
+        write_results(bench, None, verdict)
 
 
 # --- entry point --------------------------------------------------------------------------

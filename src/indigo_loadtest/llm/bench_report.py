@@ -123,9 +123,15 @@ def slo_misses(p: dict[str, Any]) -> str:
 def write_results(bench: Bench, answer: dict[str, Any] | None,
                   verdict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results file (also what the HTML report is drawn from); returns its content."""
+    from ..report.record import write_atomically
+
     doc = results_doc(bench, answer, verdict)
-    bench.results_file.parent.mkdir(parents=True, exist_ok=True)
-    bench.results_file.write_text(json.dumps(doc, indent=2) + "\n")
+    data = (json.dumps(doc, indent=2) + "\n").encode()
+    path = bench.results_file
+    if path.exists() and not path.is_file():  # a device (/dev/stdout): written as it is
+        path.write_bytes(data)
+    else:  # it is rewritten after each point: a kill mid-write must not cut it short
+        write_atomically(path, data)
     return doc
 
 
