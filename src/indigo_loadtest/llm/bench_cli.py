@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
-import json
+import math
 import os
 import secrets
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,8 @@ from .stream_metrics import OUTPUT_TOKENS, TOTAL, TTFT
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
 PERCENTILES = (50.0, 90.0, 99.0)
-MODELS_TIMEOUT = 10.0
+MODELS_TIMEOUT = 10.0  # seconds for the whole GET /v1/models (or guest login)
+MODELS_MAX_BODY = 1 << 20
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -103,6 +103,9 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
         raise ScenarioError("--find max-rate needs --slo", ExitCode.USAGE)
     if args.fail_below is not None and mode != "find":
         raise ScenarioError("--fail-below is for --find max-rate", ExitCode.USAGE)
+    if args.fail_below is not None and not 0 <= args.fail_below < math.inf:
+        # NaN compares false with every rate: the gate would never close
+        raise ScenarioError("--fail-below: a rate of 0 or more", ExitCode.USAGE)
     if mode != "single" and settings.iterations:
         raise ScenarioError("--iterations: a sweep or search measures each point for "
                             "--duration", ExitCode.USAGE)
@@ -178,7 +181,8 @@ def open_target(bench: Bench, console: Any) -> Any:
     settings.env["BASE"] = base
     try:
         if not bench.spec.model:
-            bench.spec.model = first_model(base, env.get("API_KEY", ""), bench.spec.auth)
+            bench.spec.model = first_model(base, env.get("API_KEY", ""), bench.spec.auth,
+                                           lookup_timeout(bench.spec))
             console.note(f"model: {bench.spec.model} (the first of {base}/v1/models)")
     except BaseException:
         if simulator is not None:
@@ -210,20 +214,28 @@ def simulator_settings(spec: BenchSpec) -> dict[str, Any]:
     return {"reply_tokens": longest} if longest > 32 else {}
 
 
-def first_model(base: str, api_key: str, auth: str) -> str:
+def lookup_timeout(spec: BenchSpec) -> float:
+    """The model lookup's deadline: MODELS_TIMEOUT, or --timeout when shorter."""
+    from ..http.config import parse_timeout
+
+    return min(MODELS_TIMEOUT, parse_timeout(spec.timeout or None))
+
+
+def first_model(base: str, api_key: str, auth: str, timeout: float = MODELS_TIMEOUT) -> str:
     headers = {"Accept": "application/json"}
-    token = api_key or (guest_token(base) if auth == "jan-guest" else "")
+    token = api_key or (guest_token(base, timeout) if auth == "jan-guest" else "")
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    body = _get_json(f"{base.rstrip('/')}/v1/models", headers)
+    body = _get_json(f"{base.rstrip('/')}/v1/models", headers, timeout=timeout)
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
         return str(data[0]["id"])
     raise ScenarioError(f"{base}/v1/models lists no model; give --model", ExitCode.INVALID_CONFIG)
 
 
-def guest_token(base: str) -> str:
-    body = _get_json(f"{base.rstrip('/')}/v1/auth/guest-login", {}, data=b"{}")
+def guest_token(base: str, timeout: float = MODELS_TIMEOUT) -> str:
+    body = _get_json(f"{base.rstrip('/')}/v1/auth/guest-login", {}, data=b"{}",
+                     timeout=timeout)
     token = body.get("access_token") if isinstance(body, dict) else None
     if not token:
         raise ScenarioError(f"{base}: the Jan guest login gave no access token",
@@ -231,16 +243,32 @@ def guest_token(base: str) -> str:
     return str(token)
 
 
-def _get_json(url: str, headers: dict[str, str], data: bytes | None = None) -> Any:
-    req = urllib.request.Request(url, headers={**headers, "Content-Type": "application/json"},
-                                 data=data)
-    try:
-        with urllib.request.urlopen(req, timeout=MODELS_TIMEOUT) as resp:
-            return json.loads(resp.read(1 << 20))
-    except urllib.error.HTTPError as exc:
-        problem = f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        problem = str(getattr(exc, "reason", None) or exc)
+def _get_json(url: str, headers: dict[str, str], data: bytes | None = None,
+              timeout: float = MODELS_TIMEOUT) -> Any:
+    """GET (POST with `data`) through the tool's own HTTP client: its timeout bounds the
+    whole exchange, body included (a server that drips its answer cannot hold the run
+    before it starts), and its limits bound the body."""
+    from ..http.client import Client
+    from ..metrics.registry import Registry
+
+    async def fetch() -> Any:
+        client = Client(Registry())
+        try:
+            return await client.request(
+                "POST" if data is not None else "GET", url, data=data,
+                headers={**headers, "Content-Type": "application/json"},
+                timeout=timeout, limits={"maxResponseBodySize": MODELS_MAX_BODY})
+        finally:
+            await client.close()
+
+    resp = asyncio.run(fetch())
+    if resp.error or not 200 <= resp.status < 300:
+        problem = resp.error or f"HTTP {resp.status}"
+    else:
+        try:
+            return resp.json()
+        except ValueError as exc:
+            problem = f"not JSON ({exc})"
     raise ScenarioError(f"{url}: {problem}; give --model (and check --base / API_KEY)",
                         ExitCode.INVALID_CONFIG)
 
@@ -276,7 +304,8 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
         point["exit_code"] = int(outcome.exit_code)
         point["interrupted"] = outcome.interrupted
         point["saturated"] = watch.reason if watch is not None else None
-        if point["saturated"] and point["meets_slo"]:
+        # stopped before its planned end (saturated, or a signal): it did not hold the load
+        if (point["saturated"] or point["interrupted"]) and point["meets_slo"]:
             point["meets_slo"] = False
         return point
     finally:
@@ -322,7 +351,10 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
     completed = total - errors
     duration = m.window() or (elapsed if elapsed > 0 else None)
     out_tokens, in_tokens = ok.sum(OUTPUT_TOKENS), ok.sum(PROMPT_TOKENS)
-    latencies = {key: ok.percentiles(name) for key, name in SLO_METRICS.items()}
+    # The SLOs' own percentiles too (p95, p99.9...): an objective is judged on its value.
+    latencies = {key: ok.percentiles(name, [o.percentile for o in objectives
+                                            if o.metric == key])
+                 for key, name in SLO_METRICS.items()}
     e2el_sum = m.sum(TOTAL)  # every request in flight, for the mean concurrency
     vus = Figures(registry).agg("vus_max")
     dropped = Figures(registry).agg("dropped_iterations")
@@ -345,12 +377,15 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
         "itl_ms": latencies["itl"], "e2el_ms": latencies["e2el"],
         "schedule_delay_ms": m.percentiles(SCHEDULE_DELAY),
         "token_counts": token_sources(registry.metrics.get(OUTPUT_TOKENS)),
+        "prompt_token_counts": "tokenizer" if spec.tokenizer else "estimate",
         "goodput": (_per_s(good.value if good is not None else 0.0, duration)
                     if objectives else None),
     }
     point["slo"] = point_verdicts(objectives, latencies) if objectives else []
+    # A failed request met no objective: its latency is not in the percentiles (vLLM's
+    # definitions), so a point that failed requests cannot be said to meet the SLO.
     point["meets_slo"] = (all(v["ok"] for v in point["slo"]) and point["dropped"] == 0
-                          and completed > 0) if objectives else None
+                          and completed > 0 and errors == 0) if objectives else None
     return point
 
 
@@ -380,11 +415,14 @@ class Figures:
             return None
         return float(sink.max - sink.min)
 
-    def percentiles(self, name: str) -> dict[str, float | None]:
+    def percentiles(self, name: str,
+                    extra: Sequence[float] = ()) -> dict[str, float | None]:
+        """mean, p50/p90/p99 (and the `extra` percentiles), count; None: no samples."""
         sink = self.agg(name)
+        wanted = sorted({*PERCENTILES, *extra})
         if sink is None or not sink.count:
-            return {"mean": None, **{f"p{p:g}": None for p in PERCENTILES}, "count": 0}
-        return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in PERCENTILES},
+            return {"mean": None, **{f"p{p:g}": None for p in wanted}, "count": 0}
+        return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in wanted},
                 "count": sink.count}
 
 
@@ -491,8 +529,11 @@ def run_find(bench: Bench, console: Any) -> dict[str, Any]:
     low, low_label = sync["request_rate"] or 0.0, "synchronous"
     high, high_label = top["request_rate"] or 0.0, "throughput"
     if top["meets_slo"]:
-        return {"max_rate": high, "point": "throughput", "above": None,
-                "reason": "the maximum throughput meets the SLO"}
+        # No rate measured misses the SLO: the limit was not found, only a lower bound
+        # (the throughput point ran with --max-concurrency in flight, not without limit).
+        return {"max_rate": high, "at_least": True, "point": "throughput", "above": None,
+                "reason": "every rate measured meets the SLO, the throughput point too "
+                          f"(--max-concurrency {bench.spec.max_concurrency})"}
     for step in range(1, bench.find_steps + 1):
         rate = (low + high) / 2
         label = f"search-{step}"
@@ -525,7 +566,18 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
     bench.points.append(point)
     if point["exit_code"] and not bench.exit_code:
         bench.exit_code = point["exit_code"]
+    save_progress(bench)
     return None if point["interrupted"] else point
+
+
+def save_progress(bench: Bench) -> None:
+    """The results so far, after each point of a sweep or search, marked incomplete: a
+    run killed later (SIGKILL, the out-of-memory killer) keeps the points it measured.
+    The final write replaces it (and reports a file that cannot be written)."""
+    verdict = {"exit_code": None, "text": f"incomplete: written after point "
+               f"{bench.points[-1]['label']}; the benchmark went on, or was killed"}
+    with contextlib.suppress(OSError):
+        write_results(bench, None, verdict)
 
 
 # --- entry point --------------------------------------------------------------------------
@@ -534,6 +586,7 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     """The `bench` command; returns the exit code."""
     from ..outputs.base import unwritable_reason
     from ..run import Console
+    from ..run.interrupts import signals_held
 
     console = Console()
     settings.scenario = str(SCENARIO_FILE)
@@ -549,27 +602,47 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
                                 ExitCode.INVALID_CONFIG)
     if settings.dry_run:
         return dry_run(bench, console)
-    simulator = open_target(bench, console)
     answer = None
-    try:
-        modes: dict[str, Callable[[Bench, Any], Any]] = {
-            "single": run_single, "sweep": run_sweep, "find": run_find}
-        answer = modes[bench.mode](bench, console)
-        if bench.mode == "single":
-            bench.exit_code = bench.points[0]["exit_code"]
-    except KeyboardInterrupt:  # between two points: what was measured is still written
-        console.note("interrupted")
-        bench.exit_code = ExitCode.EXTERNAL_ABORT
-    finally:
-        if simulator is not None:
-            simulator.stop()
+    # Outside a point's run (the model lookup, between two points) no run's handler is
+    # installed: a SIGINT/SIGTERM there is held and acted on by the next point's (it
+    # stops at once, interrupted), rather than kill the process with nothing written.
+    with signals_held():
+        simulator = open_target(bench, console)
+        try:
+            modes: dict[str, Callable[[Bench, Any], Any]] = {
+                "single": run_single, "sweep": run_sweep, "find": run_find}
+            answer = modes[bench.mode](bench, console)
+            if bench.mode == "single":
+                bench.exit_code = bench.points[0]["exit_code"]
+        except KeyboardInterrupt:  # what was measured is still written
+            console.note("interrupted")
+            bench.exit_code = ExitCode.EXTERNAL_ABORT
+        finally:
+            if simulator is not None:
+                simulator.stop()
     code, problem = final_exit_code(bench, answer, args.fail_below)
-    doc = write_results(bench, answer, verdict_text(bench, code, problem))
+    doc, unwritten = save_results(bench, answer, code, problem)
     for line in report_lines(bench, answer):
         console.print(line)
-    if problem:
-        console.error(problem)
-    return write_report(bench, doc, console, code)
+    for line in (problem, unwritten):
+        if line:
+            console.error(line)
+    failed = ExitCode.OUTPUT_FAILED if unwritten else ExitCode.OK
+    return write_report(bench, doc, console, code or failed)
+
+
+def save_results(bench: Bench, answer: dict[str, Any] | None, code: int,
+                 problem: str | None) -> tuple[dict[str, Any], str | None]:
+    """The results file's content, and why it could not be written (a full disk): then
+    the table and the report still show the points, and the run fails (OUTPUT_FAILED)."""
+    from .bench_report import results_doc
+
+    try:
+        return write_results(bench, answer, verdict_text(bench, code, problem)), None
+    except OSError as exc:
+        reason = f"cannot write the results file {bench.results_file}: {exc.strerror or exc}"
+        verdict = verdict_text(bench, code or ExitCode.OUTPUT_FAILED, problem or reason)
+        return results_doc(bench, answer, verdict), reason
 
 
 def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
@@ -583,6 +656,9 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
         return bench.exit_code, nothing if bench.exit_code == ExitCode.NOTHING_MEASURED else None
     if nothing:
         return ExitCode.NOTHING_MEASURED, nothing
+    missed = slo_failure(bench, answer)
+    if missed:
+        return ExitCode.THRESHOLDS_FAILED, missed
     if answer is not None and fail_below is not None:
         found = answer.get("max_rate")
         if found is None or found < fail_below:
@@ -590,6 +666,21 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
             return ExitCode.THRESHOLDS_FAILED, (f"the max rate meeting the SLO ({shown}) is "
                                                 f"below --fail-below {fail_below:g}")
     return ExitCode.OK, None
+
+
+def slo_failure(bench: Bench, answer: dict[str, Any] | None) -> str | None:
+    """--slo is the pass mark of a single point, and a search that finds no rate meeting
+    it fails (a sweep only reports each point's verdict: it measures past the limit)."""
+    from .bench_report import slo_misses
+
+    if not bench.objectives or not bench.points:
+        return None
+    if bench.mode == "single" and not bench.points[0]["meets_slo"]:
+        point = bench.points[0]
+        return f"point {point['label']} misses the SLO: {slo_misses(point)}"
+    if bench.mode == "find" and answer is not None and answer.get("max_rate") is None:
+        return f"no rate meets the SLO: {answer.get('reason', '')}"
+    return None
 
 
 def write_report(bench: Bench, doc: dict[str, Any], console: Any, code: int) -> int:

@@ -73,6 +73,11 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     if any("estimate" in s for s in sources):
         lines.append("  tokens: ESTIMATE (one per word: the server sent no usage and no "
                      "--tokenizer was given)")
+    elif any(p.get("prompt_token_counts") == "estimate" for p in points):
+        # the output's count is the server's, the prompt's is not: say which is estimated
+        from ..report.sweep import PROMPT_ESTIMATE
+
+        lines.append(f"  tokens: {', '.join(sources)}; {PROMPT_ESTIMATE}")
     else:
         lines.append(f"  tokens: {', '.join(sources)}")
     if bench.mode == "sweep":
@@ -86,16 +91,15 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
             lines.append(f"  {p['label']}: {p['dropped']} request(s) dropped with "
                          "--max-concurrency in flight: the rate was not offered in full")
     for p in points:
-        missed = [v["slo"] for v in p["slo"] if not v["ok"]]
         if bench.objectives:
-            verdict = "meets the SLO" if p["meets_slo"] else \
-                f"misses {', '.join(missed) or 'the SLO (dropped or no requests)'}"
+            verdict = "meets the SLO" if p["meets_slo"] else f"misses {slo_misses(p)}"
             lines.append(f"  {p['label']}: {verdict}")
     if answer is not None:
         if answer.get("max_rate") is None:
             lines.append(f"  max rate meeting the SLO: none ({answer['reason']})")
         elif answer.get("above") is None:
-            lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
+            bound = "at least " if answer.get("at_least") else ""
+            lines.append(f"  max rate meeting the SLO: {bound}{answer['max_rate']:.4g} req/s "
                          f"({answer['reason']})")
         else:
             lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
@@ -104,25 +108,50 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def slo_misses(p: dict[str, Any]) -> str:
+    """Why a point misses the SLO: the objectives it missed, failed or dropped requests."""
+    missed = [v["slo"] for v in p["slo"] if not v["ok"]]
+    if p["failed"]:
+        missed.append(f"{p['failed']} failed request(s)")
+    if p["dropped"]:
+        missed.append(f"{p['dropped']} dropped request(s)")
+    if p.get("interrupted"):
+        missed.append("interrupted before its end")
+    return ", ".join(missed) or "the SLO (over-saturated or no requests)"
+
+
 def write_results(bench: Bench, answer: dict[str, Any] | None,
                   verdict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results file (also what the HTML report is drawn from); returns its content."""
+    from ..report.record import write_atomically
+
+    doc = results_doc(bench, answer, verdict)
+    data = (json.dumps(doc, indent=2) + "\n").encode()
+    path = bench.results_file
+    if path.exists() and not path.is_file():  # a device (/dev/stdout): written as it is
+        path.write_bytes(data)
+    else:  # it is rewritten after each point: a kill mid-write must not cut it short
+        write_atomically(path, data)
+    return doc
+
+
+def results_doc(bench: Bench, answer: dict[str, Any] | None,
+                verdict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of the results file, as a reader of the file gets it."""
     from .. import __version__
+    from ..http.redact import mask_url
 
     spec = dataclasses.asdict(bench.spec)
     spec.pop("thresholds", None)
     doc = {"tool": "indigo-loadtest bench", "version": __version__, "mode": bench.mode,
            "spec": spec, "workload": bench.workload,
-           "target": bench.settings.env.get("BASE", ""),
+           "target": mask_url(bench.settings.env.get("BASE", "")),
            "started_at": bench.started_at, "ended_at": time.time(), "verdict": verdict,
            "slos": [o.text for o in bench.objectives], "points": bench.points,
            "knee": (knee(bench.points) or {}).get("offered_rate")
            if bench.mode == "sweep" else None,
            "max_rate": answer}
-    bench.results_file.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=2, default=_json_default)
-    bench.results_file.write_text(text + "\n")
-    return json.loads(text)  # the report is drawn from what a reader of the file gets
+    return json.loads(json.dumps(doc, default=_json_default))
 
 
 def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]:

@@ -117,13 +117,19 @@ class BenchSpec:
         if self.profile not in PROFILES:
             raise ScenarioError(f"--profile: expected one of {', '.join(PROFILES)}, sweep "
                                 f"or find, got {self.profile!r}", ExitCode.USAGE)
-        if self.profile in OPEN_PROFILES and not self.rate > 0:
-            raise ScenarioError(f"--profile {self.profile} needs --rate above 0",
-                                ExitCode.USAGE)
+        if self.profile in OPEN_PROFILES and not 0 < self.rate < math.inf:
+            raise ScenarioError(f"--profile {self.profile} needs --rate above 0 (a finite "
+                                "number)", ExitCode.USAGE)
         if self.burstiness != 1.0 and self.profile != "gamma":
             raise ScenarioError("--burstiness is for --profile gamma", ExitCode.USAGE)
-        if self.burstiness <= 0:
-            raise ScenarioError("--burstiness: must be more than 0", ExitCode.USAGE)
+        if not 0 < self.burstiness < math.inf:
+            raise ScenarioError("--burstiness: must be a finite number above 0",
+                                ExitCode.USAGE)
+        unmeasured = [o.text for o in parse_slos(self.slos) if o.metric != "e2el"]
+        if not self.stream and unmeasured:
+            # nothing to judge them on, and goodput would count every request as meeting them
+            raise ScenarioError(f"--slo {', '.join(unmeasured)}: --no-stream measures no "
+                                "TTFT, TPOT or ITL (only e2el)", ExitCode.USAGE)
         if (self.warmup or self.cooldown) and (
                 self.requests or self.warmup + self.cooldown >= self.duration_s()):
             raise ScenarioError("--warmup and --cooldown: together shorter than --duration, "
@@ -353,13 +359,25 @@ def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult
         except ValueError:
             body = None
     usage = usage_output_tokens(body)
-    text = _answer_text(body)
+    try:
+        text, calls = _answer_text(body), isinstance(body, dict) and _tool_calls(body)
+    except (TypeError, AttributeError):  # "choices": 5: malformed, not an exception
+        body, text, calls = None, "", False
     tokens = usage if usage is not None else counter.count(text)
-    ok = isinstance(body, dict) and not body.get("error")
+    # As for a stream with no token: a 2xx with no answer in it (`{}`, no choices, empty
+    # content) generated nothing, and is a failed request, not a fast success.
+    ok = (isinstance(body, dict) and not body.get("error")
+          and bool(text or (usage or 0) > 0 or calls))
     return StreamResult(request_start=sent, headers_at=None, end_at=time.perf_counter(),
                         token_times=[], output_tokens=tokens, usage_tokens=usage is not None,
                         completed=ok, text=text, tool_calls=0, events=0,
                         errors=[] if ok else ["http_status"])
+
+
+def _tool_calls(body: dict[str, Any]) -> bool:
+    """A chat answer that calls a tool (it may have no text)."""
+    return any(isinstance(c, dict) and isinstance(c.get("message"), dict)
+               and c["message"].get("tool_calls") for c in body.get("choices") or ())
 
 
 def _answer_text(body: Any) -> str:
@@ -438,7 +456,7 @@ class BenchScenario:
         if req.followups and self.spec.endpoint == "conv":
             conversation = await create_conversation(http, base, headers)
             if conversation is None:
-                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                self.record_failed(phase)
                 return None
             extra = {"conversation": conversation, "store": True}
         outcome = await send_request(http, base, self.spec, req, headers, self.metrics,
@@ -455,6 +473,14 @@ class BenchScenario:
                                          self.counter, self.slos, phase, extra)
         return outcome
 
+    def record_failed(self, phase: str) -> None:
+        """A request that could not be sent (no conversation, no session): failed, tagged
+        with the phase it started in, or a point's figures (the steady phase) miss it."""
+        tags = current_tags.get()
+        if phase:
+            tags = tags.with_tags({PHASE_TAG: phase})
+        self.metrics.registry.record(self.metrics.failed, 1.0, tags)
+
     async def _as_guest(self, vu: Any, base: str, req: BenchRequest,
                         phase: str) -> RequestOutcome | None:
         """Jan guest login (sessions pooled across iterations, refreshed near expiry)."""
@@ -467,6 +493,6 @@ class BenchScenario:
             self._pool = SessionPool(config, FlowMetrics("bench"))
         async with self._pool.lend(vu.http) as session:
             if session is None:
-                self.metrics.registry.record(self.metrics.failed, 1.0, current_tags.get())
+                self.record_failed(phase)
                 return None
             return await self.conversation(vu.http, base, req, session.headers(), phase)

@@ -13,6 +13,7 @@ Every time is a `time.perf_counter()` value in seconds; metrics are milliseconds
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +125,13 @@ class StreamResult:
         return self.completed and not self.errors
 
 
+# JSON of an unexpected shape (`"choices": 5`, `"tool_calls": 5`, a list as an id): a
+# malformed event of that request, never an exception out of the meter, which would end
+# the iteration and leave the request uncounted.
+_SHAPE_ERRORS = (TypeError, AttributeError, ValueError)
+UNEXPECTED_SHAPE = "stream event of an unexpected shape"
+
+
 class StreamMeter:
     """Folds the events of one streamed response; `feed` each, then `finish` once."""
 
@@ -155,7 +163,10 @@ class StreamMeter:
         except orjson.JSONDecodeError:
             self._error(MALFORMED, "malformed JSON in stream event")
             return
-        self._judge(event, obj, t)
+        try:
+            self._judge(event, obj, t)
+        except _SHAPE_ERRORS:
+            self._error(MALFORMED, UNEXPECTED_SHAPE)
 
     def feed_data(self, data: bytes, t: float) -> None:
         """`feed` of an event of the default type, given as its raw UTF-8 data
@@ -172,10 +183,13 @@ class StreamMeter:
             return
         self._events += 1
         # The usual chat chunk: straight to it (what _judge decides for it, inline).
-        if type(obj) is dict and "type" not in obj and not obj.get("error"):
-            self._chat_chunk(obj, t)
-        else:
-            self._judge(None, obj, t)
+        try:
+            if type(obj) is dict and "type" not in obj and not obj.get("error"):
+                self._chat_chunk(obj, t)
+            else:
+                self._judge(None, obj, t)
+        except _SHAPE_ERRORS:
+            self._error(MALFORMED, UNEXPECTED_SHAPE)
 
     def _judge(self, event: str | None, obj: Any, t: float) -> None:
         if not isinstance(obj, dict):
@@ -215,8 +229,9 @@ class StreamMeter:
                                        else call.get("id"))
                     produced = True
         usage = obj.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
-            self._usage = usage["completion_tokens"]
+        if isinstance(usage, dict) and (count := token_count(usage.get("completion_tokens"))) \
+                is not None:
+            self._usage = count
         if produced:
             self.token_times.append(t)
 
@@ -237,8 +252,9 @@ class StreamMeter:
         elif kind in _TERMINAL:
             self.completed = True
             usage = (obj.get("response") or {}).get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
-                self._usage = usage["output_tokens"]
+            if isinstance(usage, dict) and (count := token_count(usage.get("output_tokens"))) \
+                    is not None:
+                self._usage = count
         elif kind in _FAILED:
             response = obj.get("response") or {}
             self._error(ERROR_EVENT, _error_text(response.get("error") or obj.get("error") or obj))
@@ -294,9 +310,17 @@ def usage_output_tokens(body: Any) -> int | None:
     if not isinstance(usage, dict):
         return None
     for key in ("completion_tokens", "output_tokens"):
-        value = usage.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        value = token_count(usage.get(key))
+        if value is not None:
             return value
+    return None
+
+
+def token_count(value: Any) -> int | None:
+    """A usage count the server may be trusted with: a whole number, 0 or more (a
+    negative one would make throughputs negative and TPOT meet any bound)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
     return None
 
 
@@ -306,9 +330,12 @@ def parse_queue_ms(headers: Mapping[str, str] | Any) -> float | None:
     if raw is None:
         return None
     try:
-        return float(str(raw).strip().removesuffix("ms"))
+        value = float(str(raw).strip().removesuffix("ms"))
     except ValueError:
         return None
+    # "inf" would break the metric's sketch (and fail the request's recording), "nan"
+    # its statistics: a header the server may send, so only a real duration counts.
+    return value if 0 <= value < math.inf else None
 
 
 # --- recording --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,11 +41,18 @@ def add_commands(sub: Any) -> None:
 
 def _load(path: str) -> dict[str, Any]:
     from .record import RecordError, load_record
+    from .sweep import read_bench_results
 
     try:
         return load_record(path)
     except RecordError as exc:
-        raise ScenarioError(str(exc), ExitCode.USAGE) from None
+        message = str(exc)
+    with contextlib.suppress(RecordError):
+        if read_bench_results(path) is not None:  # not "only runs of indigo-loadtest..."
+            message = (f"{path}: the results file of `bench` (its points), not a run "
+                       "record: compare the records of two points (each beside its "
+                       "summary export), or draw this one with `report`")
+    raise ScenarioError(message, ExitCode.USAGE)
 
 
 def _write(path: Path, write: Any, what: str) -> None:

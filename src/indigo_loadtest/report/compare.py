@@ -29,6 +29,7 @@ from ..metrics.timeseries import interval_widths
 
 FAIL_EXIT = 99
 MIN_INTERVALS = 5
+ONLY_SHOWN = 8  # metrics named in the "only in one run" warning
 NOISE_SIGMAS = 2.0
 STATS = {"trend": ("med", "p95", "p99"), "counter": ("count", "rate"), "rate": ("rate",),
          "gauge": ("max",)}
@@ -89,8 +90,8 @@ def direction(key: str, unit: str, stat: str) -> int:
 
 
 def stat_value(total: dict[str, Any], stat: str) -> float | None:
-    if not total.get("samples"):
-        return None  # no samples
+    if not total.get("samples") and total.get("type") != "counter":
+        return None  # no samples (a Counter that counted nothing is a real 0, as in k6)
     return total.get(stat)
 
 
@@ -141,9 +142,24 @@ def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
     va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
     vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
     se = math.sqrt(va / len(a) + vb / len(b))
-    if se == 0:
-        return ma == mb
-    return abs(mb - ma) < NOISE_SIGMAS * se
+    noise = ma == mb if se == 0 else abs(mb - ma) < NOISE_SIGMAS * se
+    if noise and stat == "rate" and base["totals"].get(key, {}).get("type") == "rate":
+        # Intervals lose how many requests each share is of: 0 failures in 3000 requests
+        # and 300 in 3000 (all in 3 of 30 intervals) passed for noise. The requests' own
+        # counts must agree too.
+        return proportions_within_noise(base["totals"][key], cand["totals"].get(key, {}))
+    return noise
+
+
+def proportions_within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two-proportion test on a Rate's totals (passes of count), at NOISE_SIGMAS."""
+    n1, n2 = a.get("count") or 0, b.get("count") or 0
+    if not n1 or not n2:
+        return False
+    p1, p2 = (a.get("passes") or 0) / n1, (b.get("passes") or 0) / n2
+    pooled = ((a.get("passes") or 0) + (b.get("passes") or 0)) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return p1 == p2 if se == 0 else abs(p2 - p1) < NOISE_SIGMAS * se
 
 
 # --- thresholds ------------------------------------------------------------------------
@@ -167,10 +183,21 @@ def warnings(base: dict[str, Any], cand: dict[str, Any]) -> list[str]:
     out = []
     for what, get in (("scenarios", lambda m: m.get("scenario")),
                       ("targets", lambda m: m.get("tags", {}).get("environment")
-                       or m.get("target"))):
+                       or m.get("target")),
+                      # the same scenario against another model, or under another load,
+                      # measures something else (every bench point is scenario llm-bench)
+                      ("models", lambda m: m.get("model")),
+                      ("load plans", lambda m: (m.get("planned") or {}).get("scenarios"))):
         a, b = get(base["meta"]), get(cand["meta"])
         if a != b:
             out.append(f"the runs have different {what}: {a!r} and {b!r}")
+    # A metric one run lacks has no row: say so, or a metric that vanished goes unseen.
+    for side, one, other in (("baseline", base, cand), ("candidate", cand, base)):
+        only = sorted(k for k in one["totals"] if "{" not in k and k not in other["totals"])
+        if only:
+            shown = ", ".join(only[:ONLY_SHOWN]) + (
+                f" and {len(only) - ONLY_SHOWN} more" if len(only) > ONLY_SHOWN else "")
+            out.append(f"metrics only in the {side}, not compared: {shown}")
     return out
 
 
@@ -196,9 +223,11 @@ class Rule:
             which = "candidate" if c is None else "baseline"
             return True, f"{self.source}: cannot evaluate, no samples of {self.key} in the {which}"
         if self.mode == "relative":
-            if b == 0:
-                return True, f"{self.source}: cannot evaluate a relative change from 0"
-            observed, shown = 100.0 * (c - b) / abs(b), f"{100.0 * (c - b) / abs(b):+.2f}%"
+            if b == 0:  # from 0: no change, or an unbounded one (0 -> 3 dropped: +inf%)
+                observed = 0.0 if c == 0 else math.copysign(math.inf, c)
+            else:
+                observed = 100.0 * (c - b) / abs(b)
+            shown = f"{observed:+.2f}%"
         elif self.mode == "delta":
             observed, shown = c - b, f"{c - b:+.6g}"
         else:

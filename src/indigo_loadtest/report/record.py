@@ -51,6 +51,7 @@ from ..metrics.timeseries import (
 FORMAT = "indigo-loadtest.run/1"
 RECORD_SUFFIX = ".timeseries.json.gz"
 HISTOGRAM_BINS = 40
+STAT_KINDS = ("trend", "counter", "rate", "gauge")
 HISTOGRAM_METRICS = ("http_req_duration", "iteration_duration", TTFT, ITL, TPOT,
                      TOKENS_PER_SEC)
 
@@ -269,7 +270,10 @@ def load_record(path: str | Path) -> dict[str, Any]:
         p = sibling
     try:
         raw = p.read_bytes()
-        record = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        # NaN and Infinity (Python's JSON, not JSON's) are no value: a rule on one cannot
+        # be evaluated, and fails, rather than compare false with every limit and pass.
+        record = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw,
+                            parse_constant=lambda _: None)
     except FileNotFoundError:
         raise RecordError(f"{p}: no such file") from None
     except IsADirectoryError:
@@ -278,4 +282,56 @@ def load_record(path: str | Path) -> dict[str, Any]:
         raise RecordError(f"{p}: not a run record ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise RecordError(f"{p}: not a run record of indigo-loadtest (format {FORMAT})")
+    damage = record_damage(record)
+    if damage:
+        raise RecordError(f"{p}: a damaged run record ({damage})")
     return record
+
+
+# --- what `report` and `compare` read of a record, checked before they read it -----------
+
+_SECTIONS = {"meta": dict, "verdict": dict, "thresholds": list, "checks": list,
+             "totals": dict, "endpoints": list, "histograms": dict, "series": dict}
+_COUNTS = ("count", "total", "trues", "samples")  # never None, even without samples
+
+
+def _number(value: Any, required: bool = False) -> bool:
+    if value is None:
+        return not required
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def record_damage(record: dict[str, Any]) -> str | None:
+    """What is missing or of the wrong type in a record, or None when it is whole."""
+    for key, kind in _SECTIONS.items():
+        if not isinstance(record.get(key), kind):
+            return f"no {key}"
+    meta, verdict, series = record["meta"], record["verdict"], record["series"]
+    if not all(isinstance(meta.get(k), str) for k in ("scenario", "testid")):
+        return "meta without scenario or testid"
+    if not isinstance(verdict.get("text"), str):
+        return "verdict without text"
+    for name, total in record["totals"].items():
+        if not isinstance(total, dict) or total.get("type") not in STAT_KINDS:
+            return f"totals of {name}: no type"
+        bad = [k for k, v in total.items() if k not in ("type", "unit")
+               and not _number(v, k in _COUNTS)]
+        if bad:
+            return f"totals of {name}: {', '.join(bad)} not a number"
+    for th in record["thresholds"]:
+        if not (isinstance(th, dict) and isinstance(th.get("key"), str)
+                and isinstance(th.get("expression"), str) and _number(th.get("observed"))):
+            return "a threshold without key, expression or observed value"
+    t = series.get("t")
+    if not isinstance(t, list) or not all(_number(x, True) for x in t) \
+            or not isinstance(series.get("metrics"), dict):
+        return "series without t or metrics"
+    for name, entry in series["metrics"].items():
+        cols = entry.get("cols") if isinstance(entry, dict) else None
+        if not isinstance(cols, dict) or not all(
+                isinstance(c, list) and len(c) == len(t)
+                and all(_number(v, k in _COUNTS or (entry.get("type") == "counter"
+                                                    and k == "value")) for v in c)
+                for k, c in cols.items()):
+            return f"series of {name}: columns not numbers, one per interval"
+    return None

@@ -21,6 +21,8 @@ from .html import COLORS, UPLOT_VERSION, esc, fmt, page, when, write_html
 from .record import RecordError, safe_target
 
 BENCH_TOOL = "indigo-loadtest bench"
+PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: no --tokenizer was given), so "
+                   "is the total token throughput")
 LATENCIES = (("ttft_ms", "TTFT", "time to first token"), ("tpot_ms", "TPOT",
              "time per output token"), ("itl_ms", "ITL", "inter-token latency"),
              ("e2el_ms", "E2EL", "end-to-end latency"))
@@ -132,8 +134,9 @@ def find_answer(answer: dict[str, Any], slos: str) -> str:
         return f"No rate meets the SLOs ({slos}): {answer.get('reason', '')}."
     found = rate(answer["max_rate"])
     if answer.get("above") is None:
-        return (f"The maximum throughput, {found}, meets the SLOs ({slos}): the server "
-                "reaches its limit before the SLOs do.")
+        return (f"The highest rate meeting the SLOs ({slos}) is at least {found}: every "
+                "rate measured meets them, the maximum throughput too, so the limit was "
+                "not found (a higher --max-concurrency may reach it).")
     return (f"The highest rate meeting the SLOs ({slos}) is {found}, "
             f"± {answer['uncertainty']:.2g} req/s: met at {found} ({answer['point']}), "
             f"missed at {rate(answer['above'])} ({answer.get('above_point', '?')}); the "
@@ -323,6 +326,8 @@ def answers_section(doc: dict[str, Any]) -> str:
     if any("estimate" in str(p.get("token_counts", "")) for p in doc["points"]):
         lines.append("Tokens: ESTIMATE (the server sent no usage and no --tokenizer was "
                      "given).")
+    elif any(p.get("prompt_token_counts") == "estimate" for p in doc["points"]):
+        lines.append(f"P{PROMPT_ESTIMATE[1:]}.")
     items = "".join(f"<li>{esc(t)}</li>" for t in lines if t)
     return f"<section><h2>Answer</h2><ul class='answer'>{items}</ul></section>"
 
