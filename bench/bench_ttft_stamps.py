@@ -97,7 +97,8 @@ def serve(port: int, stamps_path: Path) -> None:
     data_received = RequestHandler.data_received
 
     def stamped_received(self: RequestHandler, data: bytes) -> None:
-        reads.setdefault(id(self), []).append(now())
+        if data:  # aiohttp calls it with b"" itself, to parse what it has buffered
+            reads.setdefault(id(self), []).append(now())
         data_received(self, data)
 
     RequestHandler.data_received = stamped_received  # type: ignore[method-assign]
