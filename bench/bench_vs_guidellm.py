@@ -266,7 +266,7 @@ def summarize(path: Path, duration: float) -> None:
             return median_result([Result(**r[key]) for r in runs])
 
         loads = [x for r in runs for x in r["load"]]
-        print(f"medians of {len(runs)} runs ({runs[0]['at']} to {runs[-1]['at']}, load "
+        print(f"medians of {len(runs)} run(s) ({runs[0]['at']} to {runs[-1]['at']}, load "
               f"average {min(loads):.2f}-{max(loads):.2f}):\n" + report(
                   rate, duration, (med("ours_long"), med("ours_short")),
                   (med("guidellm_long"), med("guidellm_short"))) + "\n")
