@@ -128,14 +128,10 @@ def exact_values(metric: Metric, flt: Mapping[str, str] | None = None
         if not isinstance(sink, ExactTrendSink):
             return None, "values not kept"
         if not sink.complete:
-            return None, f"more than {_cap(sink):,} values"
+            return None, f"more than {sink.budget.cap:,} values"
         out.extend(sink.values)
     out.sort()
     return out, ""
-
-
-def _cap(sink: ExactTrendSink) -> float:
-    return sink.budget.cap
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:
