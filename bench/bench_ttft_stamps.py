@@ -2,22 +2,29 @@
 request's start, first token and end, against the simulator's stamps of the same request.
 
 The simulator runs in this script's `--serve` mode: the real simulator (the settings of
-bench_vs_guidellm.py) whose chat handler and stream writes are stamped, one JSON line
-per request: when the handler was entered (the request had arrived), when the response
+bench_vs_guidellm.py) whose connections, chat handler and stream writes are stamped, one
+JSON line per request: each read of the request's bytes off the socket (the transport's
+`data_received`, before any parsing), when the handler was entered, when the response
 head, the first token's chunk and the last chunk were handed to the socket. The clocks
 are the machine's (time.time() and time.perf_counter() are CLOCK_REALTIME and
 CLOCK_MONOTONIC, shared by every process), so each client stamp can be set against the
 server's stamp of the same request:
 
-    send      = server: request arrived  - client: request start
-    server    = server: first token written - request arrived   (the simulator's TTFT)
+    start     = server: request's first byte read - client: request start stamp
+    spread    = server: request's last byte read  - its first byte (head and body apart)
+    server    = server: first token written - request's last byte read
     delivery  = client: first token stamp - server: first token written
-    TTFT      = send + server + delivery
+    TTFT      = start + spread + server + delivery
+    client    = TTFT - server: the tool's own part of its TTFT
+
+On loopback a write reaches the other process's socket in microseconds, so `start` is
+how long after its start stamp each tool put the request's first bytes on the wire.
 
 Ours is read with the generator's own HTTP client and stream meter (`read_stream`, what
 `bench` calls for every request), guidellm's is its `guidellm run` JSON (each request's
 `info.timings`). Requests are matched by time (they are 100 ms apart, the stamps about
-1 ms). Medians over every matched request.
+1 ms). Medians over every matched request; `--requests FILE` also writes every matched
+request's parts (ms) as JSON lines.
 
     .venv/bin/python bench/bench_ttft_stamps.py [--guidellm /tmp/guidellm-venv/bin/guidellm]
                                                 [--rates 10 8] [--runs 3] [--duration 20]
@@ -49,6 +56,7 @@ SCRIPT = Path(__file__).resolve()
 def serve(port: int, stamps_path: Path) -> None:
     """The simulator with its chat handler and stream writes stamped (both clocks)."""
     from aiohttp import web
+    from aiohttp.web_protocol import RequestHandler
 
     from indigo_loadtest.event_loop import run as run_loop
     from indigo_loadtest.simulator import app as sim_app
@@ -83,13 +91,31 @@ def serve(port: int, stamps_path: Path) -> None:
     web.StreamResponse.prepare = stamped_prepare  # type: ignore[method-assign]
     web.StreamResponse.write = stamped_write  # type: ignore[method-assign]
     web.StreamResponse.write_eof = stamped_eof  # type: ignore[method-assign]
+    # Each connection's reads, until the request they belong to takes them (RequestHandler
+    # has __slots__: keyed by the protocol's id, which lives as long as the connection).
+    reads: dict[int, list[list[float]]] = {}
+    data_received = RequestHandler.data_received
+
+    def stamped_received(self: RequestHandler, data: bytes) -> None:
+        if data:  # aiohttp calls it with b"" itself, to parse what it has buffered
+            reads.setdefault(id(self), []).append(now())
+        data_received(self, data)
+
+    RequestHandler.data_received = stamped_received  # type: ignore[method-assign]
     handler = sim_app.chat_completions
 
     async def stamped_chat(request: web.Request) -> web.StreamResponse:
         request["stamps"] = {"arrived": now()}
+        key = id(request.protocol)
+        got = reads.pop(key, [])  # the head (and any body) read so far
         try:
             return await handler(request)
         finally:
+            # the body read later; never a read after the response began (the next
+            # request's, on a keep-alive connection)
+            head = request["stamps"].get("head", [[float("inf")] * 2])[0]
+            got += [r for r in reads.pop(key, []) if r[1] <= head[1]]
+            request["stamps"]["reads"] = got
             out.write(json.dumps(request["stamps"]) + "\n")
 
     sim_app.chat_completions = stamped_chat  # build_app routes to the stamped handler
@@ -145,32 +171,41 @@ def load_server(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def decompose(client: list[dict], server: list[dict], clock: int) -> dict[str, float]:
-    """Medians (ms) of send / server / delivery / end, and of TTFT and E2EL as the client
-    saw them (TTFT = send + server + delivery for each request; the medians need not add
-    up); `clock` 0 = wall (guidellm), 1 = perf_counter (ours). Medians, not means: on a
-    shared machine a descheduled process makes a few stamps tens of ms late."""
+def request_parts(client: list[dict], server: list[dict], clock: int) -> list[dict]:
+    """Each matched request's parts (ms; see the module docstring); `clock` 0 = wall
+    (guidellm), 1 = perf_counter (ours)."""
     arrivals = sorted(server, key=lambda s: s["arrived"][clock])
-    parts: dict[str, list[float]] = {k: [] for k in
-                                     ("send", "server", "delivery", "ttft", "end", "e2el")}
+    out = []
     for c in client:
         s = min(arrivals, key=lambda s: abs(s["arrived"][clock] - c["start"]))
-        if abs(s["arrived"][clock] - c["start"]) > 0.05 or not s.get("writes"):
+        if abs(s["arrived"][clock] - c["start"]) > 0.05 or not s.get("writes") \
+                or not s.get("reads"):
             continue
+        first_read, last_read = s["reads"][0][clock], s["reads"][-1][clock]
         first_write, last_write = s["writes"][0][clock], s["writes"][-1][clock]
-        parts["send"].append(s["arrived"][clock] - c["start"])
-        parts["server"].append(first_write - s["arrived"][clock])
-        parts["delivery"].append(c["first"] - first_write)
-        parts["ttft"].append(c["first"] - c["start"])
-        parts["end"].append(c["end"] - last_write)
-        parts["e2el"].append(c["end"] - c["start"])
-    out = {k: statistics.median(v) * 1000.0 for k, v in parts.items() if v}
-    out["matched"] = len(parts["ttft"])
+        ttft, server_ms = c["first"] - c["start"], first_write - last_read
+        out.append({k: v * 1000.0 for k, v in (
+            ("start", first_read - c["start"]), ("spread", last_read - first_read),
+            ("server", server_ms), ("delivery", c["first"] - first_write),
+            ("ttft", ttft), ("client", ttft - server_ms), ("end", c["end"] - last_write),
+            ("e2el", c["end"] - c["start"]))})
+        out[-1]["reads"] = len(s["reads"])
     return out
 
 
-COLUMNS = ("send", "server", "delivery", "ttft", "end", "e2el")
-HEADER = ("p50: send", "server", "delivery", "TTFT", "end", "E2EL")
+def decompose(parts: list[dict]) -> dict[str, float]:
+    """Medians (ms) of each part over the requests (TTFT = start + spread + server +
+    delivery for each request; the medians need not add up). Medians, not means: on a
+    shared machine a descheduled process makes a few stamps tens of ms late."""
+    out = {k: statistics.median(p[k] for p in parts) for k in COLUMNS} if parts else {}
+    out["client_p90"] = (statistics.quantiles([p["client"] for p in parts], n=10)[-1]
+                         if len(parts) > 1 else float("nan"))
+    out["matched"] = len(parts)
+    return out
+
+
+COLUMNS = ("start", "spread", "server", "delivery", "ttft", "client", "end", "e2el")
+HEADER = ("p50: start", "spread", "server", "delivery", "TTFT", "client", "end", "E2EL")
 
 
 def guidellm_requests(out: Path) -> list[dict]:
@@ -190,11 +225,11 @@ def run_guidellm(exe: str, url: str, data: Path, tok_dir: Path, rate: float,
 def report(name: str, d: dict[str, float]) -> str:
     return f"{name:20}" + "".join(f"{d.get(k, float('nan')):>{max(9, len(h) + 1)}.3f}"
                                   for k, h in zip(COLUMNS, HEADER, strict=True)) + \
-        f"{int(d['matched']):9d}"
+        f"{d['client_p90']:>11.3f}{int(d['matched']):9d}"
 
 
 def measure(args: argparse.Namespace, tool: str, rate: float, inputs: tuple[Path, Path, Path],
-            tmp: Path) -> dict[str, float]:
+            tmp: Path) -> list[dict]:
     """One tool at one rate against a fresh stamped simulator."""
     ours_data, their_data, tok_dir = inputs
     port, stamps = free_port(), tmp / f"stamps-{tool}-{rate:g}.jsonl"
@@ -212,7 +247,7 @@ def measure(args: argparse.Namespace, tool: str, rate: float, inputs: tuple[Path
         else:
             client, clock = run_guidellm(args.guidellm, url, their_data, tok_dir, rate,
                                          args.duration, tmp), 0
-    return decompose(client, load_server(stamps), clock)
+    return request_parts(client, load_server(stamps), clock)
 
 
 def main() -> None:
@@ -223,6 +258,8 @@ def main() -> None:
                     help="request rates, each run in turn (default: 10 8)")
     ap.add_argument("--runs", type=int, default=3, help="interleaved runs (default: 3)")
     ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--requests", type=Path, help="also write every matched request's "
+                    "parts (ms) here, one JSON line each")
     ap.add_argument("--serve", nargs=2, metavar=("PORT", "STAMPS"), help=argparse.SUPPRESS)
     ap.add_argument("--ours", nargs=3, metavar=("URL", "DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -239,7 +276,7 @@ def main() -> None:
     if not Path(args.guidellm).exists():
         raise SystemExit(f"bench: no guidellm at {args.guidellm} (see bench_vs_guidellm.py)")
     print(f"{'ms':20}" + "".join(f"{h:>{max(9, len(h) + 1)}}" for h in HEADER)
-          + f"{'requests':>9}", flush=True)
+          + f"{'client p90':>11}{'requests':>9}", flush=True)
     with tempfile.TemporaryDirectory(prefix="indigo-ttft-stamps-") as d:
         tmp = Path(d)
         inputs = write_inputs(tmp)
@@ -247,8 +284,12 @@ def main() -> None:
             for rate in args.rates:
                 tools = ("ours", "guidellm") if i % 2 == 0 else ("guidellm", "ours")
                 for tool in tools:
-                    row = measure(args, tool, rate, inputs, tmp)
-                    print(report(f"{tool} {rate:g}/s #{i + 1}", row), flush=True)
+                    parts = measure(args, tool, rate, inputs, tmp)
+                    print(report(f"{tool} {rate:g}/s #{i + 1}", decompose(parts)), flush=True)
+                    if args.requests:
+                        with args.requests.open("a") as f:
+                            f.writelines(json.dumps({"tool": tool, "rate": rate, "run": i + 1,
+                                                     **p}) + "\n" for p in parts)
 
 
 if __name__ == "__main__":

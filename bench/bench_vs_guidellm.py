@@ -18,6 +18,15 @@ guidellm lives in its own virtual environment, never in the project's:
 
 With --runs N (default 3) the runs are interleaved (ours and guidellm alternate which
 goes first) and each figure's median over the runs is printed after the runs' own.
+Our medians are exact (the results file's percentiles are of every request's value,
+numpy's linear percentile, as guidellm's and vLLM's); a run whose figure fell back to
+the sketch stops the script. On a shared machine, keep each measurement short and take
+turns: `--record FILE` appends each run (with its load average) to FILE, `--first
+guidellm` starts a single run with guidellm, and `--summarize FILE` prints every rate's
+medians over the runs recorded there:
+
+    flock LOCK python bench/bench_vs_guidellm.py --runs 1 --rate 10 --record runs.jsonl
+    python bench/bench_vs_guidellm.py --summarize runs.jsonl
 
 Nothing is downloaded at run time: guidellm's tokenizer is a word-level one made here
 (HF_HUB_OFFLINE=1), and the prompts are words it knows, so both tools count the same
@@ -32,7 +41,8 @@ import os
 import statistics
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +110,9 @@ def run_ours(url: str, data: Path, rate: float, duration: float, tmp: Path) -> R
     res = run(pinned(cmd, GEN_CORE), timeout=duration + 120, cwd=tmp,
               env={**os.environ, "API_KEY": API_KEY})
     p = json.loads(results.read_text())["points"][0]
+    sketched = [k for k in ("ttft_ms", "tpot_ms", "e2el_ms") if not p[k]["exact"]]
+    if sketched:
+        raise SystemExit(f"bench: our {', '.join(sketched)} percentiles are not exact")
     return Result(p["ttft_ms"]["p50"], p["tpot_ms"]["p50"], p["e2el_ms"]["p50"],
                   p["completed"], res.cpu_seconds)
 
@@ -190,7 +203,15 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--runs", type=int, default=3, help="interleaved runs; medians reported")
+    ap.add_argument("--first", choices=("ours", "guidellm"), default="ours",
+                    help="the tool that goes first in the first run (default: ours)")
+    ap.add_argument("--record", type=Path, help="append each run to this JSON-lines file")
+    ap.add_argument("--summarize", type=Path, help="print the medians of the runs recorded "
+                    "in this file, per rate, and exit")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.summarize, args.duration)
+        return
     if not Path(args.guidellm).exists():
         raise SystemExit(f"bench: no guidellm at {args.guidellm} (see this file's docstring)")
     runs = []
@@ -205,8 +226,13 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             for i in range(args.runs):
                 log(f"run {i + 1} of {args.runs}")
-                runs.append(one_run(args, args.guidellm, url, inputs, tmp, i % 2 == 1))
+                load = os.getloadavg()
+                runs.append(one_run(args, args.guidellm, url, inputs, tmp,
+                                    (i % 2 == 1) != (args.first == "guidellm")))
                 (o, g), (o_short, g_short) = runs[-1][args.duration], runs[-1][SHORT_S]
+                if args.record:
+                    record(args.record, args.rate, args.duration, runs[-1],
+                           [load[0], os.getloadavg()[0]])
                 print(f"run {i + 1}:\n" + report(args.rate, args.duration, (o, o_short),
                                                  (g, g_short)) + "\n", flush=True)
 
@@ -216,6 +242,34 @@ def main() -> None:
     print(f"medians of {args.runs} runs:\n" + report(
         args.rate, args.duration, (med(args.duration, 0), med(SHORT_S, 0)),
         (med(args.duration, 1), med(SHORT_S, 1))))
+
+
+def record(path: Path, rate: float, duration: float,
+           run_: dict[float, tuple[Result, Result]], load: list[float]) -> None:
+    """One run as a JSON line: each tool's long and short results, the load average
+    (1 min) at its start and end, the time."""
+    row = {"rate": rate, "duration": duration, "load": load,
+           "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           **{f"{tool}_{'long' if d == duration else 'short'}": asdict(r[side])
+              for d, r in run_.items() for side, tool in enumerate(("ours", "guidellm"))}}
+    with path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def summarize(path: Path, duration: float) -> None:
+    """The medians of the runs recorded in `path`, per rate."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for rate in sorted({r["rate"] for r in rows}, reverse=True):
+        runs = [r for r in rows if r["rate"] == rate and r["duration"] == duration]
+
+        def med(key: str, runs: list[dict] = runs) -> Result:
+            return median_result([Result(**r[key]) for r in runs])
+
+        loads = [x for r in runs for x in r["load"]]
+        print(f"medians of {len(runs)} run(s) ({runs[0]['at']} to {runs[-1]['at']}, load "
+              f"average {min(loads):.2f}-{max(loads):.2f}):\n" + report(
+                  rate, duration, (med("ours_long"), med("ours_short")),
+                  (med("guidellm_long"), med("guidellm_short"))) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -560,3 +561,55 @@ def test_an_interrupted_sweep_writes_the_points_measured(tmp_path: Path) -> None
     doc = json.loads(results.read_text())
     assert doc["points"] and doc["points"][-1]["interrupted"]
     assert "results:" in out and "Traceback" not in err
+
+
+def raw_values(samples: Path, metric: str) -> list[float]:
+    """A metric's values of successful requests, from a raw --out json file."""
+    lines = (json.loads(x) for x in samples.read_text().splitlines())
+    return [x["data"]["value"] for x in lines if x.get("metric") == metric
+            and x["type"] == "Point" and x["data"]["tags"]["request_ok"] == "true"]
+
+
+def numpy_percentile(values: list[float], p: float) -> float:
+    """numpy.percentile's default (linear), as vLLM's bench reads its medians."""
+    return statistics.quantiles(values, n=100, method="inclusive")[round(p) - 1] \
+        if p != 50 else statistics.median(values)
+
+
+def test_point_percentiles_are_exact_per_request_values(tmp_path: Path) -> None:
+    samples = tmp_path / "samples.ndjson"
+    proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "40", "--iterations", "40",
+                      "--output-tokens", "uniform:2:12", "--out", f"json={samples}",
+                      ttft_ms="15", tokens_per_sec="400", error_rate="0.1", seed="2")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert 0 < p["failed"] < 40  # failures' values are left out, as vLLM leaves them
+    for key, metric in (("ttft_ms", "llm_ttft_ms"), ("tpot_ms", "llm_tpot_ms"),
+                        ("itl_ms", "llm_itl_ms"), ("e2el_ms", "llm_total_ms")):
+        values = raw_values(samples, metric)
+        assert p[key]["exact"] is True and p[key]["count"] == len(values) > 1
+        for q in (50, 90, 99):
+            assert p[key][f"p{q}"] == pytest.approx(numpy_percentile(values, q), rel=1e-12)
+    ttft = p["ttft_ms"]
+    assert f"{ttft['p50']:.1f}/{ttft['p99']:.1f}" in proc.stdout
+    assert "percentiles: exact" in proc.stdout
+    assert doc is not None and doc["percentiles"]["cap"] == 1_000_000
+
+
+def test_workers_merge_exact_percentiles(tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    proc, doc = bench(tmp_path, "--profile", "constant", "--rate", "30", "-d", "2s",
+                      "--output-tokens", "6", "--workers", "2",
+                      "--summary-export", str(export), ttft_ms="15", tokens_per_sec="300")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["completed"] == p["requests"] == 60
+    sketch = json.loads(export.read_text())["metrics"]
+    for key, metric in (("ttft_ms", "llm_ttft_ms"), ("e2el_ms", "llm_total_ms"),
+                        ("itl_ms", "llm_itl_ms"), ("schedule_delay_ms",
+                                                   "llm_schedule_delay_ms")):
+        fig = p[key]
+        assert fig["exact"] is True, fig  # both workers' values, merged in the parent
+        assert fig["count"] == (5 * 60 if key == "itl_ms" else 60)
+        # the summary's sketch of the same samples is within its 0.1% of the exact value
+        assert fig["p50"] == pytest.approx(sketch[metric]["med"], rel=2e-3, abs=1e-3)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..metrics.exact import exact_values, percentile
 from ..metrics.registry import Registry
 from ..scenario.config import Env, build_env
 from ..scenario.errors import ExitCode, ScenarioError
@@ -415,15 +416,21 @@ class Figures:
             return None
         return float(sink.max - sink.min)
 
-    def percentiles(self, name: str,
-                    extra: Sequence[float] = ()) -> dict[str, float | None]:
-        """mean, p50/p90/p99 (and the `extra` percentiles), count; None: no samples."""
+    def percentiles(self, name: str, extra: Sequence[float] = ()) -> dict[str, Any]:
+        """mean, p50/p90/p99 (and the `extra` percentiles), count; None: no samples.
+        `exact`: the percentiles are of every value (numpy's linear percentile, as
+        vLLM's), or else of the sketch, `sketch` saying why."""
         sink = self.agg(name)
         wanted = sorted({*PERCENTILES, *extra})
         if sink is None or not sink.count:
-            return {"mean": None, **{f"p{p:g}": None for p in wanted}, "count": 0}
-        return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in wanted},
-                "count": sink.count}
+            return {"mean": None, **{f"p{p:g}": None for p in wanted}, "count": 0,
+                    "exact": None}
+        ordered, why = exact_values(self.metrics[name], self.flt)
+        if ordered is None or len(ordered) != sink.count:
+            return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in wanted},
+                    "count": sink.count, "exact": False, "sketch": why or "values not kept"}
+        return {"mean": sink.avg, **{f"p{p:g}": percentile(ordered, p) for p in wanted},
+                "count": sink.count, "exact": True}
 
 
 def _per_s(value: float, duration: float | None) -> float | None:

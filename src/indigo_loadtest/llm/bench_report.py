@@ -8,9 +8,15 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..metrics.exact import EXACT_CAP
+
 if TYPE_CHECKING:
     from .bench_cli import Bench
 
+LATENCIES = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms", "schedule_delay_ms")
+PERCENTILE_METHOD = ("exact: of every value, numpy.percentile's linear interpolation (as "
+                     "vLLM's bench serve); past the cap per metric per point, the sketch "
+                     "(0.1% relative accuracy), marked exact: false")
 KNEE_FACTOR = 2.0  # past the knee, median TTFT exceeds this multiple of the unloaded one
 
 
@@ -80,6 +86,7 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
         lines.append(f"  tokens: {', '.join(sources)}; {PROMPT_ESTIMATE}")
     else:
         lines.append(f"  tokens: {', '.join(sources)}")
+    lines.append(percentiles_line(points))
     if bench.mode == "sweep":
         k = knee(points)
         lines.append(f"  knee: {k['offered_rate']:.4g} req/s ({k['label']})" if k else
@@ -120,6 +127,20 @@ def slo_misses(p: dict[str, Any]) -> str:
     return ", ".join(missed) or "the SLO (over-saturated or no requests)"
 
 
+def sketched(points: list[dict[str, Any]]) -> list[str]:
+    """'label key (why)' of each figure whose percentiles fell back to the sketch."""
+    return [f"{p['label']} {key} ({p[key].get('sketch', '')})" for p in points
+            for key in LATENCIES if p[key].get("exact") is False]
+
+
+def percentiles_line(points: list[dict[str, Any]]) -> str:
+    missed = sketched(points)
+    if not missed:
+        return "  percentiles: exact (every request's value; numpy's linear, as vLLM's)"
+    return (f"  percentiles: exact, but from the 0.1% sketch for {', '.join(missed)}: "
+            f"over the {EXACT_CAP:,} values kept per metric and point")
+
+
 def write_results(bench: Bench, answer: dict[str, Any] | None,
                   verdict: dict[str, Any] | None = None) -> dict[str, Any]:
     """The results file (also what the HTML report is drawn from); returns its content."""
@@ -147,7 +168,9 @@ def results_doc(bench: Bench, answer: dict[str, Any] | None,
            "spec": spec, "workload": bench.workload,
            "target": mask_url(bench.settings.env.get("BASE", "")),
            "started_at": bench.started_at, "ended_at": time.time(), "verdict": verdict,
-           "slos": [o.text for o in bench.objectives], "points": bench.points,
+           "slos": [o.text for o in bench.objectives],
+           "percentiles": {"method": PERCENTILE_METHOD, "cap": EXACT_CAP},
+           "points": bench.points,
            "knee": (knee(bench.points) or {}).get("offered_rate")
            if bench.mode == "sweep" else None,
            "max_rate": answer}

@@ -28,11 +28,21 @@ from typing import Any
 import orjson
 
 from ..engine.arrival_rate import scheduled_start
+from ..metrics.exact import keep_exact
 from ..metrics.registry import Registry, active_registry, current_tags
 from ..scenario.errors import ExitCode, ScenarioError
 from .bench_args import CLOSED_PROFILES, OPEN_PROFILES, PROFILES
 from .slo import Objective, parse_slos, request_meets
-from .stream_metrics import LLMMetrics, StreamResult, parse_queue_ms, read_stream
+from .stream_metrics import (
+    ITL,
+    TOTAL,
+    TPOT,
+    TTFT,
+    LLMMetrics,
+    StreamResult,
+    parse_queue_ms,
+    read_stream,
+)
 from .workload import (
     BenchRequest,
     SyntheticWorkload,
@@ -209,12 +219,18 @@ def build_workload(spec: BenchSpec, counter: TokenCounter) -> Workload:
 
 # --- metrics ------------------------------------------------------------------------------
 
+# The point's percentiles of these come from every value (metrics/exact.py), not the sketch.
+EXACT_METRICS = (TTFT, TPOT, ITL, TOTAL, SCHEDULE_DELAY)
+
+
 class BenchMetrics:
     """The benchmark's metrics in one registry (the run's, when created at import)."""
 
     def __init__(self, registry: Registry | None = None) -> None:
         reg = registry or active_registry()
         self.registry = reg
+        for name in EXACT_METRICS:
+            keep_exact(reg, name)
         self.llm = LLMMetrics(reg)
         self.prompt_tokens = reg.metric(PROMPT_TOKENS, "trend")
         self.schedule_delay = reg.metric(SCHEDULE_DELAY, "trend", True)

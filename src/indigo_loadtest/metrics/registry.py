@@ -63,7 +63,8 @@ class Metric:
     def sink(self, tags: TagSet) -> Sink:
         s = self.sinks.get(tags)
         if s is None:
-            s = SINK_TYPES[self.type]()
+            factory = self.registry.sink_factories.get(self.name)  # e.g. metrics.exact
+            s = factory() if factory is not None else SINK_TYPES[self.type]()
             self.sinks[tags] = s
         return s
 
@@ -115,6 +116,8 @@ class Registry:
     def __init__(self) -> None:
         self.metrics: dict[str, Metric] = {}
         self.listeners: list[SampleListener] = []
+        # Metric name -> the sink its new tag sets get instead of the type's (exact.py)
+        self.sink_factories: dict[str, Callable[[], Sink]] = {}
         self.builtin = BuiltinMetrics(self)
 
     def metric(self, name: str, type_: str, is_time: bool = False) -> Metric:
@@ -182,9 +185,9 @@ class Registry:
             m = self.metric(md["name"], md["type"], md["is_time"])
             m.is_time = m.is_time or md["is_time"]
             for items, st in md["sinks"]:
-                other = SINK_TYPES[m.type]()
-                other.load(st)
                 sink = m.sink(tagset(tuple(map(tuple, items))))
+                other = type(sink)()  # the same kind reads all the state has (exact.py)
+                other.load(st)
                 if isinstance(sink, GaugeSink) and m.name in SHARD_SUMMED_GAUGES:
                     sink.merge_shard(other)  # type: ignore[arg-type]
                 else:
