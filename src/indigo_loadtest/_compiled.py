@@ -65,3 +65,16 @@ def compiled_modules() -> dict[str, bool]:
 def compiled() -> bool:
     """True when every module of the stream path runs compiled."""
     return all(compiled_modules().values())
+
+
+def describe() -> str:
+    """How the stream path runs, for `--version` and the run header."""
+    modules = compiled_modules()
+    if all(modules.values()):
+        return "compiled (Cython)"
+    if pure_requested():
+        return f"Python ({PURE_ENV}=1)"
+    if not any(modules.values()):
+        return "Python (not compiled at install)"
+    built = ", ".join(n.rpartition(".")[2] for n, c in modules.items() if c)
+    return f"partly compiled ({built})"

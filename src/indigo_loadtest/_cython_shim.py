@@ -9,5 +9,5 @@ from typing import Any
 compiled = False
 
 
-def locals(**_types: Any) -> Callable[[Any], Any]:  # noqa: A001 (Cython's name)
+def locals(**_types: Any) -> Callable[[Any], Any]:  # (Cython's name)
     return lambda func: func

@@ -9,3 +9,5 @@ cdef class SSEParser:
     cdef public Py_ssize_t _held, _count, max_event_size, max_events
     cdef public bint _cr, _started
     cdef public object last_id, retry
+
+    cpdef single_data(self, chunk)
