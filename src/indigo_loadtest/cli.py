@@ -160,7 +160,8 @@ class VersionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
         from ._compiled import describe
 
-        parser.exit(message=f"{parser.prog} {__version__} (stream path: {describe()})\n")
+        print(f"{parser.prog} {__version__} (stream path: {describe()})")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:

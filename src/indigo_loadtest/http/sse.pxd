@@ -10,4 +10,5 @@ cdef class SSEParser:
     cdef public bint _cr, _started
     cdef public object last_id, retry
 
+    @cython.locals(data=bytes)
     cpdef single_data(self, chunk)
