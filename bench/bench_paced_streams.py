@@ -6,8 +6,10 @@ OpenAI-style chunk each INTERVAL (10 ms, like a model's tokens), each in its own
 the streams spread over the interval; each chunk's content is its send time. Three
 readers, pinned to the generator core, keep STREAMS streams going, side by side in one
 run: ours (a scenario whose VUs read each stream through `measure_stream`, all llm_*
-metrics recorded), a plain aiohttp reader, and a bare asyncio protocol that only
-timestamps its reads (the floor). After a warm-up, each notes its own CPU time and the
+metrics recorded), the same on the pure-Python stream path (INDIGO_PURE_PYTHON=1: what
+an install without a C compiler runs; "ours" runs compiled where setup.py built it), a
+plain aiohttp reader, and a bare asyncio protocol that only timestamps its reads (the
+floor). After a warm-up, each notes its own CPU time and the
 events it received over a window: CPU per event, events per CPU-second.
 
 Accuracy: the same server's send times are ground truth (same machine, same monotonic
