@@ -54,7 +54,7 @@ def test_pure_python_switch_imports_the_source_files(workdir: Path) -> None:
     assert sorted(seen["files"]) == sorted(HOT)
     assert all(f.endswith(".py") for f in seen["files"].values()), seen["files"]
     header, version = header_and_version(workdir, INDIGO_PURE_PYTHON="1")
-    assert "stream path: Python (INDIGO_PURE_PYTHON=1)\n" in header
+    assert "streaming: Python (INDIGO_PURE_PYTHON=1)\n" in header
     assert version == "indigo-loadtest 0.1.0 (stream path: Python (INDIGO_PURE_PYTHON=1))\n"
 
 
@@ -76,5 +76,5 @@ def test_the_checkout_runs_what_was_built(workdir: Path) -> None:
         assert compiled, "CI's install did not compile the stream path (setup.py)"
     header, version = header_and_version(workdir, INDIGO_PURE_PYTHON="0")
     shown = "compiled (Cython)" if compiled else "Python (not compiled at install)"
-    assert f"stream path: {shown}\n" in header
+    assert f"streaming: {shown}\n" in header
     assert version == f"indigo-loadtest 0.1.0 (stream path: {shown})\n"
