@@ -78,3 +78,21 @@ def test_the_checkout_runs_what_was_built(workdir: Path) -> None:
     shown = "compiled (Cython)" if compiled else "Python (not compiled at install)"
     assert f"streaming: {shown}\n" in header
     assert version == f"indigo-loadtest 0.1.0 (stream path: {shown})\n"
+
+
+def test_without_cython_the_stream_path_runs_as_python(tmp_path: Path) -> None:
+    """Cython is a build dependency only: where it is not installed, the modules' type
+    declarations fall back to the package's own stand-in and a stream is read."""
+    script = tmp_path / "no_cython.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['cython'] = None  # import cython: ImportError\n"
+        "import indigo_loadtest\n"
+        "from indigo_loadtest.http.sse import SSEParser\n"
+        "from indigo_loadtest.http import transport\n"
+        "print(indigo_loadtest.compiled(), transport.cython.__name__,\n"
+        "      SSEParser().feed(b'data: x\\n\\n', 1.0)[0].data)\n")
+    out = subprocess.run([sys.executable, str(script)], env=clean_env(INDIGO_PURE_PYTHON="1"),
+                         text=True, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "indigo_loadtest._cython_shim", "x"]

@@ -316,10 +316,10 @@ class Connection(asyncio.Protocol):
                 # stamps: no future, no task step, one loop callback for all streams.
                 ex.sink_due = True
                 batch = ex.sink_batch
-                due = batch.due
+                due = batch.due  # type: ignore[union-attr]
                 due.append(ex)  # SinkBatch.add, inline: this runs once per read
                 if len(due) == 1:
-                    batch.loop.call_soon(batch.run)
+                    batch.loop.call_soon(batch.run)  # type: ignore[union-attr]
         else:
             ex.chunks.append(body)
 
