@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 HOT_MODULES = ("http/sse", "http/transport", "http/response", "llm/stream_metrics")
 
@@ -30,13 +31,29 @@ def extensions() -> list:
     modules = [Extension("indigo_loadtest." + m.replace("/", "."),
                          [f"src/indigo_loadtest/{m}.py"], optional=True)
                for m in HOT_MODULES]
-    return cythonize(modules, quiet=True, compiler_directives={
+    built = cythonize(modules, quiet=True, compiler_directives={
         "language_level": 3,
         "annotation_typing": False,  # hints are documentation, not C types or checks
         "binding": True,  # functions keep their Python introspection
         "nonecheck": True,  # a typed local that is None raises, as in Python
         "embedsignature": True,
     })
+    for ext in built:  # cythonize's extensions do not keep `optional`
+        ext.optional = True
+    return built
 
 
-setup(ext_modules=extensions())
+class OptionalBuildExt(build_ext):
+    """An optional extension that cannot be built is left out, however its build fails
+    (setuptools skips only the compiler errors it knows)."""
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            if not ext.optional:
+                raise
+            self.warn(f"building extension {ext.name!r} failed ({exc}): it runs as Python")
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import tarfile
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,27 @@ def test_the_wheel_runs_the_stream_path_compiled(installed: Path, tmp_path: Path
                           "-q", "--no-summary"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120, env=user_env(SINGLE_RUN="true", INDIGO_PURE_PYTHON="1"))
     assert run.returncode == 0, run.stderr
+
+
+def test_without_a_c_compiler_the_install_runs_the_stream_path_as_python(
+        installed: Path, tmp_path: Path) -> None:
+    """The compiled modules are optional: a build from the sdist where no C compiler is
+    (CC names none) still makes a wheel, without them, whose package says so."""
+    (sdist,) = (installed.parent.parent / "dist").glob("*.tar.gz")
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(wheels), str(sdist)],
+                           capture_output=True, text=True, timeout=300,
+                           env=user_env(CC=str(tmp_path / "no-such-cc")))
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("*.whl")
+    unpacked = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as whl:
+        assert not [n for n in whl.namelist() if n.endswith((".so", ".pyd"))]
+        whl.extractall(unpacked)
+    version = subprocess.run([str(installed / "python"), "-m", "indigo_loadtest.cli",
+                              "--version"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60, env=user_env(PYTHONPATH=str(unpacked)))
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == ("indigo-loadtest 0.1.0 (stream path: Python (not compiled at "
+                              "install))\n")
