@@ -6,8 +6,10 @@ OpenAI-style chunk each INTERVAL (10 ms, like a model's tokens), each in its own
 the streams spread over the interval; each chunk's content is its send time. Three
 readers, pinned to the generator core, keep STREAMS streams going, side by side in one
 run: ours (a scenario whose VUs read each stream through `measure_stream`, all llm_*
-metrics recorded), a plain aiohttp reader, and a bare asyncio protocol that only
-timestamps its reads (the floor). After a warm-up, each notes its own CPU time and the
+metrics recorded), the same on the pure-Python stream path (INDIGO_PURE_PYTHON=1: what
+an install without a C compiler runs; "ours" runs compiled where setup.py built it), a
+plain aiohttp reader, and a bare asyncio protocol that only timestamps its reads (the
+floor). After a warm-up, each notes its own CPU time and the
 events it received over a window: CPU per event, events per CPU-second.
 
 Accuracy: the same server's send times are ground truth (same machine, same monotonic
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -153,7 +156,8 @@ def tail_s(streams: int, interval: float = INTERVAL_S) -> float:
     return 2 + 1.5 * events_per_stream(interval) * max(interval, streams / 65_000)
 
 
-def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
+def ours(url: str, streams: int, seconds: float, truth: bool = False,
+         pure: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="indigo-bench-") as d:
         tmp = Path(d)
         script = tmp / "bench_paced.py"
@@ -167,7 +171,12 @@ def ours(url: str, streams: int, seconds: float, truth: bool = False) -> dict:
                        "--summary-export", str(tmp / "summary.json"),
                        "--summary-trend-stats", "med,p(99),max",
                        *[a for k, v in env.items() for a in ("--env", f"{k}={v}")])
-        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail + 120, cwd=tmp)
+        # The compiled stream path where it is built, or its .py files (pure), same code.
+        path_env = {k: v for k, v in os.environ.items() if k != "INDIGO_PURE_PYTHON"}
+        if pure:
+            path_env["INDIGO_PURE_PYTHON"] = "1"
+        run(pinned(cmd, GEN_CORE), timeout=WARMUP_S + seconds + tail + 120, cwd=tmp,
+            env=path_env)
         window = json.loads(out.read_text())
         # The run's own health (whole run): its loop lag, and its wait for a CPU that
         # other processes held, which the error figures include.
@@ -195,6 +204,7 @@ def paced_server(interval: float = INTERVAL_S):
 
 READERS = {
     "ours": lambda url, n, s, truth=False: ours(url, n, s, truth),
+    "ours, pure Python": lambda url, n, s, truth=False: ours(url, n, s, truth, pure=True),
     "aiohttp reader": lambda url, n, s, truth=False: reference("aiohttp", url, n, s, truth),
     "bare protocol (floor)": lambda url, n, s, truth=False: reference("floor", url, n, s,
                                                                       truth),
@@ -235,6 +245,9 @@ def cpu_rows(runs: int, seconds: float, levels: tuple[int, ...]) -> list[Row]:
             rows.append(row)
         rows.append(Row(f"paced streams, events received/s, {streams:,} streams",
                         rate["ours"], rate["aiohttp reader"]))
+        rows.append(Row(f"paced streams, CPU per event, {streams:,} streams, stream path "
+                        "compiled vs Python (INDIGO_PURE_PYTHON=1)", ours_m,
+                        per_event["ours, pure Python"], higher_is_better=False))
     return rows
 
 

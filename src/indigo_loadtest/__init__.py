@@ -9,7 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from ._compiled import compiled, install_pure_finder, pure_requested
+
 __version__ = "0.1.0"
+
+if pure_requested():  # INDIGO_PURE_PYTHON=1: the stream path's .py files, not the built ones
+    install_pure_finder()
 
 _EXPORTS = {
     "check": "indigo_loadtest.api",
@@ -26,7 +31,7 @@ _EXPORTS = {
 
 # `http` is the subpackage indigo_loadtest.http, which doubles as the running VU's
 # client (see its docstring); `from indigo_loadtest import http` imports it.
-__all__ = [*_EXPORTS, "__version__", "http"]
+__all__ = [*_EXPORTS, "__version__", "compiled", "http"]
 
 
 def __getattr__(name: str) -> Any:

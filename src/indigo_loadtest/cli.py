@@ -153,12 +153,24 @@ def port_number(text: str) -> int:
     return value
 
 
+class VersionAction(argparse.Action):
+    """--version: the version and whether the stream path is compiled (its modules are
+    imported only for this, not for every command's parser)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from ._compiled import describe
+
+        print(f"{parser.prog} {__version__} (stream path: {describe()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="indigo-loadtest",
         description="Load and flow tests for LLM chat APIs (Indigo/Jan and OpenAI-compatible).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="show the version and how the stream path runs, and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     p = sub.add_parser("list", help="list the scenarios and their descriptions")

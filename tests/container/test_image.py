@@ -102,6 +102,11 @@ def test_image_config_is_the_documented_one(image: str) -> None:
     # Installed from the wheel into site-packages (not a source checkout), and no pip left.
     assert where.stdout.split() == [
         "/opt/indigo-loadtest/lib/python3.11/site-packages/indigo_loadtest/__init__.py", "None"]
+    # The wheelhouse's wheel is built where Cython and a compiler are (build-image.sh, with
+    # the test environment's Python): the image runs the stream path compiled.
+    version = podman_run(image, "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == "indigo-loadtest 0.1.0 (stream path: compiled (Cython))\n"
 
 
 def test_single_run_passes_against_the_simulator_inside(image: str, tmp_path: Path) -> None:

@@ -82,3 +82,24 @@ def test_single_data_keeps_the_event_limit() -> None:
     with pytest.raises(SSELimitError) as exc:
         p.single_data(b"data: 2\n\n")
     assert exc.value.code == 1715
+
+
+def test_a_chunk_that_is_not_bytes_gives_the_same_events() -> None:
+    """A bytearray or memoryview (from a caller's own chunks) is parsed like bytes, by the
+    general path (the compiled fast path takes bytes only)."""
+    chunks = [b"data: 0\n\n", *EVENTS, *OTHER]
+    want = events(chunks, SSEParser())
+    assert events([bytearray(c) for c in chunks], SSEParser()) == want
+    p = SSEParser()
+    p.feed(b"data: 0\n\n", 0.0)
+    assert p.single_data(bytearray(b"data: 1\n\n")) is None
+    assert p.single_data(b"data: 1\n\n") == b"1"
+
+
+def test_limits_beyond_64_bits_are_limits_still() -> None:
+    """Any positive whole number is a valid limit (http/limits.py); the compiled parser
+    holds it as the Python int it is."""
+    p = SSEParser(max_event_size=10**30, max_events=10**30)
+    assert [e.data for e in p.feed(b"data: 0\n\ndata: 1\n\n", 0.0)] == ["0", "1"]
+    assert p.single_data(b"data: 2\n\n") == b"2"
+    assert p.max_event_size == 10**30

@@ -15,6 +15,7 @@ import pytest
 from http_servers import metric_sinks, read_request, run, with_client
 
 from indigo_loadtest.http import Client
+from indigo_loadtest.http.response import StreamResponse
 from indigo_loadtest.http.sse import SSEParser
 from indigo_loadtest.llm.stream_metrics import LLMMetrics, StreamResult, measure_stream
 from indigo_loadtest.metrics import Registry
@@ -40,18 +41,23 @@ async def whole_stream_in_one_write(reader: asyncio.StreamReader,
 
 
 def slow_parse(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Make each parse step of the SSE parser cost PARSE_DELAY_S of CPU time."""
-    original = SSEParser.feed
+    """Make each parse step of the SSE parser cost PARSE_DELAY_S of CPU time (through a
+    subclass: the compiled SSEParser's own methods cannot be replaced)."""
     spent: list[float] = []
 
-    def feed(self: SSEParser, chunk: bytes, t: float) -> Any:
-        start = time.perf_counter()
-        while time.perf_counter() - start < PARSE_DELAY_S:
-            pass
-        spent.append(time.perf_counter() - start)
-        return original(self, chunk, t)
+    class SlowParser(SSEParser):
+        def feed(self, chunk: bytes, t: float) -> Any:
+            start = time.perf_counter()
+            while time.perf_counter() - start < PARSE_DELAY_S:
+                pass
+            spent.append(time.perf_counter() - start)
+            return super().feed(chunk, t)
 
-    monkeypatch.setattr(SSEParser, "feed", feed)
+    def sse_parser(self: StreamResponse) -> SSEParser:
+        lim = self._ex.limits
+        return SlowParser(lim.max_sse_event_size, lim.max_stream_events)
+
+    monkeypatch.setattr(StreamResponse, "sse_parser", sse_parser)
     return spent
 
 

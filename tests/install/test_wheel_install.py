@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import tarfile
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with tarfile.open(sdist) as tar:
         names = tar.getnames()
     assert any(n.endswith("builtin_scenarios/test-responses.py") for n in names)
+    # What a build from the sdist needs to compile the stream path as this one does.
+    assert any(n.endswith("/setup.py") for n in names)
+    assert any(n.endswith("http/transport.pxd") for n in names)
     (wheel,) = dist.glob("*.whl")
+    (base / "wheel-name").write_text(wheel.name)
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -70,3 +75,71 @@ def test_installed_wheel_lists_and_passes_the_builtins(installed: Path, tmp_path
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "scenarios" / "mine.py").is_file()  # the user's folder, not the package
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "scenarios"]
+
+
+HOT = ("http/sse", "http/transport", "http/response", "llm/stream_metrics")
+PROBE = """
+import importlib
+from indigo_loadtest._compiled import HOT_MODULES, is_compiled
+for name in HOT_MODULES:
+    module = importlib.import_module(name)
+    print(name, is_compiled(module), module.__file__)
+"""
+
+
+def loaded_stream_modules(installed: Path, cwd: Path, **extra: str) -> dict[str, tuple[bool, str]]:
+    """Each module of the stream path, as the installed package imports it: compiled or
+    not, and its file."""
+    out = subprocess.run([str(installed / "python"), "-c", PROBE], cwd=cwd, capture_output=True,
+                         text=True, check=True, env=user_env(**extra), timeout=60)
+    rows = [line.split(" ", 2) for line in out.stdout.splitlines()]
+    return {name: (flag == "True", file) for name, flag, file in rows}
+
+
+def test_the_wheel_runs_the_stream_path_compiled(installed: Path, tmp_path: Path) -> None:
+    """Built where Cython and a C compiler are (this test's environment, as a user's pip
+    install from PyPI), the wheel carries the stream path as extension modules and the
+    installed package imports them: a build that fell back to Python (setup.py's
+    optional extensions) would pass everything else unnoticed."""
+    wheel = (installed.parent.parent / "wheel-name").read_text()
+    assert "-cp3" in wheel and "none-any" not in wheel  # a platform wheel, with C in it
+    loaded = loaded_stream_modules(installed, tmp_path)
+    assert set(loaded) == {"indigo_loadtest." + m.replace("/", ".") for m in HOT}
+    for name, (compiled, file) in loaded.items():
+        assert compiled and file.endswith(".so") and str(REPO) not in file, (name, file)
+    version = subprocess.run([str(installed / "indigo-loadtest"), "--version"], cwd=tmp_path,
+                             capture_output=True, text=True, env=user_env(), timeout=60)
+    assert version.returncode == 0
+    assert version.stdout.strip() == "indigo-loadtest 0.1.0 (stream path: compiled (Cython))"
+    # INDIGO_PURE_PYTHON=1: the same installed package, its stream path from the .py files.
+    pure = loaded_stream_modules(installed, tmp_path, INDIGO_PURE_PYTHON="1")
+    for name, (compiled, file) in pure.items():
+        assert not compiled and file.endswith(".py"), (name, file)
+    run = subprocess.run([str(installed / "indigo-loadtest"), "run", "test-completion-standard",
+                          "-q", "--no-summary"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=user_env(SINGLE_RUN="true", INDIGO_PURE_PYTHON="1"))
+    assert run.returncode == 0, run.stderr
+
+
+def test_without_a_c_compiler_the_install_runs_the_stream_path_as_python(
+        installed: Path, tmp_path: Path) -> None:
+    """The compiled modules are optional: a build from the sdist where no C compiler is
+    (CC names none) still makes a wheel, without them, whose package says so."""
+    (sdist,) = (installed.parent.parent / "dist").glob("*.tar.gz")
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", "-w", str(wheels), str(sdist)],
+                           capture_output=True, text=True, timeout=300,
+                           env=user_env(CC=str(tmp_path / "no-such-cc")))
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("*.whl")
+    unpacked = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as whl:
+        assert not [n for n in whl.namelist() if n.endswith((".so", ".pyd"))]
+        whl.extractall(unpacked)
+    version = subprocess.run([str(installed / "python"), "-m", "indigo_loadtest.cli",
+                              "--version"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60, env=user_env(PYTHONPATH=str(unpacked)))
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == ("indigo-loadtest 0.1.0 (stream path: Python (not compiled at "
+                              "install))\n")

@@ -85,14 +85,17 @@ class SSEParser:
         from before (a real LLM server sends each token this way): that event, counted
         as dispatched, as its raw data bytes (undecoded; type "message", id `last_id`).
         Otherwise None, and nothing changes: `feed` the chunk."""
-        if (not self._pending and chunk.startswith(b"data: ") and self._started
-                and chunk.find(b"\n") == len(chunk) - 2 and chunk[-1] == 10
-                and not self._cr and 13 not in chunk  # CR: an int test is a plain memchr
-                and len(chunk) <= self.max_event_size):
+        if type(chunk) is not bytes:  # (a bytearray, say: `feed`'s general path)
+            return None
+        data = chunk  # known to be bytes: the compiled build's string operations are C calls
+        if (not self._pending and data.startswith(b"data: ") and self._started
+                and data.find(b"\n") == len(data) - 2 and data[-1] == 10
+                and not self._cr and 13 not in data  # CR: an int test is a plain memchr
+                and len(data) <= self.max_event_size):
             self._count = count = self._count + 1
             if count > self.max_events:
                 raise SSELimitError(ERR_TOO_MANY_STREAM_EVENTS, self.max_events)
-            return chunk[6:-2]
+            return data[6:-2]
         return None
 
     def feed(self, chunk: bytes, t: float) -> list[SSEEvent]:

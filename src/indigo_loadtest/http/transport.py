@@ -26,6 +26,11 @@ from typing import Any
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+try:
+    import cython
+except ImportError:  # no Cython: the module runs as Python (as it does uncompiled)
+    from .. import _cython_shim as cython
+
 from .decode import incremental_decoder
 from .limits import (
     DEFAULT_LIMITS,
@@ -174,6 +179,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
+    @cython.locals(ex=Exchange)
     def data_received(self, data: bytes) -> None:
         t = perf_counter()
         ex = self.ex
@@ -280,6 +286,7 @@ class Connection(asyncio.Protocol):
             ex.framed = True
             self.on_message_complete()
 
+    @cython.locals(ex=Exchange, due=list)
     def on_body(self, body: bytes) -> None:
         ex = self.ex
         if ex is None:
@@ -462,6 +469,7 @@ class SinkBatch:
         if len(due) == 1:
             self.loop.call_soon(self.run)
 
+    @cython.locals(ex=Exchange)
     def run(self) -> None:
         due, self.due = self.due, []
         for ex in due:

@@ -51,6 +51,9 @@ def header_lines(prepared: Prepared) -> list[str]:
     from ..event_loop import loop_name  # timings differ by loop (docs/platforms.md)
 
     rows.append(("event loop", loop_name()))
+    from .._compiled import describe  # the per-event cost differs (docs/platforms.md)
+
+    rows.append(("streaming", describe()))  # (a key no wider than the others)
     if prepared.settings.monitor and not prepared.settings.dry_run:
         from ..monitoring.stack import dashboard_url
 
