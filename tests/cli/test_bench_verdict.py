@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,16 @@ from indigo_loadtest.scenario.errors import ExitCode
 
 FAST = {"ttft_ms": "2", "tokens_per_sec": "0"}  # the simulator answers at once
 
+
+
+def terminated_after(proc: subprocess.Popen[str], delay: float) -> tuple[str, str]:
+    """SIGTERM `delay` seconds after the start; its output once it has ended."""
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=30)
+    finally:
+        proc.kill()
 
 def test_an_slo_is_judged_at_its_own_percentile(tmp_path: Path) -> None:
     """p95 (the documented example) and p99.9 were never computed: always missed."""
@@ -174,8 +186,6 @@ def test_a_non_streamed_answer_with_nothing_in_it_is_a_failure(tmp_path: Path,
 
 def test_an_interrupted_point_does_not_meet_the_slo(tmp_path: Path) -> None:
     """SIGTERM 3 s into a 20 s point: its results said 'meets the SLO'."""
-    import signal
-    import subprocess
 
     from cli_helpers import clean_env, cli_argv
 
@@ -185,12 +195,7 @@ def test_an_interrupted_point_does_not_meet_the_slo(tmp_path: Path) -> None:
                  "--output-tokens", "2", "--results-file", str(results), "--results-dir",
                  str(tmp_path)), cwd=tmp_path, env=clean_env(INDIGO_SIM_TTFT_MS="5"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(3)  # the simulator is up and requests are answered
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
+    out, err = terminated_after(proc, 3)  # the simulator is up and requests are answered
     assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
     p = one_point(json.loads(results.read_text()))
     assert p["interrupted"] and p["completed"] > 0 and p["slo"][0]["ok"]
@@ -236,8 +241,6 @@ def test_a_results_file_that_cannot_be_written_fails_the_run(tmp_path: Path) -> 
 def test_a_signal_before_a_point_starts_is_not_lost(tmp_path: Path) -> None:
     """SIGTERM while the model is looked up (as between two points of a sweep, where no
     run's handler is installed): the process died of it, with no results file."""
-    import signal
-    import subprocess
 
     from cli_helpers import clean_env, cli_argv
 
@@ -259,12 +262,7 @@ def test_a_signal_before_a_point_starts_is_not_lost(tmp_path: Path) -> None:
                      "--results-file", str(results), "--results-dir", str(tmp_path)),
             cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
-        try:
-            time.sleep(1.2)  # the CLI is up and waiting for /v1/models
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            proc.kill()
+        _, err = terminated_after(proc, 1.2)  # the CLI is up and waiting for /v1/models
     assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
     p = one_point(json.loads(results.read_text()))
     assert p["interrupted"]  # stopped at once, not after its 20 s
@@ -327,8 +325,6 @@ def test_an_event_of_an_unexpected_shape_fails_its_request(tmp_path: Path,
 def test_a_sweep_killed_midway_keeps_the_points_it_measured(tmp_path: Path) -> None:
     """SIGKILL cannot be caught: the results file was written only at the end, so a
     sweep killed after some points (the OOM killer, a CI runner) left none of them."""
-    import signal
-    import subprocess
 
     from cli_helpers import clean_env, cli_argv
 
