@@ -1,7 +1,8 @@
 """`./run-tests.sh` (the README's test command, and CI's) runs the tests twice: on the
 default event loop, then on the standard library's (INDIGO_EVENT_LOOP=asyncio, what
-Windows runs); a failure in either pass fails the script. Run here on a probe test file,
-with the set-up skipped (INDIGO_TEST_SETUP=0)."""
+Windows runs) with the pure-Python stream path (INDIGO_PURE_PYTHON=1); a failure in
+either pass fails the script. Run here on a probe test file, with the set-up skipped
+(INDIGO_TEST_SETUP=0)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 def test_probe():
     loop = os.environ.get("INDIGO_EVENT_LOOP") or "default"
     with open(Path(__file__).with_name("seen.txt"), "a") as f:
-        f.write(loop + "\\n")
+        f.write(loop + ":" + os.environ.get("INDIGO_PURE_PYTHON", "0") + "\\n")
     assert loop != {bad!r}
 '''
 
@@ -34,12 +35,13 @@ def run_tests(tmp_path: Path, bad: str) -> tuple[subprocess.CompletedProcess[str
 @pytest.mark.parametrize(("bad", "failed"), [
     ("none", None),
     ("default", "pass 1 (default event loop) failed"),
-    ("asyncio", "pass 2 (INDIGO_EVENT_LOOP=asyncio) failed"),
+    ("asyncio", "pass 2 (INDIGO_EVENT_LOOP=asyncio INDIGO_PURE_PYTHON=1) failed"),
 ])
 def test_run_tests_runs_both_loops_and_fails_if_either_fails(tmp_path: Path, bad: str,
                                                             failed: str | None) -> None:
     res, seen = run_tests(tmp_path, bad)
-    assert seen == ["default", "asyncio"]  # the caller's INDIGO_EVENT_LOOP is not pass 1's
+    # The caller's INDIGO_EVENT_LOOP is not pass 1's; pass 2 runs the .py stream path.
+    assert seen == ["default:0", "asyncio:1"]
     if failed is None:
         assert res.returncode == 0, res.stderr
         assert "failed" not in res.stderr
