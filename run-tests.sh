@@ -52,7 +52,7 @@ fi  # set-up
 .venv/bin/python -m ruff check src tests scenarios bench
 
 # Pass 1: the whole suite on the default event loop (uvloop where installed).
-env -u INDIGO_EVENT_LOOP .venv/bin/python -m pytest -q "$@" && first=0 || first=$?
+env -u INDIGO_EVENT_LOOP -u INDIGO_PURE_PYTHON .venv/bin/python -m pytest -q "$@" && first=0 || first=$?
 
 # Pass 2: the tests whose outcome depends on the event loop, again on the standard
 # library's loop (INDIGO_EVENT_LOOP=asyncio: what Windows always runs, docs/platforms.md):
