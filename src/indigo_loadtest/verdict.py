@@ -52,7 +52,8 @@ def nothing_measured(registry: Registry) -> str | None:
 def unjudged_failures(registry: Registry, judged: set[str]) -> str | None:
     """A warning when every request got a failed response (an HTTP error status, so the
     run did measure the server) and no threshold on `http_req_failed` or `checks` is
-    there to say so: such a run exits 0, as in k6, and this line is all that tells."""
+    there to say so: such a run exits 0, as in k6, and this line is all that tells
+    (`finish` asks only for a run about to pass)."""
     if judged & {"http_req_failed", "checks"}:
         return None
     requests = int(registry.builtin.http_reqs.aggregate().value)

@@ -40,7 +40,6 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         elif outcome.interrupted:
             say(f"  interrupted: {reason or 'stopped by a signal'}")
     warn_generator_health(prepared, console)
-    warn_unjudged_failures(prepared, console)
     thresholds_failed = not all(r.ok for r in outcome.threshold_results)
     if outcome.error:
         pass  # exit code already set
@@ -50,6 +49,8 @@ def finish(prepared: Prepared, console: Console, outcome: Outcome, elapsed: floa
         outcome.exit_code = ExitCode.THRESHOLDS_FAILED
     elif outcome.problems:
         outcome.exit_code = outcome.problems[0][0]
+    if outcome.exit_code == ExitCode.OK:  # only a run about to pass needs the warning
+        warn_unjudged_failures(prepared, console)
     # Both state the exit code, so they are written once it is known.
     if not write_summary_export(prepared, outcome, elapsed, console) \
             and outcome.exit_code == ExitCode.OK:
