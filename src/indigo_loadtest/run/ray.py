@@ -140,20 +140,15 @@ def captured_stderr() -> Iterator[Any]:
     except OSError:  # no stderr descriptor (an embedding host): nothing to capture
         yield lambda: ""
         return
-    failed = False
     with tempfile.TemporaryFile() as held:
         sys.stderr.flush()
         os.dup2(held.fileno(), 2)
         try:
             yield lambda: _read_back(held)
-        except BaseException:
-            failed = True
-            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            if not failed:
-                sys.stderr.write(_read_back(held))
+        sys.stderr.write(_read_back(held))  # reached on success only
 
 
 def _read_back(held: Any) -> str:
