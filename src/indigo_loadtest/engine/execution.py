@@ -64,6 +64,16 @@ class ExecutionResult:
     setup_error: str | None = None  # setup() raised or timed out: scenarios did not run
     teardown_error: str | None = None
     iteration_errors: dict[str, int] = field(default_factory=dict)  # 'Type at file:line' → n
+    # Scenario code still held the loop when gracefulStop ran out (DeadlineBreaker fired).
+    held_loop: bool = False
+
+
+def held_loop_warning(where: str = "") -> str:
+    """The one line saying the DeadlineBreaker broke an iteration; `where` (e.g.
+    ' in 2 of 4 workers') is said by the main process of a --workers run, once."""
+    return ("warning: scenario code still held the event loop when gracefulStop ran out "
+            f"(CPU-bound code that never awaits){where}: its iteration was interrupted "
+            "then, as k6 interrupts any iteration still running at that point\n")
 
 
 @dataclass
@@ -79,6 +89,10 @@ class Progress:
 
 class Execution:
     """Runs a TestPlan against a loaded scenario module."""
+
+    # False in a worker's shard: its result's `held_loop` is reported by the main
+    # process, once for all workers (WorkersExecution), not once per worker.
+    warn_held_loop = True
 
     def __init__(
         self,
@@ -220,6 +234,7 @@ class Execution:
             setup_error=setup_error,
             teardown_error=teardown_error,
             iteration_errors=self.reporter.summary(),
+            held_loop=self._breaker is not None and self._breaker.fired,
         )
 
     async def _run_scenarios(self) -> None:
@@ -233,12 +248,8 @@ class Execution:
         finally:
             if breaker is not None:
                 breaker.cancel()
-                if breaker.fired:
-                    self.reporter.say(
-                        "warning: scenario code still held the event loop when "
-                        "gracefulStop ran out (CPU-bound code that never awaits): its "
-                        "iteration was interrupted then, as k6 interrupts any iteration "
-                        "still running at that point\n")
+                if breaker.fired and self.warn_held_loop:
+                    self.reporter.say(held_loop_warning())
         for ex, outcome in zip(self.executors, outcomes, strict=True):
             if isinstance(outcome, BaseException):  # an engine bug: keep the results
                 self.reporter.report(outcome, f"the executor of scenario {ex.name!r}")

@@ -44,7 +44,8 @@ from typing import Any, TextIO
 from ..metrics.registry import SHARD_SUMMED_GAUGES, Registry, set_active_registry
 from ..platform_support import is_kill_signal
 from ..scenario.errors import ExitCode, ScenarioError
-from .execution import Execution, ExecutionResult, Progress
+from .errors import ErrorReporter
+from .execution import Execution, ExecutionResult, Progress, held_loop_warning
 from .plan import TestPlan
 from .segment import ExecutionTuple
 from .unblock import LoopWatch, Unblocker
@@ -617,6 +618,7 @@ async def run_scenario_shard(ctx: ShardContext) -> ExecutionResult:
         plan, module, registry, lambda: Client(registry, client_config), env=job.env,
         segment=ctx.shard.execution_tuple, start_at=ctx.start_at, setup_data=job.setup_data,
     )
+    execution.warn_held_loop = False  # the main process says it once (WorkersExecution)
     ctx.on_stop(lambda reason, hard: execution.stop(reason, hard=hard))
     ctx.stopping_hooks.append(execution.stopping_now)
     result = await execution.run()
@@ -754,7 +756,17 @@ class WorkersExecution:
                 self._merge_final_states()
         self.stage = "done"
         self._t_end = time.perf_counter()
+        self._warn_held_loop(outcome)
         return self._combine(setup, outcome, teardown_error)
+
+    def _warn_held_loop(self, outcome: WorkersResult) -> None:
+        """One line for the run, however many shards broke CPU-bound code at the end
+        (each worker's own would repeat it once per worker)."""
+        held = sum(isinstance(r, ExecutionResult) and r.held_loop for r in outcome.results)
+        if held:
+            unit = self._pool.unit if self._pool is not None else "worker"
+            ErrorReporter(self.error_stream).say(
+                held_loop_warning(f" in {held} of {self.workers} {unit}s"))
 
     def _merge_final_states(self) -> None:
         # Merged after teardown: the parent's own vus/vus_max samples (0, it runs no
@@ -802,5 +814,6 @@ class WorkersExecution:
             setup_error=setup.setup_error,
             teardown_error=teardown_error,
             iteration_errors=errors,
+            held_loop=any(r.held_loop for r in shards),
             lost_workers=list(outcome.lost),
         )
