@@ -112,6 +112,10 @@ def test_through_ray_client_the_counts_are_the_same(
         "iterations": 15, "http_reqs": 15, "checks_passed": 15, "checks_failed": 0}
     assert re.search(r"(?m)^ray: 2 actors on \d node\(s\)", done.stderr), done.stderr
     assert secret not in done.stderr + done.stdout
+    # The client server colours the actors' lines on the cluster's side: off a
+    # terminal, they reach this output without those codes.
+    assert "(ShardActor pid=" in done.stdout + done.stderr
+    assert "\x1b[" not in done.stdout + done.stderr, done.stdout + done.stderr
 
 
 def test_thresholds_are_judged_on_the_merged_counts(

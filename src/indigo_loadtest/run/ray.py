@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -32,6 +33,8 @@ _AUTH_REFUSED = ("InvalidAuthToken", "Unauthenticated")
 AUTH_HINT = ("the cluster uses token authentication and refused this client's token "
              "(missing or wrong): set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's "
              "token (the token is never printed)")
+# A terminal's control sequence (colour, cursor): CSI ... final byte.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 # Arguments that only name where Ray runs (else a scenario given right after `--ray`).
 _ADDRESS_WORDS = ("auto", "local")
 
@@ -89,6 +92,30 @@ def plain_relayed_lines() -> None:
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+def plain_client_lines(settings: Any) -> None:
+    """Through Ray Client (`ray://`) the actors' lines come already coloured by the
+    cluster's client server, where this process's RAY_COLOR_PREFIX has no say: the codes
+    are taken out here, as each line is printed, unless it goes to a terminal and the
+    run shows colour (the summary's rule: no --no-color, no NO_COLOR, a terminal)."""
+    from ray.util.client.logsclient import LogstreamClient
+
+    from .summary import console_is_tty
+
+    printed = LogstreamClient.stdstream
+    if getattr(printed, "plain_off_terminal", False):
+        return
+    colour = settings.color is not False and console_is_tty()
+
+    def stdstream(self: Any, level: int, msg: str) -> None:
+        stream = sys.stderr if level == -2 else sys.stdout  # as Ray's own stdstream
+        if not (colour and stream.isatty()):
+            msg = _ANSI_ESCAPE.sub("", msg)
+        printed(self, level, msg)
+
+    stdstream.plain_off_terminal = True  # type: ignore[attr-defined]
+    LogstreamClient.stdstream = stdstream  # type: ignore[method-assign]
+
+
 def connect(settings: Any, working_dir: str | None = None) -> None:
     """Join the cluster, or start a local instance sized for the run; quietly.
     `working_dir` (the scenario's folder) is shipped to every actor of this job: its
@@ -112,6 +139,8 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
                        _node_ip_address="127.0.0.1",  # a local instance listens locally only
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     check_reachable(address)
+    if address.startswith("ray://"):
+        plain_client_lines(settings)
     with captured_stderr() as captured:
         try:
             ray.init(address=address, **options)
