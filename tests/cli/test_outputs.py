@@ -8,11 +8,15 @@ import json
 import re
 from pathlib import Path
 
+import cramjam
 import pytest
-from cli_helpers import LocalServer, clean_env, run_cli, write_scenario
+from aiohttp import web
+from cli_helpers import LocalServer, clean_env, run_cli, serve_in_thread, write_scenario
 from test_failures import closed_port
 
 from indigo_loadtest.metrics.tags import EMPTY
+from indigo_loadtest.outputs.prometheus_rw import FINAL_ATTEMPTS
+from indigo_loadtest.outputs.remote_write_pb import WriteRequest
 from indigo_loadtest.runner import Console, RunSettings, execute, prepare, run_event_loop
 from indigo_loadtest.scenario.errors import ExitCode, ScenarioError
 
@@ -48,6 +52,74 @@ def test_failed_remote_write_pushes_are_reported_in_the_footer(
     # thresholds pass still fails (112), and either way one line says why.
     assert len(warnings) == 2, warnings
     assert warnings[1].startswith(f"error: prometheus-rw: none of the {match.group(1)} pushes")
+    assert "Traceback" not in res.stderr
+
+
+def pushes_answered(answers: list[int], then: int) -> tuple[web.Application, list]:
+    """A remote-write endpoint answering its requests with `answers` in turn, then always
+    `then`; it records (status, body) of each request."""
+    seen: list[tuple[int, bytes]] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        status = answers[len(seen)] if len(seen) < len(answers) else then
+        seen.append((status, await request.read()))
+        return web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/write", receive)
+    return app, seen
+
+
+def http_reqs_pushed(body: bytes) -> float:
+    msg = WriteRequest()
+    msg.ParseFromString(bytes(cramjam.snappy.decompress_raw(body)))
+    # One series per tag set: their sum is the run's count.
+    return sum(ts.samples[0].value for ts in msg.timeseries
+               if ("__name__", "k6_http_reqs_total") in {(lb.name, lb.value) for lb in ts.labels})
+
+
+def test_a_refused_final_push_is_retried_and_delivers_the_totals(
+        workdir: Path, local_server: LocalServer) -> None:
+    # Only the final push (an hour's interval): refused twice (Prometheus restarting), then
+    # accepted on the last attempt.
+    write_scenario(workdir, "retried", TIMED.format(tag="retried", threshold="count>0"))
+    app, seen = pushes_answered([503] * (FINAL_ATTEMPTS - 1), then=204)
+    with serve_in_thread(app) as url:
+        res = run_cli("run", "retried", "--out", f"prometheus-rw={url}/api/v1/write",
+                      "--summary-export", "retried.json", "--no-color", cwd=workdir,
+                      env=clean_env(BASE=local_server.url, K6_PROMETHEUS_RW_PUSH_INTERVAL="1h"))
+    assert res.returncode == ExitCode.OK, res.stderr
+    assert [status for status, _ in seen] == [503] * (FINAL_ATTEMPTS - 1) + [204]
+    assert len({body for _, body in seen}) == 1  # the same final values each time
+    exported = json.loads((workdir / "retried.json").read_text())["metrics"]
+    assert http_reqs_pushed(seen[-1][1]) == exported["http_reqs"]["count"] > 0
+    assert f"1 pushes sent, {FINAL_ATTEMPTS - 1} failed" in res.stdout
+    assert "error:" not in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(("refusal", "attempts"), [(503, FINAL_ATTEMPTS), (400, 1)])
+def test_a_final_push_never_accepted_after_earlier_ones_fails_the_run(
+        workdir: Path, local_server: LocalServer, refusal: int, attempts: int) -> None:
+    # The first push is accepted, every later one refused: the last interval's samples
+    # never reach Prometheus, and no later push will carry them.
+    write_scenario(workdir, "refused", TIMED.format(tag="refused", threshold="count>0"))
+    app, seen = pushes_answered([204], then=refusal)
+    with serve_in_thread(app) as url:
+        res = run_cli("run", "refused", "--out", f"prometheus-rw={url}/api/v1/write",
+                      "--no-color", cwd=workdir,
+                      env=clean_env(BASE=local_server.url, K6_PROMETHEUS_RW_PUSH_INTERVAL="200ms"))
+    assert res.returncode == ExitCode.OUTPUT_FAILED, res.stderr
+    assert seen[0][0] == 204 and {status for status, _ in seen[1:]} == {refusal}
+    # The final push's attempts repeat one body (its values and timestamp); a 400 is not
+    # retried, as the remote-write spec says.
+    final = [body for _, body in seen if body == seen[-1][1]]
+    assert len(final) == attempts and seen[-attempts - 1][1] != seen[-1][1]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, res.stderr
+    assert errors[0].startswith(f"error: prometheus-rw: the final push to {url}/api/v1/write "
+                                f"was not accepted ({attempts} attempt(s) in "), errors
+    assert f"HTTP {refusal}" in errors[0]
+    assert "since the last accepted push (the last " in errors[0]
     assert "Traceback" not in res.stderr
 
 
@@ -169,5 +241,6 @@ def test_an_output_failing_to_start_stops_the_ones_started(
     prepared.close()
     remote_write = prepared.outputs[0]
     assert remote_write.name == "prometheus-rw"
-    assert remote_write.failed_pushes == 1  # stopped: its final push went out (and failed)
+    # Stopped: its final push went out (and failed, each of its attempts).
+    assert remote_write.failed_pushes == FINAL_ATTEMPTS
     assert local_server.paths("/late") == []

@@ -11,6 +11,10 @@ flag is set, and a separate sender task builds the WriteRequest from the registr
 sinks and posts it with a timeout. While a push is in flight, further ticks are
 coalesced and counted as dropped (values are cumulative, so a dropped push only
 costs time resolution). Failures are counted and reported once on stderr.
+
+The final push is the only one that carries the run's last interval: it is tried
+FINAL_ATTEMPTS times, FINAL_BACKOFF apart (a refusal that retrying cannot change, a
+4xx other than 429, is not retried), and if none is accepted the output fails the run.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ DEFAULT_PREFIX = "k6_"
 DEFAULT_PUSH_INTERVAL = 5.0
 DEFAULT_TIMEOUT = 5.0
 ENV_PREFIXES = ("INDIGO_PROMETHEUS_RW_", "K6_PROMETHEUS_RW_")
+# The final push: this many attempts with these pauses between them, so at most
+# FINAL_ATTEMPTS x the timeout + sum(FINAL_BACKOFF) (16.5 s with the default 5 s timeout).
+FINAL_ATTEMPTS = 3
+FINAL_BACKOFF = (0.5, 1.0)
 
 # Prometheus' staleness marker: a NaN with this exact bit pattern ends a series.
 STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
@@ -440,6 +448,10 @@ class PrometheusRemoteWriteOutput:
         self._sender: asyncio.Task[None] | None = None
         self._last_ts_ms = 0
         self._last_series: list[tuple[str, Labels, float]] = []
+        self._last_status: int | None = None  # of the last answered push
+        self._accepted_at: float | None = None  # time.monotonic() of the last accepted push
+        self._final_lost: str | None = None  # why the final push never got through
+        self._final_attempts = 0  # attempts of the last push (the final one: several)
         self._started = False
         self._stopped = False
 
@@ -477,7 +489,9 @@ class PrometheusRemoteWriteOutput:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         try:
-            await self._push(self._registry)
+            started = time.monotonic()
+            if not await self._push(self._registry, attempts=FINAL_ATTEMPTS):
+                self._final_lost = self._undelivered(time.monotonic() - started)
             if self.config.stale_markers and self._last_series:
                 await self._post(await self._stale_payload(), len(self._last_series))
         finally:
@@ -500,10 +514,22 @@ class PrometheusRemoteWriteOutput:
         """Why the output failed the run, or None. A push that fails now and then is
         counted and the test goes on, but when not one push was accepted none of the
         run's numbers reached Prometheus: that run must not pass as if they had."""
+        if self.pushes and self._final_lost:
+            return self._final_lost
         if self.pushes or not self.failed_pushes:
             return None
         return (f"prometheus-rw: none of the {self.failed_pushes} pushes to "
                 f"{self.config.safe_url} was accepted (last error: {self.last_error})")
+
+    def _undelivered(self, took: float) -> str:
+        """The final push failed after earlier ones were accepted: Prometheus lacks
+        everything measured since the last accepted push, and nothing will send it."""
+        since = ("" if self._accepted_at is None else
+                 f" (the last {time.monotonic() - self._accepted_at:.1f}s)")
+        return (f"prometheus-rw: the final push to {self.config.safe_url} was not accepted "
+                f"({self._final_attempts} attempt(s) in {took:.1f}s, last error: "
+                f"{self.last_error}): what the run measured since the last accepted "
+                f"push{since} is not in Prometheus")
 
     # --- internals ---------------------------------------------------------------------
     def _make_session(self) -> aiohttp.ClientSession:
@@ -541,22 +567,38 @@ class PrometheusRemoteWriteOutput:
         self._last_ts_ms = ts
         return ts
 
-    async def _push(self, registry: Registry | None) -> None:
+    async def _push(self, registry: Registry | None, *, attempts: int = 1) -> bool:
+        """Send the registry's series; False when they were not delivered (a refusal
+        that retrying may change is tried `attempts` times, FINAL_BACKOFF apart)."""
         if registry is None or self._mapper is None:
-            return
+            return True
         try:
             series = await self._mapper.collect(registry)
             if not series:
-                return
+                return True
             # The series are an immutable snapshot: encoding happens off the loop.
             payload = await asyncio.to_thread(
                 encode_write_request, series, self._next_timestamp_ms()
             )
         except Exception as e:  # never let a mapping bug break the test
             self._failed(f"could not encode metrics: {type(e).__name__}: {e}")
-            return
-        if await self._post(payload, len(series)):
-            self._last_series = series
+            return False
+        for attempt in range(attempts):
+            self._final_attempts = attempt + 1
+            if attempt:
+                await asyncio.sleep(FINAL_BACKOFF[min(attempt, len(FINAL_BACKOFF)) - 1])
+            if await self._post(payload, len(series)):
+                self._last_series = series
+                return True
+            if not self._retryable():
+                break
+        return False
+
+    def _retryable(self) -> bool:
+        """As the remote-write spec says: retry on no answer, 5xx and 429, never on
+        another 4xx (the same request would be refused again)."""
+        status = self._last_status
+        return status is None or status >= 500 or status == 429
 
     async def _stale_payload(self) -> bytes:
         stale = [(n, lbl, STALE_NAN) for n, lbl, _ in self._last_series]
@@ -564,11 +606,14 @@ class PrometheusRemoteWriteOutput:
 
     async def _post(self, payload: bytes, n_series: int) -> bool:
         assert self._session is not None
+        self._last_status = None
         try:
             async with self._session.post(self.config.url, data=payload) as resp:
+                self._last_status = resp.status
                 if resp.status // 100 == 2:
                     self.pushes += 1
                     self.series_sent = n_series
+                    self._accepted_at = time.monotonic()
                     return True
                 body = (await resp.text(errors="replace")).strip().replace("\n", " ")
                 self._failed(f"HTTP {resp.status}: {body[:200]}")
