@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,3 +88,25 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
         thread.join(5)
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+def stopped_within(proc: subprocess.Popen[str], bound: float) -> tuple[str, str, float]:
+    """The process's stdout, stderr and how long it took to end from now."""
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=bound + 20)
+    return out, err, time.monotonic() - started
+
+
+def assert_stopped(proc: subprocess.Popen[str], bound: float, code: int,
+                   *messages: str) -> tuple[str, str]:
+    """A run that was stopped (by a signal, or by its own limit): it ended within `bound`
+    seconds from now with exit `code`, said each of `messages` on stderr with no
+    traceback, and still printed its summary. Returns (stdout, stderr)."""
+    out, err, took = stopped_within(proc, bound)
+    assert took < bound, err
+    assert proc.returncode == code, err
+    for message in messages:
+        assert message in err, err
+    assert "Traceback" not in err, err
+    assert "TOTAL RESULTS" in out, out
+    return out, err

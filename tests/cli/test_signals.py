@@ -9,13 +9,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import LocalServer, clean_env, cli_argv, write_scenario
+from cli_helpers import LocalServer, assert_stopped, clean_env, cli_argv, write_scenario
 from test_interrupt import LOOPING, wait_for_requests
 
 from indigo_loadtest.scenario.errors import ExitCode
@@ -82,12 +83,6 @@ def export_of(workdir: Path, name: str) -> dict:
     return json.loads(export.read_text())
 
 
-def stopped_within(proc: subprocess.Popen[str], bound: float) -> tuple[str, str, float]:
-    started = time.monotonic()
-    out, err = proc.communicate(timeout=bound + 20)
-    return out, err, time.monotonic() - started
-
-
 @pytest.mark.parametrize("signals", [1, 2])
 def test_sigint_during_the_final_push_still_writes_summary_and_export(
     workdir: Path, local_server: LocalServer, stalled: StalledEndpoint, signals: int
@@ -102,11 +97,7 @@ def test_sigint_during_the_final_push_still_writes_summary_and_export(
     time.sleep(0.2)
     for _ in range(signals):  # a quick double Ctrl-C, both while the push stalls
         proc.send_signal(signal.SIGINT)
-    out, err, took = stopped_within(proc, STOP_BOUND)
-    assert took < STOP_BOUND, err
-    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "final write cut short" in err and "Traceback" not in err
-    assert "TOTAL RESULTS" in out
+    assert_stopped(proc, STOP_BOUND, ExitCode.EXTERNAL_ABORT, "final write cut short")
     sent = len(local_server.paths(f"/push{signals}/"))
     assert export_of(workdir, "pushed")["metrics"]["http_reqs"]["count"] == sent > 0
     assert not list((workdir / "results").glob(".*.tmp"))
@@ -123,11 +114,8 @@ def test_repeated_sigint_stops_cpu_bound_code_in_one_process(
     time.sleep(0.7)
     assert proc.poll() is None  # a graceful stop waits for the iteration (it never ends)
     proc.send_signal(signal.SIGINT)
-    out, err, took = stopped_within(proc, STOP_BOUND)
-    assert took < STOP_BOUND, err
-    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "CPU-bound code blocks the event loop" in err and "Traceback" not in err
-    assert "TOTAL RESULTS" in out
+    assert_stopped(proc, STOP_BOUND, ExitCode.EXTERNAL_ABORT,
+                   "CPU-bound code blocks the event loop")
     # The other VU's request may have been in flight (its answer unread) when the hard stop
     # cancelled it: a cancelled request is not a sample.
     counted = export_of(workdir, "busy")["metrics"]["http_reqs"]["count"]
@@ -149,11 +137,8 @@ def test_third_sigint_writes_and_exits_when_the_code_swallows_the_break(
         time.sleep(0.7)
     assert proc.poll() is None  # the break was swallowed
     proc.send_signal(signal.SIGINT)
-    out, err, took = stopped_within(proc, STOP_BOUND)
-    assert took < STOP_BOUND, err
-    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "does not stop: writing the results" in err
-    assert "TOTAL RESULTS" in out
+    assert_stopped(proc, STOP_BOUND, ExitCode.EXTERNAL_ABORT,
+                   "does not stop: writing the results")
     counted = export_of(workdir, "stubborn")["metrics"]["http_reqs"]["count"]
     assert 1 <= counted <= len(local_server.paths("/stubborn/"))
     (ndjson,) = (workdir / "results").glob("stubborn_*.ndjson")
@@ -172,10 +157,7 @@ def test_repeated_sigterm_stops_workers_in_cpu_bound_code(
     time.sleep(0.7)
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
-    out, err, took = stopped_within(proc, STOP_BOUND)
-    assert took < STOP_BOUND, err
-    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "Traceback" not in err and "TOTAL RESULTS" in out
+    assert_stopped(proc, STOP_BOUND, ExitCode.EXTERNAL_ABORT)
     assert export_of(workdir, "busyw")["metrics"]["http_reqs"]["count"] == 2
 
 
@@ -214,16 +196,13 @@ def test_cpu_bound_code_is_interrupted_at_the_end_plus_graceful_stop(
     write_scenario(workdir, "endless", ENDLESS)
     proc = start(workdir, local_server, "endless", "--workers", workers,
                  TAG=f"/endless{workers}/")
-    out, err, took = stopped_within(proc, ENDLESS_BOUND)
-    assert took < ENDLESS_BOUND, err
-    assert proc.returncode == ExitCode.OK, err
-    assert "warning: scenario code still held the event loop when gracefulStop ran out " \
-           "(CPU-bound code that never awaits)" in err and "Traceback" not in err
+    _, err = assert_stopped(proc, ENDLESS_BOUND, ExitCode.OK,
+                            "warning: scenario code still held the event loop when "
+                            "gracefulStop ran out (CPU-bound code that never awaits)")
     # One line per run, however many workers it fired in (each worker's VU spins).
     assert err.count("still held the event loop") == 1, err
     if workers == "2":
         assert "never awaits) in 2 of 2 workers:" in err, err
-    assert "TOTAL RESULTS" in out
     assert len(local_server.paths(f"/endless{workers}/")) == 2  # the first iterations
 
 
@@ -238,9 +217,28 @@ def test_one_sigint_breaks_cpu_bound_code_after_graceful_stop(
     wait_for_requests(local_server, tag, 2)
     time.sleep(0.7)  # both VUs spin now
     proc.send_signal(signal.SIGINT)
-    out, err, took = stopped_within(proc, ENDLESS_BOUND)
-    assert took < ENDLESS_BOUND, err
-    assert proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert "iteration was interrupted then" in err and "Traceback" not in err
+    _, err = assert_stopped(proc, ENDLESS_BOUND, ExitCode.EXTERNAL_ABORT,
+                            "iteration was interrupted then")
     assert err.count("still held the event loop") == 1, err
-    assert "TOTAL RESULTS" in out
+
+
+@pytest.mark.parametrize(("script", "code", "passes"), [
+    ("print('TOTAL RESULTS'); sys.stderr.write('stopped'); sys.exit(105)", 105, True),
+    ("print('TOTAL RESULTS'); sys.stderr.write('stopped'); sys.exit(0)", 105, False),
+    ("print('TOTAL RESULTS'); sys.stderr.write('said else'); sys.exit(105)", 105, False),
+    ("print('TOTAL RESULTS'); sys.stderr.write('stopped Traceback'); sys.exit(105)", 105,
+     False),
+    ("print('no summary'); sys.stderr.write('stopped'); sys.exit(105)", 105, False),
+    ("import time; time.sleep(3.5); print('TOTAL RESULTS'); sys.stderr.write('stopped'); "
+     "sys.exit(105)", 105, False),
+])
+def test_assert_stopped_fails_on_each_part_missing(script: str, code: int,
+                                                   passes: bool) -> None:
+    # Each part of the shape the tests above check, missing in turn (the last one: too slow).
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; {script}"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if passes:
+        assert_stopped(proc, 3.0, code, "stopped")
+    else:
+        with pytest.raises(AssertionError):
+            assert_stopped(proc, 3.0, code, "stopped")
