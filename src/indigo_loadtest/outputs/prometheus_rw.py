@@ -451,7 +451,7 @@ class PrometheusRemoteWriteOutput:
         self._last_status: int | None = None  # of the last answered push
         self._accepted_at: float | None = None  # time.monotonic() of the last accepted push
         self._final_lost: str | None = None  # why the final push never got through
-        self._final_attempts = 0  # attempts of the last push (the final one: several)
+        self._attempts = 0  # attempts made by the last push (the final one makes several)
         self._started = False
         self._stopped = False
 
@@ -527,7 +527,7 @@ class PrometheusRemoteWriteOutput:
         since = ("" if self._accepted_at is None else
                  f" (the last {time.monotonic() - self._accepted_at:.1f}s)")
         return (f"prometheus-rw: the final push to {self.config.safe_url} was not accepted "
-                f"({self._final_attempts} attempt(s) in {took:.1f}s, last error: "
+                f"({self._attempts} attempt(s) in {took:.1f}s, last error: "
                 f"{self.last_error}): what the run measured since the last accepted "
                 f"push{since} is not in Prometheus")
 
@@ -584,7 +584,7 @@ class PrometheusRemoteWriteOutput:
             self._failed(f"could not encode metrics: {type(e).__name__}: {e}")
             return False
         for attempt in range(attempts):
-            self._final_attempts = attempt + 1
+            self._attempts = attempt + 1
             if attempt:
                 await asyncio.sleep(FINAL_BACKOFF[min(attempt, len(FINAL_BACKOFF)) - 1])
             if await self._post(payload, len(series)):
