@@ -27,9 +27,10 @@ from typing import Any
 
 from ..metrics.thresholds import ThresholdError, parse_expression
 from ..metrics.timeseries import interval_widths
+from ..scenario.errors import ExitCode
 
 FAIL_EXIT = 99
-FAILED_EXIT = 1  # a candidate whose record gives no exit code of its own
+FAILED_EXIT = ExitCode.FAILED  # a candidate whose record gives no exit code of its own
 MIN_INTERVALS = 5
 ONLY_SHOWN = 8  # metrics named in the "only in one run" warning
 NOISE_SIGMAS = 2.0
