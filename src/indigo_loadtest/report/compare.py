@@ -6,14 +6,16 @@ change and whether it is better or worse for that metric. Where the per-interval
 allow it (at least `MIN_INTERVALS` intervals with samples in each run), a change is
 called "within noise" when it is smaller than twice the standard error of the
 difference of the per-interval values (a Welch-style test; intervals are treated as
-independent, so it is a guide, not a proof).
+independent, so it is a guide, not a proof). A trend's tail (p95, p99) is judged on the
+whole run's percentiles instead (`whole_run_within_noise`).
 
 `--fail-on "http_req_duration:p(95)>+10%"`: KEY:AGGREGATION OP VALUE, the aggregations
 and operators of k6 thresholds; VALUE is a relative change (`+10%`, `-5%`), an absolute
 change when signed (`+50`: 50 ms more for a time metric), or the candidate's own value
 when unsigned (`p(95)<500`). A rule is a failure condition: when it holds, or when it
 cannot be evaluated (a metric without samples), `compare` exits with FAIL_EXIT (99, as a
-failed k6 threshold).
+failed k6 threshold). A candidate whose own run did not pass fails it with that run's
+exit code (`candidate_failure`).
 """
 
 from __future__ import annotations
