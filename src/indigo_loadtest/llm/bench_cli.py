@@ -280,8 +280,10 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
               watch: SaturationWatch | None = None) -> dict[str, Any]:
     """One measurement: the generated scenario through the runner; its figures."""
     from ..engine.gc_tuning import freeze_loaded
+    from ..http.redact import mask_secrets
     from ..run import execute, prepare, run_event_loop
     from ..run.header import header_lines
+    from ..run.outcome import verdict_text as run_verdict
 
     settings = point_settings(bench, spec)
     if not single:
@@ -294,6 +296,8 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
     if watch is not None:
         prepared.watchers.append(watch)
     prepared.judges.append(no_completion(spec))
+    if single and bench.objectives:
+        prepared.pass_marks.append(slo_mark(spec, bench.objectives))
     try:
         if single and not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
@@ -303,6 +307,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
         outcome = run_event_loop(execute(prepared, console))
         point = point_figures(spec, prepared.registry, outcome.elapsed, bench.objectives)
         point["exit_code"] = int(outcome.exit_code)
+        point["verdict"] = mask_secrets(run_verdict(outcome))  # as its export says
         point["interrupted"] = outcome.interrupted
         point["saturated"] = watch.reason if watch is not None else None
         # stopped before its planned end (saturated, or a signal): it did not hold the load
@@ -339,6 +344,22 @@ def no_completion(spec: BenchSpec) -> Callable[[Registry], str | None]:
         total, errors = request_counts(spec, registry)
         return None if total > errors else f"no request completed in point {spec.label}"
     return judge
+
+
+def slo_mark(spec: BenchSpec, objectives: list[Objective]
+             ) -> Callable[[Registry], tuple[int, str] | None]:
+    """A single point's pass mark (Prepared.pass_marks): a missed --slo fails its run,
+    so the point's summary export, record and report carry the bench's exit code, 99."""
+    def mark(registry: Registry) -> tuple[int, str] | None:
+        point = point_figures(spec, registry, 0.0, objectives)
+        return None if point["meets_slo"] else (ExitCode.THRESHOLDS_FAILED, slo_missed(point))
+    return mark
+
+
+def slo_missed(point: dict[str, Any]) -> str:
+    from .bench_report import slo_misses
+
+    return f"point {point['label']} misses the SLO: {slo_misses(point)}"
 
 
 def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
@@ -678,13 +699,10 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
 def slo_failure(bench: Bench, answer: dict[str, Any] | None) -> str | None:
     """--slo is the pass mark of a single point, and a search that finds no rate meeting
     it fails (a sweep only reports each point's verdict: it measures past the limit)."""
-    from .bench_report import slo_misses
-
     if not bench.objectives or not bench.points:
         return None
     if bench.mode == "single" and not bench.points[0]["meets_slo"]:
-        point = bench.points[0]
-        return f"point {point['label']} misses the SLO: {slo_misses(point)}"
+        return slo_missed(bench.points[0])
     if bench.mode == "find" and answer is not None and answer.get("max_rate") is None:
         return f"no rate meets the SLO: {answer.get('reason', '')}"
     return None

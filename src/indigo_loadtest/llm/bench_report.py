@@ -183,6 +183,9 @@ def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]
 
     if code == ExitCode.OK:
         return {"exit_code": 0, "text": "passed"}
+    point = bench.points[0] if bench.mode == "single" and bench.points else None
+    if problem is None and point is not None and point["exit_code"] == code:
+        return {"exit_code": int(code), "text": point["verdict"]}  # its export's own words
     failed = next((p["label"] for p in bench.points if p["exit_code"] == code), None)
     if problem is None and code == ExitCode.EXTERNAL_ABORT:
         problem = "interrupted"

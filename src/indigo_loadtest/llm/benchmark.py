@@ -30,6 +30,7 @@ import orjson
 from ..engine.arrival_rate import scheduled_start
 from ..metrics.exact import keep_exact
 from ..metrics.registry import Registry, active_registry, current_tags
+from ..metrics.thresholds import ThresholdError, parse_metric_key
 from ..scenario.errors import ExitCode, ScenarioError
 from .bench_args import CLOSED_PROFILES, OPEN_PROFILES, PROFILES
 from .slo import Objective, parse_slos, request_meets
@@ -65,6 +66,8 @@ WINDOW = "llm_request_window"
 # started in; a point's figures count the steady phase only.
 PHASE_TAG, STEADY = "bench_phase", "steady"
 OK_TAG = "request_ok"
+# The metrics whose every sample is of one request, so tagged with its phase.
+PHASED_METRICS = ("llm_", "http_req", "data_")
 
 ENDPOINTS = {"chat": "/v1/chat/completions", "completions": "/v1/completions",
              "responses": "/v1/responses",
@@ -196,10 +199,29 @@ def bench_options(spec: BenchSpec) -> dict[str, Any]:
         scenario["tags"] = {"bench_point": spec.label}
     options: dict[str, Any] = {"scenarios": {"bench": scenario}}
     if spec.thresholds:
-        options["thresholds"] = spec.thresholds
+        options["thresholds"] = steady_thresholds(spec)
     if spec.timeout:
         options["timeout"] = spec.timeout
     return options
+
+
+def steady_thresholds(spec: BenchSpec) -> dict[str, list[str]]:
+    """--threshold judges the samples the point's figures count: with a warm-up or
+    cool-down, those of the requests started in the steady phase (`bench_phase:steady`
+    added to the filter of each metric a request tags, PHASED_METRICS). The others
+    (vus, iterations, iteration_duration, dropped_iterations) are of the whole point."""
+    if not (spec.warmup or spec.cooldown):
+        return spec.thresholds
+    out: dict[str, list[str]] = {}
+    for key, expressions in spec.thresholds.items():
+        try:
+            name, suffix, tags = parse_metric_key(key)
+        except ThresholdError:  # the run reports it, in its own words
+            name, tags = "", ()
+        if name.startswith(PHASED_METRICS) and PHASE_TAG not in dict(tags):
+            key = f"{name}{{{suffix + ',' if suffix else ''}{PHASE_TAG}:{STEADY}}}"
+        out.setdefault(key, []).extend(expressions)
+    return out
 
 
 def build_workload(spec: BenchSpec, counter: TokenCounter) -> Workload:
@@ -455,12 +477,20 @@ class BenchScenario:
         base = env.get("BASE", "")
         req = self.request_for(vu)
         phase = self.phase()
-        if self.spec.auth == "jan-guest":
-            return await self._as_guest(vu, base, req, phase)
-        headers = {"Content-Type": "application/json"}
-        if env.get("API_KEY"):
-            headers["Authorization"] = f"Bearer {env['API_KEY']}"
-        return await self.conversation(vu.http, base, req, headers, phase)
+        # Every sample of the request (http_req_*, data_*) carries its phase, so the
+        # thresholds can judge the steady phase as the figures do (`steady_thresholds`).
+        token = current_tags.set(current_tags.get().with_tags({PHASE_TAG: phase})) \
+            if phase else None
+        try:
+            if self.spec.auth == "jan-guest":
+                return await self._as_guest(vu, base, req, phase)
+            headers = {"Content-Type": "application/json"}
+            if env.get("API_KEY"):
+                headers["Authorization"] = f"Bearer {env['API_KEY']}"
+            return await self.conversation(vu.http, base, req, headers, phase)
+        finally:
+            if token is not None:
+                current_tags.reset(token)
 
     async def conversation(self, http: Any, base: str, req: BenchRequest,
                            headers: dict[str, str], phase: str = "") -> RequestOutcome | None:

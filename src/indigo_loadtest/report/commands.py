@@ -107,6 +107,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         text = render_compare(base, cand, rows=rows, thresholds=pairs, warnings=warns,
                               rules=results)
         _write(Path(args.output), lambda p: write_html(p, text), "comparison")
+    failure = cmp.candidate_failure(cand)
+    if failure is not None:  # its own run failed: no comparison with it passes CI
+        print(f"error: {failure[1]}", file=sys.stderr)
+        return failure[0]
     if any(failed for failed, _ in results):
         return cmp.FAIL_EXIT  # 99, as a failed threshold
     return ExitCode.OK

@@ -6,18 +6,21 @@ change and whether it is better or worse for that metric. Where the per-interval
 allow it (at least `MIN_INTERVALS` intervals with samples in each run), a change is
 called "within noise" when it is smaller than twice the standard error of the
 difference of the per-interval values (a Welch-style test; intervals are treated as
-independent, so it is a guide, not a proof).
+independent, so it is a guide, not a proof). A trend's tail (p95, p99) is judged on the
+whole run's percentiles instead (`whole_run_within_noise`).
 
 `--fail-on "http_req_duration:p(95)>+10%"`: KEY:AGGREGATION OP VALUE, the aggregations
 and operators of k6 thresholds; VALUE is a relative change (`+10%`, `-5%`), an absolute
 change when signed (`+50`: 50 ms more for a time metric), or the candidate's own value
 when unsigned (`p(95)<500`). A rule is a failure condition: when it holds, or when it
 cannot be evaluated (a metric without samples), `compare` exits with FAIL_EXIT (99, as a
-failed k6 threshold).
+failed k6 threshold). A candidate whose own run did not pass fails it with that run's
+exit code (`candidate_failure`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -26,8 +29,10 @@ from typing import Any
 
 from ..metrics.thresholds import ThresholdError, parse_expression
 from ..metrics.timeseries import interval_widths
+from ..scenario.errors import ExitCode
 
 FAIL_EXIT = 99
+FAILED_EXIT = ExitCode.FAILED  # a candidate whose record gives no exit code of its own
 MIN_INTERVALS = 5
 ONLY_SHOWN = 8  # metrics named in the "only in one run" warning
 NOISE_SIGMAS = 2.0
@@ -37,6 +42,13 @@ STATS = {"trend": ("med", "p95", "p99"), "counter": ("count", "rate"), "rate": (
 AGGREGATION = {"med": "med", "p90": "p(90)", "p95": "p(95)", "p99": "p(99)", "avg": "avg",
                "min": "min", "max": "max", "count": "count", "rate": "rate", "value": "value"}
 INTERVAL_COLUMN = {"med": "p50", "p95": "p95", "p99": "p99", "avg": "avg"}
+# The quantile a trend's whole-run percentile is (the whole-run noise test).
+QUANTILES = {"med": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+TAIL_STATS = ("p95", "p99")
+# The whole-run test's error is the sampling error alone (the samples taken as
+# independent); two runs also differ by the machine's own state (timers, scheduling),
+# which it leaves out: 3 standard errors, where identical runs reached 2.4 (p95).
+WHOLE_RUN_SIGMAS = 3.0
 # Throughput counters (http_reqs, iterations) are neither: the plan sets them.
 HIGHER_IS_BETTER = ("checks", "llm_tokens_per_sec", "success")
 LOWER_IS_BETTER = ("fail", "error", "dropped")
@@ -135,6 +147,22 @@ def interval_values(record: dict[str, Any], key: str, stat: str) -> list[float]:
 
 def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
                  stat: str) -> bool | None:
+    """Whether the change of `stat` is within run-to-run noise (None: cannot tell).
+    A trend's tail (p95, p99) is judged on the whole run (`whole_run_within_noise`) when
+    its samples resolve it: an interval's p99 is of a few dozen samples, nearly its max,
+    so the per-interval test flagged identical runs and called a p99 doubled in 2 of 30
+    intervals noise. The rest is judged per interval, or on the whole run where the
+    series keep no per-interval percentiles (the request phases' trends)."""
+    whole = whole_run_within_noise(base["totals"].get(key, {}),
+                                   cand["totals"].get(key, {}), stat)
+    if stat in TAIL_STATS and whole is not None:
+        return whole
+    per_interval = intervals_within_noise(base, cand, key, stat)
+    return per_interval if per_interval is not None else whole
+
+
+def intervals_within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
+                           stat: str) -> bool | None:
     a, b = interval_values(base, key, stat), interval_values(cand, key, stat)
     if len(a) < MIN_INTERVALS or len(b) < MIN_INTERVALS:
         return None
@@ -151,6 +179,47 @@ def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
     return noise
 
 
+def whole_run_within_noise(a: dict[str, Any], b: dict[str, Any], stat: str) -> bool | None:
+    """The whole-run test of a trend's percentile: the change against the percentile's own
+    sampling error in each run. A tail regression confined to a few intervals (p99
+    doubled in 2 of 30) barely moves the mean of the per-interval values, but it moves
+    the whole run's p99. None: not a trend's percentile, or no samples in a run."""
+    if stat not in QUANTILES or a.get("type") != "trend" or b.get("type") != "trend":
+        return None
+    va, vb = stat_value(a, stat), stat_value(b, stat)
+    se_a, se_b = quantile_error(a, QUANTILES[stat]), quantile_error(b, QUANTILES[stat])
+    if va is None or vb is None or se_a is None or se_b is None:
+        return None
+    se = math.sqrt(se_a ** 2 + se_b ** 2)
+    return va == vb if se == 0 else abs(vb - va) < WHOLE_RUN_SIGMAS * se
+
+
+def quantile_error(total: dict[str, Any], q: float) -> float | None:
+    """The standard error of a run's q-quantile: half the span of its values at the ranks
+    q ± sqrt(q(1-q)/n) (the rank's own standard error, distribution-free), read off the
+    run's whole-run percentiles (min, med, p90, p95, p99, max), linear between them.
+    None when that band passes the run's min or max: too few samples (a p99 of 50 is
+    their max, whose error they cannot tell)."""
+    n = total.get("count")
+    known = sorted((p, v) for stat, p in {**QUANTILES, "min": 0.0, "max": 1.0}.items()
+                   if (v := stat_value(total, stat)) is not None)
+    if not isinstance(n, int | float) or n < 2 or len(known) < 2:
+        return None
+    spread = math.sqrt(q * (1 - q) / n)
+    low, high = q - spread, q + spread
+    if low < known[0][0] or high > known[-1][0]:
+        return None
+    return (value_at(known, high) - value_at(known, low)) / 2
+
+
+def value_at(known: list[tuple[float, float]], q: float) -> float:
+    """The value at quantile q, linear between the known (quantile, value) pairs."""
+    for (q0, v0), (q1, v1) in itertools.pairwise(known):
+        if q0 <= q <= q1:
+            return v0 if q1 == q0 else v0 + (v1 - v0) * (q - q0) / (q1 - q0)
+    return known[-1][1]
+
+
 def proportions_within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Two-proportion test on a Rate's totals (passes of count), at NOISE_SIGMAS."""
     n1, n2 = a.get("count") or 0, b.get("count") or 0
@@ -160,6 +229,22 @@ def proportions_within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
     pooled = ((a.get("passes") or 0) + (b.get("passes") or 0)) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     return p1 == p2 if se == 0 else abs(p2 - p1) < NOISE_SIGMAS * se
+
+
+# --- the candidate's own verdict ----------------------------------------------------------
+
+def candidate_failure(cand: dict[str, Any]) -> tuple[int, str] | None:
+    """(exit code, one line) when the candidate run did not pass on its own (its
+    thresholds, or a measurement short of its plan): a comparison with it cannot pass,
+    and `compare` exits with the run's own code (1 when its record has none)."""
+    verdict = cand["verdict"]
+    code = verdict.get("exit_code")
+    if code == 0 and not isinstance(code, bool):
+        return None
+    if not isinstance(code, int) or isinstance(code, bool) or not 0 < code < 256:
+        code = FAILED_EXIT
+    return code, (f"the candidate run did not pass ({verdict['text']}): compare exits "
+                  f"with its exit code, {code}")
 
 
 # --- thresholds ------------------------------------------------------------------------

@@ -54,6 +54,11 @@ def judge_measurement(prepared: Prepared, outcome: Outcome, result: Any, *,
         reason = reason or judge(prepared.registry)
     if reason is not None:
         outcome.problem(ExitCode.NOTHING_MEASURED, reason)
+        return  # nothing measured: no pass mark to judge it by
+    for mark in prepared.pass_marks:
+        missed = mark(prepared.registry)
+        if missed is not None:
+            outcome.problem(*missed)
 
 
 def lost_workers(result: Any) -> list[str]:
@@ -65,8 +70,9 @@ def lost_workers(result: Any) -> list[str]:
 def verdict_text(outcome: Outcome) -> str:
     if outcome.exit_code == ExitCode.OK:
         return "passed"
-    if outcome.exit_code == ExitCode.THRESHOLDS_FAILED:
-        return "failed: thresholds crossed"
+    crossed = outcome.aborted_by is not None or not all(r.ok for r in outcome.threshold_results)
+    if outcome.exit_code == ExitCode.THRESHOLDS_FAILED and (crossed or not outcome.problems):
+        return "failed: thresholds crossed"  # else a pass mark missed (Prepared.pass_marks)
     reason = outcome.error or (outcome.problems[0][1] if outcome.problems else None)
     if outcome.interrupted and not reason:
         reason = "interrupted"

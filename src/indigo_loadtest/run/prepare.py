@@ -70,6 +70,10 @@ class Prepared:
     # problem of the run, exit 113, as `verdict.nothing_measured`); `bench`: no request
     # completed.
     judges: list[Callable[[Any], str | None]] = field(default_factory=list)
+    # Called with the registry once the test ended and measured something: a pass mark of
+    # the command beyond the thresholds that the run missed, as (exit code, reason), or
+    # None; a problem of the run, so every file states it. `bench`: a single point's --slo.
+    pass_marks: list[Callable[[Any], tuple[int, str] | None]] = field(default_factory=list)
 
     @property
     def target(self) -> str:
