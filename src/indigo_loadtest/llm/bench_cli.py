@@ -652,7 +652,7 @@ def run_bench(args: argparse.Namespace, settings: Any) -> int:
     doc, unwritten = save_results(bench, answer, code, problem)
     for line in report_lines(bench, answer):
         console.print(line)
-    for line in (problem, unwritten):
+    for line in (None if said_by_points(bench, problem) else problem, unwritten):
         if line:
             console.error(line)
     failed = ExitCode.OUTPUT_FAILED if unwritten else ExitCode.OK
@@ -678,8 +678,7 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
     """The first point's failure; else NOTHING_MEASURED when a point completed nothing;
     else THRESHOLDS_FAILED when the max rate meeting the SLO is below --fail-below.
     With the reason of the last two."""
-    empty = [p["label"] for p in bench.points if not p["completed"]]
-    nothing = f"no request completed in point(s) {', '.join(empty)}" if empty else None
+    nothing = nothing_completed(bench)
     if bench.exit_code:
         return bench.exit_code, nothing if bench.exit_code == ExitCode.NOTHING_MEASURED else None
     if nothing:
@@ -694,6 +693,20 @@ def final_exit_code(bench: Bench, answer: dict[str, Any] | None,
             return ExitCode.THRESHOLDS_FAILED, (f"the max rate meeting the SLO ({shown}) is "
                                                 f"below --fail-below {fail_below:g}")
     return ExitCode.OK, None
+
+
+def nothing_completed(bench: Bench) -> str | None:
+    empty = [p["label"] for p in bench.points if not p["completed"]]
+    return f"no request completed in point(s) {', '.join(empty)}" if empty else None
+
+
+def said_by_points(bench: Bench, problem: str | None) -> bool:
+    """Whether `problem` is the "no request completed" that each empty point's own run
+    has already printed as its `error:` line (its exit code NOTHING_MEASURED): bench
+    printed it a second time. It stays the results file's verdict."""
+    empty = [p for p in bench.points if not p["completed"]]
+    return (problem is not None and problem == nothing_completed(bench)
+            and all(p["exit_code"] == ExitCode.NOTHING_MEASURED for p in empty))
 
 
 def slo_failure(bench: Bench, answer: dict[str, Any] | None) -> str | None:
