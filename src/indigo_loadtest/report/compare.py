@@ -49,6 +49,20 @@ TAIL_STATS = ("p95", "p99")
 # independent); two runs also differ by the machine's own state (timers, scheduling),
 # which it leaves out: 3 standard errors, where identical runs reached 2.4 (p95).
 WHOLE_RUN_SIGMAS = 3.0
+# Every row is a test: two runs of one distribution would get some row of dozens
+# flagged by chance. Holm's step-down over the rows tested keeps the chance that any
+# row of such a pair reads better/worse under FAMILY_ALPHA.
+FAMILY_ALPHA = 0.01
+# A change too small to matter is never better/worse, however sure: under 5 % (as
+# dotnet/performance's and Perfherder's alerts), or under 1 ms for a time, the
+# resolution of timings taken on an event loop (sub-millisecond request phases
+# switch between modes with the machine's load, as the generator's own loop lag shows).
+MIN_CHANGE_PCT = 5.0
+MIN_CHANGE_MS = 1.0
+# Metrics with several samples per request (one per gap between tokens), which share
+# the request's server, batch and stream: their count overstates what they know. The
+# whole-run test counts their requests instead (the per-request metric of the tags).
+PER_REQUEST = {"llm_itl_ms": "llm_ttft_ms"}
 # Throughput counters (http_reqs, iterations) are neither: the plan sets them.
 HIGHER_IS_BETTER = ("checks", "llm_tokens_per_sec", "success")
 LOWER_IS_BETTER = ("fail", "error", "dropped")
@@ -108,18 +122,50 @@ def stat_value(total: dict[str, Any], stat: str) -> float | None:
 
 
 def compare_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
-    rows = []
+    """Every row, each judged as one of the family of rows tested (`judge_rows`)."""
+    rows, p_values = [], []
     shared = [k for k in base["totals"] if k in cand["totals"]]
     for key in shared:
         b, c = base["totals"][key], cand["totals"][key]
         if b["type"] != c["type"]:
             continue
         for stat in STATS[b["type"]]:
-            row = Row(key, stat, b.get("unit", ""), stat_value(b, stat), stat_value(c, stat),
-                      direction(key, b.get("unit", ""), stat), kind=b["type"])
-            row.noise = within_noise(base, cand, key, stat)
-            rows.append(row)
+            rows.append(Row(key, stat, b.get("unit", ""), stat_value(b, stat),
+                            stat_value(c, stat), direction(key, b.get("unit", ""), stat),
+                            kind=b["type"]))
+            p_values.append(noise_p_value(base, cand, key, stat))
+    judge_rows(rows, p_values)
     return rows
+
+
+def judge_rows(rows: Sequence[Row], p_values: Sequence[float | None]) -> None:
+    """Sets each row's `noise`. A row reads better/worse only when its change is not
+    negligible (`negligible`) and Holm's step-down over every row with a test rejects
+    "the same distribution" at FAMILY_ALPHA: the smallest p-value of m against
+    FAMILY_ALPHA/m, the next against FAMILY_ALPHA/(m-1)..., up to the first that is not
+    below its bound. A row without a test is judged on its change alone."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    for i, p in enumerate(p_values):
+        rows[i].noise = None if p is None else True
+    for k, (p, i) in enumerate(tested):
+        if p > FAMILY_ALPHA / (len(tested) - k):
+            break
+        rows[i].noise = False
+    for row in rows:
+        if negligible(row):
+            row.noise = True
+
+
+def negligible(row: Row) -> bool:
+    """A change too small to be better or worse: under MIN_CHANGE_PCT of the baseline
+    (not for a Rate: 99 % of checks against 98 % is twice the failures), or under
+    MIN_CHANGE_MS for a time."""
+    if row.base is None or row.cand is None or row.base == row.cand:
+        return False
+    change = abs(row.cand - row.base)
+    if row.unit == "ms" and change < MIN_CHANGE_MS:
+        return True
+    return row.kind != "rate" and change < MIN_CHANGE_PCT / 100 * abs(row.base)
 
 
 # --- noise from the per-interval series ------------------------------------------------
@@ -147,60 +193,143 @@ def interval_values(record: dict[str, Any], key: str, stat: str) -> list[float]:
 
 def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
                  stat: str) -> bool | None:
-    """Whether the change of `stat` is within run-to-run noise (None: cannot tell).
-    A trend's tail (p95, p99) is judged on the whole run (`whole_run_within_noise`) when
-    its samples resolve it: an interval's p99 is of a few dozen samples, nearly its max,
-    so the per-interval test flagged identical runs and called a p99 doubled in 2 of 30
-    intervals noise. The rest is judged per interval, or on the whole run where the
-    series keep no per-interval percentiles (the request phases' trends)."""
-    whole = whole_run_within_noise(base["totals"].get(key, {}),
-                                   cand["totals"].get(key, {}), stat)
+    """Whether the change of `stat` alone is within run-to-run noise (None: cannot
+    tell): its p-value (`noise_p_value`) is not below FAMILY_ALPHA. `compare_rows`
+    judges each row as one of many (`judge_rows`)."""
+    p = noise_p_value(base, cand, key, stat)
+    return None if p is None else p > FAMILY_ALPHA
+
+
+def noise_p_value(base: dict[str, Any], cand: dict[str, Any], key: str,
+                  stat: str) -> float | None:
+    """The chance of a change at least this large between two runs of one distribution
+    (None: cannot tell). A trend's tail (p95, p99) is judged on the whole run
+    (`whole_run_p_value`) when its samples resolve it: an interval's p99 is of a few
+    dozen samples, nearly its max, so the per-interval test flagged identical runs and
+    called a p99 doubled in 2 of 30 intervals noise. The rest is judged per interval, or
+    on the whole run where the series keep no per-interval percentiles (the request
+    phases' trends)."""
+    a, b = base["totals"].get(key, {}), cand["totals"].get(key, {})
+    whole = whole_run_p_value(a, b, stat, effective_count(base, key),
+                              effective_count(cand, key))
     if stat in TAIL_STATS and whole is not None:
         return whole
-    per_interval = intervals_within_noise(base, cand, key, stat)
+    per_interval = intervals_p_value(base, cand, key, stat)
     return per_interval if per_interval is not None else whole
 
 
-def intervals_within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
-                           stat: str) -> bool | None:
+def intervals_p_value(base: dict[str, Any], cand: dict[str, Any], key: str,
+                      stat: str) -> float | None:
+    """Welch's t-test on the per-interval values (Student's t at the Welch-Satterthwaite
+    degrees of freedom: with 5 to 10 intervals the normal's tail is far too thin)."""
     a, b = interval_values(base, key, stat), interval_values(cand, key, stat)
     if len(a) < MIN_INTERVALS or len(b) < MIN_INTERVALS:
         return None
     ma, mb = sum(a) / len(a), sum(b) / len(b)
-    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
-    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
-    se = math.sqrt(va / len(a) + vb / len(b))
-    noise = ma == mb if se == 0 else abs(mb - ma) < NOISE_SIGMAS * se
-    if noise and stat == "rate" and base["totals"].get(key, {}).get("type") == "rate":
+    sa = sum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)
+    sb = sum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    if sa + sb == 0:
+        p = 1.0 if ma == mb else 0.0
+    else:
+        df = (sa + sb) ** 2 / (sa ** 2 / (len(a) - 1) + sb ** 2 / (len(b) - 1))
+        p = t_two_sided(abs(mb - ma) / math.sqrt(sa + sb), df)
+    if stat == "rate" and base["totals"].get(key, {}).get("type") == "rate":
         # Intervals lose how many requests each share is of: 0 failures in 3000 requests
         # and 300 in 3000 (all in 3 of 30 intervals) passed for noise. The requests' own
-        # counts must agree too.
-        return proportions_within_noise(base["totals"][key], cand["totals"].get(key, {}))
-    return noise
+        # counts are tested too: either test may reject (Bonferroni over the two).
+        p_counts = proportions_p_value(base["totals"][key], cand["totals"].get(key, {}))
+        return min(1.0, 2 * min(p, p_counts))
+    return p
 
 
-def whole_run_within_noise(a: dict[str, Any], b: dict[str, Any], stat: str) -> bool | None:
+def whole_run_p_value(a: dict[str, Any], b: dict[str, Any], stat: str,
+                      n_a: float | None = None, n_b: float | None = None) -> float | None:
     """The whole-run test of a trend's percentile: the change against the percentile's own
-    sampling error in each run. A tail regression confined to a few intervals (p99
-    doubled in 2 of 30) barely moves the mean of the per-interval values, but it moves
-    the whole run's p99. None: not a trend's percentile, or no samples in a run."""
+    sampling error in each run (of n_a, n_b independent samples; default their count).
+    A tail regression confined to a few intervals (p99 doubled in 2 of 30) barely moves
+    the mean of the per-interval values, but it moves the whole run's p99. The sampling
+    error leaves out the machine's own state (timers, scheduling), by which identical
+    runs reached 2.4 standard errors (p95): the error is taken WHOLE_RUN_SIGMAS/2 times
+    larger. None: not a trend's percentile, or no samples in a run."""
     if stat not in QUANTILES or a.get("type") != "trend" or b.get("type") != "trend":
         return None
     va, vb = stat_value(a, stat), stat_value(b, stat)
-    se_a, se_b = quantile_error(a, QUANTILES[stat]), quantile_error(b, QUANTILES[stat])
+    se_a = quantile_error(a, QUANTILES[stat], n_a)
+    se_b = quantile_error(b, QUANTILES[stat], n_b)
     if va is None or vb is None or se_a is None or se_b is None:
         return None
-    se = math.sqrt(se_a ** 2 + se_b ** 2)
-    return va == vb if se == 0 else abs(vb - va) < WHOLE_RUN_SIGMAS * se
+    se = math.sqrt(se_a ** 2 + se_b ** 2) * WHOLE_RUN_SIGMAS / NOISE_SIGMAS
+    if se == 0:
+        return 1.0 if va == vb else 0.0
+    return math.erfc(abs(vb - va) / se / math.sqrt(2))
 
 
-def quantile_error(total: dict[str, Any], q: float) -> float | None:
+def whole_run_within_noise(a: dict[str, Any], b: dict[str, Any], stat: str) -> bool | None:
+    """`whole_run_p_value` for one row alone."""
+    p = whole_run_p_value(a, b, stat)
+    return None if p is None else p > FAMILY_ALPHA
+
+
+def intervals_within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
+                           stat: str) -> bool | None:
+    """`intervals_p_value` for one row alone."""
+    p = intervals_p_value(base, cand, key, stat)
+    return None if p is None else p > FAMILY_ALPHA
+
+
+def effective_count(record: dict[str, Any], key: str) -> float | None:
+    """How many independent samples a trend's whole-run percentile is of: its count, or
+    for a metric of several samples per request (PER_REQUEST) its requests' count, the
+    fewest it can be (samples of one request fully correlated)."""
+    name, _, tags = key.partition("{")
+    count = record["totals"].get(key, {}).get("count")
+    if name not in PER_REQUEST or not isinstance(count, int | float):
+        return None
+    sibling = PER_REQUEST[name] + ("{" + tags if tags else "")
+    requests = record["totals"].get(sibling, {}).get("count")
+    return min(count, requests) if isinstance(requests, int | float) and requests else None
+
+
+def t_two_sided(t: float, df: float) -> float:
+    """P(|T| >= t) for Student's t with df degrees of freedom: I_x(df/2, 1/2), x =
+    df/(df+t^2), the regularized incomplete beta function."""
+    return incomplete_beta(df / 2, 0.5, df / (df + t * t))
+
+
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction
+    (modified Lentz), on the side of x where it converges fast."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - incomplete_beta(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x)) / a
+    c, d = 1.0, 1.0 / _nonzero(1.0 - (a + b) * x / (a + 1))
+    f = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 / _nonzero(1.0 + num * d)
+            c = _nonzero(1.0 + num / c)
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-12:
+            break
+    return front * f
+
+
+def _nonzero(v: float) -> float:
+    return v if abs(v) > 1e-300 else 1e-300
+
+
+def quantile_error(total: dict[str, Any], q: float, n: float | None = None) -> float | None:
     """The standard error of a run's q-quantile: half the span of its values at the ranks
     q ± sqrt(q(1-q)/n) (the rank's own standard error, distribution-free), read off the
-    run's whole-run percentiles (min, med, p90, p95, p99, max), linear between them.
-    None when that band passes the run's min or max: too few samples (a p99 of 50 is
-    their max, whose error they cannot tell)."""
-    n = total.get("count")
+    run's whole-run percentiles (min, med, p90, p95, p99, max), linear between them; n
+    the independent samples (default: its count). None when that band passes the run's
+    min or max: too few samples (a p99 of 50 is their max, whose error they cannot
+    tell)."""
+    n = total.get("count") if n is None else n
     known = sorted((p, v) for stat, p in {**QUANTILES, "min": 0.0, "max": 1.0}.items()
                    if (v := stat_value(total, stat)) is not None)
     if not isinstance(n, int | float) or n < 2 or len(known) < 2:
@@ -220,15 +349,17 @@ def value_at(known: list[tuple[float, float]], q: float) -> float:
     return known[-1][1]
 
 
-def proportions_within_noise(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two-proportion test on a Rate's totals (passes of count), at NOISE_SIGMAS."""
+def proportions_p_value(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Two-proportion z-test on a Rate's totals (passes of count)."""
     n1, n2 = a.get("count") or 0, b.get("count") or 0
     if not n1 or not n2:
-        return False
+        return 0.0
     p1, p2 = (a.get("passes") or 0) / n1, (b.get("passes") or 0) / n2
     pooled = ((a.get("passes") or 0) + (b.get("passes") or 0)) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    return p1 == p2 if se == 0 else abs(p2 - p1) < NOISE_SIGMAS * se
+    if se == 0:
+        return 1.0 if p1 == p2 else 0.0
+    return math.erfc(abs(p2 - p1) / se / math.sqrt(2))
 
 
 # --- the candidate's own verdict ----------------------------------------------------------
