@@ -98,9 +98,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     color = _color(args)
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
+    legend = cmp.legend(rows)  # of every row judged, shown or not
     if not args.all:  # the metrics as a whole and by endpoint
         rows = [r for r in rows if "{" not in r.key or "{name:" in r.key]
     print("\n".join(table_lines(base, cand, rows, pairs, color)))
+    print(f"  {legend}")
     for failed, line in results:
         print(("✗ " if failed else "✓ ") + line)
     if args.output:

@@ -82,6 +82,7 @@ class Row:
     direction: int  # +1: higher is better, -1: lower is better, 0: neither
     noise: bool | None = None  # True: within run-to-run noise; None: cannot tell
     kind: str = ""  # the metric type
+    p_value: float | None = None  # of its noise test (`noise_p_value`); None: no test
 
     @property
     def change(self) -> float | None:
@@ -123,7 +124,7 @@ def stat_value(total: dict[str, Any], stat: str) -> float | None:
 
 def compare_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
     """Every row, each judged as one of the family of rows tested (`judge_rows`)."""
-    rows, p_values = [], []
+    rows = []
     shared = [k for k in base["totals"] if k in cand["totals"]]
     for key in shared:
         b, c = base["totals"][key], cand["totals"][key]
@@ -132,28 +133,36 @@ def compare_rows(base: dict[str, Any], cand: dict[str, Any]) -> list[Row]:
         for stat in STATS[b["type"]]:
             rows.append(Row(key, stat, b.get("unit", ""), stat_value(b, stat),
                             stat_value(c, stat), direction(key, b.get("unit", ""), stat),
-                            kind=b["type"]))
-            p_values.append(noise_p_value(base, cand, key, stat))
-    judge_rows(rows, p_values)
+                            kind=b["type"], p_value=noise_p_value(base, cand, key, stat)))
+    judge_rows(rows)
     return rows
 
 
-def judge_rows(rows: Sequence[Row], p_values: Sequence[float | None]) -> None:
+def judge_rows(rows: Sequence[Row]) -> None:
     """Sets each row's `noise`. A row reads better/worse only when its change is not
     negligible (`negligible`) and Holm's step-down over every row with a test rejects
     "the same distribution" at FAMILY_ALPHA: the smallest p-value of m against
     FAMILY_ALPHA/m, the next against FAMILY_ALPHA/(m-1)..., up to the first that is not
     below its bound. A row without a test is judged on its change alone."""
-    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
-    for i, p in enumerate(p_values):
-        rows[i].noise = None if p is None else True
-    for k, (p, i) in enumerate(tested):
-        if p > FAMILY_ALPHA / (len(tested) - k):
+    tested = sorted((row for row in rows if row.p_value is not None),
+                    key=lambda row: row.p_value or 0.0)
+    for row in rows:
+        row.noise = None if row.p_value is None else True
+    for k, row in enumerate(tested):
+        if (row.p_value or 0.0) > FAMILY_ALPHA / (len(tested) - k):
             break
-        rows[i].noise = False
+        row.noise = False
     for row in rows:
         if negligible(row):
             row.noise = True
+
+
+def legend(rows: Sequence[Row]) -> str:
+    """The rule behind better/worse, as `judge_rows` applies it."""
+    tested = sum(row.p_value is not None for row in rows)
+    return (f"better/worse: a change of {MIN_CHANGE_PCT:g}% or more ({MIN_CHANGE_MS:g} ms "
+            f"for a time) and beyond run-to-run noise (Holm at {FAMILY_ALPHA:.0%} over the "
+            f"{tested} rows tested); else ~ within noise")
 
 
 def negligible(row: Row) -> bool:
