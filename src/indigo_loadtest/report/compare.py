@@ -2,12 +2,15 @@
 
 Every metric and sub-metric both runs measured is compared on a few statistics (trends:
 med, p(95), p(99); counters: count and rate; rates: rate; gauges: max), with the relative
-change and whether it is better or worse for that metric. Where the per-interval series
-allow it (at least `MIN_INTERVALS` intervals with samples in each run), a change is
-called "within noise" when it is smaller than twice the standard error of the
-difference of the per-interval values (a Welch-style test; intervals are treated as
-independent, so it is a guide, not a proof). A trend's tail (p95, p99) is judged on the
-whole run's percentiles instead (`whole_run_within_noise`).
+change and whether it is better or worse for that metric. A row reads better or worse
+only when the change is not negligible (`negligible`: under MIN_CHANGE_PCT, or
+MIN_CHANGE_MS for a time) and its noise test rejects "the same distribution" in Holm's
+step-down at FAMILY_ALPHA over every row tested (`judge_rows`), so two identical runs get
+any row flagged under FAMILY_ALPHA of the time; else it is "within noise". The test
+(`noise_p_value`): Welch's t on the per-interval values where the series allow it (at
+least `MIN_INTERVALS` intervals with samples in each run; intervals are treated as
+independent, so it is a guide, not a proof); a trend's tail (p95, p99) on the whole
+run's percentiles instead (`whole_run_p_value`).
 
 `--fail-on "http_req_duration:p(95)>+10%"`: KEY:AGGREGATION OP VALUE, the aggregations
 and operators of k6 thresholds; VALUE is a relative change (`+10%`, `-5%`), an absolute
@@ -47,7 +50,8 @@ QUANTILES = {"med": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 TAIL_STATS = ("p95", "p99")
 # The whole-run test's error is the sampling error alone (the samples taken as
 # independent); two runs also differ by the machine's own state (timers, scheduling),
-# which it leaves out: 3 standard errors, where identical runs reached 2.4 (p95).
+# which it leaves out (identical runs reached 2.4 of it at p95): it is widened by
+# WHOLE_RUN_SIGMAS / NOISE_SIGMAS, what 3 standard errors were to a 2-sigma test.
 WHOLE_RUN_SIGMAS = 3.0
 # Every row is a test: two runs of one distribution would get some row of dozens
 # flagged by chance. Holm's step-down over the rows tested keeps the chance that any
@@ -257,9 +261,9 @@ def whole_run_p_value(a: dict[str, Any], b: dict[str, Any], stat: str,
     sampling error in each run (of n_a, n_b independent samples; default their count).
     A tail regression confined to a few intervals (p99 doubled in 2 of 30) barely moves
     the mean of the per-interval values, but it moves the whole run's p99. The sampling
-    error leaves out the machine's own state (timers, scheduling), by which identical
-    runs reached 2.4 standard errors (p95): the error is taken WHOLE_RUN_SIGMAS/2 times
-    larger. None: not a trend's percentile, or no samples in a run."""
+    error leaves out the machine's own state (timers, scheduling): it is widened by
+    WHOLE_RUN_SIGMAS / NOISE_SIGMAS. None: not a trend's percentile, or no samples in a
+    run."""
     if stat not in QUANTILES or a.get("type") != "trend" or b.get("type") != "trend":
         return None
     va, vb = stat_value(a, stat), stat_value(b, stat)
