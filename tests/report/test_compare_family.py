@@ -15,6 +15,7 @@ from test_compare_whole_run import pct
 from indigo_loadtest.report.compare import (
     FAMILY_ALPHA,
     compare_rows,
+    direction,
     effective_count,
     whole_run_p_value,
 )
@@ -119,3 +120,11 @@ def test_inter_token_gaps_count_as_their_requests() -> None:
 
     assert effective_count(run(random.Random(0)), "llm_itl_ms") == N * PER
     assert rejected(counted=True) <= 2 < 5 <= rejected(counted=False)
+
+
+def test_the_generators_own_health_is_neither_better_nor_worse() -> None:
+    """Its loop lag and CPU wait are the machine's: identical simulator runs read its
+    p99 CPU wait +1162 % "worse"."""
+    assert direction("generator_cpu_wait", "ms", "p99") == 0
+    assert direction("generator_loop_lag{worker:1}", "ms", "med") == 0
+    assert direction("llm_ttft_ms", "ms", "p99") == -1

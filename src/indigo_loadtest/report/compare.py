@@ -58,16 +58,19 @@ WHOLE_RUN_SIGMAS = 3.0
 # row of such a pair reads better/worse under FAMILY_ALPHA.
 FAMILY_ALPHA = 0.01
 # A change too small to matter is never better/worse, however sure: under 5 % (as
-# dotnet/performance's and Perfherder's alerts), or under 1 ms for a time, the
-# resolution of timings taken on an event loop (sub-millisecond request phases
-# switch between modes with the machine's load, as the generator's own loop lag shows).
+# dotnet/performance's alerts), or under 1 ms for a time, the timer resolution of an
+# event loop (0.5 ms on uvloop, 1 ms on asyncio's: docs/metrics.md, generator_loop_lag);
+# sub-millisecond request phases switch between two modes with the machine's load.
 MIN_CHANGE_PCT = 5.0
 MIN_CHANGE_MS = 1.0
 # Metrics with several samples per request (one per gap between tokens), which share
 # the request's server, batch and stream: their count overstates what they know. The
 # whole-run test counts their requests instead (the per-request metric of the tags).
 PER_REQUEST = {"llm_itl_ms": "llm_ttft_ms"}
-# Throughput counters (http_reqs, iterations) are neither: the plan sets them.
+# Throughput counters (http_reqs, iterations) are neither: the plan sets them. Nor is
+# the load generator's own health (its loop lag, CPU wait): the machine's, not the
+# target's, it differs between identical runs with whatever else the machine runs.
+GENERATOR = "generator_"
 HIGHER_IS_BETTER = ("checks", "llm_tokens_per_sec", "success")
 LOWER_IS_BETTER = ("fail", "error", "dropped")
 
@@ -111,6 +114,8 @@ class Row:
 
 def direction(key: str, unit: str, stat: str) -> int:
     name = key.split("{", 1)[0]
+    if name.startswith(GENERATOR):
+        return 0
     if any(word in name for word in LOWER_IS_BETTER):
         return -1
     if any(word in name for word in HIGHER_IS_BETTER):
