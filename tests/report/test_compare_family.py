@@ -17,6 +17,7 @@ from indigo_loadtest.report.compare import (
     compare_rows,
     direction,
     effective_count,
+    separation_p_value,
     whole_run_p_value,
 )
 
@@ -128,3 +129,32 @@ def test_the_generators_own_health_is_neither_better_nor_worse() -> None:
     assert direction("generator_cpu_wait", "ms", "p99") == 0
     assert direction("generator_loop_lag{worker:1}", "ms", "med") == 0
     assert direction("llm_ttft_ms", "ms", "p99") == -1
+
+
+def one_trend(values: list[list[float]], per_interval: bool) -> dict:
+    total, series = trend(values, "ms", per_interval)
+    return {"totals": {"t": total}, "thresholds": [],
+            "series": {"t": [float(i + 1) for i in range(len(values) + 1)],
+                       "metrics": {"t": series}}}
+
+
+def shifted(rnd: random.Random, ms: float, outlier: float) -> list[list[float]]:
+    """6 intervals of 45 samples around `ms`, one of them `outlier`."""
+    values = [[ms + rnd.gauss(0, 0.8) for _ in range(45)] for _ in range(6)]
+    values[2][7] = outlier
+    return values
+
+
+def test_a_tail_20_ms_later_past_one_outlier_is_worse() -> None:
+    """Every sample 20 ms later, one slow outlier: the whole run's p99 error, read up to
+    the max, called it noise (a real run against a 20 ms slower TTFT). The per-interval
+    p99s, or samples that do not overlap at all, show it."""
+    rnd = random.Random(5)
+    for per_interval, base_outlier in ((True, 50.0), (False, 30.0)):
+        base = one_trend(shifted(rnd, 26.0, base_outlier), per_interval)
+        cand = one_trend(shifted(rnd, 46.0, 67.0), per_interval)
+        assert whole_run_p_value(base["totals"]["t"], cand["totals"]["t"], "p99") > FAMILY_ALPHA
+        apart = separation_p_value(base["totals"]["t"], cand["totals"]["t"])
+        assert (apart is None) is per_interval
+        rows = {r.stat: r.verdict for r in compare_rows(base, cand)}
+        assert rows == {"med": "worse", "p95": "worse", "p99": "worse"}, per_interval

@@ -223,17 +223,45 @@ def noise_p_value(base: dict[str, Any], cand: dict[str, Any], key: str,
     """The chance of a change at least this large between two runs of one distribution
     (None: cannot tell). A trend's tail (p95, p99) is judged on the whole run
     (`whole_run_p_value`) when its samples resolve it: an interval's p99 is of a few
-    dozen samples, nearly its max, so the per-interval test flagged identical runs and
-    called a p99 doubled in 2 of 30 intervals noise. The rest is judged per interval, or
-    on the whole run where the series keep no per-interval percentiles (the request
-    phases' trends)."""
+    dozen samples, nearly its max, so the per-interval test called a p99 doubled in 2 of
+    30 intervals noise. But the whole run's error of a p99 is read up to its max, so one
+    slow outlier widens it: a p99 20 ms higher in every interval passed for noise. Both
+    judge the tail, each at its share of the level (Bonferroni). The rest is judged per
+    interval, or on the whole run where the series keep no per-interval percentiles
+    (the request phases' trends). Runs whose samples do not overlap at all are apart
+    whatever the statistic (`separation_p_value`)."""
     a, b = base["totals"].get(key, {}), cand["totals"].get(key, {})
-    whole = whole_run_p_value(a, b, stat, effective_count(base, key),
-                              effective_count(cand, key))
-    if stat in TAIL_STATS and whole is not None:
-        return whole
+    n_a, n_b = effective_count(base, key), effective_count(cand, key)
+    whole = whole_run_p_value(a, b, stat, n_a, n_b)
     per_interval = intervals_p_value(base, cand, key, stat)
-    return per_interval if per_interval is not None else whole
+    if stat in TAIL_STATS and whole is not None:
+        tests = [whole] + ([] if per_interval is None else [per_interval])
+    else:
+        tests = [p for p in (per_interval if per_interval is not None else whole,)
+                 if p is not None]
+    apart = separation_p_value(a, b, n_a, n_b)
+    tests += [] if apart is None else [apart]
+    return min(1.0, len(tests) * min(tests)) if tests else None
+
+
+def separation_p_value(a: dict[str, Any], b: dict[str, Any], n_a: float | None = None,
+                       n_b: float | None = None) -> float | None:
+    """The chance that two runs of one distribution, of n and m samples, have ranges that
+    do not overlap: 2/C(n+m, n), exact whatever the distribution (every order of the
+    samples equally likely). None when they overlap, or not trends. (Counted among a
+    row's tests only when it applies: that adds at most this chance to the row's.)"""
+    if a.get("type") != "trend" or b.get("type") != "trend":
+        return None
+    n, m = n_a or a.get("count"), n_b or b.get("count")
+    bounds = [stat_value(t, s) for t in (a, b) for s in ("min", "max")]
+    if not isinstance(n, int | float) or not isinstance(m, int | float) or n < 1 or m < 1 \
+            or any(v is None for v in bounds):
+        return None
+    lo_a, hi_a, lo_b, hi_b = bounds
+    if not (hi_a < lo_b or hi_b < lo_a):
+        return None
+    return min(1.0, 2 * math.exp(math.lgamma(n + 1) + math.lgamma(m + 1)
+                                 - math.lgamma(n + m + 1)))
 
 
 def intervals_p_value(base: dict[str, Any], cand: dict[str, Any], key: str,
