@@ -10,7 +10,8 @@ any row flagged under FAMILY_ALPHA of the time; else it is "within noise". The t
 (`noise_p_value`): Welch's t on the per-interval values where the series allow it (at
 least `MIN_INTERVALS` intervals with samples in each run; intervals are treated as
 independent, so it is a guide, not a proof); a trend's tail (p95, p99) on the whole
-run's percentiles instead (`whole_run_p_value`).
+run's percentiles too (`whole_run_p_value`), and runs whose samples do not overlap at
+all (`separation_p_value`), each test at its share of the level.
 
 `--fail-on "http_req_duration:p(95)>+10%"`: KEY:AGGREGATION OP VALUE, the aggregations
 and operators of k6 thresholds; VALUE is a relative change (`+10%`, `-5%`), an absolute
@@ -235,13 +236,12 @@ def noise_p_value(base: dict[str, Any], cand: dict[str, Any], key: str,
     whole = whole_run_p_value(a, b, stat, n_a, n_b)
     per_interval = intervals_p_value(base, cand, key, stat)
     if stat in TAIL_STATS and whole is not None:
-        tests = [whole] + ([] if per_interval is None else [per_interval])
+        tests = [whole, per_interval]
     else:
-        tests = [p for p in (per_interval if per_interval is not None else whole,)
-                 if p is not None]
-    apart = separation_p_value(a, b, n_a, n_b)
-    tests += [] if apart is None else [apart]
-    return min(1.0, len(tests) * min(tests)) if tests else None
+        tests = [per_interval if per_interval is not None else whole]
+    tests.append(separation_p_value(a, b, n_a, n_b))
+    known = [p for p in tests if p is not None]
+    return min(1.0, len(known) * min(known)) if known else None
 
 
 def separation_p_value(a: dict[str, Any], b: dict[str, Any], n_a: float | None = None,
@@ -324,9 +324,9 @@ def intervals_within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
 
 
 def effective_count(record: dict[str, Any], key: str) -> float | None:
-    """How many independent samples a trend's whole-run percentile is of: its count, or
-    for a metric of several samples per request (PER_REQUEST) its requests' count, the
-    fewest it can be (samples of one request fully correlated)."""
+    """How many independent samples a trend's whole-run percentile is of, for a metric of
+    several samples per request (PER_REQUEST): its requests' count, the fewest it can
+    be (the samples of one request fully correlated). None: its own count."""
     name, _, tags = key.partition("{")
     count = record["totals"].get(key, {}).get("count")
     if name not in PER_REQUEST or not isinstance(count, int | float):
