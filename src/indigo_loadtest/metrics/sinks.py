@@ -269,10 +269,10 @@ def _fold(b: dict[int, int], neg: dict[int, int], values: Any) -> int:
     zeros, scale, tiny = 0, _INV_LOG_GAMMA, _MIN_POSITIVE
     for x in values:
         if x > tiny:
-            i = int(ceil(log(x) * scale))
+            i = int(ceil(log(x) * scale))  # noqa: RUF046 (compiled: a C double)
             b[i] = b.get(i, 0) + 1
         elif x < -tiny:
-            i = int(ceil(log(-x) * scale))
+            i = int(ceil(log(-x) * scale))  # noqa: RUF046
             neg[i] = neg.get(i, 0) + 1
         else:
             zeros += 1
