@@ -16,7 +16,8 @@ import os
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-HOT_MODULES = ("http/sse", "http/transport", "http/response", "llm/stream_metrics")
+HOT_MODULES = ("http/sse", "http/transport", "http/response", "llm/stream_metrics",
+               "metrics/sinks")
 
 
 def extensions() -> list:

@@ -21,6 +21,7 @@ HOT_MODULES = (
     "indigo_loadtest.http.transport",
     "indigo_loadtest.http.response",
     "indigo_loadtest.llm.stream_metrics",
+    "indigo_loadtest.metrics.sinks",  # the trends' sketches, fed per stream and request
 )
 PURE_ENV = "INDIGO_PURE_PYTHON"
 

@@ -11,3 +11,13 @@ compiled = False
 
 def locals(**_types: Any) -> Callable[[Any], Any]:  # (Cython's name)
     return lambda func: func
+
+
+def cfunc(func: Callable[..., Any]) -> Callable[..., Any]:  # a C function when compiled
+    return func
+
+
+# C types named in `locals`: the Python types they hold.
+double = float
+long = int
+Py_ssize_t = int

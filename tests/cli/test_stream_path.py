@@ -1,4 +1,4 @@
-"""The stream path (http/sse, http/transport, http/response, llm/stream_metrics) runs
+"""The stream path (http/sse, http/transport, http/response, llm/stream_metrics, metrics/sinks) runs
 compiled where setup.py built it, as Python otherwise or with INDIGO_PURE_PYTHON=1, and
 `--version` and the run header say which (the installed wheel: tests/install)."""
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from cli_helpers import clean_env, run_cli, write_scenario
 
 HOT = ("indigo_loadtest.http.sse", "indigo_loadtest.http.transport",
-       "indigo_loadtest.http.response", "indigo_loadtest.llm.stream_metrics")
+       "indigo_loadtest.http.response", "indigo_loadtest.llm.stream_metrics",
+       "indigo_loadtest.metrics.sinks")
 PROBE = """
 import importlib, json
 import indigo_loadtest

@@ -77,7 +77,7 @@ def test_installed_wheel_lists_and_passes_the_builtins(installed: Path, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "scenarios"]
 
 
-HOT = ("http/sse", "http/transport", "http/response", "llm/stream_metrics")
+HOT = ("http/sse", "http/transport", "http/response", "llm/stream_metrics", "metrics/sinks")
 PROBE = """
 import importlib
 from indigo_loadtest._compiled import HOT_MODULES, is_compiled

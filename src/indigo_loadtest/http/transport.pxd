@@ -18,4 +18,7 @@ cdef class SinkBatch:
     cdef public object loop
     cdef public list due
 
+cdef class PieceSink:
+    cpdef take(self, data, t)
+
 cpdef drain_sink(Exchange ex)

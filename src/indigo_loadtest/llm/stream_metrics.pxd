@@ -3,6 +3,9 @@
 # type: its fields are read and set as C struct members on the per-event path.
 cimport cython
 
+from indigo_loadtest.http.sse cimport SSEParser
+from indigo_loadtest.http.transport cimport PieceSink
+
 cdef class StreamMeter:
     cdef public object request_start, headers_at, token_times, completed, error_message
     cdef public object _parts, _tool_ids, _usage, _errors
@@ -13,3 +16,10 @@ cdef class StreamMeter:
     cpdef feed_data(self, data, t)
     cpdef _judge(self, event, obj, t)
     cpdef _chat_chunk(self, dict obj, t)  # orjson's objects: always exactly dict
+
+cdef class EventSink(PieceSink):
+    cdef public object resp
+    cdef public SSEParser parser
+    cdef public StreamMeter meter
+
+    cpdef take(self, data, t)

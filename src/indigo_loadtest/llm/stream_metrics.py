@@ -22,8 +22,14 @@ from typing import Any, Protocol
 
 import orjson
 
+try:
+    import cython
+except ImportError:  # no Cython: the module runs as Python (as it does uncompiled)
+    from .. import _cython_shim as cython
+
 from ..http.limits import ERR_DECOMPRESSION, LIMIT_ERROR_CODES
 from ..http.sse import SSELimitError, SSEParser
+from ..http.transport import PieceSink
 from ..metrics.registry import Registry, active_registry, current_tags
 
 # Metric names (kept from the original dashboard: ttfb, receiving, total, queue,
@@ -480,26 +486,40 @@ async def _read_events(resp: Any, iter_chunks: Any, meter: StreamMeter) -> None:
         _over_limit(resp, exc, feed)
 
 
+class EventSink(PieceSink):
+    """A consumed stream's pieces, parsed into events and metered as they are handed
+    over. A PieceSink: in the compiled build, the transport's call per piece and this
+    one's calls of the parser and the meter are C calls."""
+
+    __slots__ = ("meter", "parser", "resp")
+
+    def __init__(self, resp: Any, parser: SSEParser, meter: StreamMeter) -> None:
+        self.resp = resp
+        self.parser = parser
+        self.meter = meter
+
+    @cython.locals(parser=SSEParser, meter=StreamMeter)
+    def take(self, data: bytes, t: float) -> None:
+        parser, meter = self.parser, self.meter
+        try:
+            one = parser.single_data(data)  # the usual read: one token event, no object
+            if one is not None:
+                meter.feed_data(one, t)
+                return
+            for event, text, _id, at in parser.feed(data, t):
+                meter.feed(event, text, at)
+        except SSELimitError as exc:
+            _over_limit(self.resp, exc, meter.feed)
+
+
 async def _consume_events(resp: Any, consume: Any, parser: SSEParser,
                           meter: StreamMeter) -> None:
     """The HTTP client's fast path (`StreamResponse.consume`): the events of each loop
     pass's reads are parsed and metered by one plain callback after all of that pass's
     reads are stamped, so one event per read, the usual LLM stream, costs no task
     wake-up, no future and no async-generator step."""
-    feed, feed_data, parse, single = meter.feed, meter.feed_data, parser.feed, parser.single_data
-
-    def sink(data: bytes, t: float) -> None:
-        try:
-            one = single(data)  # the usual read: one token event, no event object built
-            if one is not None:
-                feed_data(one, t)
-                return
-            for event, text, _id, at in parse(data, t):
-                feed(event, text, at)
-        except SSELimitError as exc:
-            _over_limit(resp, exc, feed)
-
-    await consume(sink)
+    await consume(EventSink(resp, parser, meter))
+    feed = meter.feed
     try:
         for ev in parser.end(_stream_end(resp)):
             feed(ev.event, ev.data, ev.t)

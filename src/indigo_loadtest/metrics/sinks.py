@@ -13,6 +13,16 @@ import math
 from time import time_ns
 from typing import Any
 
+try:
+    import cython
+except ImportError:  # no Cython: the module runs as Python (as it does uncompiled)
+    from .. import _cython_shim as cython
+
+if cython.compiled:  # a trend's sample costs a C log, not a Python call (setup.py)
+    from cython.cimports.libc.math import ceil, log
+else:
+    from math import ceil, log
+
 # Relative accuracy of trend percentiles.
 TREND_ALPHA = 0.001
 _GAMMA = (1 + TREND_ALPHA) / (1 - TREND_ALPHA)
@@ -164,16 +174,7 @@ class TrendSink:
             self.min = v
         if v > self.max:
             self.max = v
-        if v > _MIN_POSITIVE:
-            i = math.ceil(math.log(v) * _INV_LOG_GAMMA)
-            b = self.buckets
-            b[i] = b.get(i, 0) + 1
-        elif v < -_MIN_POSITIVE:
-            i = math.ceil(math.log(-v) * _INV_LOG_GAMMA)
-            b = self.neg_buckets
-            b[i] = b.get(i, 0) + 1
-        else:
-            self.zeros += 1
+        self.zeros += _fold(self.buckets, self.neg_buckets, (v,))
 
     def add_many(self, values: list[float]) -> None:
         """add() of each value, folded in one pass: one stream's inter-token gaps cost
@@ -187,16 +188,7 @@ class TrendSink:
             self.min = lo
         if hi > self.max:
             self.max = hi
-        log, ceil, scale, b = math.log, math.ceil, _INV_LOG_GAMMA, self.buckets
-        for v in values:
-            if v > _MIN_POSITIVE:
-                i = ceil(log(v) * scale)
-                b[i] = b.get(i, 0) + 1
-            elif v < -_MIN_POSITIVE:
-                i = ceil(log(-v) * scale)
-                self.neg_buckets[i] = self.neg_buckets.get(i, 0) + 1
-            else:
-                self.zeros += 1
+        self.zeros += _fold(self.buckets, self.neg_buckets, values)
 
     @property
     def avg(self) -> float:
@@ -266,6 +258,25 @@ class TrendSink:
         self.zeros = s["zeros"]
         self.buckets = {int(i): c for i, c in s["buckets"]}
         self.neg_buckets = {int(i): c for i, c in s["neg_buckets"]}
+
+
+@cython.cfunc
+@cython.locals(b=dict, neg=dict, x=cython.double, i=cython.long, zeros=cython.Py_ssize_t,
+               scale=cython.double, tiny=cython.double)
+def _fold(b: dict[int, int], neg: dict[int, int], values: Any) -> int:
+    """Count each value in its sketch bucket: `b` for the positive ones, `neg` for the
+    negative ones (by magnitude); returns how many were zero."""
+    zeros, scale, tiny = 0, _INV_LOG_GAMMA, _MIN_POSITIVE
+    for x in values:
+        if x > tiny:
+            i = int(ceil(log(x) * scale))  # noqa: RUF046 (compiled: a C double)
+            b[i] = b.get(i, 0) + 1
+        elif x < -tiny:
+            i = int(ceil(log(-x) * scale))  # noqa: RUF046
+            neg[i] = neg.get(i, 0) + 1
+        else:
+            zeros += 1
+    return zeros
 
 
 def _bucket_value(i: int) -> float:
