@@ -11,7 +11,14 @@ import orjson
 from .decode import decode_body, incremental_decoder
 from .redact import mask_headers, mask_url
 from .sse import SSEEvent, SSELimitError, SSEParser
-from .transport import PIECE_COST, STREAM_LOW_WATER, drain_sink, sink_batch
+from .transport import (
+    PIECE_COST,
+    STREAM_LOW_WATER,
+    PieceSink,
+    drain_sink,
+    piece_sink,
+    sink_batch,
+)
 
 if TYPE_CHECKING:
     from .transport import Exchange
@@ -283,9 +290,10 @@ class StreamResponse(_BaseResponse):
             if ex.complete:
                 self._settle()
 
-    async def consume(self, sink: Callable[[bytes, float], None]) -> None:
+    async def consume(self, sink: Callable[[bytes, float], None] | PieceSink) -> None:
         """Hand every body piece (decoded, for gzip and deflate) and the perf_counter of
-        its arrival to `sink`, then return at the end of the body.
+        its arrival to `sink` (a function `sink(data, t)`, or a PieceSink: its `take`),
+        then return at the end of the body.
 
         Pieces that came before the call are handed over at once; later ones once per
         event-loop pass, after every read of that pass has been stamped, by a plain
@@ -298,7 +306,7 @@ class StreamResponse(_BaseResponse):
         self._reading = True  # measured when this returns (see iter_chunks)
         try:
             loop = asyncio.get_running_loop()
-            ex.sink, ex.sink_batch = sink, sink_batch(loop)
+            ex.sink, ex.sink_batch = piece_sink(sink), sink_batch(loop)
             drain_sink(ex)  # what came before this call
             while not ex.complete:
                 w = ex.waiter = loop.create_future()

@@ -21,4 +21,9 @@ cdef class SinkBatch:
 cdef class PieceSink:
     cpdef take(self, data, t)
 
+cdef class CallableSink(PieceSink):
+    cdef public object func
+
+    cpdef take(self, data, t)
+
 cpdef drain_sink(Exchange ex)

@@ -120,10 +120,10 @@ class Exchange:
         self.framed = False  # Content-Length or Transfer-Encoding seen
         self.user_closed = False
         self.waiter: asyncio.Future | None = None
-        # A streamed body's consumer (StreamResponse.consume): called with the queued
-        # (piece, arrival time) pairs once per loop pass, after every read of that pass
-        # is stamped; None: a reader task is woken per piece instead.
-        self.sink: Any = None
+        # A streamed body's consumer (StreamResponse.consume), a PieceSink: handed the
+        # queued (piece, arrival time) pairs once per loop pass, after every read of that
+        # pass is stamped; None: a reader task is woken per piece instead.
+        self.sink: PieceSink | None = None
         self.sink_batch: SinkBatch | None = None
         self.sink_due = False  # queued in sink_batch for this loop pass
         self.sink_error: BaseException | None = None
@@ -488,20 +488,34 @@ def sink_batch(loop: asyncio.AbstractEventLoop) -> SinkBatch:
 
 
 class PieceSink:
-    """A consumer of a streamed body's pieces (`StreamResponse.consume`) whose `take` is
-    called directly: in the compiled build, a C call per piece rather than a Python
-    call of a function (the LLM meter's sink is one: llm/stream_metrics.EventSink)."""
+    """The consumer of a streamed body's pieces (`StreamResponse.consume`): `take` is
+    called with each piece and its arrival time, a C call per piece in the compiled
+    build (the LLM meter's sink is one: llm/stream_metrics.EventSink)."""
 
     __slots__ = ()
 
     def take(self, data: bytes, t: float) -> None:
         raise NotImplementedError
 
-    def __call__(self, data: bytes, t: float) -> None:
-        self.take(data, t)
+
+class CallableSink(PieceSink):
+    """A plain function `sink(data, t)` given to `consume`, as a PieceSink."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+
+    def take(self, data: bytes, t: float) -> None:
+        self.func(data, t)
 
 
-@cython.locals(ex=Exchange, piece_sink=PieceSink)
+def piece_sink(sink: Any) -> PieceSink:
+    """`sink` as the transport calls it: a PieceSink as it is, a function wrapped."""
+    return sink if isinstance(sink, PieceSink) else CallableSink(sink)
+
+
+@cython.locals(ex=Exchange, sink=PieceSink)
 def drain_sink(ex: Exchange) -> None:
     """Hand the queued pieces of a consumed stream to its sink. A sink that raises fails
     its request (the error is raised again to the consumer)."""
@@ -511,17 +525,10 @@ def drain_sink(ex: Exchange) -> None:
         return
     chunks, times = ex.chunks, ex.times
     try:
-        if isinstance(sink, PieceSink):
-            piece_sink = sink
-            while chunks:
-                data = chunks.popleft()
-                ex.buffered -= len(data) + PIECE_COST
-                piece_sink.take(data, times.popleft())
-        else:
-            while chunks:
-                data = chunks.popleft()
-                ex.buffered -= len(data) + PIECE_COST
-                sink(data, times.popleft())
+        while chunks:
+            data = chunks.popleft()
+            ex.buffered -= len(data) + PIECE_COST
+            sink.take(data, times.popleft())
     except Exception as exc:  # the consumer's fault, not the server's
         ex.sink_error = exc
         ex.drop_pieces()
