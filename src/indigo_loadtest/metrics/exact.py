@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .registry import Metric, Registry
-from .sinks import TrendSink
+from .sinks import TrendSink, interpolated
 
 EXACT_CAP = 1_000_000  # values per metric per registry (a benchmark point): 8 MB
 UNBOUNDED = 1 << 62  # a sink read from a state only carries values: no budget of its own
@@ -136,12 +136,6 @@ def exact_values(metric: Metric, flt: Mapping[str, str] | None = None
 
 def percentile(ordered: Sequence[float], p: float) -> float:
     """numpy.percentile(values, p) (its default, linear) of values sorted ascending."""
-    n = len(ordered)
-    if n == 0:
+    if not ordered:
         raise ValueError("no values")
-    rank = p / 100.0 * (n - 1)
-    lo = int(rank)
-    frac = rank - lo
-    if frac == 0.0 or lo + 1 >= n:
-        return ordered[lo]
-    return ordered[lo] + (ordered[lo + 1] - ordered[lo]) * frac
+    return interpolated(len(ordered), p, ordered.__getitem__)

@@ -10,6 +10,7 @@ exactly (bucket counts add).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from time import time_ns
 from typing import Any
 
@@ -207,14 +208,7 @@ class TrendSink:
             return self.min
         if p >= 100:
             return self.max
-        # Linear interpolation between the two closest ranks, as k6 does.
-        rank = p / 100.0 * (n - 1)
-        lo = int(rank)
-        frac = rank - lo
-        v_lo = self._value_at(lo)
-        if frac == 0.0 or lo + 1 >= n:
-            return v_lo
-        return v_lo + (self._value_at(lo + 1) - v_lo) * frac
+        return interpolated(n, p, self._value_at)
 
     def _value_at(self, index: int) -> float:
         """Approximate value of the sample at 0-based sorted position `index`."""
@@ -258,6 +252,19 @@ class TrendSink:
         self.zeros = s["zeros"]
         self.buckets = {int(i): c for i, c in s["buckets"]}
         self.neg_buckets = {int(i): c for i, c in s["neg_buckets"]}
+
+
+def interpolated(n: int, p: float, value_at: Callable[[int], float]) -> float:
+    """The p-th percentile (0..100) of `n` sorted values, each read by `value_at(index)`:
+    linear between the two closest ranks (rank = p/100 * (n - 1)), as k6 and
+    numpy.percentile's default do."""
+    rank = p / 100.0 * (n - 1)
+    lo = int(rank)
+    frac = rank - lo
+    v_lo = value_at(lo)
+    if frac == 0.0 or lo + 1 >= n:
+        return v_lo
+    return v_lo + (value_at(lo + 1) - v_lo) * frac
 
 
 @cython.cfunc

@@ -215,7 +215,11 @@ def within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
     """Whether the change of `stat` alone is within run-to-run noise (None: cannot
     tell): its p-value (`noise_p_value`) is not below FAMILY_ALPHA. `compare_rows`
     judges each row as one of many (`judge_rows`)."""
-    p = noise_p_value(base, cand, key, stat)
+    return _alone(noise_p_value(base, cand, key, stat))
+
+
+def _alone(p: float | None) -> bool | None:
+    """A p-value's verdict for a row judged alone: within noise unless below FAMILY_ALPHA."""
     return None if p is None else p > FAMILY_ALPHA
 
 
@@ -310,17 +314,10 @@ def whole_run_p_value(a: dict[str, Any], b: dict[str, Any], stat: str,
     return math.erfc(abs(vb - va) / se / math.sqrt(2))
 
 
-def whole_run_within_noise(a: dict[str, Any], b: dict[str, Any], stat: str) -> bool | None:
-    """`whole_run_p_value` for one row alone."""
-    p = whole_run_p_value(a, b, stat)
-    return None if p is None else p > FAMILY_ALPHA
-
-
 def intervals_within_noise(base: dict[str, Any], cand: dict[str, Any], key: str,
                            stat: str) -> bool | None:
     """`intervals_p_value` for one row alone."""
-    p = intervals_p_value(base, cand, key, stat)
-    return None if p is None else p > FAMILY_ALPHA
+    return _alone(intervals_p_value(base, cand, key, stat))
 
 
 def effective_count(record: dict[str, Any], key: str) -> float | None:
