@@ -21,6 +21,7 @@ from indigo_loadtest.llm.stream_metrics import (
 )
 from indigo_loadtest.metrics import Registry
 
+LATE_MS = 25.0
 CHAT = {"model": "jan-v1-4b", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -63,14 +64,19 @@ def test_measured_ttft_and_itl_agree_with_the_simulator(simulator_url: str) -> N
     for res in results:
         assert res.ok, res.errors
         assert res.output_tokens == tokens
-        # One request at a time on loopback: the client sees the server's schedule
-        # within a few milliseconds.
-        assert res.ttft_ms == pytest.approx(ttft_ms, abs=5)
+        # One request at a time on loopback: the client sees the server's schedule, never
+        # early, and late by what a busy machine delays the server's timer or the
+        # client's read (LATE_MS; on an idle core it is well under a millisecond, the
+        # figures of bench/bench_ttft_stamps.py). The server's deadlines are absolute, so
+        # the gaps' mean is the interval within that lateness spread over the stream.
+        assert ttft_ms - 1 <= res.ttft_ms <= ttft_ms + LATE_MS, res
         assert len(res.itl_ms) == tokens - 1
-        assert statistics.median(res.itl_ms) == pytest.approx(interval_ms, abs=2)
-        assert res.tpot_ms == pytest.approx(interval_ms, abs=2)
+        assert statistics.mean(res.itl_ms) == pytest.approx(interval_ms,
+                                                            abs=LATE_MS / (tokens - 1))
+        assert res.tpot_ms == pytest.approx(interval_ms, abs=LATE_MS / (tokens - 1))
         expected_total_s = (ttft_ms + (tokens - 1) * interval_ms) / 1000
-        assert res.tokens_per_sec == pytest.approx(tokens / expected_total_s, rel=0.05)
+        assert res.tokens_per_sec == pytest.approx(tokens / expected_total_s,
+                                                   rel=LATE_MS / 1000 / expected_total_s)
     ttft = reg.get("llm_ttft_ms").aggregate()
     assert ttft.count == 3
     assert reg.get("llm_itl_ms").aggregate().count == 3 * (tokens - 1)
