@@ -51,41 +51,20 @@ fi
 fi  # set-up
 .venv/bin/python -m ruff check src tests scenarios bench
 
-# Pass 1: the whole suite on the default event loop (uvloop where installed).
-env -u INDIGO_EVENT_LOOP -u INDIGO_PURE_PYTHON .venv/bin/python -m pytest -q "$@" && first=0 || first=$?
+# Pass 1: the whole suite on the default event loop (uvloop where installed). Each pass
+# ends with its 20 slowest tests.
+env -u INDIGO_EVENT_LOOP -u INDIGO_PURE_PYTHON .venv/bin/python -m pytest -q --durations=20 "$@" \
+  && first=0 || first=$?
 
-# Pass 2: the tests whose outcome depends on the event loop, again on the standard
-# library's loop (INDIGO_EVENT_LOOP=asyncio: what Windows always runs, docs/platforms.md):
-# those that start the CLI, its workers or the simulator, or run the HTTP client
-# (tests/http/http_servers.run follows the variable); and with the stream path's .py files
-# (INDIGO_PURE_PYTHON=1: what an install without a C compiler runs), where pass 1 ran
-# them compiled (setup.py; tests/cli/test_stream_path.py). Left out, as the loop changes
-# nothing there or they would cost minutes for paths already covered here:
-#   tests/metrics, scenario, outputs, report, install: in-process logic, no loop of the tool's;
-#   tests/engine but test_workers.py: on the standard loop in pass 1 already (engine_helpers);
-#   test_platform_fallbacks.py, engine/test_event_loop.py: choose their loop themselves;
-#   test_ci_workflow.py: a static lint of the workflow;
-#   test_report.py, test_sweep_report.py: page rendering in Chromium;
-#   test_bench.py, test_readme_examples.py: minutes of runs through the same engine and
-#     client as the rest of tests/cli (bench profiles and README commands, not I/O);
-#   simulator/test_swagger_conformance.py: handler schemas, not I/O.
-ASYNCIO_PATHS=(tests/cli tests/simulator tests/scenarios tests/hostile tests/http tests/llm
-               tests/secrets tests/monitoring tests/engine/test_workers.py)
-ASYNCIO_SKIP=(tests/cli/test_platform_fallbacks.py tests/cli/test_ci_workflow.py
-              tests/cli/test_report.py tests/cli/test_sweep_report.py tests/cli/test_bench.py
-              tests/cli/test_readme_examples.py tests/simulator/test_swagger_conformance.py
-              tests/engine/test_event_loop.py)
-selection=("${ASYNCIO_PATHS[@]}")
-for arg in "$@"; do
-  if [[ $arg != -* && -e ${arg%%::*} ]]; then selection=(); break; fi  # the caller's paths
-done
-# test_a_light_run_does_not_warn: the standard loop's timers still run up to ~1.3 ms late
-#   on a loaded machine, past the 1 ms resolution allowed for them (a CI run failed on it).
-ASYNCIO_DESELECT=(tests/cli/test_generator_health.py::test_a_light_run_does_not_warn)
+# Pass 2: the tests marked `loop` (their outcome depends on the event loop or the stream
+# path: the HTTP client and stream meter, hostile servers, the simulator's own I/O, the
+# CLI's signals, workers and start-up), again on the standard library's loop
+# (INDIGO_EVENT_LOOP=asyncio: what Windows always runs, docs/platforms.md) with the stream
+# path's .py files (INDIGO_PURE_PYTHON=1: what an install without a C compiler runs),
+# where pass 1 ran them compiled. tests/README.md says which tests carry the mark.
 INDIGO_EVENT_LOOP=asyncio INDIGO_PURE_PYTHON=1 \
-  .venv/bin/python -m pytest -q "${ASYNCIO_SKIP[@]/#/--ignore=}" \
-  "${ASYNCIO_DESELECT[@]/#/--deselect=}" ${selection[@]+"${selection[@]}"} "$@" \
-  && second=0 || second=$?  # (the empty-array form is for macOS's bash 3.2 under set -u)
+  .venv/bin/python -m pytest -q --durations=20 -m loop "$@" \
+  && second=0 || second=$?
 [ "$second" = 5 ] && second=0  # 5: the caller's selection has no test for this pass
 
 [ "$first" = 0 ] || echo "run-tests.sh: pass 1 (default event loop) failed" >&2

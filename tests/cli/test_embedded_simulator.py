@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import clean_env, run_cli, write_scenario
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 GUEST = '''"""Logs in as a guest on the target."""
 from indigo_loadtest import check, env

@@ -7,9 +7,12 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
 from cli_helpers import clean_env, run_cli, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
 
 
 def closed_port() -> int:

@@ -12,6 +12,9 @@ from cli_helpers import clean_env, run_cli, write_scenario
 
 from indigo_loadtest.engine.gc_tuning import FULL_COLLECTION_EVERY
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 SCENARIO = '''"""Notes the frozen objects and whether a cycle made now is still collected."""
 import gc
 import json

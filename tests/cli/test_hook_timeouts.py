@@ -10,6 +10,9 @@ from cli_helpers import clean_env, run_cli, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 SCENARIO = '''"""A hook that sleeps past its timeout."""
 from indigo_loadtest import check, sleep
 

@@ -8,9 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from cli_helpers import LocalServer, clean_env, cli_argv, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 LOOPING = '''"""Loops until stopped."""
 from indigo_loadtest import env, sleep

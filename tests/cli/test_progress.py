@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pytest
+
 from indigo_loadtest.progress import ProgressLine, Snapshot, format_elapsed
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
 
 
 class FakeTty(io.StringIO):

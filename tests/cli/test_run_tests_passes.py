@@ -15,11 +15,19 @@ from cli_helpers import REPO, clean_env
 PROBE = '''import os
 from pathlib import Path
 
+import pytest
+
+@pytest.mark.loop  # pass 2 runs the tests with this mark
 def test_probe():
     loop = os.environ.get("INDIGO_EVENT_LOOP") or "default"
     with open(Path(__file__).with_name("seen.txt"), "a") as f:
         f.write(loop + ":" + os.environ.get("INDIGO_PURE_PYTHON", "0") + "\\n")
     assert loop != {bad!r}
+
+
+def test_unmarked():  # pass 1 only
+    with open(Path(__file__).with_name("seen.txt"), "a") as f:
+        f.write("unmarked:" + (os.environ.get("INDIGO_EVENT_LOOP") or "default") + "\\n")
 '''
 
 
@@ -41,7 +49,8 @@ def test_run_tests_runs_both_loops_and_fails_if_either_fails(tmp_path: Path, bad
                                                             failed: str | None) -> None:
     res, seen = run_tests(tmp_path, bad)
     # The caller's INDIGO_EVENT_LOOP is not pass 1's; pass 2 runs the .py stream path.
-    assert seen == ["default:0", "asyncio:1"]
+    # The unmarked test runs in pass 1 alone.
+    assert seen == ["default:0", "unmarked:default", "asyncio:1"]
     if failed is None:
         assert res.returncode == 0, res.stderr
         assert "failed" not in res.stderr

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cli_helpers import clean_env, run_cli, write_scenario
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 HOT = ("indigo_loadtest.http.sse", "indigo_loadtest.http.transport",
        "indigo_loadtest.http.response", "indigo_loadtest.llm.stream_metrics",

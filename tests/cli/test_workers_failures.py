@@ -20,6 +20,9 @@ from cli_helpers import LocalServer, clean_env, cli_argv, run_cli, write_scenari
 import indigo_loadtest
 from indigo_loadtest.scenario.errors import ExitCode
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 PACKAGE_DIR = str(Path(indigo_loadtest.__file__).resolve().parent)
 
 # Each worker writes down its pid when it starts iterating; every request carries the

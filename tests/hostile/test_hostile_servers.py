@@ -31,6 +31,9 @@ from hostile_servers import HostileServer
 
 from indigo_loadtest.scenario.errors import ExitCode
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 SCENARIO = Path(__file__).with_name("hostile_scenario.py")
 PLANNED_S = 2.0
 TIMEOUT_S = 1.5

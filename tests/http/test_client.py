@@ -12,6 +12,8 @@ from http_servers import PAYLOAD, free_port, metric_sinks, read_request, run, wi
 from indigo_loadtest.http import Client, ClientConfig
 from indigo_loadtest.metrics import Registry, current_tags, tagset
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 def test_get_records_every_builtin_metric_with_k6_tags(server: Any) -> None:
     reg = Registry()

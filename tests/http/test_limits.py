@@ -23,6 +23,9 @@ from indigo_loadtest.scenario.config import Env
 from indigo_loadtest.scenario.errors import ScenarioError
 from indigo_loadtest.scenario.options import parse_options
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 EVENT = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'
 
 

@@ -18,6 +18,9 @@ from http_servers import free_port, run, with_client
 
 from indigo_loadtest.http import Client
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 NGINX_CONF = """
 daemon off;
 master_process off;

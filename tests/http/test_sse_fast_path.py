@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from indigo_loadtest.http.sse import SSELimitError, SSEParser
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 EVENTS = [b"data: {\"i\": %d}\n\n" % i for i in range(6)]
 OTHER = [b"data: a\ndata: b\n\n", b"event: x\ndata: y\n\n", b": comment\n\n", b"id: 3\n\n",
          b"data: cr\r\n\r\n", b"data: \xc3\xa9t\xc3\xa9\n\n", b"data:no space\n\n"]

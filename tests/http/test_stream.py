@@ -6,12 +6,16 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
 from http_servers import metric_sinks, run, with_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indigo_loadtest.http import Client, SSEParser
 from indigo_loadtest.metrics import Registry
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 SPEC_STREAM = (
     b"\xef\xbb\xbf: a comment first\r\n"

@@ -20,6 +20,9 @@ from indigo_loadtest.http.sse import SSEParser
 from indigo_loadtest.llm.stream_metrics import LLMMetrics, StreamResult, measure_stream
 from indigo_loadtest.metrics import Registry
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 EVENTS = 300
 PARSE_DELAY_S = 0.05
 CHUNK = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'

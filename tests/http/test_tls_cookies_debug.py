@@ -12,8 +12,10 @@ from indigo_loadtest.http import Client, CookieJar, mask_headers, mask_text
 from indigo_loadtest.http.cookie_jar import parse_set_cookie
 from indigo_loadtest.metrics import Registry
 
-
 # --- TLS ---------------------------------------------------------------------------------
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 def test_self_signed_certificate_is_rejected_by_default(tls_server: Any) -> None:
     reg = Registry()
     resp = run(with_client(lambda c: c.get(f"{tls_server.url}/hello"), reg))

@@ -21,6 +21,9 @@ from indigo_loadtest.llm.stream_metrics import (
 )
 from indigo_loadtest.metrics import Registry
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 LATE_MS = 25.0
 CHAT = {"model": "jan-v1-4b", "messages": [{"role": "user", "content": "hi"}]}
 

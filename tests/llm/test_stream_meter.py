@@ -21,6 +21,8 @@ from indigo_loadtest.llm.stream_metrics import (
 )
 from indigo_loadtest.metrics import Registry
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 def chunk(content: str | None = None, **delta: object) -> str:
     d = dict(delta)

@@ -9,8 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from prom_helpers import PrometheusAPI
 from test_run_with_monitoring import cli
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 SCENARIO = '''\
 """Requests Prometheus' health endpoint for a few seconds."""

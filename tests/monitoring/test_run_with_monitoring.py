@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prom_helpers import PrometheusAPI, free_port
+
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
 
 SCENARIO = '''\
 """Requests Prometheus' health endpoint and records an LLM-style trend."""

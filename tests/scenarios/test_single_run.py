@@ -9,6 +9,9 @@ import pytest
 
 from .helpers import run_scenario
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 LOGIN = ["guest login status 200", "guest login has access_token",
          "refresh token status 200", "refresh token has access_token"]
 EXPECTED = {

@@ -15,6 +15,9 @@ from sim_helpers import API_KEY, FAST, bearer
 
 from indigo_loadtest.simulator.process import SimulatorProcess, start_simulator_process
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 AUTH = bearer(API_KEY)
 CHAT = {"model": "jan-v1-4b", "messages": [{"role": "user", "content": "hello"}]}
 

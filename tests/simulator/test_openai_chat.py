@@ -10,6 +10,9 @@ from sim_helpers import FAST
 
 from indigo_loadtest.simulator import textgen
 
+pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
+
+
 SEARCH_TOOL = {
     "type": "function",
     "function": {
