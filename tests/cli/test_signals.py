@@ -21,10 +21,10 @@ from test_interrupt import LOOPING, wait_for_requests
 
 from indigo_loadtest.scenario.errors import ExitCode
 
-# Sends one request, then spins: the event loop never runs again by itself.
 pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
 
 
+# Sends one request, then spins: the event loop never runs again by itself.
 BUSY = '''"""Blocks the event loop."""
 from indigo_loadtest import env
 

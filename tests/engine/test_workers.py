@@ -34,12 +34,12 @@ from indigo_loadtest.scenario import config as config_mod
 from indigo_loadtest.scenario.loader import load_module
 from indigo_loadtest.scenario.options import parse_options
 
-# A scenario that touches every kind of merged figure: the built-in iteration and
-# HTTP metrics, a custom counter, checks, setup data handed to every worker, and a
-# teardown that must run exactly once.
 pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
 
 
+# A scenario that touches every kind of merged figure: the built-in iteration and
+# HTTP metrics, a custom counter, checks, setup data handed to every worker, and a
+# teardown that must run exactly once.
 COUNTING_SCENARIO = '''
 """Counts what it does."""
 from indigo_loadtest import Counter, check, env
