@@ -37,7 +37,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..metrics.registry import Registry, set_active_registry
-from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_shard
+from .workers import (
+    ShardContext,
+    ShardJob,
+    WorkerPool,
+    WorkersResult,
+    prepare_shard,
+    snapshot_times,
+)
 
 # After the last actor is ready, they all start this much later: enough for the start
 # call to reach every actor of a cluster, even across a slow network.
@@ -153,7 +160,7 @@ class ShardActor:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         self.began = time.time()
         ctx.start_at = start_at
-        snapshots = asyncio.ensure_future(self._keep_snapshots(registry))
+        snapshots = asyncio.ensure_future(self._keep_snapshots(registry, start_at))
         try:
             result = await self.shard_fn(ctx)
         finally:
@@ -162,13 +169,14 @@ class ShardActor:
                 await snapshots
         return ("done", result, registry.state(), None, self.began)
 
-    async def _keep_snapshots(self, registry: Registry) -> None:
-        # Made on the shard's loop (the registry is not thread-safe); the driver's poll
-        # takes the latest, with this actor's clock (see RequestRates).
-        await asyncio.sleep(min(self.snapshot_interval, 0.2))
-        while True:
-            self.latest = (registry.state(), time.monotonic())
-            await asyncio.sleep(self.snapshot_interval)
+    async def _keep_snapshots(self, registry: Registry, start_at: float) -> None:
+        # Made on the shard's loop (the registry is not thread-safe), at the instants
+        # every shard takes its own (`snapshot_times`), each with the load-clock instant
+        # it holds the shard's share up to (see RequestRates); the driver's poll takes
+        # the latest.
+        for at in snapshot_times(self.snapshot_interval, start_at):
+            await asyncio.sleep(max(0.0, start_at + at - time.monotonic()))
+            self.latest = (registry.state(), time.monotonic() - start_at)
 
 
 def where_am_i() -> dict[str, Any]:

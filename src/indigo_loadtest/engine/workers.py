@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import os
 import pickle
@@ -34,7 +35,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -188,7 +189,8 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
         conn.send(("done", None, registry.state(), ctx.terminated_by))
         return
     ctx.start_at = start_at
-    snapshots = asyncio.ensure_future(_send_snapshots(conn, registry, snapshot_interval))
+    snapshots = asyncio.ensure_future(
+        _send_snapshots(conn, registry, snapshot_interval, start_at))
     try:
         result = await shard_fn(ctx)
     finally:
@@ -245,14 +247,26 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
         loop.call_soon_threadsafe(ctx._stop, "parent process exited")
 
 
-async def _send_snapshots(conn: Connection, registry: Registry, interval: float) -> None:
-    # The first one soon, so the progress line shows the VUs from the start; each with
-    # this process's clock, so the parent measures each worker's request rate over the
-    # worker's own interval (see RequestRates).
-    await asyncio.sleep(min(interval, FIRST_SNAPSHOT_DELAY))
+async def _send_snapshots(conn: Connection, registry: Registry, interval: float,
+                          start_at: float) -> None:
+    """Each snapshot with the load-clock instant it holds the shard's measurements up to
+    (see `snapshot_times`); the parent measures each worker's request rate between two
+    of them (see RequestRates) and dates the run's live series by them."""
+    for at in snapshot_times(interval, start_at):
+        await asyncio.sleep(max(0.0, start_at + at - time.monotonic()))
+        conn.send(("state", registry.state(), time.monotonic() - start_at))
+
+
+def snapshot_times(interval: float, start_at: float) -> Iterator[float]:
+    """When a shard takes its snapshots, in seconds of the load clock: the first soon, so
+    the progress line shows the VUs from the start, then on the multiples of `interval`,
+    the same instants in every shard, so that the merged live view of the shards is one
+    instant's (the series' points are dated by it: metrics.timeseries)."""
+    at = min(interval, FIRST_SNAPSHOT_DELAY)
     while True:
-        conn.send(("state", registry.state(), time.monotonic()))
-        await asyncio.sleep(interval)
+        yield at
+        now = time.monotonic() - start_at
+        at = (math.floor(max(now, at) / interval + 1e-9) + 1) * interval
 
 
 FIRST_SNAPSHOT_DELAY = 0.2
@@ -318,6 +332,8 @@ class WorkerPool:
         self.registry = registry
         self.snapshot_interval = snapshot_interval
         self._states: list[list[dict[str, Any]] | None] = [None] * workers
+        # Per worker: the load-clock instant its latest snapshot holds its share up to.
+        self._as_of: list[float] = [0.0] * workers
         self._conns: list[Connection] = []
         self._stop_reason: str | None = None
         self._running = 0
@@ -339,6 +355,17 @@ class WorkerPool:
             if st is not None:
                 live.merge_state(st)
         return live
+
+    def load_seconds(self) -> float:
+        """Seconds since the common start on this process's clock (0 before it)."""
+        return max(0.0, time.monotonic() - self._started_at) if self._started_at else 0.0
+
+    def live_as_of(self) -> float | None:
+        """The load-clock instant `live_registry()` holds every running shard's share up
+        to: the oldest of their latest snapshots (shards that ended are there in full);
+        None before any running shard has sent one."""
+        times = [at for at, st in zip(self._as_of, self._states, strict=True) if st is not None]
+        return min(times) if times else None
 
     def totals(self) -> dict[str, float]:
         """Live totals across all workers' latest snapshots or final states (see
@@ -419,7 +446,8 @@ class WorkerPool:
             i, msg = await inbox.get()
             if msg is not None and msg[0] == "state":
                 self._states[i] = msg[1]
-                self.rates.observe(i, msg[1], msg[2] if len(msg) > 2 else time.monotonic())
+                self._as_of[i] = msg[2]
+                self.rates.observe(i, msg[1], msg[2])
                 continue
             self.rates.forget(i)
             if msg is not None and msg[0] == "done":
@@ -681,8 +709,7 @@ class WorkersExecution:
         self._hard = False
         self._hook: Execution | None = None  # the parent's setup/teardown Execution
         self._pool: WorkerPool | None = None
-        self._t0 = 0.0
-        self._t_end = 0.0
+        self._load_elapsed: float | None = None  # the load clock, frozen at the load's end
         self._merged = False
 
     def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
@@ -697,9 +724,18 @@ class WorkersExecution:
 
     @property
     def elapsed(self) -> float:
-        if not self._t0:
-            return 0.0
-        return (self._t_end or time.perf_counter()) - self._t0
+        """The load clock (see `Execution.elapsed`): from the shards' common start, after
+        every one is ready (their start-up is not on it), to the end of the last one's
+        scenarios."""
+        if self._load_elapsed is not None:
+            return self._load_elapsed
+        return self._pool.load_seconds() if self._pool is not None else 0.0
+
+    def live_as_of(self) -> float | None:
+        """See `Execution.live_as_of`: the shards' latest snapshots' instant."""
+        if self._pool is None or self._load_elapsed is not None:
+            return None
+        return self._pool.live_as_of()
 
     def live_registry(self) -> Registry:
         """The run's metrics so far, all workers included (a merged copy). Once the final
@@ -727,7 +763,6 @@ class WorkersExecution:
         )
 
     async def run(self) -> ExecutionResult:
-        self._t0 = time.perf_counter()
         self.stage = "setup"
         setup = await self._hook_run(replace(self.plan, scenarios=[], no_teardown=True))
         outcome = WorkersResult()
@@ -745,6 +780,7 @@ class WorkersExecution:
                     self._pool.stop(self.stop_reason, hard=self._hard)
                 outcome = await self._pool.run()
         finally:  # teardown(data) runs however the scenarios ended, as in one process
+            self._load_elapsed = self._load_end(outcome)
             try:
                 if setup.setup_error is None:
                     self.stage = "teardown"
@@ -755,9 +791,17 @@ class WorkersExecution:
             finally:  # also when cancelled: the summary keeps what was measured
                 self._merge_final_states()
         self.stage = "done"
-        self._t_end = time.perf_counter()
         self._warn_held_loop(outcome)
         return self._combine(setup, outcome, teardown_error)
+
+    def _load_end(self, outcome: WorkersResult) -> float:
+        """The load clock at the end of the last shard's scenarios, as that shard measured
+        it from the common start (no pipe, poll or clock skew in it); the main process's
+        own reading when no shard sent its result (all died, or the run was cancelled)."""
+        shards = [r.elapsed for r in outcome.results if isinstance(r, ExecutionResult)]
+        if shards:
+            return max(shards)
+        return self._pool.load_seconds() if self._pool is not None else 0.0
 
     def _warn_held_loop(self, outcome: WorkersResult) -> None:
         """One line for the run, however many shards broke CPU-bound code at the end

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import time
 import traceback
 
 from ..progress import ProgressLine
@@ -33,13 +32,15 @@ from .summary import finish
 ABORT_CHECK_INTERVAL = 2.0
 
 
-async def _watch_thresholds(prepared: Prepared, engine: Engine,
-                            started: float, outcome: Outcome) -> None:
-    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs."""
+async def _watch_thresholds(prepared: Prepared, engine: Engine, outcome: Outcome) -> None:
+    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs, on
+    the load clock (its rates, delayAbortEval), from the scenarios' start."""
     while True:
         await asyncio.sleep(ABORT_CHECK_INTERVAL)
-        crossed = prepared.thresholds.should_abort(engine.live_registry(),
-                                                   time.monotonic() - started)
+        elapsed = engine.execution.elapsed
+        if elapsed <= 0:  # not started (workers starting, setup()): no rate to judge yet
+            continue
+        crossed = prepared.thresholds.should_abort(engine.live_registry(), elapsed)
         if crossed is not None:
             outcome.aborted_by = crossed
             engine.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
@@ -51,7 +52,6 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     settings = prepared.settings
     outcome = Outcome(exit_code=ExitCode.OK)
     engine = Engine(prepared, console)
-    started = time.monotonic()
     follow_live_metrics(prepared.outputs, engine)
     tell_output_failures(prepared.outputs, console)
     await _start_outputs(prepared, console)
@@ -59,11 +59,11 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
     interrupts = Interrupts(console, engine, run_task)
-    interrupts.last_resort = lambda: _last_resort(prepared, console, outcome, started)
+    interrupts.last_resort = lambda: _last_resort(prepared, console, outcome, engine)
     helpers = []
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
-            _watch_thresholds(prepared, engine, started, outcome)))
+            _watch_thresholds(prepared, engine, outcome)))
     helpers += [asyncio.ensure_future(watch(engine)) for watch in prepared.watchers]
     if not settings.quiet:
         progress = ProgressLine(engine.snapshot, console.err,
@@ -94,7 +94,8 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
             interrupts.finish()
             await _stop_outputs(prepared.outputs, console, interrupts)
         report_output_failures(prepared.outputs, outcome)
-        elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+        # The load clock, also for a run cut short (setup() failed: 0, no load ran).
+        elapsed = result.elapsed if result is not None else engine.execution.elapsed
         outcome.elapsed = elapsed
         outcome.interrupted = interrupts.count > 0
         setup_error = getattr(result, "setup_error", None)
@@ -110,7 +111,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
 
 
 def _last_resort(prepared: Prepared, console: Console, outcome: Outcome,
-                 started: float) -> None:
+                 engine: Engine) -> None:
     """Scenario code that swallowed the break still blocks the loop after a third signal:
     write what can be written without the loop (files, summary, export), then exit."""
     console.note("the scenario code does not stop: writing the results, then exiting")
@@ -122,7 +123,7 @@ def _last_resort(prepared: Prepared, console: Console, outcome: Outcome,
     report_output_failures(prepared.outputs, outcome)
     outcome.interrupted = True
     with contextlib.suppress(Exception):
-        finish(prepared, console, outcome, time.monotonic() - started, None)
+        finish(prepared, console, outcome, engine.execution.elapsed, None)
     prepared.close()
     with contextlib.suppress(Exception):
         sys.stdout.flush()
