@@ -37,14 +37,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..metrics.registry import Registry, set_active_registry
-from .workers import (
-    ShardContext,
-    ShardJob,
-    WorkerPool,
-    WorkersResult,
-    prepare_shard,
-    snapshot_times,
-)
+from .snapshots import snapshot_times
+from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_shard
 
 # After the last actor is ready, they all start this much later: enough for the start
 # call to reach every actor of a cluster, even across a slow network.

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import multiprocessing
 import os
 import pickle
@@ -35,7 +34,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -49,6 +48,7 @@ from .errors import ErrorReporter
 from .execution import Execution, ExecutionResult, Progress, held_loop_warning
 from .plan import TestPlan
 from .segment import ExecutionTuple
+from .snapshots import RequestRates, send_snapshots, state_totals
 from .unblock import LoopWatch, Unblocker
 from .vu import ClientFactory
 
@@ -190,7 +190,7 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
         return
     ctx.start_at = start_at
     snapshots = asyncio.ensure_future(
-        _send_snapshots(conn, registry, snapshot_interval, start_at))
+        send_snapshots(conn, registry, snapshot_interval, start_at))
     try:
         result = await shard_fn(ctx)
     finally:
@@ -245,58 +245,6 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(resolve, None)
         loop.call_soon_threadsafe(ctx._stop, "parent process exited")
-
-
-async def _send_snapshots(conn: Connection, registry: Registry, interval: float,
-                          start_at: float) -> None:
-    """Each snapshot with the load-clock instant it holds the shard's measurements up to
-    (see `snapshot_times`); the parent measures each worker's request rate between two
-    of them (see RequestRates) and dates the run's live series by them."""
-    for at in snapshot_times(interval, start_at):
-        await asyncio.sleep(max(0.0, start_at + at - time.monotonic()))
-        conn.send(("state", registry.state(), time.monotonic() - start_at))
-
-
-def snapshot_times(interval: float, start_at: float) -> Iterator[float]:
-    """When a shard takes its snapshots, in seconds of the load clock: the first soon, so
-    the progress line shows the VUs from the start, then on the multiples of `interval`,
-    the same instants in every shard, so that the merged live view of the shards is one
-    instant's (the series' points are dated by it: metrics.timeseries)."""
-    at = min(interval, FIRST_SNAPSHOT_DELAY)
-    while True:
-        yield at
-        now = time.monotonic() - start_at
-        at = (math.floor(max(now, at) / interval + 1e-9) + 1) * interval
-
-
-FIRST_SNAPSHOT_DELAY = 0.2
-
-
-class RequestRates:
-    """The live request rate of a `--workers` run: each worker's own rate between its
-    last two snapshots, summed. Workers send at different moments; a rate taken from the
-    merged total between two progress lines would count a worker's second of requests
-    in one line and none in the next."""
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
-        self._rates: dict[int, float] = {}
-
-    def observe(self, worker: int, state: list[dict[str, Any]], at: float) -> None:
-        reqs = _totals(state).get("http_reqs", 0.0)
-        last = self._last.get(worker)
-        if last is not None and at > last[0]:
-            self._rates[worker] = (reqs - last[1]) / (at - last[0])
-        self._last[worker] = (at, reqs)
-
-    def forget(self, worker: int) -> None:
-        """A worker that ended sends no more requests."""
-        self._last.pop(worker, None)
-        self._rates.pop(worker, None)
-
-    def total(self) -> float | None:
-        """Requests per second across the workers; None before any has two snapshots."""
-        return sum(self._rates.values()) if self._rates else None
 
 
 # --- the parent --------------------------------------------------------------------------
@@ -372,7 +320,7 @@ class WorkerPool:
         `_totals`): the progress line keeps counting a worker that has ended."""
         totals: dict[str, float] = {}
         for st in [*self._states, *self.final_states]:
-            for name, value in _totals(st or []).items():
+            for name, value in state_totals(st or []).items():
                 totals[name] = totals.get(name, 0.0) + value
         return totals
 
@@ -592,15 +540,6 @@ def _retired(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      if st["count"] else (items, st) for items, st in md["sinks"]]
             md = {**md, "sinks": sinks}
         out.append(md)
-    return out
-
-
-def _totals(state: list[dict[str, Any]]) -> dict[str, float]:
-    """Per metric: counters summed, gauges' last values summed, over tag sets."""
-    out: dict[str, float] = {}
-    for md in state:
-        if md["type"] in ("counter", "gauge"):
-            out[md["name"]] = sum(s["value"] for _, s in md["sinks"] if s.get("count", 1))
     return out
 
 
