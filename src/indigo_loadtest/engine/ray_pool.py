@@ -50,6 +50,8 @@ READY_TIMEOUT = 120.0
 # it dead only after its health checks fail, about a minute later. A live actor answers
 # within milliseconds: the calls are served by Ray's loop, beside the shard's own.
 NO_ANSWER_LIMIT = 10.0
+# How long after the actors' common snapshot instants (`snapshot_times`) the driver polls.
+POLL_DELAY = 0.1
 
 
 @dataclass
@@ -288,8 +290,12 @@ class RayPool(WorkerPool):
         its death (None) as a dead worker process's would be."""
         outcome = asyncio.ensure_future(_wait(actor.result.remote()))
         answered = time.monotonic()
+        # Just after the instants every actor snapshots at: each poll takes the same
+        # instant's snapshot from every actor, so the merged live view is one instant's.
+        polls = snapshot_times(self.snapshot_interval, self._started_at)
         while not outcome.done():
-            await asyncio.wait([outcome], timeout=self.snapshot_interval)
+            poll_at = self._started_at + next(polls) + POLL_DELAY
+            await asyncio.wait([outcome], timeout=max(0.0, poll_at - time.monotonic()))
             if outcome.done():
                 break
             left = answered + NO_ANSWER_LIMIT - time.monotonic()
