@@ -15,13 +15,16 @@ from indigo_loadtest.metrics.timeseries import interval_widths
 
 RATE = 20  # iterations per second, one request each
 # 4.5 s: the last interval of the series is half a second wide (1 s points), wide enough
-# for its rate to be compared with the plan's.
+# for its rate to be compared with the plan's. The abortOnFail threshold, below the plan's
+# rate, is judged while the load runs (every 2 s, on the live metrics: with shards, their
+# snapshots): a run that keeps to the plan must not be stopped by it.
 ARRIVALS = f'''"""One request per iteration at a fixed arrival rate."""
 from indigo_loadtest import env
 
 options = {{"scenarios": {{"paced": {{
     "executor": "constant-arrival-rate", "rate": {RATE}, "timeUnit": "1s",
-    "duration": "4500ms", "preAllocatedVUs": 10}}}}}}
+    "duration": "4500ms", "preAllocatedVUs": 10}}}},
+    "thresholds": {{"http_reqs": [{{"threshold": "rate>{RATE * 3 // 4}", "abortOnFail": True}}]}}}}
 
 
 async def default(vu):

@@ -690,7 +690,8 @@ class WorkersExecution:
         rate = self._pool.rates.total() if self._pool is not None else None
         if rate is None:
             http_reqs = self.live_registry().builtin.http_reqs  # type: ignore[union-attr]
-            rate = http_reqs.aggregate().value / self.elapsed if self.elapsed > 0 else 0.0
+            at = self.live_as_of() or self.elapsed  # the instant those counts run up to
+            rate = http_reqs.aggregate().value / at if at > 0 else 0.0
         return rate
 
     def progress(self) -> Progress:

@@ -33,14 +33,16 @@ ABORT_CHECK_INTERVAL = 2.0
 
 
 async def _watch_thresholds(prepared: Prepared, engine: Engine, outcome: Outcome) -> None:
-    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs, on
-    the load clock (its rates, delayAbortEval), from the scenarios' start."""
+    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the scenarios run,
+    on the load clock (rates, delayAbortEval): at the instant the live metrics run up to
+    (with workers, their latest snapshots'), so a rate is their count over that time."""
     while True:
         await asyncio.sleep(ABORT_CHECK_INTERVAL)
-        elapsed = engine.execution.elapsed
-        if elapsed <= 0:  # not started (workers starting, setup()): no rate to judge yet
+        registry = engine.live_registry()
+        at = engine.execution.live_as_of()
+        if at is None or at <= 0:  # not started (workers starting, setup()) or over
             continue
-        crossed = prepared.thresholds.should_abort(engine.live_registry(), elapsed)
+        crossed = prepared.thresholds.should_abort(registry, at)
         if crossed is not None:
             outcome.aborted_by = crossed
             engine.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
