@@ -317,7 +317,7 @@ class WorkerPool:
 
     def totals(self) -> dict[str, float]:
         """Live totals across all workers' latest snapshots or final states (see
-        `_totals`): the progress line keeps counting a worker that has ended."""
+        `state_totals`): the progress line keeps counting a worker that has ended."""
         totals: dict[str, float] = {}
         for st in [*self._states, *self.final_states]:
             for name, value in state_totals(st or []).items():
