@@ -33,7 +33,14 @@ class ExecutionBackend(Protocol):
 
     @property
     def elapsed(self) -> float:
-        """Seconds since run() started (0 before), frozen at its end."""
+        """The load clock: seconds since the scenarios' common start (0 before; start-up,
+        setup() and teardown() are not on it), frozen at the end of the last scenario.
+        Every rate of the run is a count over it (docs/metrics.md, "The load clock")."""
+        ...
+
+    def live_as_of(self) -> float | None:
+        """The load-clock instant `live_registry()` holds the measurements up to (shards:
+        their latest snapshots'); None before the load starts and once it has ended."""
         ...
 
     def progress(self) -> Progress:

@@ -59,7 +59,7 @@ class ExecutionResult:
     stop_reason: str | None
     scenario_iterations: dict[str, int]
     dropped_iterations: int
-    elapsed: float  # seconds, setup to teardown
+    elapsed: float  # seconds on the load clock (see `Execution.elapsed`)
     setup_data: Any = None
     setup_error: str | None = None  # setup() raised or timed out: scenarios did not run
     teardown_error: str | None = None
@@ -125,8 +125,9 @@ class Execution:
         self.executors = [self._make_executor(sc) for sc in plan.scenarios]
         self.stage = "init"
         self.stop_reason: str | None = None
-        self._t0 = 0.0
-        self._t_end = 0.0
+        # The load clock (perf_counter): the scenarios' common start and their end.
+        self._load_t0 = 0.0
+        self._load_end = 0.0
         self._hard = False
         self._hook_task: asyncio.Future[Any] | None = None
         self._breaker: DeadlineBreaker | None = None
@@ -164,9 +165,19 @@ class Execution:
 
     @property
     def elapsed(self) -> float:
-        if not self._t0:
+        """The load clock: seconds since the scenarios' common start (`start_at`, or
+        setup()'s end), frozen when the last scenario ends (its gracefulStop included);
+        0 before. setup() and teardown() are not on it (docs/metrics.md)."""
+        if not self._load_t0:
             return 0.0
-        return (self._t_end or perf_counter()) - self._t0
+        return max(0.0, (self._load_end or perf_counter()) - self._load_t0)
+
+    def live_as_of(self) -> float | None:
+        """The load-clock instant `live_registry()` is complete up to: now while the
+        scenarios run here; None before they start and once they have ended."""
+        if not self._load_t0 or self._load_end:
+            return None
+        return self.elapsed
 
     def live_registry(self) -> Registry:
         """The metrics so far: in this process, the run's registry itself."""
@@ -192,7 +203,6 @@ class Execution:
     # --- running -------------------------------------------------------------------------
     async def run(self) -> ExecutionResult:
         set_active_registry(self.registry)
-        self._t0 = perf_counter()
         setup_vu = VU(0, self.ctx.client_factory)
         setup_error: str | None = None
         teardown_error: str | None = None
@@ -221,7 +231,6 @@ class Execution:
                 health.stop()
             self._record_gauges()
             self.stage = "done"
-            self._t_end = perf_counter()
             await self._close_vus(setup_vu)
         return ExecutionResult(
             iterations=self.ctx.iterations,
@@ -241,11 +250,13 @@ class Execution:
         t0 = perf_counter()
         if self.start_at is not None:
             t0 += self.start_at - time.monotonic()
+        self._load_t0 = t0
         breaker = self._deadline_breaker(t0)
         try:
             outcomes = await asyncio.gather(*(ex.run(t0) for ex in self.executors),
                                             return_exceptions=True)
         finally:
+            self._load_end = perf_counter()
             if breaker is not None:
                 breaker.cancel()
                 if breaker.fired and self.warn_held_loop:

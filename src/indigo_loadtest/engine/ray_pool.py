@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..metrics.registry import Registry, set_active_registry
+from .snapshots import snapshot_times
 from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_shard
 
 # After the last actor is ready, they all start this much later: enough for the start
@@ -49,6 +50,8 @@ READY_TIMEOUT = 120.0
 # it dead only after its health checks fail, about a minute later. A live actor answers
 # within milliseconds: the calls are served by Ray's loop, beside the shard's own.
 NO_ANSWER_LIMIT = 10.0
+# How long after the actors' common snapshot instants (`snapshot_times`) the driver polls.
+POLL_DELAY = 0.1
 
 
 @dataclass
@@ -153,7 +156,7 @@ class ShardActor:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         self.began = time.time()
         ctx.start_at = start_at
-        snapshots = asyncio.ensure_future(self._keep_snapshots(registry))
+        snapshots = asyncio.ensure_future(self._keep_snapshots(registry, start_at))
         try:
             result = await self.shard_fn(ctx)
         finally:
@@ -162,13 +165,14 @@ class ShardActor:
                 await snapshots
         return ("done", result, registry.state(), None, self.began)
 
-    async def _keep_snapshots(self, registry: Registry) -> None:
-        # Made on the shard's loop (the registry is not thread-safe); the driver's poll
-        # takes the latest, with this actor's clock (see RequestRates).
-        await asyncio.sleep(min(self.snapshot_interval, 0.2))
-        while True:
-            self.latest = (registry.state(), time.monotonic())
-            await asyncio.sleep(self.snapshot_interval)
+    async def _keep_snapshots(self, registry: Registry, start_at: float) -> None:
+        # Made on the shard's loop (the registry is not thread-safe), at the instants
+        # every shard takes its own (`snapshot_times`), each with the load-clock instant
+        # it holds the shard's share up to (see RequestRates); the driver's poll takes
+        # the latest.
+        for at in snapshot_times(self.snapshot_interval, start_at):
+            await asyncio.sleep(max(0.0, start_at + at - time.monotonic()))
+            self.latest = (registry.state(), time.monotonic() - start_at)
 
 
 def where_am_i() -> dict[str, Any]:
@@ -286,8 +290,12 @@ class RayPool(WorkerPool):
         its death (None) as a dead worker process's would be."""
         outcome = asyncio.ensure_future(_wait(actor.result.remote()))
         answered = time.monotonic()
+        # Just after the instants every actor snapshots at: each poll takes the same
+        # instant's snapshot from every actor, so the merged live view is one instant's.
+        polls = snapshot_times(self.snapshot_interval, self._started_at)
         while not outcome.done():
-            await asyncio.wait([outcome], timeout=self.snapshot_interval)
+            poll_at = self._started_at + next(polls) + POLL_DELAY
+            await asyncio.wait([outcome], timeout=max(0.0, poll_at - time.monotonic()))
             if outcome.done():
                 break
             left = answered + NO_ANSWER_LIMIT - time.monotonic()

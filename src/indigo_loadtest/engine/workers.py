@@ -48,6 +48,7 @@ from .errors import ErrorReporter
 from .execution import Execution, ExecutionResult, Progress, held_loop_warning
 from .plan import TestPlan
 from .segment import ExecutionTuple
+from .snapshots import RequestRates, send_snapshots, state_totals
 from .unblock import LoopWatch, Unblocker
 from .vu import ClientFactory
 
@@ -188,7 +189,8 @@ async def _worker_async(conn: Connection, shard: Shard, shard_fn: ShardFunction,
         conn.send(("done", None, registry.state(), ctx.terminated_by))
         return
     ctx.start_at = start_at
-    snapshots = asyncio.ensure_future(_send_snapshots(conn, registry, snapshot_interval))
+    snapshots = asyncio.ensure_future(
+        send_snapshots(conn, registry, snapshot_interval, start_at))
     try:
         result = await shard_fn(ctx)
     finally:
@@ -245,46 +247,6 @@ def _listen(conn: Connection, loop: asyncio.AbstractEventLoop, ctx: ShardContext
         loop.call_soon_threadsafe(ctx._stop, "parent process exited")
 
 
-async def _send_snapshots(conn: Connection, registry: Registry, interval: float) -> None:
-    # The first one soon, so the progress line shows the VUs from the start; each with
-    # this process's clock, so the parent measures each worker's request rate over the
-    # worker's own interval (see RequestRates).
-    await asyncio.sleep(min(interval, FIRST_SNAPSHOT_DELAY))
-    while True:
-        conn.send(("state", registry.state(), time.monotonic()))
-        await asyncio.sleep(interval)
-
-
-FIRST_SNAPSHOT_DELAY = 0.2
-
-
-class RequestRates:
-    """The live request rate of a `--workers` run: each worker's own rate between its
-    last two snapshots, summed. Workers send at different moments; a rate taken from the
-    merged total between two progress lines would count a worker's second of requests
-    in one line and none in the next."""
-
-    def __init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
-        self._rates: dict[int, float] = {}
-
-    def observe(self, worker: int, state: list[dict[str, Any]], at: float) -> None:
-        reqs = _totals(state).get("http_reqs", 0.0)
-        last = self._last.get(worker)
-        if last is not None and at > last[0]:
-            self._rates[worker] = (reqs - last[1]) / (at - last[0])
-        self._last[worker] = (at, reqs)
-
-    def forget(self, worker: int) -> None:
-        """A worker that ended sends no more requests."""
-        self._last.pop(worker, None)
-        self._rates.pop(worker, None)
-
-    def total(self) -> float | None:
-        """Requests per second across the workers; None before any has two snapshots."""
-        return sum(self._rates.values()) if self._rates else None
-
-
 # --- the parent --------------------------------------------------------------------------
 class WorkerPool:
     """Runs one test as `workers` shard processes; see the module docstring.
@@ -318,6 +280,8 @@ class WorkerPool:
         self.registry = registry
         self.snapshot_interval = snapshot_interval
         self._states: list[list[dict[str, Any]] | None] = [None] * workers
+        # Per worker: the load-clock instant its latest snapshot holds its share up to.
+        self._as_of: list[float] = [0.0] * workers
         self._conns: list[Connection] = []
         self._stop_reason: str | None = None
         self._running = 0
@@ -340,12 +304,23 @@ class WorkerPool:
                 live.merge_state(st)
         return live
 
+    def load_seconds(self) -> float:
+        """Seconds since the common start on this process's clock (0 before it)."""
+        return max(0.0, time.monotonic() - self._started_at) if self._started_at else 0.0
+
+    def live_as_of(self) -> float | None:
+        """The load-clock instant `live_registry()` holds every running shard's share up
+        to: the oldest of their latest snapshots (shards that ended are there in full);
+        None before any running shard has sent one."""
+        times = [at for at, st in zip(self._as_of, self._states, strict=True) if st is not None]
+        return min(times) if times else None
+
     def totals(self) -> dict[str, float]:
         """Live totals across all workers' latest snapshots or final states (see
-        `_totals`): the progress line keeps counting a worker that has ended."""
+        `state_totals`): the progress line keeps counting a worker that has ended."""
         totals: dict[str, float] = {}
         for st in [*self._states, *self.final_states]:
-            for name, value in _totals(st or []).items():
+            for name, value in state_totals(st or []).items():
                 totals[name] = totals.get(name, 0.0) + value
         return totals
 
@@ -419,7 +394,8 @@ class WorkerPool:
             i, msg = await inbox.get()
             if msg is not None and msg[0] == "state":
                 self._states[i] = msg[1]
-                self.rates.observe(i, msg[1], msg[2] if len(msg) > 2 else time.monotonic())
+                self._as_of[i] = msg[2]
+                self.rates.observe(i, msg[1], msg[2])
                 continue
             self.rates.forget(i)
             if msg is not None and msg[0] == "done":
@@ -567,15 +543,6 @@ def _retired(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _totals(state: list[dict[str, Any]]) -> dict[str, float]:
-    """Per metric: counters summed, gauges' last values summed, over tag sets."""
-    out: dict[str, float] = {}
-    for md in state:
-        if md["type"] in ("counter", "gauge"):
-            out[md["name"]] = sum(s["value"] for _, s in md["sinks"] if s.get("count", 1))
-    return out
-
-
 # --- a whole test as shards: the drop-in for Execution ----------------------------------
 @dataclass
 class ShardJob:
@@ -681,8 +648,7 @@ class WorkersExecution:
         self._hard = False
         self._hook: Execution | None = None  # the parent's setup/teardown Execution
         self._pool: WorkerPool | None = None
-        self._t0 = 0.0
-        self._t_end = 0.0
+        self._load_elapsed: float | None = None  # the load clock, frozen at the load's end
         self._merged = False
 
     def stop(self, reason: str = "stopped", *, hard: bool = False) -> None:
@@ -697,9 +663,18 @@ class WorkersExecution:
 
     @property
     def elapsed(self) -> float:
-        if not self._t0:
-            return 0.0
-        return (self._t_end or time.perf_counter()) - self._t0
+        """The load clock (see `Execution.elapsed`): from the shards' common start, after
+        every one is ready (their start-up is not on it), to the end of the last one's
+        scenarios."""
+        if self._load_elapsed is not None:
+            return self._load_elapsed
+        return self._pool.load_seconds() if self._pool is not None else 0.0
+
+    def live_as_of(self) -> float | None:
+        """See `Execution.live_as_of`: the shards' latest snapshots' instant."""
+        if self._pool is None or self._load_elapsed is not None:
+            return None
+        return self._pool.live_as_of()
 
     def live_registry(self) -> Registry:
         """The run's metrics so far, all workers included (a merged copy). Once the final
@@ -715,7 +690,8 @@ class WorkersExecution:
         rate = self._pool.rates.total() if self._pool is not None else None
         if rate is None:
             http_reqs = self.live_registry().builtin.http_reqs  # type: ignore[union-attr]
-            rate = http_reqs.aggregate().value / self.elapsed if self.elapsed > 0 else 0.0
+            at = self.live_as_of() or self.elapsed  # the instant those counts run up to
+            rate = http_reqs.aggregate().value / at if at > 0 else 0.0
         return rate
 
     def progress(self) -> Progress:
@@ -727,7 +703,6 @@ class WorkersExecution:
         )
 
     async def run(self) -> ExecutionResult:
-        self._t0 = time.perf_counter()
         self.stage = "setup"
         setup = await self._hook_run(replace(self.plan, scenarios=[], no_teardown=True))
         outcome = WorkersResult()
@@ -745,6 +720,7 @@ class WorkersExecution:
                     self._pool.stop(self.stop_reason, hard=self._hard)
                 outcome = await self._pool.run()
         finally:  # teardown(data) runs however the scenarios ended, as in one process
+            self._load_elapsed = self._load_end(outcome)
             try:
                 if setup.setup_error is None:
                     self.stage = "teardown"
@@ -755,9 +731,17 @@ class WorkersExecution:
             finally:  # also when cancelled: the summary keeps what was measured
                 self._merge_final_states()
         self.stage = "done"
-        self._t_end = time.perf_counter()
         self._warn_held_loop(outcome)
         return self._combine(setup, outcome, teardown_error)
+
+    def _load_end(self, outcome: WorkersResult) -> float:
+        """The load clock at the end of the last shard's scenarios, as that shard measured
+        it from the common start (no pipe, poll or clock skew in it); the main process's
+        own reading when no shard sent its result (all died, or the run was cancelled)."""
+        shards = [r.elapsed for r in outcome.results if isinstance(r, ExecutionResult)]
+        if shards:
+            return max(shards)
+        return self._pool.load_seconds() if self._pool is not None else 0.0
 
     def _warn_held_loop(self, outcome: WorkersResult) -> None:
         """One line for the run, however many shards broke CPU-bound code at the end

@@ -80,13 +80,27 @@ def results_stem(path: Path) -> str:
 # --- recording while the test runs ----------------------------------------------------
 
 class LiveRecording:
-    """Reads `source()` every point width and records a point (see metrics.timeseries)."""
+    """Reads `source()` every point width of the load clock and records a point (see
+    metrics.timeseries).
 
-    def __init__(self, source: Callable[[], Registry], planned: float | None) -> None:
+    `clock()`: the load clock (the backend's `elapsed`: 0 until the scenarios start, so
+    the workers' start-up leaves no empty points); `as_of()`: the load-clock instant
+    `source()` holds the measurements up to (the backend's `live_as_of`: with shards,
+    their latest snapshots', which may lag the clock), None when there is nothing new
+    to read. Each point is dated by it: it holds exactly the requests up to that instant,
+    so a point's rate is its count over its real width, the last point's too. Both
+    default to the time since this recording was made."""
+
+    def __init__(self, source: Callable[[], Registry], planned: float | None,
+                 clock: Callable[[], float] | None = None,
+                 as_of: Callable[[], float | None] | None = None) -> None:
         self.source = source
         self.recorder = Recorder(planned)
-        self.started_at = time.time()
+        self.started_at = time.time()  # wall time of the load clock's 0, once it runs
         self._t0 = time.monotonic()
+        self._anchored = False
+        self.clock = clock or (lambda: time.monotonic() - self._t0)
+        self.as_of = as_of or self.clock
         self._task: asyncio.Future[None] | None = None
         self.dashboard: Any = None  # run --dashboard: stopped with the recording
 
@@ -97,18 +111,49 @@ class LiveRecording:
         next_t = 0.0
         while True:
             next_t += self.recorder.width(next_t)
-            await asyncio.sleep(max(0.0, next_t - (time.monotonic() - self._t0)))
-            await self.recorder.sample_async(self.source(), next_t)
+            await self._until(next_t)
+            t = await self._fresh(next_t)
+            last = self.recorder.series.t[-1] if self.recorder.series.t else 0.0
+            if t is not None and t > last:  # else nothing new yet: the next point has it
+                await self.recorder.sample_async(self.source(), t)
 
-    async def finish(self, final: Registry) -> None:
-        """Stop reading, and add the last (partial) point from the run's final registry."""
+    async def _until(self, t: float) -> None:
+        """Sleep until the load clock reads `t` (it stands at 0 until the load starts)."""
+        while (now := self.clock()) < t:
+            await asyncio.sleep(t - now)
+        if not self._anchored:
+            self.started_at, self._anchored = time.time() - now, True
+
+    async def _fresh(self, t: float) -> float | None:
+        """The instant the live metrics hold up to, waited for up to LIVE_WAIT to reach
+        `t` (shards' snapshots of that instant are on their way); rounded to POINT_ROUNDING
+        so that runs read on time share their points' times (compare aligns them)."""
+        deadline = time.monotonic() + LIVE_WAIT
+        while (at := self.as_of()) is not None and at < t - POINT_ROUNDING \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(LIVE_POLL)
+        return None if at is None else round(at, 2)
+
+    async def finish(self, final: Registry, end: float | None = None) -> None:
+        """Stop reading, and add the last (partial) point from the run's final registry,
+        dated `end` (the load clock at the load's end; default: the clock now)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.recorder.sample(final, time.monotonic() - self._t0)
+        t = self.clock() if end is None else end
+        if self.recorder.series.t:  # never a point of no width
+            t = max(t, self.recorder.series.t[-1] + POINT_ROUNDING)
+        self.recorder.sample(final, t)
         if self.dashboard is not None:
             await self.dashboard.stop()
+
+
+# How long a reading waits for the shards' snapshots of its instant, how often it looks,
+# and the precision of a point's time (s).
+LIVE_WAIT = 0.3
+LIVE_POLL = 0.02
+POINT_ROUNDING = 0.01
 
 
 # --- the record ----------------------------------------------------------------------

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import time
 import traceback
 
 from ..progress import ProgressLine
@@ -33,13 +32,17 @@ from .summary import finish
 ABORT_CHECK_INTERVAL = 2.0
 
 
-async def _watch_thresholds(prepared: Prepared, engine: Engine,
-                            started: float, outcome: Outcome) -> None:
-    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the test runs."""
+async def _watch_thresholds(prepared: Prepared, engine: Engine, outcome: Outcome) -> None:
+    """abortOnFail: evaluated every ABORT_CHECK_INTERVAL seconds while the scenarios run,
+    on the load clock (rates, delayAbortEval): at the instant the live metrics run up to
+    (with workers, their latest snapshots'), so a rate is their count over that time."""
     while True:
         await asyncio.sleep(ABORT_CHECK_INTERVAL)
-        crossed = prepared.thresholds.should_abort(engine.live_registry(),
-                                                   time.monotonic() - started)
+        registry = engine.live_registry()
+        at = engine.execution.live_as_of()
+        if at is None or at <= 0:  # not started (workers starting, setup()) or over
+            continue
+        crossed = prepared.thresholds.should_abort(registry, at)
         if crossed is not None:
             outcome.aborted_by = crossed
             engine.stop(f"threshold {crossed.key} '{crossed.expression}' crossed (abortOnFail)")
@@ -51,7 +54,6 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     settings = prepared.settings
     outcome = Outcome(exit_code=ExitCode.OK)
     engine = Engine(prepared, console)
-    started = time.monotonic()
     follow_live_metrics(prepared.outputs, engine)
     tell_output_failures(prepared.outputs, console)
     await _start_outputs(prepared, console)
@@ -59,11 +61,11 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
     loop = asyncio.get_running_loop()
     run_task = asyncio.ensure_future(engine.run())
     interrupts = Interrupts(console, engine, run_task)
-    interrupts.last_resort = lambda: _last_resort(prepared, console, outcome, started)
+    interrupts.last_resort = lambda: _last_resort(prepared, console, outcome, engine)
     helpers = []
     if prepared.thresholds:
         helpers.append(asyncio.ensure_future(
-            _watch_thresholds(prepared, engine, started, outcome)))
+            _watch_thresholds(prepared, engine, outcome)))
     helpers += [asyncio.ensure_future(watch(engine)) for watch in prepared.watchers]
     if not settings.quiet:
         progress = ProgressLine(engine.snapshot, console.err,
@@ -94,7 +96,8 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
             interrupts.finish()
             await _stop_outputs(prepared.outputs, console, interrupts)
         report_output_failures(prepared.outputs, outcome)
-        elapsed = getattr(result, "elapsed", None) or (time.monotonic() - started)
+        # The load clock, also for a run cut short (setup() failed: 0, no load ran).
+        elapsed = result.elapsed if result is not None else engine.execution.elapsed
         outcome.elapsed = elapsed
         outcome.interrupted = interrupts.count > 0
         setup_error = getattr(result, "setup_error", None)
@@ -110,7 +113,7 @@ async def execute(prepared: Prepared, console: Console) -> Outcome:
 
 
 def _last_resort(prepared: Prepared, console: Console, outcome: Outcome,
-                 started: float) -> None:
+                 engine: Engine) -> None:
     """Scenario code that swallowed the break still blocks the loop after a third signal:
     write what can be written without the loop (files, summary, export), then exit."""
     console.note("the scenario code does not stop: writing the results, then exiting")
@@ -122,7 +125,7 @@ def _last_resort(prepared: Prepared, console: Console, outcome: Outcome,
     report_output_failures(prepared.outputs, outcome)
     outcome.interrupted = True
     with contextlib.suppress(Exception):
-        finish(prepared, console, outcome, time.monotonic() - started, None)
+        finish(prepared, console, outcome, engine.execution.elapsed, None)
     prepared.close()
     with contextlib.suppress(Exception):
         sys.stdout.flush()

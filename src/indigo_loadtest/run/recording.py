@@ -47,7 +47,9 @@ async def start_recording(prepared: Prepared, engine: Engine, console: Console) 
     hot path; see metrics.timeseries), and `--dashboard` showing it live."""
     from ..report.record import LiveRecording
 
-    recording = LiveRecording(engine.live_registry, planned_duration(prepared))
+    execution = engine.execution
+    recording = LiveRecording(engine.live_registry, planned_duration(prepared),
+                              clock=lambda: execution.elapsed, as_of=execution.live_as_of)
     recording.start()
     if prepared.settings.dashboard is not None:
         from ..report.dashboard import Dashboard
@@ -71,7 +73,7 @@ async def finish_recording(recording: Any, prepared: Prepared, console: Console,
     that had passed (OUTPUT_FAILED), after the summary."""
     from ..report.record import write_record
 
-    await recording.finish(prepared.registry)
+    await recording.finish(prepared.registry, elapsed)
     path, report_path = record_paths(prepared)
     # They go beside the summary export: without it (it could not be written, and the run
     # failed for that) a run leaves none of its result files half done.
