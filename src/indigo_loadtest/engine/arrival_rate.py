@@ -4,7 +4,9 @@ target is (no coordinated omission).
 Start times come from `schedule.py`, measured from the executor's start, so a late
 wake-up never shifts later starts. At each start an idle VU runs the iteration in
 a task of its own; if none is idle a new VU is initialised, up to `maxVUs`, else
-the iteration is dropped and counted in `dropped_iterations`.
+the iteration is dropped and counted in `dropped_iterations`. A start that comes
+more than `MAX_START_LATENESS` after its time (the process was frozen, or its loop
+held) is dropped too.
 
 The event loop's timers have millisecond granularity (libuv's, and epoll's
 timeout), so the scheduler sleeps on a timer until shortly before a start and then
@@ -38,6 +40,10 @@ SPIN_WINDOW_ASYNCIO = 0.0012
 # Starts that are already due are made back to back; after this many the scheduler yields
 # to the loop once.
 LATE_STARTS_PER_YIELD = 64
+# A start overdue by more than this (seconds) is dropped (`dropped_iterations`), never
+# run: the process was frozen (SIGSTOP, swapped out) or its loop held, and the load it
+# overslept would reach the target as a burst the plan never asked for.
+MAX_START_LATENESS = 1.0
 
 
 def spin_window(loop: asyncio.AbstractEventLoop) -> float:
@@ -75,9 +81,8 @@ class _ArrivalRateExecutor(Executor):
     async def _follow_timeline(self, arrivals: Iterator[float], start: float,
                                duration: float) -> None:
         late = 0
-        for offset in arrivals:
-            if offset >= duration:
-                return
+        offset = next(arrivals, None)
+        while offset is not None and offset < duration:
             due = start + offset
             if due > perf_counter():
                 late = 0
@@ -93,8 +98,27 @@ class _ArrivalRateExecutor(Executor):
                         return
             if self.stopping:
                 return
+            if perf_counter() - due > MAX_START_LATENESS:  # overslept: frozen, or held
+                offset = self._skip_overdue(arrivals, start, duration)
+                continue
             scheduled_start.set(due)
             self._start_iteration(due)
+            offset = next(arrivals, None)
+
+    def _skip_overdue(self, arrivals: Iterator[float], start: float,
+                      duration: float) -> float | None:
+        """Drop the start at hand and every next one overdue by more than the bound;
+        returns the first that is not (None: the plan has no more)."""
+        cutoff = perf_counter() - start - MAX_START_LATENESS
+        skipped = 1
+        for offset in arrivals:
+            if offset >= cutoff or offset >= duration:
+                break
+            skipped += 1
+        else:
+            offset = None
+        self._drop(skipped)
+        return offset
 
     async def _wait_precise(self, due: float) -> None:
         window = self._spin_window
