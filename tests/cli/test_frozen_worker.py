@@ -110,8 +110,8 @@ def start(runs: list[FrozenRun], workdir: Path, url: str, duration: float,
 
 
 def lost_line(pid: int) -> re.Pattern[str]:
-    return re.compile(rf"worker [01] of 2 \(pid {pid}\) went silent \(no snapshot for "
-                      rf"{SILENCE_LIMIT:g}s[^)]*\) and was killed [\d.]+s into the test; "
+    return re.compile(rf"worker [01] of 2 \(pid {pid}\) went silent \([^)]*; killed after "
+                      rf"{SILENCE_LIMIT:g}s without a snapshot\) [\d.]+s into the test; "
                       "its share of the test was not run from then on")
 
 

@@ -88,8 +88,9 @@ def how_it_died(proc: Any) -> str:
 
 
 def how_it_went_silent(limit: float) -> str:
-    return (f"went silent (no snapshot for {limit:g}s: stopped, deadlocked, starved of CPU "
-            "or its event loop held) and was killed")
+    """The time given with it is its last snapshot's: what it measured after is lost."""
+    return (f"went silent (stopped, deadlocked, starved of CPU or its event loop held; "
+            f"killed after {limit:g}s without a snapshot)")
 
 
 def retired(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
