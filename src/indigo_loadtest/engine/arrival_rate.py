@@ -84,21 +84,23 @@ class _ArrivalRateExecutor(Executor):
         offset = next(arrivals, None)
         while offset is not None and offset < duration:
             due = start + offset
-            if due > perf_counter():
+            now = perf_counter()
+            if due > now:
                 late = 0
-                await self._wait_precise(due)
+                now = await self._wait_precise(due)
             else:
                 # Behind schedule (a rate above what this process can start): let I/O,
                 # stops and signals in now and then, and never run past the planned end.
                 late += 1
                 if late % LATE_STARTS_PER_YIELD == 0:
                     await asyncio.sleep(0)
-                    if perf_counter() >= start + duration:
+                    now = perf_counter()
+                    if now >= start + duration:
                         self._drop(1 + sum(1 for o in arrivals if o < duration))
                         return
             if self.stopping:
                 return
-            if perf_counter() - due > MAX_START_LATENESS:  # overslept: frozen, or held
+            if now - due > MAX_START_LATENESS:  # overslept: frozen, or the loop held
                 offset = self._skip_overdue(arrivals, start, duration)
                 continue
             scheduled_start.set(due)
@@ -109,23 +111,23 @@ class _ArrivalRateExecutor(Executor):
                       duration: float) -> float | None:
         """Drop the start at hand and every next one overdue by more than the bound;
         returns the first that is not (None: the plan has no more)."""
-        cutoff = perf_counter() - start - MAX_START_LATENESS
-        skipped = 1
-        for offset in arrivals:
-            if offset >= cutoff or offset >= duration:
-                break
-            skipped += 1
-        else:
-            offset = None
+        cutoff = min(perf_counter() - start - MAX_START_LATENESS, duration)
+        skipped, offset = 1, next(arrivals, None)
+        while offset is not None and offset < cutoff:
+            skipped, offset = skipped + 1, next(arrivals, None)
         self._drop(skipped)
         return offset
 
-    async def _wait_precise(self, due: float) -> None:
+    async def _wait_precise(self, due: float) -> float:
+        """Returns the perf_counter() at which the wait ended (late if frozen meanwhile)."""
         window = self._spin_window
         if due - perf_counter() > window:
             await self._sleep_until(due - window)
-        while not self.stopping and perf_counter() < due:
+        now = perf_counter()
+        while not self.stopping and now < due:
             await asyncio.sleep(0)
+            now = perf_counter()
+        return now
 
     def _start_iteration(self, due: float) -> None:
         idle = self._idle
