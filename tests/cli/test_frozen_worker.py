@@ -45,6 +45,7 @@ async def default(vu):
     await vu.http.get(env["BASE"] + "/v1/version")
 '''
 RATE = 20
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="no SIGSTOP here")
 # How far past the bound the run may end on a loaded machine: start-up, the parent's
 # check every second, the summary and files.
 MARGIN = 15.0
