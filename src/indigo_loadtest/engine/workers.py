@@ -13,7 +13,8 @@ one-process run. The parent process:
   merged into the run's registry;
 - relays a stop (Ctrl-C, `abortOnFail`) to every worker: workers ignore SIGINT
   themselves, so a terminal's Ctrl-C reaches them only through the parent;
-- outlives a worker that dies (SIGKILL, the out-of-memory killer, a crash): the others go
+- outlives a worker that dies (SIGKILL, the out-of-memory killer, a crash), or that sends
+  nothing for `SILENCE_LIMIT` (frozen: killed, see shard_health): the others go
   on to the planned end, the dead one's last snapshot is merged as its measurements, and
   the run is reported as degraded (`WorkersResult.lost`). A worker sent SIGTERM stops its
   share gracefully and sends its final state (a second SIGTERM kills it at once).
