@@ -3,9 +3,9 @@ the words for how one ended: used by `WorkerPool` and every pool built on it.
 
 A runner that sends nothing for `SILENCE_LIMIT` seconds is lost, whatever the reason:
 stopped (SIGSTOP, a debugger), deadlocked, swapped out, starved of CPU, its event loop
-held by scenario code, its node cut off. A live one sends a snapshot every second (at
-most every `snapshot_interval`, which never exceeds 1 s), so the bound is ten missed
-snapshots: robust to a busy machine, short enough that a run ends soon after its plan.
+held by scenario code, its node cut off. A live one sends a snapshot every
+`snapshot_interval` (1 s at most), so the bound is ten missed snapshots or more: robust
+to a busy machine, short enough that a run ends soon after its plan.
 """
 
 from __future__ import annotations
