@@ -4,7 +4,9 @@ target is (no coordinated omission).
 Start times come from `schedule.py`, measured from the executor's start, so a late
 wake-up never shifts later starts. At each start an idle VU runs the iteration in
 a task of its own; if none is idle a new VU is initialised, up to `maxVUs`, else
-the iteration is dropped and counted in `dropped_iterations`.
+the iteration is dropped and counted in `dropped_iterations`. A start that comes
+more than `MAX_START_LATENESS` after its time (the process was frozen, or its loop
+held) is dropped too.
 
 The event loop's timers have millisecond granularity (libuv's, and epoll's
 timeout), so the scheduler sleeps on a timer until shortly before a start and then
@@ -38,6 +40,10 @@ SPIN_WINDOW_ASYNCIO = 0.0012
 # Starts that are already due are made back to back; after this many the scheduler yields
 # to the loop once.
 LATE_STARTS_PER_YIELD = 64
+# A start overdue by more than this (seconds) is dropped (`dropped_iterations`), never
+# run: the process was frozen (SIGSTOP, swapped out) or its loop held, and the load it
+# overslept would reach the target as a burst the plan never asked for.
+MAX_START_LATENESS = 1.0
 
 
 def spin_window(loop: asyncio.AbstractEventLoop) -> float:
@@ -75,33 +81,53 @@ class _ArrivalRateExecutor(Executor):
     async def _follow_timeline(self, arrivals: Iterator[float], start: float,
                                duration: float) -> None:
         late = 0
-        for offset in arrivals:
-            if offset >= duration:
-                return
+        offset = next(arrivals, None)
+        while offset is not None and offset < duration:
             due = start + offset
-            if due > perf_counter():
+            now = perf_counter()
+            if due > now:
                 late = 0
-                await self._wait_precise(due)
+                now = await self._wait_precise(due)
             else:
                 # Behind schedule (a rate above what this process can start): let I/O,
                 # stops and signals in now and then, and never run past the planned end.
                 late += 1
                 if late % LATE_STARTS_PER_YIELD == 0:
                     await asyncio.sleep(0)
-                    if perf_counter() >= start + duration:
+                    now = perf_counter()
+                    if now >= start + duration:
                         self._drop(1 + sum(1 for o in arrivals if o < duration))
                         return
             if self.stopping:
                 return
+            if now - due > MAX_START_LATENESS:  # overslept: frozen, or the loop held
+                offset = self._skip_overdue(arrivals, start, duration)
+                continue
             scheduled_start.set(due)
             self._start_iteration(due)
+            offset = next(arrivals, None)
 
-    async def _wait_precise(self, due: float) -> None:
+    def _skip_overdue(self, arrivals: Iterator[float], start: float,
+                      duration: float) -> float | None:
+        """Drop the start at hand and every next one overdue by more than the bound;
+        returns the first that is not (None: the plan has no more)."""
+        cutoff = min(perf_counter() - start - MAX_START_LATENESS, duration)
+        skipped, offset = 1, next(arrivals, None)
+        while offset is not None and offset < cutoff:
+            skipped, offset = skipped + 1, next(arrivals, None)
+        self._drop(skipped)
+        return offset
+
+    async def _wait_precise(self, due: float) -> float:
+        """Returns the perf_counter() at which the wait ended (late if frozen meanwhile)."""
         window = self._spin_window
         if due - perf_counter() > window:
             await self._sleep_until(due - window)
-        while not self.stopping and perf_counter() < due:
+        now = perf_counter()
+        while not self.stopping and now < due:
             await asyncio.sleep(0)
+            now = perf_counter()
+        return now
 
     def _start_iteration(self, due: float) -> None:
         idle = self._idle

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..metrics.registry import Registry, set_active_registry
+from .shard_health import SILENCE_LIMIT
 from .snapshots import snapshot_times
 from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_shard
 
@@ -45,11 +46,12 @@ from .workers import ShardContext, ShardJob, WorkerPool, WorkersResult, prepare_
 START_DELAY = 0.5
 # Upper bound on creating the actors (the placement group) and loading the scenario.
 READY_TIMEOUT = 120.0
-# An actor that answers no snapshot call for this long is declared lost (and killed):
-# a node that went silent (power, network) closes no connection, and Ray itself marks
-# it dead only after its health checks fail, about a minute later. A live actor answers
-# within milliseconds: the calls are served by Ray's loop, beside the shard's own.
-NO_ANSWER_LIMIT = 10.0
+# An actor that answers no snapshot call for this long is declared lost (and killed), by
+# the rule every pool shares (shard_health.SilenceWatch): a node that went silent (power,
+# network) closes no connection, and Ray itself marks it dead only after its health
+# checks fail, about a minute later. A live actor answers within milliseconds: the calls
+# are served by Ray's loop, beside the shard's own.
+NO_ANSWER_LIMIT = SILENCE_LIMIT
 # How long after the actors' common snapshot instants (`snapshot_times`) the driver polls.
 POLL_DELAY = 0.1
 
@@ -287,9 +289,9 @@ class RayPool(WorkerPool):
 
     async def _follow(self, i: int, actor: Any, inbox: asyncio.Queue) -> None:
         """Poll actor `i`'s snapshots until its result comes; then report the result, or
-        its death (None) as a dead worker process's would be."""
+        its death (None) as a dead worker process's would be. Each answer is a sign of
+        life for the pool's silence rule; a call that hangs (a node cut off) is none."""
         outcome = asyncio.ensure_future(_wait(actor.result.remote()))
-        answered = time.monotonic()
         # Just after the instants every actor snapshots at: each poll takes the same
         # instant's snapshot from every actor, so the merged live view is one instant's.
         polls = snapshot_times(self.snapshot_interval, self._started_at)
@@ -298,17 +300,11 @@ class RayPool(WorkerPool):
             await asyncio.wait([outcome], timeout=max(0.0, poll_at - time.monotonic()))
             if outcome.done():
                 break
-            left = answered + NO_ANSWER_LIMIT - time.monotonic()
             with contextlib.suppress(Exception):  # a dead actor: its result tells
-                snap = await asyncio.wait_for(_wait(actor.snapshot.remote()), max(0.0, left))
-                answered = time.monotonic()
-                if snap is not None:
-                    inbox.put_nowait((i, ("state", snap[0], snap[1])))
-            if time.monotonic() - answered >= NO_ANSWER_LIMIT and not outcome.done():
-                outcome.cancel()
-                self._lost_silent(i, actor)
-                inbox.put_nowait((i, None))
-                return
+                snap = await asyncio.wait_for(_wait(actor.snapshot.remote()),
+                                              self.silence_limit)
+                inbox.put_nowait((i, ("alive",) if snap is None
+                                  else ("state", snap[0], snap[1])))
         try:
             msg = outcome.result()
         except Exception as exc:
@@ -319,15 +315,15 @@ class RayPool(WorkerPool):
                 self.start_walls.append(msg[4])
         inbox.put_nowait((i, msg))
 
-    def _lost_silent(self, i: int, actor: Any) -> None:
+    def _silenced(self, i: int, proc: Any) -> str:
         """Actor `i` stopped answering: its node is lost or cut off. Killed, so that if it
         still runs it stops sending load that no longer counts."""
         import ray
 
-        self._infos[i].how = (f"died (no answer for {NO_ANSWER_LIMIT:.0f}s: its node is "
-                              "lost or unreachable)")
         with contextlib.suppress(Exception):
-            ray.kill(actor)
+            ray.kill(self._actors[i])
+        return (f"died (no answer for {self.silence_limit:g}s: its node is lost or "
+                "unreachable)")
 
     def _death(self, proc: Any) -> str:
         return proc.how

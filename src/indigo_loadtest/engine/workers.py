@@ -13,7 +13,8 @@ one-process run. The parent process:
   merged into the run's registry;
 - relays a stop (Ctrl-C, `abortOnFail`) to every worker: workers ignore SIGINT
   themselves, so a terminal's Ctrl-C reaches them only through the parent;
-- outlives a worker that dies (SIGKILL, the out-of-memory killer, a crash): the others go
+- outlives a worker that dies (SIGKILL, the out-of-memory killer, a crash), or that sends
+  nothing for `SILENCE_LIMIT` (frozen: killed, see shard_health): the others go
   on to the planned end, the dead one's last snapshot is merged as its measurements, and
   the run is reported as degraded (`WorkersResult.lost`). A worker sent SIGTERM stops its
   share gracefully and sends its final state (a second SIGTERM kills it at once).
@@ -41,13 +42,22 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..metrics.registry import SHARD_SUMMED_GAUGES, Registry, set_active_registry
-from ..platform_support import is_kill_signal
+from ..metrics.registry import Registry, set_active_registry
 from ..scenario.errors import ExitCode, ScenarioError
 from .errors import ErrorReporter
 from .execution import Execution, ExecutionResult, Progress, held_loop_warning
 from .plan import TestPlan
 from .segment import ExecutionTuple
+from .shard_health import (
+    CHECK_EVERY,
+    SILENCE_LIMIT,
+    SilenceWatch,
+    describe_failure,
+    how_it_died,
+    how_it_failed,
+    how_it_went_silent,
+    retired,
+)
 from .snapshots import RequestRates, send_snapshots, state_totals
 from .unblock import LoopWatch, Unblocker
 from .vu import ClientFactory
@@ -266,10 +276,13 @@ class WorkerPool:
         snapshot_interval: float = 1.0,
         merge: bool = True,
         error_stream: TextIO | None = None,
+        silence_limit: float = SILENCE_LIMIT,
     ) -> None:
         """`merge=False`: leave the final states in `final_states` for the caller to
         merge (e.g. after a teardown that must not overwrite merged gauges).
-        `error_stream`: where a worker's death is reported as it happens."""
+        `error_stream`: where a worker's death is reported as it happens.
+        `silence_limit`: a worker that sends nothing this long is lost (shard_health)."""
+        self.silence_limit = silence_limit
         self.merge = merge
         self.error_stream = error_stream
         self._started_at = 0.0  # time.monotonic() of the common start
@@ -362,7 +375,7 @@ class WorkerPool:
         the run's metrics keep what the live view already showed (it never goes back)."""
         for i, state in enumerate(self._states):
             if state is not None:
-                self._keep_final(_retired(state))
+                self._keep_final(retired(state))
                 self._states[i] = None
 
     async def _await_ready(self, inbox: asyncio.Queue, result: WorkersResult) -> bool:
@@ -377,8 +390,8 @@ class WorkerPool:
             if msg is not None and msg[0] == "ready":
                 waiting.discard(i)
             else:
-                result.errors.append(_describe_failure(i, msg))
-                result.lost.append(f"{self.unit} {i} {_how_it_failed(msg)} before the "
+                result.errors.append(describe_failure(i, msg))
+                result.lost.append(f"{self.unit} {i} {how_it_failed(msg)} before the "
                                    "test started")
                 break
         if result.errors and not result.lost:
@@ -390,38 +403,65 @@ class WorkerPool:
 
     async def _collect(self, inbox: asyncio.Queue, procs: list[Any],
                        result: WorkersResult) -> None:
+        watch = SilenceWatch(len(self.shards), self.silence_limit)
         while self._running:
-            i, msg = await inbox.get()
-            if msg is not None and msg[0] == "state":
+            for i in watch.silent():
+                self._keep_final(retired(self._states[i] or []))
+                self._lose(i, procs[i], self._silenced(i, procs[i]), result,
+                           at=watch.forget(i))
+                self._ended(i)
+            try:
+                i, msg = await asyncio.wait_for(inbox.get(), CHECK_EVERY)
+            except TimeoutError:
+                continue
+            if watch.heard(i):  # else: a runner already lost, its pipe closing
+                self._receive(i, msg, procs[i], result, watch)
+
+    def _receive(self, i: int, msg: Any, proc: Any, result: WorkersResult,
+                 watch: SilenceWatch) -> None:
+        if msg is not None and msg[0] in ("state", "alive"):  # alive: no snapshot yet
+            if msg[0] == "state":
                 self._states[i] = msg[1]
                 self._as_of[i] = msg[2]
                 self.rates.observe(i, msg[1], msg[2])
-                continue
-            self.rates.forget(i)
-            if msg is not None and msg[0] == "done":
-                result.results[i] = msg[1]
-                self._keep_final(msg[2])
-                # The worker itself was sent a signal: its share ended early, unless
-                # the whole run was stopping anyway (a SIGTERM to the process group).
-                if len(msg) > 3 and msg[3] and self._stop_reason is None:
-                    self._lose(i, procs[i], f"stopped early on {msg[3]}", result)
-            elif msg is None:  # died: the others go on; its last snapshot is its share
-                procs[i].join(timeout=5)
-                self._keep_final(_retired(self._states[i] or []))
-                self._lose(i, procs[i], self._death(procs[i]), result)
-            else:  # an exception in the engine itself: it would likely hit every shard
-                procs[i].join(timeout=5)
-                self._keep_final(_retired(self._states[i] or []))
-                result.errors.append(_describe_failure(i, msg, procs[i]))
-                self._report(result.errors[-1])
-                self._lose(i, procs[i], _how_it_failed(msg), result, going_on=False)
-                self.stop(f"worker {i} failed")
-            self._states[i] = None
-            self._running -= 1
+            return
+        watch.forget(i)
+        if msg is not None and msg[0] == "done":
+            result.results[i] = msg[1]
+            self._keep_final(msg[2])
+            # The worker itself was sent a signal: its share ended early, unless
+            # the whole run was stopping anyway (a SIGTERM to the process group).
+            if len(msg) > 3 and msg[3] and self._stop_reason is None:
+                self._lose(i, proc, f"stopped early on {msg[3]}", result)
+        elif msg is None:  # died: the others go on; its last snapshot is its share
+            proc.join(timeout=5)
+            self._keep_final(retired(self._states[i] or []))
+            self._lose(i, proc, self._death(proc), result)
+        else:  # an exception in the engine itself: it would likely hit every shard
+            proc.join(timeout=5)
+            self._keep_final(retired(self._states[i] or []))
+            result.errors.append(describe_failure(i, msg, proc))
+            self._report(result.errors[-1])
+            self._lose(i, proc, how_it_failed(msg), result, going_on=False)
+            self.stop(f"worker {i} failed")
+        self._ended(i)
+
+    def _ended(self, i: int) -> None:
+        self.rates.forget(i)
+        self._states[i] = None
+        self._running -= 1
+
+    def _silenced(self, i: int, proc: Any) -> str:
+        """Runner `i` sent nothing for the bound (see shard_health): killed, so that if
+        it resumes it sends no load that no longer counts (SIGKILL ends a stopped
+        process too). Returns how it ended, for the line about it."""
+        with contextlib.suppress(OSError, ValueError):
+            proc.kill()
+        return how_it_went_silent(self.silence_limit)
 
     def _death(self, proc: Any) -> str:
         """How a shard's runner that ended without its final state died."""
-        return _how_it_died(proc)
+        return how_it_died(proc)
 
     def _keep_final(self, state: list[dict[str, Any]]) -> None:
         self.final_states.append(state)
@@ -429,9 +469,10 @@ class WorkerPool:
             self.registry.merge_state(state)
 
     def _lose(self, i: int, proc: Any, how: str, result: WorkersResult, *,
-              going_on: bool = True) -> None:
-        """Record (and report now) that worker `i` did not run its share to the end."""
-        at = max(0.0, time.monotonic() - self._started_at)
+              going_on: bool = True, at: float | None = None) -> None:
+        """Record (and report now) that worker `i` did not run its share to the end
+        (from `at`, a time.monotonic() instant: by default now)."""
+        at = max(0.0, (time.monotonic() if at is None else at) - self._started_at)
         line = (f"{self.unit} {i} of {len(self.shards)} (pid {proc.pid}) {how} {at:.1f}s into "
                 "the test; its share of the test was not run from then on")
         result.lost.append(line)
@@ -498,49 +539,6 @@ def _check_picklable(shard_fn: ShardFunction, payload: Any) -> None:
             "--workers: the test cannot be sent to worker processes (setup() data and "
             f"options must be picklable, e.g. plain dicts, lists, str, numbers): {exc}"
         ) from None
-
-
-def _describe_failure(i: int, msg: Any, proc: Any = None) -> str:
-    if msg is not None and msg[0] == "error":
-        return f"worker {i} failed:\n{msg[1]}"
-    code = proc.exitcode if proc is not None else None
-    return f"worker {i} exited unexpectedly" + (f" (exit code {code})" if code else "")
-
-
-def _how_it_failed(msg: Any) -> str:
-    """`msg` is what a worker sent instead of the expected message (None: it exited)."""
-    if msg is not None and msg[0] == "error":
-        last = msg[1].strip().splitlines()[-1] if msg[1].strip() else "an error"
-        return f"failed with {last}"
-    return "exited"
-
-
-def _how_it_died(proc: Any) -> str:
-    """How a worker process ended, from its exit status (joined or not)."""
-    code = proc.exitcode
-    if code is None:
-        return "closed its connection to the main process"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (the out-of-memory killer sends this)" if is_kill_signal(-code) else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with code {code}"
-
-
-def _retired(state: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A dead worker's last snapshot as its final state: it no longer runs or holds any
-    VU, so its share of the summed VU gauges is 0 from now on (its peaks are kept)."""
-    out = []
-    for md in state:
-        if md["name"] in SHARD_SUMMED_GAUGES:
-            sinks = [(items, {**st, "value": 0.0, "min": min(st["min"], 0.0)})
-                     if st["count"] else (items, st) for items, st in md["sinks"]]
-            md = {**md, "sinks": sinks}
-        out.append(md)
-    return out
 
 
 # --- a whole test as shards: the drop-in for Execution ----------------------------------
