@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..http.redact import mask_strings
 from ..llm.stream_metrics import ITL, TOKENS_PER_SEC, TPOT, TTFT
 from ..metrics.registry import Metric, Registry
 from ..metrics.sinks import GaugeSink, RateSink, TrendSink
@@ -116,7 +117,9 @@ class LiveRecording:
 def build_record(*, meta: dict[str, Any], verdict: dict[str, Any], registry: Registry,
                  results: Sequence[ThresholdResult], elapsed: float,
                  recorder: Recorder) -> dict[str, Any]:
-    return {
+    """The record, every string in it masked (a check, group, tag or scenario name may
+    hold a secret the run knows): the report is made from it, and shows what it holds."""
+    return mask_strings({
         "format": FORMAT,
         "meta": meta,
         "verdict": verdict,
@@ -127,7 +130,7 @@ def build_record(*, meta: dict[str, Any], verdict: dict[str, Any], registry: Reg
         "histograms": {m: h for m in HISTOGRAM_METRICS
                        if (h := histogram(registry.get(m))) is not None},
         "series": {"interval": recorder.fixed_width, **recorder.series.to_json()},
-    }
+    })
 
 
 def machine() -> dict[str, Any]:
