@@ -1,29 +1,23 @@
 """`bench --dataset` in bounded memory (issue 22 §6): the file is read one entry at a time
 and only the requests the point needs are kept (llm/dataset_stream.py), so a 60 MB file
 costs the run about what no file does. Measured as the peak RSS of the real CLI (the
-largest of its processes, by RUSAGE_CHILDREN in a wrapper of its own), against a control
+largest of its processes: rss_helpers.py), against a control
 run without a dataset measured the same way at the same time."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import clean_env, cli_argv
+from cli_helpers import clean_env
+from rss_helpers import measured_cli
 
 FILE_BYTES = 60_000_000
 # What the dataset may add to the run's peak: the few requests kept and one read chunk.
 # Reading the file whole took at least twice its size (its bytes, then its lines).
 EXTRA_LIMIT = 40_000_000
 
-# Runs the CLI and prints the peak RSS (kB) of the largest process it waited for.
-WRAPPER = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
-           "print(f'rc={rc} peak_kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}')")
 _TEXT = " ".join(["the quick brown fox jumps over the lazy dog"] * 40)
 
 
@@ -53,21 +47,11 @@ def sharegpt(path: Path) -> Path:
 
 def peak_bench(tmp_path: Path, *args: str) -> int:
     """The bench run's peak RSS in bytes; it must pass."""
-    argv = [sys.executable, "-c", WRAPPER, *cli_argv(
-        "bench", "-q", "--no-summary", "--results-dir", str(tmp_path), "--iterations", "4",
-        "--output-tokens", "2", *args)]
-    env = clean_env(INDIGO_SIM_TTFT_MS="0", INDIGO_SIM_TOKENS_PER_SEC="0")
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    last = out.strip().splitlines()[-1]
-    assert last.startswith("rc=0 "), (out, err)
-    return int(last.split("peak_kb=")[1]) * 1024
+    done = measured_cli("bench", "-q", "--no-summary", "--results-dir", str(tmp_path),
+                        "--iterations", "4", "--output-tokens", "2", *args, cwd=tmp_path,
+                        env=clean_env(INDIGO_SIM_TTFT_MS="0", INDIGO_SIM_TOKENS_PER_SEC="0"))
+    assert done.returncode == 0, done.stderr
+    return done.peak
 
 
 @pytest.mark.parametrize("make", [jsonl, sharegpt])
