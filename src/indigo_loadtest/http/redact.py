@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable, Mapping
-from typing import overload
+from typing import Any, overload
 from urllib.parse import quote, quote_plus
 
 MASK = "[MASKED]"
@@ -179,6 +179,20 @@ def mask_secrets(text: str) -> str:
         return text
     text = _URL_PARAM.sub(_keep_name, _URL_USERINFO.sub(_keep_scheme, text))
     return mask_known(_JWT.sub(MASK, text))
+
+
+def mask_strings(doc: Any) -> Any:
+    """A copy of a JSON document with every string in it, keys too, through
+    `mask_secrets`: what a result file or a page shows of names the run was given (a check,
+    a group, a tag, a scenario) whatever they hold. Numbers and the rest are kept as is."""
+    if isinstance(doc, str):
+        return mask_secrets(doc)
+    if isinstance(doc, dict):
+        return {mask_strings(k): mask_strings(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):  # a series' column of numbers: no call per number
+        return [mask_strings(v) if isinstance(v, str | dict | list | tuple) else v
+                for v in doc]
+    return doc
 
 
 def mask_text(text: str) -> str:

@@ -234,7 +234,8 @@ def build_workload(spec: BenchSpec, counter: TokenCounter) -> Workload:
                                 ExitCode.USAGE)
         kind = spec.dataset_kind or guess_kind(spec.dataset)
         return dataset_workload(spec.dataset, kind, spec.seed, counter,
-                                output.min if output is not None else None, spec.multi_turn)
+                                output.min if output is not None else None, spec.multi_turn,
+                                needed=spec.requests)
     return SyntheticWorkload(parse_length(spec.input_len, "--input-tokens"), output,
                              spec.seed, spec.prefix_tokens, counter)
 

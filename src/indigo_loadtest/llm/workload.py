@@ -6,7 +6,8 @@
   prefix, for prefix caching) with a drawn output length pinned by `max_tokens`.
 - `load_jsonl(path)` (`prompt` or `messages`, optional `max_tokens`) and
   `load_sharegpt(path)` (first human turn as the prompt, the first answer's length as
-  the output target).
+  the output target), read one entry at a time; of a large file a seeded uniform sample
+  is kept, in bounded memory (llm/dataset_stream.py).
 - `TokenCounter`: a local `tokenizer.json` through the `tokenizers` library when given
   (nothing is downloaded), else an estimate (one token per whitespace-led word, the
   embedded simulator's rule) whose results are labelled `estimate`.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ from typing import Any
 import orjson
 
 from ..scenario.errors import ExitCode, ScenarioError
+from .dataset_stream import (
+    DATASET_BUDGET,
+    DATASET_REQUESTS,
+    Reservoir,
+    json_list_items,
+    jsonl_lines,
+)
 
 _WORD = re.compile(r"\s*\S+")
 DISTRIBUTIONS = ("fixed", "uniform", "normal", "lognormal")
@@ -132,7 +140,7 @@ class TokenCounter:
     def count(self, text: str) -> int:
         if self._tok is not None:
             return len(self._tok.encode(text, add_special_tokens=False).ids)
-        return len(_WORD.findall(text))
+        return len(text.split())  # = len(_WORD.findall(text)), without the regex: 10x faster
 
     def count_messages(self, messages: Sequence[dict[str, Any]]) -> int:
         return sum(self.count(m["content"]) for m in messages
@@ -234,47 +242,81 @@ def build_text(rng: random.Random, n: int, counter: TokenCounter) -> str:
 
 
 class ListWorkload(Workload):
-    """Requests from a file, in an order shuffled by the seed, repeated as needed."""
+    """Requests from a file, in an order shuffled by the seed, repeated as needed.
+    `total`: how many the file had, when these are a sample of them."""
 
-    def __init__(self, items: list[BenchRequest], name: str, seed: int = 0) -> None:
+    def __init__(self, items: list[BenchRequest], name: str, seed: int = 0,
+                 total: int | None = None) -> None:
         if not items:
             raise WorkloadError(f"{name}: no usable requests in it")
         self.items = list(items)
         random.Random(seed).shuffle(self.items)
-        self.name, self.seed = name, seed
+        self.name, self.seed, self.total = name, seed, total
 
     def item(self, i: int) -> BenchRequest:
         return self.items[i % len(self.items)]
 
     def describe(self) -> str:
-        return f"{self.name}: {len(self.items)} requests, seed {self.seed}"
+        sampled = (f" (a seeded sample of {self.total})"
+                   if self.total is not None and self.total > len(self.items) else "")
+        return f"{self.name}: {len(self.items)} requests{sampled}, seed {self.seed}"
 
 
-def _read(path: str) -> bytes:
+@dataclass(frozen=True)
+class Sampling:
+    """How much of a dataset is kept (llm/dataset_stream.py): at most `requests`
+    requests holding at most `budget` characters, a uniform sample drawn with `seed`."""
+
+    requests: int = DATASET_REQUESTS
+    budget: int = DATASET_BUDGET
+    seed: int = 0
+
+    def reservoir(self) -> Reservoir[Any]:
+        return Reservoir(self.requests, self.budget, random.Random(f"{self.seed}:sample"))
+
+
+def _entries(path: str, read: Any) -> Iterator[Any]:
+    """The file's entries, its errors as one line naming it."""
     try:
-        return Path(path).read_bytes()
+        yield from read(path)
     except OSError as exc:
         raise WorkloadError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise WorkloadError(f"{path}: {exc}") from None
 
 
-def load_jsonl(path: str, counter: TokenCounter | None = None,
-               output_len: int | None = None) -> list[BenchRequest]:
-    """One JSON object a line: `prompt` (text) or `messages` (chat), optional `max_tokens`."""
+def sample_jsonl(path: str, counter: TokenCounter | None = None,
+                 output_len: int | None = None,
+                 sampling: Sampling = Sampling()) -> tuple[list[BenchRequest], int]:
+    """One JSON object a line: `prompt` (text) or `messages` (chat), optional `max_tokens`.
+    Every line is checked; a sample is kept (`sampling`). Returns it and the count."""
     counter = counter or TokenCounter()
-    items = []
-    for n, line in enumerate(_read(path).splitlines(), 1):
+    kept = sampling.reservoir()
+    for n, line in _entries(path, jsonl_lines):
         if not line.strip():
             continue
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise WorkloadError(f"{path}:{n}: not JSON ({exc})") from None
-        items.append(_jsonl_item(obj, f"{path}:{n}", counter, output_len))
-    return items
+        _jsonl_item(obj, f"{path}:{n}", None, output_len)  # checked now, counted if kept
+        kept.offer((n, line), len(line))
+    items = []
+    kept.items.reverse()
+    while kept.items:  # each raw line freed as its request is made: the budget once
+        n, line = kept.items.pop()
+        items.append(_jsonl_item(orjson.loads(line), f"{path}:{n}", counter, output_len))
+    return items, kept.seen
 
 
-def _jsonl_item(obj: Any, where: str, counter: TokenCounter,
+def load_jsonl(path: str, counter: TokenCounter | None = None,
+               output_len: int | None = None) -> list[BenchRequest]:
+    return sample_jsonl(path, counter, output_len)[0]
+
+
+def _jsonl_item(obj: Any, where: str, counter: TokenCounter | None,
                 output_len: int | None) -> BenchRequest:
+    """The line's request (its tokens counted by `counter`; None: only checked)."""
     if not isinstance(obj, dict):
         raise WorkloadError(f"{where}: expected an object with 'prompt' or 'messages'")
     max_tokens = obj.get("max_tokens", output_len)
@@ -283,41 +325,46 @@ def _jsonl_item(obj: Any, where: str, counter: TokenCounter,
         raise WorkloadError(f"{where}: max_tokens must be a whole number above 0")
     prompt, messages = obj.get("prompt"), obj.get("messages")
     if isinstance(prompt, str) and prompt:
-        return BenchRequest(prompt=prompt, prompt_tokens=counter.count(prompt),
+        return BenchRequest(prompt=prompt, prompt_tokens=counter.count(prompt) if counter else 0,
                             max_tokens=max_tokens)
     if (isinstance(messages, list) and messages
             and all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages)):
         return BenchRequest(messages=tuple(messages),
-                            prompt_tokens=counter.count_messages(messages),
+                            prompt_tokens=counter.count_messages(messages) if counter else 0,
                             max_tokens=max_tokens)
     raise WorkloadError(f"{where}: expected a non-empty 'prompt' string or 'messages' list "
                         "of {role, content}")
 
 
-def load_sharegpt(path: str, counter: TokenCounter | None = None,
-                  output_len: int | None = None, multi_turn: bool = False) -> list[BenchRequest]:
+def sample_sharegpt(path: str, counter: TokenCounter | None = None,
+                    output_len: int | None = None, multi_turn: bool = False,
+                    sampling: Sampling = Sampling()) -> tuple[list[BenchRequest], int]:
     """ShareGPT's layout: a list of {"conversations": [{"from": "human"|"gpt", "value"}]}.
     The first human turn is the prompt; the answer after it sets the output target
     (`output_len` overrides it). Conversations without both are skipped, as vLLM does.
-    `multi_turn`: every later human turn followed by an answer becomes a follow-up."""
+    `multi_turn`: every later human turn followed by an answer becomes a follow-up.
+    Read one conversation at a time; a sample is kept (`sampling`). Returns it and the
+    count of usable conversations."""
     counter = counter or TokenCounter()
-    try:
-        data = orjson.loads(_read(path))
-    except orjson.JSONDecodeError as exc:
-        raise WorkloadError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, list):
-        raise WorkloadError(f"{path}: expected a JSON list of ShareGPT conversations")
-    items = []
-    for entry in data:
+    kept = sampling.reservoir()
+    for entry, _ in _entries(path, json_list_items):
         turns = entry.get("conversations") if isinstance(entry, dict) else None
         pairs = _exchanges(turns) if isinstance(turns, list) else []
+        if pairs:
+            pairs = pairs if multi_turn else pairs[:1]
+            kept.offer(pairs, sum(len(q) + len(a) for q, a in pairs))
+    items = []
+    for pairs in kept.items:
         targets = [(q, output_len or counter.count(a)) for q, a in pairs]
-        if targets:
-            prompt, target = targets[0]
-            items.append(BenchRequest(prompt=prompt, prompt_tokens=counter.count(prompt),
-                                      max_tokens=target,
-                                      followups=tuple(targets[1:]) if multi_turn else ()))
-    return items
+        prompt, target = targets[0]
+        items.append(BenchRequest(prompt=prompt, prompt_tokens=counter.count(prompt),
+                                  max_tokens=target, followups=tuple(targets[1:])))
+    return items, kept.seen
+
+
+def load_sharegpt(path: str, counter: TokenCounter | None = None,
+                  output_len: int | None = None, multi_turn: bool = False) -> list[BenchRequest]:
+    return sample_sharegpt(path, counter, output_len, multi_turn)[0]
 
 
 def _exchanges(turns: list[Any]) -> list[tuple[str, str]]:
@@ -337,18 +384,22 @@ SAMPLE_DATASET = Path(__file__).parent / "data" / "sample_sharegpt.json"
 
 
 def dataset_workload(path: str, kind: str, seed: int, counter: TokenCounter,
-                     output_len: int | None = None, multi_turn: bool = False) -> ListWorkload:
-    """`kind` is jsonl or sharegpt; `path` "sample" is the packaged ShareGPT sample."""
+                     output_len: int | None = None, multi_turn: bool = False,
+                     needed: int = 0) -> ListWorkload:
+    """`kind` is jsonl or sharegpt; `path` "sample" is the packaged ShareGPT sample.
+    `needed`: the requests the point makes (0: open), the most of the file kept."""
     if path == "sample":
         path, kind = str(SAMPLE_DATASET), "sharegpt"
+    sampling = Sampling(requests=min(needed, DATASET_REQUESTS) if needed > 0
+                        else DATASET_REQUESTS, seed=seed)
     if kind == "sharegpt":
-        items = load_sharegpt(path, counter, output_len, multi_turn)
+        items, total = sample_sharegpt(path, counter, output_len, multi_turn, sampling)
     elif multi_turn:
         raise WorkloadError("--multi-turn needs a ShareGPT dataset")
     else:
-        items = load_jsonl(path, counter, output_len)
+        items, total = sample_jsonl(path, counter, output_len, sampling)
     name = f"{kind} {Path(path).name}" + (" (multi-turn)" if multi_turn else "")
-    return ListWorkload(items, name, seed)
+    return ListWorkload(items, name, seed, total)
 
 
 def guess_kind(path: str) -> str:

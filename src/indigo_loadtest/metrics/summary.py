@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ..http.redact import mask_secrets
 from .registry import Metric, Registry
 from .sinks import CounterSink, GaugeSink, RateSink, Sink, TrendSink
 from .thresholds import PERCENTILE_RE, ThresholdResult, observe
@@ -148,17 +149,19 @@ class GroupNode:
 
 
 def check_tree(registry: Registry) -> GroupNode:
-    """Checks nested by group, in the order they first ran (k6's root_group)."""
+    """Checks nested by group, in the order they first ran (k6's root_group); names
+    and paths masked (a name may hold a secret the run knows), ids made of them so."""
     root = GroupNode("", "")
     durations = registry.get(GROUP_DURATION)
     for ts in durations.sinks if durations is not None else ():
-        root.find(ts.get("group"))
+        root.find(mask_secrets(ts.get("group") or ""))
     checks = registry.get(CHECKS)
     for ts, sink in checks.sinks.items() if checks is not None else ():
         name = ts.get("check")
         if name is None or not isinstance(sink, RateSink):
             continue
-        node = root.find(ts.get("group"))
+        name = mask_secrets(name)
+        node = root.find(mask_secrets(ts.get("group") or ""))
         stat = node.checks.get(name)
         if stat is None:
             stat = node.checks[name] = CheckStat(name, f"{node.path}{_SEP}{name}")

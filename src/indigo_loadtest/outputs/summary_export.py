@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..http.redact import mask_strings
 from ..metrics.registry import Metric, Registry
 from ..metrics.summary import (
     DEFAULT_TREND_STATS,
@@ -48,7 +49,8 @@ def build_summary_export(
     *,
     summary_trend_stats: Sequence[str] = DEFAULT_TREND_STATS,
 ) -> dict[str, Any]:
-    """The export as a dict (JSON-ready)."""
+    """The export as a dict (JSON-ready), every string masked as in the run record (a
+    check or group name may hold a secret the run knows)."""
     metrics: dict[str, dict[str, Any]] = {}
     for metric in reported_metrics(registry, results):
         metrics[metric.name] = _stats(metric, None, elapsed, summary_trend_stats)
@@ -60,7 +62,7 @@ def build_summary_export(
         entry = metrics.get(r.key)
         if entry is not None:
             entry.setdefault("thresholds", {})[r.expression] = not r.ok
-    return {"root_group": _group(check_tree(registry)), "metrics": metrics}
+    return mask_strings({"root_group": _group(check_tree(registry)), "metrics": metrics})
 
 
 def write_summary_export(

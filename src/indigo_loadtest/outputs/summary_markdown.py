@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..http.redact import mask_secrets
 from ..metrics.registry import Metric, Registry
 from ..metrics.summary import (
     NO_SAMPLES,
@@ -69,7 +70,7 @@ def write_summary_markdown(
 
     text = build_summary_markdown(registry, results, elapsed, title=title, verdict=verdict,
                                   passed=passed)
-    return write_atomically(Path(path), text.encode("utf-8"))
+    return write_atomically(Path(path), mask_secrets(text).encode("utf-8"))
 
 
 def _thresholds_line(results: Sequence[ThresholdResult]) -> str:

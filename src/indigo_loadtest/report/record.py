@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..http.redact import mask_strings
 from ..llm.stream_metrics import ITL, TOKENS_PER_SEC, TPOT, TTFT
 from ..metrics.registry import Metric, Registry
 from ..metrics.sinks import GaugeSink, RateSink, TrendSink
@@ -51,6 +52,10 @@ from ..metrics.timeseries import (
 FORMAT = "indigo-loadtest.run/1"
 RECORD_SUFFIX = ".timeseries.json.gz"
 HISTOGRAM_BINS = 40
+# The most a results file may hold (inflated): several times the largest record a run
+# writes (at most ~1,400 points of a bounded set of series), and what `report` and
+# `compare` can parse in well under a gigabyte. A gzip bomb stops here.
+MAX_RECORD_BYTES = 128 * 1024 * 1024
 STAT_KINDS = ("trend", "counter", "rate", "gauge")
 HISTOGRAM_METRICS = ("http_req_duration", "iteration_duration", TTFT, ITL, TPOT,
                      TOKENS_PER_SEC)
@@ -161,7 +166,9 @@ POINT_ROUNDING = 0.01
 def build_record(*, meta: dict[str, Any], verdict: dict[str, Any], registry: Registry,
                  results: Sequence[ThresholdResult], elapsed: float,
                  recorder: Recorder) -> dict[str, Any]:
-    return {
+    """The record, every string in it masked (a check, group, tag or scenario name may
+    hold a secret the run knows): the report is made from it, and shows what it holds."""
+    return mask_strings({
         "format": FORMAT,
         "meta": meta,
         "verdict": verdict,
@@ -172,7 +179,7 @@ def build_record(*, meta: dict[str, Any], verdict: dict[str, Any], registry: Reg
         "histograms": {m: h for m in HISTOGRAM_METRICS
                        if (h := histogram(registry.get(m))) is not None},
         "series": {"interval": recorder.fixed_width, **recorder.series.to_json()},
-    }
+    })
 
 
 def machine() -> dict[str, Any]:
@@ -304,6 +311,24 @@ def write_record(path: Path, record: dict[str, Any]) -> Path:
     return write_atomically(path, gzip.compress(data, compresslevel=6, mtime=0))
 
 
+def read_bounded(path: Path) -> bytes:
+    """The file's bytes, inflated when gzip: never more than MAX_RECORD_BYTES read or
+    inflated (a small file may inflate to gigabytes), else a RecordError."""
+    with path.open("rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        if gzipped:
+            with gzip.GzipFile(fileobj=f) as inflated:
+                data = inflated.read(MAX_RECORD_BYTES + 1)
+        else:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        what = "inflates to" if gzipped else "is"
+        raise RecordError(f"{path}: {what} more than {MAX_RECORD_BYTES >> 20} MiB: not a "
+                          "results file of indigo-loadtest (a record is far smaller)")
+    return data
+
+
 def load_record(path: str | Path) -> dict[str, Any]:
     """A run record, given its file or the summary export written beside it."""
     p = Path(path)
@@ -314,15 +339,15 @@ def load_record(path: str | Path) -> dict[str, Any]:
                               "indigo-loadtest write one")
         p = sibling
     try:
-        raw = p.read_bytes()
         # NaN and Infinity (Python's JSON, not JSON's) are no value: a rule on one cannot
         # be evaluated, and fails, rather than compare false with every limit and pass.
-        record = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw,
-                            parse_constant=lambda _: None)
+        record = json.loads(read_bounded(p), parse_constant=lambda _: None)
     except FileNotFoundError:
         raise RecordError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise RecordError(f"{p}: is a directory (give a results file)") from None
+    except RecordError:
+        raise
     except (OSError, EOFError, ValueError) as exc:
         raise RecordError(f"{p}: not a run record ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:

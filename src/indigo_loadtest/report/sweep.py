@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .html import COLORS, UPLOT_VERSION, esc, fmt, page, when, write_html
-from .record import RecordError, safe_target
+from .record import RecordError, read_bounded, safe_target
 
 BENCH_TOOL = "indigo-loadtest bench"
 PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: no --tokenizer was given), so "
@@ -41,8 +41,8 @@ def read_bench_results(path: str | Path) -> dict[str, Any] | None:
     if p.suffix != ".json" or not p.is_file():
         return None
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(read_bounded(p))
+    except (OSError, EOFError, ValueError):  # too large too (RecordError): as a record, refused
         return None
     if not isinstance(doc, dict) or doc.get("tool") != BENCH_TOOL:
         return None

@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ..scenario.errors import ExitCode, ScenarioError
@@ -27,7 +28,13 @@ LOCAL_OBJECT_STORE_BYTES = 100_000_000
 # Never shipped with the scenario's folder (a scenario kept in a project's root would
 # otherwise upload its virtualenv and past results to every node); Ray also skips what
 # the folder's .gitignore lists.
-WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "node_modules", "__pycache__", "results"]
+WORKING_DIR_EXCLUDES = [".git", ".venv", "venv", "node_modules", "__pycache__", "results",
+                        # The configuration file (API_KEY...): its values travel in the
+                        # actors' creation arguments; the file would land, as it is, in
+                        # every node's session directory.
+                        ".env", ".env.*"]
+# What a gitignore-style pattern would read as a wildcard or an operator in a file name.
+_PATTERN_SPECIAL = re.compile(r"([*?\[\]!#\\])")
 # What Ray's core logs while a cluster with token authentication refuses this client.
 _AUTH_REFUSED = ("InvalidAuthToken", "Unauthenticated")
 AUTH_HINT = ("the cluster uses token authentication and refused this client's token "
@@ -130,7 +137,8 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": True}
     if working_dir is not None:
         options["runtime_env"] = {"working_dir": working_dir,
-                                  "excludes": WORKING_DIR_EXCLUDES}
+                                  "excludes": working_dir_excludes(working_dir,
+                                                                   settings.env_file)}
     if address == "local":
         from ..engine.workers import default_workers
 
@@ -147,6 +155,22 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
         except Exception as exc:  # unreachable address, version mismatch, refused token
             raise ScenarioError(_join_error(address, exc, captured()),
                                 ExitCode.INVALID_CONFIG) from None
+
+
+def working_dir_excludes(working_dir: str, env_file: str | None) -> list[str]:
+    """What is never shipped with the scenario's folder: `WORKING_DIR_EXCLUDES`, and the
+    file `--env-file` names when it lies inside the folder (whatever its name), as a
+    pattern anchored at the folder (Ray matches paths relative to it)."""
+    excludes = list(WORKING_DIR_EXCLUDES)
+    if env_file is None:
+        return excludes
+    named = Path(env_file).expanduser()
+    for folder, file in ((Path(os.path.abspath(working_dir)), Path(os.path.abspath(named))),
+                         (Path(working_dir).resolve(), named.resolve())):
+        with contextlib.suppress(ValueError):
+            inside = file.relative_to(folder).as_posix()
+            excludes.append("/" + _PATTERN_SPECIAL.sub(r"\\\1", inside))
+    return list(dict.fromkeys(excludes))  # the same path both ways: once
 
 
 def _join_error(address: str, exc: Exception, logged: str) -> str:

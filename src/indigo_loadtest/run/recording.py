@@ -54,8 +54,7 @@ async def start_recording(prepared: Prepared, engine: Engine, console: Console) 
     if prepared.settings.dashboard is not None:
         from ..report.dashboard import Dashboard
 
-        dashboard = Dashboard(recording, {"scenario": prepared.scenario.name,
-                                          "target": prepared.target})
+        dashboard = Dashboard(recording, shown_identity(prepared))
         try:
             url = await dashboard.start(prepared.settings.dashboard)
         except OSError as exc:  # a convenience: the test runs without it
@@ -101,16 +100,23 @@ def _write_report(path: Path, record: dict[str, Any]) -> None:
     write_report(path, record)
 
 
+def shown_identity(prepared: Prepared) -> dict[str, str]:
+    """The run's scenario and target as the record and the dashboard show them (the
+    target without the credentials and query its URL may carry)."""
+    from ..report.record import safe_target
+
+    return {"scenario": prepared.scenario.name, "target": safe_target(prepared.target)}
+
+
 def run_record(prepared: Prepared, outcome: Outcome, elapsed: float,
                recording: Any) -> dict[str, Any]:
-    from ..report.record import build_record, machine, safe_target
+    from ..report.record import build_record, machine
 
     plan = prepared.options.plan
     meta = {
-        "tool": "indigo-loadtest", "version": __version__,
-        "scenario": prepared.scenario.name,
+        "tool": "indigo-loadtest", "version": __version__, **shown_identity(prepared),
         "scenario_file": display_path(prepared.scenario.path),
-        "testid": plan.tags.get("testid", ""), "target": safe_target(prepared.target),
+        "testid": plan.tags.get("testid", ""),
         "model": prepared.env.get("MODEL", ""),
         "started_at": recording.started_at, "ended_at": recording.started_at + elapsed,
         "elapsed": elapsed, "workers": prepared.workers, "machine": machine(),

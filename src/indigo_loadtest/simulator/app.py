@@ -14,10 +14,12 @@ from .auth import AuthError, Tokens
 from .chat import chat_completions
 from .completions import completions
 from .config import SimulatorConfig
+from .connections import Connections
 from .http_util import ApiError, error_response, json_response
 from .state import SIM, Simulator
 
 REFRESH_COOKIE = "jan_refresh_token"
+CONNECTIONS = web.AppKey("connections", Connections)
 log = logging.getLogger("indigo_loadtest.simulator")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -113,8 +115,11 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 def build_app(config: SimulatorConfig) -> web.Application:
     sim = Simulator(config)
-    app = web.Application(middlewares=[errors], client_max_size=8 * 1024 * 1024)
+    connections = Connections(config.body_timeout_s)
+    app = web.Application(middlewares=[connections.read_body, errors],
+                          client_max_size=8 * 1024 * 1024)
     app[SIM] = sim
+    app[CONNECTIONS] = connections
     app.router.add_post("/v1/auth/guest-login", guest_login)
     app.router.add_get("/v1/auth/refresh-token", refresh_token)
     app.router.add_get("/v1/auth/logout", logout)

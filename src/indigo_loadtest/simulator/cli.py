@@ -14,7 +14,8 @@ from aiohttp import web
 
 from ..scenario.errors import ScenarioError
 from . import config as cfg
-from .app import build_app
+from .app import CONNECTIONS, build_app
+from .connections import connection_bound
 
 READY_PREFIX = "Indigo API simulator listening on "
 
@@ -45,16 +46,22 @@ async def serve(config: cfg.SimulatorConfig, host: str, port: int, parent_pid: i
     """Serve until a stop signal (or, when started by a parent process, until it is gone)."""
     # handler_cancellation: a client that goes away cancels its handler, so its generation
     # stops and its slot is free at once instead of after the whole planned reply.
-    runner = web.AppRunner(build_app(config), access_log=None, handle_signals=False,
-                           handler_cancellation=True)
+    # keepalive_timeout: the head (and idle) timeout; see simulator/connections.py.
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           handler_cancellation=True, keepalive_timeout=config.header_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+    assert runner.server is not None
+    accept = app[CONNECTIONS].factory(runner.server, connection_bound(config.max_connections))
+    loop = asyncio.get_running_loop()
+    listener: asyncio.Server | None = None
     try:
-        await site.start()
-        bound = runner.addresses[0][1]
+        # The listening socket's own, not a TCPSite's: each connection passes the bound.
+        listener = await loop.create_server(accept, host, port, backlog=4096,
+                                            reuse_address=True)
+        bound = listener.sockets[0].getsockname()[1]
         print(READY_PREFIX + url_of(host, bound), flush=True)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C ends the process
                 loop.add_signal_handler(sig, stop.set)
@@ -63,6 +70,8 @@ async def serve(config: cfg.SimulatorConfig, host: str, port: int, parent_pid: i
         if watchdog is not None:
             watchdog.cancel()
     finally:
+        if listener is not None:
+            listener.close()
         await runner.cleanup()
 
 

@@ -35,6 +35,12 @@ class SimulatorConfig:
     models: tuple[str, ...] = field(default=DEFAULT_MODELS, metadata={
         "help": "comma-separated model ids served (the first is the default)"})
     seed: int = field(default=0, metadata={"help": "seed of the fault-injection draws"})
+    header_timeout_s: float = field(default=15.0, metadata={
+        "help": "time a connection has to send a request's head, and may stay idle"})
+    body_timeout_s: float = field(default=30.0, metadata={
+        "help": "time a request's body has to arrive (else 408)"})
+    max_connections: int = field(default=0, metadata={
+        "help": "open connections at most (0: what the file-descriptor limit allows)"})
     # auth
     api_key: str = field(default="", metadata={"help": "a static key accepted as bearer token"})
     jwt_secret: str = field(default="", metadata={
@@ -106,8 +112,12 @@ class SimulatorConfig:
         for name in ("reply_tokens", "slots", "token_expiry_s", "refresh_expiry_s"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        if self.queue_limit < 0 or self.retry_after_s < 0:
-            raise ConfigError("queue_limit and retry_after_s must not be negative")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name} must be a finite number above 0")
+        if self.queue_limit < 0 or self.retry_after_s < 0 or self.max_connections < 0:
+            raise ConfigError("queue_limit, retry_after_s and max_connections must not be "
+                              "negative")
 
     @property
     def default_model(self) -> str:
