@@ -24,6 +24,8 @@ from ..metrics.registry import Registry
 from ..scenario.config import Env, build_env
 from ..scenario.errors import ExitCode, ScenarioError
 from ..scenario.options import parse_duration
+from .bench_args import MAX_ERROR_RATE
+from .bench_failures import FailFastWatch, every_request_failed, failure_mark
 from .bench_figures import Figures, point_figures, request_counts
 from .bench_report import report_lines, verdict_text, write_results
 from .bench_target import open_target
@@ -54,6 +56,7 @@ class Bench:
     exit_code: int = ExitCode.OK
     started_at: float = dataclasses.field(default_factory=time.time)
     report: Path | None = None  # the HTML report of all the points (None: --no-report)
+    max_error_rate: float = MAX_ERROR_RATE  # a point failing more fails the run (114)
 
 
 def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
@@ -86,6 +89,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     objectives = parse_slos(args.slo)
     if mode == "find" and not objectives:
         raise ScenarioError("--find max-rate needs --slo", ExitCode.USAGE)
+    if not 0 <= args.max_error_rate <= 1:  # NaN too
+        raise ScenarioError("--max-error-rate: a share between 0 and 1", ExitCode.USAGE)
     if args.fail_below is not None and mode != "find":
         raise ScenarioError("--fail-below is for --find max-rate", ExitCode.USAGE)
     if args.fail_below is not None and not 0 <= args.fail_below < math.inf:
@@ -104,7 +109,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     report = None if settings.no_report else Path(settings.report or results.with_suffix(".html"))
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
                  results, env, scenario.workload.describe(), report=report,
-                 sim_options=sim_options)
+                 sim_options=sim_options, max_error_rate=args.max_error_rate)
 
 
 def parse_sim_options(flags: list[str], env: Env) -> dict[str, Any]:
@@ -169,6 +174,12 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
     prepared.judges.append(no_completion(spec))
     if single and bench.objectives:
         prepared.pass_marks.append(slo_mark(spec, bench.objectives))
+    if bench.mode != "find" or spec.profile == "synchronous":
+        # a search measures past the limit on purpose: there, failures miss the SLO
+        prepared.pass_marks.append(failure_mark(
+            spec.label, lambda registry: request_counts(spec, registry), bench.max_error_rate))
+    fail_fast = FailFastWatch()
+    prepared.watchers.append(fail_fast)
     try:
         if single and not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
@@ -181,6 +192,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
         point["verdict"] = mask_secrets(run_verdict(outcome))  # as its export says
         point["interrupted"] = outcome.interrupted
         point["saturated"] = watch.reason if watch is not None else None
+        point["stopped_early"] = fail_fast.reason
         # stopped before its planned end (saturated, or a signal): it did not hold the load
         if (point["saturated"] or point["interrupted"]) and point["meets_slo"]:
             point["meets_slo"] = False
@@ -280,10 +292,10 @@ def run_single(bench: Bench, console: Any) -> None:
 def run_sweep(bench: Bench, console: Any) -> None:
     """synchronous, throughput, then N rates evenly between their achieved rates."""
     sync = measure(bench, console, "synchronous", "synchronous")
-    if sync is None:
+    if sync is None or all_failed(sync, console):
         return
     top = measure(bench, console, "throughput", "throughput")
-    if top is None:
+    if top is None or all_failed(top, console):
         return
     low, high = sync["request_rate"] or 0.0, top["request_rate"] or 0.0
     if high <= low:
@@ -294,11 +306,20 @@ def run_sweep(bench: Bench, console: Any) -> None:
     for k in range(1, n + 1):
         rate = low + (high - low) * k / (n + 1)
         point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate)
-        if point is None:
+        if point is None or all_failed(point, console):
             return
         if point["saturated"] and k < n:  # higher rates would only saturate sooner
             console.note(f"rate-{k} over-saturated: the {n - k} higher rate(s) are skipped")
             return
+
+
+def all_failed(point: dict[str, Any], console: Any) -> bool:
+    """A sweep stops after a point whose every request failed: the next ones, at more
+    load, would only fail the same way (its reasons are in the table's notes)."""
+    if not every_request_failed(point):
+        return False
+    console.note(f"every request of point {point['label']} failed: the sweep stops there")
+    return True
 
 
 def run_find(bench: Bench, console: Any) -> dict[str, Any]:

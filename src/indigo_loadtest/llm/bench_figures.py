@@ -8,6 +8,7 @@ from typing import Any
 
 from ..metrics.exact import exact_values, percentile
 from ..metrics.registry import Registry
+from .bench_failures import failure_breakdown
 from .benchmark import (
     GOOD_REQUESTS,
     OK_TAG,
@@ -61,6 +62,7 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
         "warmup_s": spec.warmup, "cooldown_s": spec.cooldown,
         "requests": total, "completed": completed, "failed": errors,
         "error_rate": errors / total if total else None,
+        "failures": failure_breakdown(registry, phase or None),
         "request_rate": _per_s(completed, duration),
         "output_tokens": out_tokens, "prompt_tokens": in_tokens,
         "output_throughput": _per_s(out_tokens, duration),

@@ -91,6 +91,7 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
         k = knee(points)
         lines.append(f"  knee: {k['offered_rate']:.4g} req/s ({k['label']})" if k else
                      "  knee: none (no rate point kept up with its rate)")
+    lines += [f"  {line}" for line in notes_of_failures(points)]
     for p in points:
         if p.get("saturated"):
             lines.append(f"  {p['label']}: over-saturated, stopped early ({p['saturated']})")
@@ -113,6 +114,22 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
                          f"(±{answer['uncertainty']:.2g}: {answer['reason']})")
     lines.append(f"  results: {bench.results_file}")
     return lines
+
+
+def notes_of_failures(points: list[dict[str, Any]]) -> list[str]:
+    """Why requests failed, point by point (statuses, reasons, one error body's first
+    line), a point stopped early, and the hint of an all-unauthorized run."""
+    from .bench_failures import auth_hint, failure_line
+
+    lines = []
+    for p in points:
+        if p.get("stopped_early"):
+            lines.append(f"{p['label']}: stopped early: {p['stopped_early']}")
+        line = failure_line(p)
+        if line:
+            lines.append(line)
+    hint = auth_hint(points)
+    return [*lines, hint] if hint else lines
 
 
 def slo_misses(p: dict[str, Any]) -> str:
@@ -192,6 +209,9 @@ def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]
     elif problem is None and code == ExitCode.THRESHOLDS_FAILED:
         return {"exit_code": int(code), "text": "failed: thresholds crossed"
                 + (f" (point {failed})" if failed else "")}
+    elif problem is None and failed and code == ExitCode.TOO_MANY_FAILURES:
+        first = next(p for p in bench.points if p["exit_code"] == code)
+        return {"exit_code": int(code), "text": first["verdict"]}  # its count and bound
     elif problem is None and failed:
         problem = f"point {failed} failed"
     return {"exit_code": int(code),
