@@ -313,7 +313,9 @@ def header(doc: dict[str, Any]) -> str:
 
 
 def answers_section(doc: dict[str, Any]) -> str:
-    lines = [slo_answer(doc), knee_text(doc)]
+    from ..llm.bench_report import notes_of_failures
+
+    lines = [slo_answer(doc), knee_text(doc), *notes_of_failures(doc["points"])]
     for p in doc["points"]:
         if p.get("saturated"):
             lines.append(f"{p['label']}: over-saturated, stopped early ({p['saturated']}); "
