@@ -8,6 +8,7 @@ from typing import Any
 
 from ..metrics.exact import exact_values, percentile
 from ..metrics.registry import Registry
+from .bench_answers import support
 from .bench_failures import failure_breakdown
 from .benchmark import (
     GOOD_REQUESTS,
@@ -79,6 +80,7 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
                     if objectives else None),
     }
     point["slo"] = point_verdicts(objectives, latencies) if objectives else []
+    point["slo_support"] = support(point)  # the values behind each percentile judged
     # A failed request met no objective: its latency is not in the percentiles (vLLM's
     # definitions), so a point that failed requests cannot be said to meet the SLO.
     point["meets_slo"] = (all(v["ok"] for v in point["slo"]) and point["dropped"] == 0
