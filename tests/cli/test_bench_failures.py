@@ -15,6 +15,7 @@ from test_bench import bench, one_point
 from indigo_loadtest.scenario.errors import ExitCode
 
 SECRET = "bench-failures-secret-4f9a1c"
+FOREIGN_KEY = "sk-proj-0123456789abcdefABCDEF"  # a key the server quotes, not ours
 CHUNK = {"choices": [{"delta": {"content": "hi"}}]}
 
 
@@ -31,8 +32,9 @@ def refusing_app(status: int, every: int) -> web.Application:
     async def chat(request: web.Request) -> web.Response:
         if next(count) % every == 0:
             echoed = request.headers.get("Authorization", "")
-            return web.json_response({"error": {"message": f"refused ({echoed})"}},
-                                     status=status)
+            key = echoed.removeprefix("Bearer ")
+            message = f"refused ({echoed}): key {key}, not {FOREIGN_KEY}"
+            return web.json_response({"error": {"message": message}}, status=status)
         return sse_answer()
 
     app = web.Application()
@@ -46,10 +48,11 @@ def run_against(tmp_path: Path, app: web.Application, *args: str) -> tuple[Any, 
 
 
 def assert_no_secret(tmp_path: Path, proc: Any) -> None:
-    assert SECRET not in proc.stdout + proc.stderr
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            assert SECRET not in path.read_text(errors="replace"), path
+    for secret in (SECRET, FOREIGN_KEY):
+        assert secret not in proc.stdout + proc.stderr
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret not in path.read_text(errors="replace"), path
 
 
 def test_half_the_requests_refused_fails_the_run_and_says_why(tmp_path: Path) -> None:
@@ -66,7 +69,7 @@ def test_half_the_requests_refused_fails_the_run_and_says_why(tmp_path: Path) ->
     assert "10 of 20 requests failed (50.0%)" in doc["verdict"]["text"]
     assert "HTTP 503 ×10" in proc.stdout and "e.g. HTTP 503: {" in proc.stdout
     report = Path(str(tmp_path / "bench.json")).with_suffix(".html").read_text()
-    assert "HTTP 503 ×10" in report
+    assert "HTTP 503 ×10" in report and "10 of 20 failed" in report  # answer, state
     assert "Traceback" not in proc.stderr
     assert_no_secret(tmp_path, proc)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -75,10 +76,15 @@ def first_line(body: bytes) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def masked_line(text: str) -> str:
-    from ..http.redact import mask_text
+# An API key of the usual shapes (sk-..., pk-...) that a server quotes back: not one the
+# run knows (those mask_text masks), but a secret all the same.
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,}")
 
-    line = mask_text(" ".join(text.split()))
+
+def masked_line(text: str) -> str:
+    from ..http.redact import MASK, mask_text
+
+    line = _KEY_LIKE.sub(MASK, mask_text(" ".join(text.split())))
     return line if len(line) <= SAMPLE_CHARS else line[:SAMPLE_CHARS - 1] + "…"
 
 

@@ -346,6 +346,9 @@ def status(p: Point) -> tuple[str, str]:
         return "bad", f"{p['dropped']} dropped"
     if not p.get("completed"):
         return "bad", "no request completed"
+    if p.get("failed"):  # red when it failed the run (more than --max-error-rate)
+        return ("bad" if p.get("exit_code") else ""), \
+            f"{p['failed']} of {p.get('requests', '?')} failed"
     return "", "complete"
 
 
