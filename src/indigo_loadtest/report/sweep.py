@@ -162,7 +162,8 @@ def sweep_answer(points: Sequence[Point], slos: str) -> tuple[str, Point | None]
     return (f"The highest rate meeting the SLOs ({slos}) is {rate(low)}, "
             f"± {(high - low) / 2:.2g} req/s: met at {rate(low)} ({best['label']}), missed "
             f"at {rate(high)} ({miss['label']}); the sweep's points bracket the limit "
-            "(--find max-rate narrows it)."), best
+            "(± half their distance, not a confidence interval; --find max-rate narrows "
+            "it)."), best
 
 
 def sample_note(point: Point | None) -> str:
