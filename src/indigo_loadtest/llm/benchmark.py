@@ -6,8 +6,7 @@ same engine, executors, workers, thresholds and outputs as `run`. A scenario fil
 the same by hand:
 
     from indigo_loadtest.llm.benchmark import BenchSpec, BenchScenario
-    bench = BenchScenario(BenchSpec(profile="poisson", rate=4, duration="30s",
-                                    auth="jan-guest"))  # or API_KEY, when set
+    bench = BenchScenario(BenchSpec(profile="poisson", rate=4, duration="30s"))
     options, default = bench.options, bench.iteration
 
 Per request it records the `llm_*` stream metrics (TTFT, ITL, TPOT, E2EL = llm_total_ms,
