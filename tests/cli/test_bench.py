@@ -307,7 +307,8 @@ def test_multi_turn_on_jan_conversations_stores_each_conversation(tmp_path: Path
 
 def test_figures_are_of_successful_requests_and_errors_are_counted(tmp_path: Path) -> None:
     proc, doc = bench(tmp_path, "--iterations", "20", "--output-tokens", "6",
-                      ttft_ms="10", tokens_per_sec="0", error_rate="0.4", seed="3")
+                      "--max-error-rate", "1", ttft_ms="10", tokens_per_sec="0",
+                      error_rate="0.4", seed="3")
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     assert p["requests"] == 20 and 0 < p["failed"] < 20
@@ -580,7 +581,8 @@ def test_point_percentiles_are_exact_per_request_values(tmp_path: Path) -> None:
     samples = tmp_path / "samples.ndjson"
     proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "40", "--iterations", "40",
                       "--output-tokens", "uniform:2:12", "--out", f"json={samples}",
-                      ttft_ms="15", tokens_per_sec="400", error_rate="0.1", seed="2")
+                      "--max-error-rate", "1", ttft_ms="15", tokens_per_sec="400",
+                      error_rate="0.1", seed="2")
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     assert 0 < p["failed"] < 40  # failures' values are left out, as vLLM leaves them

@@ -153,8 +153,12 @@ def test_a_search_with_a_saturated_point_states_its_answer_and_marks(tmp_path: P
                  "reason": "meets the SLO at 8.25/s, misses it at 9.5/s"})
     html, dom = render(tmp_path, doc)
     assert "secret" not in html  # the target's credentials are not shown
-    assert ("The highest rate meeting the SLOs (ttft:p99&lt;500ms) is 8.25 req/s, ± 0.62 "
-            "req/s: met at 8.25 req/s (search-3), missed at 9.5 req/s (search-2)") in dom
+    assert ("The highest rate meeting the SLOs (ttft:p99&lt;500ms) is 8.25 req/s (search-3: "
+            "offered 8.25 req/s, achieved 8.2 req/s over 40 requests); missed at 9.5 req/s "
+            "(search-2: offered 9.5 req/s, achieved 8.1 req/s over 40 requests); ±0.62 is "
+            "half the last bisection step, not a confidence interval") in dom
+    assert ("Warning: search-3: ttft:p99&lt;500ms rests on 40 values, too few for a p99 "
+            "(it needs 500") in dom
     assert f"search-2: over-saturated, stopped early ({SATURATION})" in dom
     row = row_of(dom, "search-2")
     assert row.startswith('<tr class="bad"') and "saturated, stopped early" in row
@@ -181,10 +185,11 @@ def test_a_sweep_marks_its_knee_and_brackets_the_slo_answer(tmp_path: Path) -> N
         point("rate-2", "poisson", 8.7, 8.5, 300, meets=False),
     ], knee=5.3)
     _, dom = render(tmp_path, doc)
-    assert "Knee: 5.3 req/s (rate-1)" in dom
+    assert ("Knee: 5.3 req/s (rate-1); the next rate, 8.7 req/s (rate-2), did not keep up: "
+            "median TTFT 300 ms, over 2x the unloaded 50 ms. The knee is the highest") in dom
     assert ("The highest rate meeting the SLOs (ttft:p99&lt;500ms) is 5.3 req/s, ± 1.7 "
             "req/s: met at 5.3 req/s (rate-1), missed at 8.7 req/s (rate-2)") in dom
-    assert "from 40 requests: a p99 over fewer than 100 requests" in dom
+    assert "judged: ttft:p99&lt;500ms over 40 values. Warning: rate-1:" in dom
     points = chart_points(dom)
     assert len(points) == 9 and all(n >= 4 for n in points.values()), points
     marks = chart_marks(dom)

@@ -7,6 +7,7 @@ import argparse
 CLOSED_PROFILES = ("synchronous", "concurrency", "throughput")
 OPEN_PROFILES = ("constant", "poisson", "gamma")
 PROFILES = CLOSED_PROFILES + OPEN_PROFILES
+MAX_ERROR_RATE = 0.05  # a point failing more of its requests fails the run (exit 114)
 BENCH_DESCRIPTION = (
     "Benchmark an OpenAI-compatible server as `vllm bench serve` measures it, through the "
     "same engine and outputs as `run`. Of the run flags, --vus is the concurrency of "
@@ -65,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     "in this first part of each point are not counted")
     lp.add_argument("--cooldown", default="0s", metavar="DURATION", help="nor those started "
                     "in this last part")
+    lp.add_argument("--max-error-rate", type=float, default=MAX_ERROR_RATE, metavar="SHARE",
+                    help="a point failing more than this share of its requests fails the "
+                    f"run, exit 114 (default {MAX_ERROR_RATE:g}; 1 never)")
     lp.add_argument("--sweep-rates", type=int, default=5, metavar="N",
                     help="rates between synchronous and throughput in a sweep")
     lp.add_argument("--slo", metavar="SLOS", help="e.g. ttft:p99<500ms,tpot:p99<50ms: "

@@ -14,40 +14,26 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import os
-import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..metrics.exact import exact_values, percentile
 from ..metrics.registry import Registry
 from ..scenario.config import Env, build_env
 from ..scenario.errors import ExitCode, ScenarioError
 from ..scenario.options import parse_duration
+from .bench_args import MAX_ERROR_RATE
+from .bench_failures import FailFastWatch, every_request_failed, failure_mark
+from .bench_figures import Figures, point_figures, request_counts
 from .bench_report import report_lines, verdict_text, write_results
-from .benchmark import (
-    GOOD_REQUESTS,
-    OK_TAG,
-    PHASE_TAG,
-    PROMPT_TOKENS,
-    REQUEST_FAILED,
-    SCHEDULE_DELAY,
-    SPEC_ENV,
-    STEADY,
-    WINDOW,
-    BenchScenario,
-    BenchSpec,
-)
-from .slo import SLO_METRICS, Objective, parse_slos, point_verdicts
-from .stream_metrics import OUTPUT_TOKENS, TOTAL, TTFT
+from .bench_target import open_target
+from .benchmark import SPEC_ENV, BenchScenario, BenchSpec
+from .slo import Objective, parse_slos
+from .stream_metrics import TTFT
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
-PERCENTILES = (50.0, 90.0, 99.0)
-MODELS_TIMEOUT = 10.0  # seconds for the whole GET /v1/models (or guest login)
-MODELS_MAX_BODY = 1 << 20
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -70,6 +56,7 @@ class Bench:
     exit_code: int = ExitCode.OK
     started_at: float = dataclasses.field(default_factory=time.time)
     report: Path | None = None  # the HTML report of all the points (None: --no-report)
+    max_error_rate: float = MAX_ERROR_RATE  # a point failing more fails the run (114)
 
 
 def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
@@ -102,6 +89,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     objectives = parse_slos(args.slo)
     if mode == "find" and not objectives:
         raise ScenarioError("--find max-rate needs --slo", ExitCode.USAGE)
+    if not 0 <= args.max_error_rate <= 1:  # NaN too
+        raise ScenarioError("--max-error-rate: a share between 0 and 1", ExitCode.USAGE)
     if args.fail_below is not None and mode != "find":
         raise ScenarioError("--fail-below is for --find max-rate", ExitCode.USAGE)
     if args.fail_below is not None and not 0 <= args.fail_below < math.inf:
@@ -120,7 +109,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     report = None if settings.no_report else Path(settings.report or results.with_suffix(".html"))
     return Bench(spec, settings, mode, objectives, args.sweep_rates, args.find_steps,
                  results, env, scenario.workload.describe(), report=report,
-                 sim_options=sim_options)
+                 sim_options=sim_options, max_error_rate=args.max_error_rate)
 
 
 def parse_sim_options(flags: list[str], env: Env) -> dict[str, Any]:
@@ -161,119 +150,6 @@ def parse_threshold_flags(flags: list[str]) -> dict[str, list[str]]:
     return out
 
 
-# --- the target ---------------------------------------------------------------------------
-
-def open_target(bench: Bench, console: Any) -> Any:
-    """BASE, or the embedded simulator (started once for every point); the model, if not
-    given, is the first of GET /v1/models. Returns the simulator to stop, or None."""
-    from ..run.prepare import start_simulator
-
-    env, settings = bench.env, bench.settings
-    base, simulator = env.get("BASE", ""), None
-    if not base:
-        # The simulator wants a bearer: without API_KEY (and no guest login asked for),
-        # the run gets a random key it alone knows.
-        if not env.get("API_KEY") and bench.spec.auth == "none":
-            settings.env["API_KEY"] = secrets.token_urlsafe(16)
-            env = bench.env = Env({**env, "API_KEY": settings.env["API_KEY"]})
-        options = {**simulator_settings(bench.spec), **bench.sim_options}
-        simulator = start_simulator(env.get("API_KEY", ""), **options)
-        base = simulator.url
-    settings.env["BASE"] = base
-    try:
-        if not bench.spec.model:
-            bench.spec.model = first_model(base, env.get("API_KEY", ""), bench.spec.auth,
-                                           lookup_timeout(bench.spec))
-            console.note(f"model: {bench.spec.model} (the first of {base}/v1/models)")
-    except BaseException:
-        if simulator is not None:
-            simulator.stop()
-        raise
-    return simulator
-
-
-def simulator_settings(spec: BenchSpec) -> dict[str, Any]:
-    """The embedded simulator answers up to `reply_tokens` tokens; raise it to the
-    workload's longest output target, so max_tokens pins every output length (as
-    ignore_eos does on vLLM), unless INDIGO_SIM_REPLY_TOKENS says otherwise."""
-    if os.environ.get("INDIGO_SIM_REPLY_TOKENS"):
-        return {}
-    from .benchmark import build_workload
-    from .workload import LengthDist, ListWorkload, TokenCounter, parse_length
-
-    if spec.dataset:
-        workload = build_workload(spec, TokenCounter(spec.tokenizer or None))
-        items = workload.items if isinstance(workload, ListWorkload) else []
-        longest = max((t or 0 for r in items
-                       for t in (r.max_tokens, *(target for _, target in r.followups))),
-                      default=0)
-    else:
-        dist: LengthDist | None = parse_length(spec.output_len) if spec.output_len else None
-        longest = dist.max if dist is not None and dist.max < (1 << 20) else 0
-        if dist is not None and dist.kind in ("normal", "lognormal") and dist.max >= 1 << 20:
-            longest = int(dist.mean + 6 * dist.std)
-    return {"reply_tokens": longest} if longest > 32 else {}
-
-
-def lookup_timeout(spec: BenchSpec) -> float:
-    """The model lookup's deadline: MODELS_TIMEOUT, or --timeout when shorter."""
-    from ..http.config import parse_timeout
-
-    return min(MODELS_TIMEOUT, parse_timeout(spec.timeout or None))
-
-
-def first_model(base: str, api_key: str, auth: str, timeout: float = MODELS_TIMEOUT) -> str:
-    headers = {"Accept": "application/json"}
-    token = api_key or (guest_token(base, timeout) if auth == "jan-guest" else "")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    body = _get_json(f"{base.rstrip('/')}/v1/models", headers, timeout=timeout)
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("id"):
-        return str(data[0]["id"])
-    raise ScenarioError(f"{base}/v1/models lists no model; give --model", ExitCode.INVALID_CONFIG)
-
-
-def guest_token(base: str, timeout: float = MODELS_TIMEOUT) -> str:
-    body = _get_json(f"{base.rstrip('/')}/v1/auth/guest-login", {}, data=b"{}",
-                     timeout=timeout)
-    token = body.get("access_token") if isinstance(body, dict) else None
-    if not token:
-        raise ScenarioError(f"{base}: the Jan guest login gave no access token",
-                            ExitCode.INVALID_CONFIG)
-    return str(token)
-
-
-def _get_json(url: str, headers: dict[str, str], data: bytes | None = None,
-              timeout: float = MODELS_TIMEOUT) -> Any:
-    """GET (POST with `data`) through the tool's own HTTP client: its timeout bounds the
-    whole exchange, body included (a server that drips its answer cannot hold the run
-    before it starts), and its limits bound the body."""
-    from ..http.client import Client
-    from ..metrics.registry import Registry
-
-    async def fetch() -> Any:
-        client = Client(Registry())
-        try:
-            return await client.request(
-                "POST" if data is not None else "GET", url, data=data,
-                headers={**headers, "Content-Type": "application/json"},
-                timeout=timeout, limits={"maxResponseBodySize": MODELS_MAX_BODY})
-        finally:
-            await client.close()
-
-    resp = asyncio.run(fetch())
-    if resp.error or not 200 <= resp.status < 300:
-        problem = resp.error or f"HTTP {resp.status}"
-    else:
-        try:
-            return resp.json()
-        except ValueError as exc:
-            problem = f"not JSON ({exc})"
-    raise ScenarioError(f"{url}: {problem}; give --model (and check --base / API_KEY)",
-                        ExitCode.INVALID_CONFIG)
-
-
 # --- one point ----------------------------------------------------------------------------
 
 def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
@@ -298,6 +174,12 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
     prepared.judges.append(no_completion(spec))
     if single and bench.objectives:
         prepared.pass_marks.append(slo_mark(spec, bench.objectives))
+    if bench.mode != "find" or spec.profile == "synchronous":
+        # a search measures past the limit on purpose: there, failures miss the SLO
+        prepared.pass_marks.append(failure_mark(
+            spec.label, lambda registry: request_counts(spec, registry), bench.max_error_rate))
+    fail_fast = FailFastWatch()
+    prepared.watchers.append(fail_fast)
     try:
         if single and not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
@@ -310,6 +192,7 @@ def run_point(bench: Bench, spec: BenchSpec, console: Any, *, single: bool,
         point["verdict"] = mask_secrets(run_verdict(outcome))  # as its export says
         point["interrupted"] = outcome.interrupted
         point["saturated"] = watch.reason if watch is not None else None
+        point["stopped_early"] = fail_fast.reason
         # stopped before its planned end (saturated, or a signal): it did not hold the load
         if (point["saturated"] or point["interrupted"]) and point["meets_slo"]:
             point["meets_slo"] = False
@@ -325,16 +208,6 @@ def describe_point(spec: BenchSpec) -> str:
         return f"{spec.vus()} concurrent requests (closed loop)"
     extra = f", burstiness {spec.burstiness:g}" if spec.profile == "gamma" else ""
     return f"{spec.rate:.4g} requests/s, {spec.profile} arrivals{extra}"
-
-
-def steady_phase(spec: BenchSpec) -> dict[str, str]:
-    return {PHASE_TAG: STEADY} if spec.warmup or spec.cooldown else {}
-
-
-def request_counts(spec: BenchSpec, registry: Registry) -> tuple[int, int]:
-    """The point's requests and failed requests (between warm-up and cool-down)."""
-    failed = Figures(registry, steady_phase(spec) or None).agg(REQUEST_FAILED)
-    return (failed.total, failed.trues) if failed is not None else (0, 0)
 
 
 def no_completion(spec: BenchSpec) -> Callable[[Registry], str | None]:
@@ -360,110 +233,6 @@ def slo_missed(point: dict[str, Any]) -> str:
     from .bench_report import slo_misses
 
     return f"point {point['label']} misses the SLO: {slo_misses(point)}"
-
-
-def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
-                  objectives: list[Objective]) -> dict[str, Any]:
-    """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
-    With a warm-up or cool-down, only the requests started between them count."""
-    phase = steady_phase(spec)
-    m = Figures(registry, phase or None)
-    ok = Figures(registry, {**phase, OK_TAG: "true"})  # latencies and tokens: successes
-    total, errors = request_counts(spec, registry)
-    completed = total - errors
-    duration = m.window() or (elapsed if elapsed > 0 else None)
-    out_tokens, in_tokens = ok.sum(OUTPUT_TOKENS), ok.sum(PROMPT_TOKENS)
-    # The SLOs' own percentiles too (p95, p99.9...): an objective is judged on its value.
-    latencies = {key: ok.percentiles(name, [o.percentile for o in objectives
-                                            if o.metric == key])
-                 for key, name in SLO_METRICS.items()}
-    e2el_sum = m.sum(TOTAL)  # every request in flight, for the mean concurrency
-    vus = Figures(registry).agg("vus_max")
-    dropped = Figures(registry).agg("dropped_iterations")
-    good = m.agg(GOOD_REQUESTS)
-    point = {
-        "label": spec.label or spec.profile, "profile": spec.profile,
-        "offered_rate": spec.rate if spec.profile in ("constant", "poisson", "gamma") else None,
-        "concurrency_limit": spec.vus(), "duration_s": duration,
-        "warmup_s": spec.warmup, "cooldown_s": spec.cooldown,
-        "requests": total, "completed": completed, "failed": errors,
-        "error_rate": errors / total if total else None,
-        "request_rate": _per_s(completed, duration),
-        "output_tokens": out_tokens, "prompt_tokens": in_tokens,
-        "output_throughput": _per_s(out_tokens, duration),
-        "total_token_throughput": _per_s(out_tokens + in_tokens, duration),
-        "mean_concurrency": _per_s(e2el_sum / 1000.0, duration) if e2el_sum else None,
-        "max_concurrency": int(vus.max) if vus is not None and vus.count else None,
-        "dropped": int(dropped.value) if dropped is not None else 0,
-        "ttft_ms": latencies["ttft"], "tpot_ms": latencies["tpot"],
-        "itl_ms": latencies["itl"], "e2el_ms": latencies["e2el"],
-        "schedule_delay_ms": m.percentiles(SCHEDULE_DELAY),
-        "token_counts": token_sources(registry.metrics.get(OUTPUT_TOKENS)),
-        "prompt_token_counts": "tokenizer" if spec.tokenizer else "estimate",
-        "goodput": (_per_s(good.value if good is not None else 0.0, duration)
-                    if objectives else None),
-    }
-    point["slo"] = point_verdicts(objectives, latencies) if objectives else []
-    # A failed request met no objective: its latency is not in the percentiles (vLLM's
-    # definitions), so a point that failed requests cannot be said to meet the SLO.
-    point["meets_slo"] = (all(v["ok"] for v in point["slo"]) and point["dropped"] == 0
-                          and completed > 0 and errors == 0) if objectives else None
-    return point
-
-
-class Figures:
-    """A point's metrics, all samples or those matching `flt` (e.g. the steady phase)."""
-
-    def __init__(self, registry: Registry, flt: dict[str, str] | None = None) -> None:
-        self.metrics = registry.metrics
-        self.flt = flt
-
-    def agg(self, name: str) -> Any:
-        metric = self.metrics.get(name)
-        if metric is None or not any(not self.flt or ts.matches(self.flt)
-                                     for ts in metric.sinks):
-            return None
-        return metric.aggregate(self.flt)
-
-    def sum(self, name: str) -> float:
-        sink = self.agg(name)
-        return float(sink.sum) if sink is not None else 0.0
-
-    def window(self) -> float | None:
-        """First request's start to last request's end, in seconds (vLLM's benchmark
-        duration); None without a whole request."""
-        sink = self.agg(WINDOW)
-        if sink is None or sink.count < 2 or sink.max <= sink.min:
-            return None
-        return float(sink.max - sink.min)
-
-    def percentiles(self, name: str, extra: Sequence[float] = ()) -> dict[str, Any]:
-        """mean, p50/p90/p99 (and the `extra` percentiles), count; None: no samples.
-        `exact`: the percentiles are of every value (numpy's linear percentile, as
-        vLLM's), or else of the sketch, `sketch` saying why."""
-        sink = self.agg(name)
-        wanted = sorted({*PERCENTILES, *extra})
-        if sink is None or not sink.count:
-            return {"mean": None, **{f"p{p:g}": None for p in wanted}, "count": 0,
-                    "exact": None}
-        ordered, why = exact_values(self.metrics[name], self.flt)
-        if ordered is None or len(ordered) != sink.count:
-            return {"mean": sink.avg, **{f"p{p:g}": sink.percentile(p) for p in wanted},
-                    "count": sink.count, "exact": False, "sketch": why or "values not kept"}
-        return {"mean": sink.avg, **{f"p{p:g}": percentile(ordered, p) for p in wanted},
-                "count": sink.count, "exact": True}
-
-
-def _per_s(value: float, duration: float | None) -> float | None:
-    return value / duration if duration else None
-
-
-def token_sources(metric: Any) -> str:
-    """usage, tokenizer or estimate (or a mix, e.g. "usage+estimate")."""
-    if metric is None:
-        return "none"
-    found = sorted({ts.get("tokens") or "usage" for ts in metric.sinks})
-    return "+".join(found) or "none"
 
 
 # --- over-saturation ---------------------------------------------------------------------
@@ -523,10 +292,10 @@ def run_single(bench: Bench, console: Any) -> None:
 def run_sweep(bench: Bench, console: Any) -> None:
     """synchronous, throughput, then N rates evenly between their achieved rates."""
     sync = measure(bench, console, "synchronous", "synchronous")
-    if sync is None:
+    if sync is None or all_failed(sync, console):
         return
     top = measure(bench, console, "throughput", "throughput")
-    if top is None:
+    if top is None or all_failed(top, console):
         return
     low, high = sync["request_rate"] or 0.0, top["request_rate"] or 0.0
     if high <= low:
@@ -537,11 +306,20 @@ def run_sweep(bench: Bench, console: Any) -> None:
     for k in range(1, n + 1):
         rate = low + (high - low) * k / (n + 1)
         point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate)
-        if point is None:
+        if point is None or all_failed(point, console):
             return
         if point["saturated"] and k < n:  # higher rates would only saturate sooner
             console.note(f"rate-{k} over-saturated: the {n - k} higher rate(s) are skipped")
             return
+
+
+def all_failed(point: dict[str, Any], console: Any) -> bool:
+    """A sweep stops after a point whose every request failed: the next ones, at more
+    load, would only fail the same way (its reasons are in the table's notes)."""
+    if not every_request_failed(point):
+        return False
+    console.note(f"every request of point {point['label']} failed: the sweep stops there")
+    return True
 
 
 def run_find(bench: Bench, console: Any) -> dict[str, Any]:

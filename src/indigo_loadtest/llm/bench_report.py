@@ -9,6 +9,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..metrics.exact import EXACT_CAP
+from .bench_answers import (
+    KNEE_RULE,
+    few_warnings,
+    find_lines,
+    knee,
+    knee_words,
+    support,
+    support_text,
+)
 
 if TYPE_CHECKING:
     from .bench_cli import Bench
@@ -17,24 +26,6 @@ LATENCIES = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms", "schedule_delay_ms")
 PERCENTILE_METHOD = ("exact: of every value, numpy.percentile's linear interpolation (as "
                      "vLLM's bench serve); past the cap per metric per point, the sketch "
                      "(0.1% relative accuracy), marked exact: false")
-KNEE_FACTOR = 2.0  # past the knee, median TTFT exceeds this multiple of the unloaded one
-
-
-def knee(points: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The highest offered rate the server kept up with: nothing dropped or failed, and
-    the median TTFT (E2EL when not streaming) within KNEE_FACTOR of the unloaded
-    (synchronous) one. Above it, requests queue and the first token comes later."""
-    base = next((p for p in points if p["profile"] == "synchronous"), None)
-    key = "ttft_ms" if base is not None and base["ttft_ms"]["p50"] is not None else "e2el_ms"
-    unloaded = base[key]["p50"] if base is not None else None
-    if unloaded is None:
-        return None
-    kept = [p for p in points if p["offered_rate"] and p["dropped"] == 0 and not p["failed"]
-            and not p.get("saturated")
-            and p[key]["p50"] is not None and p[key]["p50"] <= KNEE_FACTOR * unloaded]
-    return max(kept, key=lambda p: p["offered_rate"]) if kept else None
-
-
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -88,9 +79,8 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
         lines.append(f"  tokens: {', '.join(sources)}")
     lines.append(percentiles_line(points))
     if bench.mode == "sweep":
-        k = knee(points)
-        lines.append(f"  knee: {k['offered_rate']:.4g} req/s ({k['label']})" if k else
-                     "  knee: none (no rate point kept up with its rate)")
+        lines.append(f"  knee: {knee_words(knee(points))}")
+    lines += [f"  {line}" for line in notes_of_failures(points)]
     for p in points:
         if p.get("saturated"):
             lines.append(f"  {p['label']}: over-saturated, stopped early ({p['saturated']})")
@@ -100,19 +90,30 @@ def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     for p in points:
         if bench.objectives:
             verdict = "meets the SLO" if p["meets_slo"] else f"misses {slo_misses(p)}"
-            lines.append(f"  {p['label']}: {verdict}")
+            judged = f" ({support_text(p)})" if support(p) else ""
+            lines.append(f"  {p['label']}: {verdict}{judged}")
     if answer is not None:
-        if answer.get("max_rate") is None:
-            lines.append(f"  max rate meeting the SLO: none ({answer['reason']})")
-        elif answer.get("above") is None:
-            bound = "at least " if answer.get("at_least") else ""
-            lines.append(f"  max rate meeting the SLO: {bound}{answer['max_rate']:.4g} req/s "
-                         f"({answer['reason']})")
-        else:
-            lines.append(f"  max rate meeting the SLO: {answer['max_rate']:.4g} req/s "
-                         f"(±{answer['uncertainty']:.2g}: {answer['reason']})")
+        lines += [f"  {line}" for line in find_lines(answer, points)]
+    elif bench.mode == "single" and bench.objectives and points:
+        lines += [f"  {line}" for line in few_warnings(points[0])]
     lines.append(f"  results: {bench.results_file}")
     return lines
+
+
+def notes_of_failures(points: list[dict[str, Any]]) -> list[str]:
+    """Why requests failed, point by point (statuses, reasons, one error body's first
+    line), a point stopped early, and the hint of an all-unauthorized run."""
+    from .bench_failures import auth_hint, failure_line
+
+    lines = []
+    for p in points:
+        if p.get("stopped_early"):
+            lines.append(f"{p['label']}: stopped early: {p['stopped_early']}")
+        line = failure_line(p)
+        if line:
+            lines.append(line)
+    hint = auth_hint(points)
+    return [*lines, hint] if hint else lines
 
 
 def slo_misses(p: dict[str, Any]) -> str:
@@ -168,11 +169,12 @@ def results_doc(bench: Bench, answer: dict[str, Any] | None,
            "spec": spec, "workload": bench.workload,
            "target": mask_url(bench.settings.env.get("BASE", "")),
            "started_at": bench.started_at, "ended_at": time.time(), "verdict": verdict,
-           "slos": [o.text for o in bench.objectives],
+           "slos": [o.text for o in bench.objectives], "max_error_rate": bench.max_error_rate,
            "percentiles": {"method": PERCENTILE_METHOD, "cap": EXACT_CAP},
            "points": bench.points,
-           "knee": (knee(bench.points) or {}).get("offered_rate")
-           if bench.mode == "sweep" else None,
+           "knee": (knee(bench.points) or {}).get("rate") if bench.mode == "sweep" else None,
+           "knee_detail": knee(bench.points) if bench.mode == "sweep" else None,
+           "knee_rule": KNEE_RULE,
            "max_rate": answer}
     return json.loads(json.dumps(doc, default=_json_default))
 
@@ -192,6 +194,9 @@ def verdict_text(bench: Bench, code: int, problem: str | None) -> dict[str, Any]
     elif problem is None and code == ExitCode.THRESHOLDS_FAILED:
         return {"exit_code": int(code), "text": "failed: thresholds crossed"
                 + (f" (point {failed})" if failed else "")}
+    elif problem is None and failed and code == ExitCode.TOO_MANY_FAILURES:
+        first = next(p for p in bench.points if p["exit_code"] == code)
+        return {"exit_code": int(code), "text": first["verdict"]}  # its count and bound
     elif problem is None and failed:
         problem = f"point {failed} failed"
     return {"exit_code": int(code),

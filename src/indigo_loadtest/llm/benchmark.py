@@ -33,6 +33,7 @@ from ..metrics.registry import Registry, active_registry, current_tags
 from ..metrics.thresholds import ThresholdError, parse_metric_key
 from ..scenario.errors import ExitCode, ScenarioError
 from .bench_args import CLOSED_PROFILES, OPEN_PROFILES, PROFILES
+from .bench_failures import STATUS_TAG, ErrorSampler
 from .slo import Objective, parse_slos, request_meets
 from .stream_metrics import (
     ITL,
@@ -260,6 +261,7 @@ class BenchMetrics:
         self.failed = reg.metric(REQUEST_FAILED, "rate")
         self.good = reg.metric(GOOD_REQUESTS, "counter")
         self.window = reg.metric(WINDOW, "gauge")
+        self.samples = ErrorSampler(reg)  # why requests failed: one body line per status
 
 
 @dataclass
@@ -330,11 +332,13 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
     body = {**request_body(spec, req), **(extra or {})}
     if spec.stream:
         resp = await http.post(url, json=body, headers=headers, stream=True, name=name)
+        refusal = await metrics.samples.refusal_body(resp)
         res = await read_stream(resp)
         source = _output_tokens(res, counter)
         values = {"ttft": res.ttft_ms, "tpot": res.tpot_ms, "e2el": res.total_ms}
     else:
         resp = await http.post(url, json=body, headers=headers, name=name)
+        refusal = b""
         res = _non_streamed(resp, sent, counter)
         source = "usage" if res.usage_tokens else counter.source
         values = {"e2el": res.total_ms}
@@ -354,7 +358,11 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
     rec(metrics.window, started_at + (res.end_at - sent), ts)
     if ok:  # throughput counts the tokens of answered requests only, as vLLM does
         rec(metrics.prompt_tokens, float(req.prompt_tokens), ts)
-    rec(metrics.failed, 0.0 if ok else 1.0, ts)
+    # a failed request's status says why it failed (bench_failures)
+    rec(metrics.failed, 0.0 if ok else 1.0,
+        ts if ok else ts.with_pairs((STATUS_TAG, str(resp.status or 0))))
+    if not ok:
+        metrics.samples.offer(resp, res, refusal, ts)
     good = ok and request_meets(slos, values)
     if good:
         rec(metrics.good, 1.0, ts)

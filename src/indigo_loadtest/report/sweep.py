@@ -91,15 +91,14 @@ def knee_point(doc: dict[str, Any]) -> Point | None:
 
 
 def knee_text(doc: dict[str, Any]) -> str:
+    """The knee, whether the sweep passed it, and its rule (as the terminal words it)."""
+    from ..llm.bench_answers import KNEE_RULE, knee, knee_words
+
     if doc.get("mode") != "sweep":
         return ""
-    k = knee_point(doc)
-    if k is None:
-        return ("Knee: none: no rate point kept up with its rate (something was dropped or "
-                "failed, or the median TTFT passed twice the unloaded one at every rate).")
-    return (f"Knee: {rate(k['offered_rate'])} ({k['label']}): the highest offered rate at "
-            "which nothing was dropped or failed and the median TTFT (E2EL without "
-            "streaming) stayed within twice the unloaded one. Beyond it, requests queue.")
+    k = doc["knee_detail"] if "knee_detail" in doc else knee(doc["points"])
+    return (f"Knee: {knee_words(k)}. The knee is {KNEE_RULE}; beyond it, requests "
+            "queue.")
 
 
 def slo_answer(doc: dict[str, Any]) -> str:
@@ -109,7 +108,7 @@ def slo_answer(doc: dict[str, Any]) -> str:
         return "No SLOs were given (--slo): no goodput and no max rate."
     answer = doc.get("max_rate")
     if doc.get("mode") == "find" and isinstance(answer, dict):
-        text, at = find_answer(answer, slos), answer_point(doc)
+        text, at = find_answer(answer, slos, doc["points"]), answer_point(doc)
     elif doc.get("mode") == "sweep":
         text, at = sweep_answer(doc["points"], slos)
     else:
@@ -129,18 +128,18 @@ def answer_point(doc: dict[str, Any]) -> Point | None:
     return None
 
 
-def find_answer(answer: dict[str, Any], slos: str) -> str:
+def find_answer(answer: dict[str, Any], slos: str, points: list[Point]) -> str:
+    """The search's answer as the terminal words it (bench_answers.find_lines), but for
+    the support of its percentiles, which `sample_note` adds."""
+    from ..llm.bench_answers import find_lines
+
     if answer.get("max_rate") is None:
         return f"No rate meets the SLOs ({slos}): {answer.get('reason', '')}."
-    found = rate(answer["max_rate"])
+    first = find_lines(answer, points)[0].split(": ", 1)[1]
     if answer.get("above") is None:
-        return (f"The highest rate meeting the SLOs ({slos}) is at least {found}: every "
-                "rate measured meets them, the maximum throughput too, so the limit was "
+        return (f"The highest rate meeting the SLOs ({slos}) is {first}: the limit was "
                 "not found (a higher --max-concurrency may reach it).")
-    return (f"The highest rate meeting the SLOs ({slos}) is {found}, "
-            f"± {answer['uncertainty']:.2g} req/s: met at {found} ({answer['point']}), "
-            f"missed at {rate(answer['above'])} ({answer.get('above_point', '?')}); the "
-            "limit lies between the two (± half their distance).")
+    return f"The highest rate meeting the SLOs ({slos}) is {first}."
 
 
 def sweep_answer(points: Sequence[Point], slos: str) -> tuple[str, Point | None]:
@@ -163,18 +162,22 @@ def sweep_answer(points: Sequence[Point], slos: str) -> tuple[str, Point | None]
     return (f"The highest rate meeting the SLOs ({slos}) is {rate(low)}, "
             f"± {(high - low) / 2:.2g} req/s: met at {rate(low)} ({best['label']}), missed "
             f"at {rate(high)} ({miss['label']}); the sweep's points bracket the limit "
-            "(--find max-rate narrows it)."), best
+            "(± half their distance, not a confidence interval; --find max-rate narrows "
+            "it)."), best
 
 
 def sample_note(point: Point | None) -> str:
+    """What the answer's percentiles rest on, and a warning for each that rests on too
+    few values (bench_answers.MIN_TAIL), as the terminal says it."""
+    from ..llm.bench_answers import few_warnings, rate_words, support, support_text
+
     if point is None:
         return ""
-    n = point.get("completed") or 0
-    note = f" The percentiles at {point['label']} come from {n} requests"
-    if n < 100:
-        note += (": a p99 over fewer than 100 requests is about the slowest one, so "
-                 "longer points give a firmer answer")
-    return note + "."
+    note = f" At {point['label']}: {rate_words(point)}"
+    if support(point):
+        note += f"; judged: {support_text(point)}"
+    warnings = few_warnings(point)
+    return note + "." + "".join(f" {w[0].upper()}{w[1:]}." for w in warnings)
 
 
 # --- charts -------------------------------------------------------------------------------
@@ -313,7 +316,9 @@ def header(doc: dict[str, Any]) -> str:
 
 
 def answers_section(doc: dict[str, Any]) -> str:
-    lines = [slo_answer(doc), knee_text(doc)]
+    from ..llm.bench_report import notes_of_failures
+
+    lines = [slo_answer(doc), knee_text(doc), *notes_of_failures(doc["points"])]
     for p in doc["points"]:
         if p.get("saturated"):
             lines.append(f"{p['label']}: over-saturated, stopped early ({p['saturated']}); "
@@ -342,6 +347,9 @@ def status(p: Point) -> tuple[str, str]:
         return "bad", f"{p['dropped']} dropped"
     if not p.get("completed"):
         return "bad", "no request completed"
+    if p.get("failed"):  # red when it failed the run (more than --max-error-rate)
+        return ("bad" if p.get("exit_code") else ""), \
+            f"{p['failed']} of {p.get('requests', '?')} failed"
     return "", "complete"
 
 

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     WORKER_DIED = 111  # a --workers process died; its share of the test was not run
     OUTPUT_FAILED = 112  # a result output could not write (disk full, file removed, ...)
     NOTHING_MEASURED = 113  # no iteration completed, or a scenario that sends requests sent none
+    TOO_MANY_FAILURES = 114  # `bench`: a point failed more requests than --max-error-rate
 
 
 class ScenarioError(Exception):
