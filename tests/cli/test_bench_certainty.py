@@ -18,16 +18,16 @@ FAST = {"ttft_ms": "2", "tokens_per_sec": "0"}
 def test_a_search_answer_says_what_it_rests_on(tmp_path: Path) -> None:
     """Before: 'max rate meeting the SLO: 2.339 req/s (±0.029: ...)', the ± only the
     bisection step, nothing of the 21 requests the p99 was taken over."""
-    # 2 slots of 28 ms requests: one at a time meets 100 ms, 16 in flight queue past it
-    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<100ms", "-d", "1s",
+    # 2 slots of 28 ms requests: one at a time meets 150 ms (with 120 ms to spare for a
+    # busy machine), 16 in flight queue for ~220 ms, past it
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<150ms", "-d", "1s",
                       "--find-steps", "1", "--max-concurrency", "16", "--output-tokens", "4",
                       slots="2", ttft_ms="20", tokens_per_sec="500", timeout=90)
     assert doc is not None
     answer = doc["max_rate"]
     points = {p["label"]: p for p in doc["points"]}
     lines = proc.stdout.splitlines()
-    if answer["max_rate"] is None:  # a busy machine: even the unloaded p99 missed
-        pytest.skip("the synchronous point missed the SLO: no answer to state")
+    assert answer["max_rate"] is not None, proc.stdout
     at = points[answer["point"]]
     line = next(x for x in lines if "max rate meeting the SLO:" in x)
     count = at["ttft_ms"]["count"]
@@ -36,10 +36,10 @@ def test_a_search_answer_says_what_it_rests_on(tmp_path: Path) -> None:
         assert f"offered {at['offered_rate']:.4g} req/s" in line
     if answer.get("above") is not None:
         assert "half the last bisection step, not a confidence interval" in line
-    assert f"  judged: ttft:p99<100ms over {count} values" in lines
-    assert at["slo_support"] == [{"slo": "ttft:p99<100ms", "percentile": 99.0, "count": count,
+    assert f"  judged: ttft:p99<150ms over {count} values" in lines
+    assert at["slo_support"] == [{"slo": "ttft:p99<150ms", "percentile": 99.0, "count": count,
                                   "needed": 500, "enough": count >= 500}]
-    warning = f"  warning: {at['label']}: ttft:p99<100ms rests on {count} values, too few"
+    warning = f"  warning: {at['label']}: ttft:p99<150ms rests on {count} values, too few"
     assert any(x.startswith(warning) for x in lines) == (count < 500)
     html = (tmp_path / "bench.html").read_text()
     assert f"achieved {at['request_rate']:.4g} req/s over {at['completed']} requests" in html
