@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from .startup import end_startup, hold_startup
+
+if __name__ == "__main__":  # `python -m indigo_loadtest.cli`: held before the imports below
+    hold_startup()
+
 import argparse
 import os
 import signal
@@ -393,6 +398,7 @@ def run_all(args: argparse.Namespace) -> int:
     if not scenarios:
         raise UsageError(f"no scenarios in {display_path(folder)}")
     print(planned_all_line(args, folder, [s.name for s in scenarios]), flush=True)
+    end_startup()  # from here on each signal is forwarded to the running scenario
     results: list[AllResult] = []
     forwarder = _SignalForwarder()
     with forwarder.installed():
@@ -557,9 +563,33 @@ def delegate(command: str, argv: list[str]) -> int:
     return int(code or 0)
 
 
+# Commands whose start-up (the scenario's import, the embedded simulator) ends in their
+# own code (`end_startup`): a signal before that stops them there, with one line.
+STARTS_A_RUN = ("run", "bench", "check")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    hold_startup()
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except ScenarioError as exc:
+        from .http.redact import mask_secrets
+
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nerror: interrupted", file=sys.stderr)
+        return ExitCode.EXTERNAL_ABORT
+    except BrokenPipeError:  # `indigo-loadtest list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    finally:
+        end_startup(check=False)
+
+
+def _main(args_list: list[str]) -> int:
     if args_list and args_list[0] in DELEGATED:
+        end_startup()  # `serve` and `monitoring` handle their signals themselves
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
     # As in k6, `--http-debug` takes its value only as `--http-debug=full`: the word after
@@ -569,22 +599,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return ExitCode.USAGE
-    try:
-        from .event_loop import loop_name
+    if args.command not in STARTS_A_RUN:
+        end_startup()
+    from .event_loop import loop_name
 
-        loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)
-        return int(COMMANDS[args.command](args))
-    except ScenarioError as exc:
-        from .http.redact import mask_secrets
-
-        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return ExitCode.EXTERNAL_ABORT
-    except BrokenPipeError:  # `indigo-loadtest list | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return ExitCode.OK
+    loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)
+    return int(COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":
