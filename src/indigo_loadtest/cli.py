@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .startup import end_startup, hold_startup
+from .startup import checkpoint, end_startup, hold_startup
 
 if __name__ == "__main__":  # `python -m indigo_loadtest.cli`: held before the imports below
     hold_startup()
@@ -601,6 +601,7 @@ def _main(args_list: list[str]) -> int:
         return ExitCode.USAGE
     if args.command not in STARTS_A_RUN:
         end_startup()
+    checkpoint()  # a signal during the imports: nothing more is started
     from .event_loop import loop_name
 
     loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)

@@ -53,6 +53,17 @@ def hold_startup() -> None:
     _hold = hold
 
 
+def pending() -> bool:
+    """A signal came during start-up (a step that waits polls this, to end sooner)."""
+    return _hold is not None and bool(_hold.pending)
+
+
+def checkpoint() -> None:
+    """Start-up goes on unless a signal came: then it ends here (see `end_startup`)."""
+    if pending():
+        end_startup()
+
+
 def end_startup(*, check: bool = True) -> None:
     """Start-up is over: the handlers from before `hold_startup` are back, and a signal
     that came during it ends the command here (a ScenarioError, exit 105) unless
