@@ -9,8 +9,6 @@ if __name__ == "__main__":  # `python -m indigo_loadtest.cli`: held before the i
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +27,7 @@ from .scenario.discovery import (
 )
 from .scenario.errors import ExitCode, ScenarioError
 from .scenario.templates import create_scenario
+from .signal_forwarding import SignalForwarder
 
 DELEGATED = {
     "serve": ("indigo_loadtest.simulator.cli", "the embedded simulator"),
@@ -400,7 +399,7 @@ def run_all(args: argparse.Namespace) -> int:
     print(planned_all_line(args, folder, [s.name for s in scenarios]), flush=True)
     end_startup()  # from here on each signal is forwarded to the running scenario
     results: list[AllResult] = []
-    forwarder = _SignalForwarder()
+    forwarder = SignalForwarder()
     with forwarder.installed():
         for i, scenario in enumerate(scenarios):
             if forwarder.interrupted:
@@ -479,61 +478,6 @@ def table_lines(results: list[AllResult]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     return [""] + [f"  {name.ljust(widths[0])}  {result.ljust(widths[1])}  "
                    f"{time_.rjust(widths[2])}" for name, result, time_ in [header, *rows]]
-
-
-class _SignalForwarder:
-    """Children run in their own session, so a terminal's Ctrl-C reaches only us; each
-    signal is forwarded once (first: graceful stop, second: hard stop) and no further
-    scenario starts. Where there are no sessions (Windows) the child shares the
-    terminal's Ctrl-C, so only other signals are forwarded (`_forwards`)."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.child: subprocess.Popen[bytes] | None = None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.interrupted = True
-        child = self.child
-        if child is not None and child.poll() is None and self._forwards(signum):
-            child.send_signal(signum)
-
-    @staticmethod
-    def _forwards(signum: int) -> bool:
-        from .platform_support import has_sessions
-
-        return has_sessions() or signum != signal.SIGINT
-
-    def installed(self):  # -> context manager
-        import contextlib
-
-        @contextlib.contextmanager
-        def manager():
-            previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT,
-                                                                     signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-        return manager()
-
-    def run(self, argv: list[str]) -> int:
-        from .platform_support import has_sessions
-
-        self.child = subprocess.Popen(argv, start_new_session=has_sessions())
-        try:
-            while True:
-                try:
-                    return self.child.wait()
-                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                    continue
-        finally:
-            self.child = None
-
-    def sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.interrupted and time.monotonic() < deadline:
-            time.sleep(min(0.1, deadline - time.monotonic()))
 
 
 # --- entry point ------------------------------------------------------------------------
