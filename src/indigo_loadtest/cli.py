@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from .startup import checkpoint, end_startup, hold_startup
+
+if __name__ == "__main__":  # `python -m indigo_loadtest.cli`: held before the imports below
+    hold_startup()
+
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +27,7 @@ from .scenario.discovery import (
 )
 from .scenario.errors import ExitCode, ScenarioError
 from .scenario.templates import create_scenario
+from .signal_forwarding import SignalForwarder
 
 DELEGATED = {
     "serve": ("indigo_loadtest.simulator.cli", "the embedded simulator"),
@@ -393,8 +397,9 @@ def run_all(args: argparse.Namespace) -> int:
     if not scenarios:
         raise UsageError(f"no scenarios in {display_path(folder)}")
     print(planned_all_line(args, folder, [s.name for s in scenarios]), flush=True)
+    end_startup()  # from here on each signal is forwarded to the running scenario
     results: list[AllResult] = []
-    forwarder = _SignalForwarder()
+    forwarder = SignalForwarder()
     with forwarder.installed():
         for i, scenario in enumerate(scenarios):
             if forwarder.interrupted:
@@ -475,61 +480,6 @@ def table_lines(results: list[AllResult]) -> list[str]:
                    f"{time_.rjust(widths[2])}" for name, result, time_ in [header, *rows]]
 
 
-class _SignalForwarder:
-    """Children run in their own session, so a terminal's Ctrl-C reaches only us; each
-    signal is forwarded once (first: graceful stop, second: hard stop) and no further
-    scenario starts. Where there are no sessions (Windows) the child shares the
-    terminal's Ctrl-C, so only other signals are forwarded (`_forwards`)."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.child: subprocess.Popen[bytes] | None = None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.interrupted = True
-        child = self.child
-        if child is not None and child.poll() is None and self._forwards(signum):
-            child.send_signal(signum)
-
-    @staticmethod
-    def _forwards(signum: int) -> bool:
-        from .platform_support import has_sessions
-
-        return has_sessions() or signum != signal.SIGINT
-
-    def installed(self):  # -> context manager
-        import contextlib
-
-        @contextlib.contextmanager
-        def manager():
-            previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT,
-                                                                     signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-        return manager()
-
-    def run(self, argv: list[str]) -> int:
-        from .platform_support import has_sessions
-
-        self.child = subprocess.Popen(argv, start_new_session=has_sessions())
-        try:
-            while True:
-                try:
-                    return self.child.wait()
-                except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                    continue
-        finally:
-            self.child = None
-
-    def sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.interrupted and time.monotonic() < deadline:
-            time.sleep(min(0.1, deadline - time.monotonic()))
-
-
 # --- entry point ------------------------------------------------------------------------
 
 COMMANDS = {"list": cmd_list, "check": cmd_check, "run": cmd_run, "new": cmd_new,
@@ -557,9 +507,33 @@ def delegate(command: str, argv: list[str]) -> int:
     return int(code or 0)
 
 
+# Commands whose start-up (the scenario's import, the embedded simulator) ends in their
+# own code (`end_startup`): a signal before that stops them there, with one line.
+STARTS_A_RUN = ("run", "bench", "check")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    hold_startup()
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except ScenarioError as exc:
+        from .http.redact import mask_secrets
+
+        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\nerror: interrupted", file=sys.stderr)
+        return ExitCode.EXTERNAL_ABORT
+    except BrokenPipeError:  # `indigo-loadtest list | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+    finally:
+        end_startup(check=False)
+
+
+def _main(args_list: list[str]) -> int:
     if args_list and args_list[0] in DELEGATED:
+        end_startup()  # `serve` and `monitoring` handle their signals themselves
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
     # As in k6, `--http-debug` takes its value only as `--http-debug=full`: the word after
@@ -569,22 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return ExitCode.USAGE
-    try:
-        from .event_loop import loop_name
+    if args.command not in STARTS_A_RUN:
+        end_startup()
+    checkpoint()  # a signal during the imports: nothing more is started
+    from .event_loop import loop_name
 
-        loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)
-        return int(COMMANDS[args.command](args))
-    except ScenarioError as exc:
-        from .http.redact import mask_secrets
-
-        print(f"error: {mask_secrets(str(exc))}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return ExitCode.EXTERNAL_ABORT
-    except BrokenPipeError:  # `indigo-loadtest list | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return ExitCode.OK
+    loop_name()  # INDIGO_EVENT_LOOP checked before anything starts (the simulator too)
+    return int(COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,19 @@
 """`handleSummary(data)` in a scenario, as in k6.
 
-It receives the summary data (the `--summary-export` structure: `metrics`, `root_group`,
-plus `state`, `options` and the per-endpoint rows) and returns a mapping of destination
-→ content: "stdout", "stderr" or a file path; the content is text, bytes, or anything
-JSON can encode. When the scenario defines it, its result replaces the summary printed on
-stdout. A hook that raises or returns something else fails the run with one line.
+It receives the summary data in k6's layout, so a k6 script's hook reads it unchanged:
+
+    {"metrics": {name: {"type": "trend", "contains": "time", "values": {"avg": ...},
+                        "thresholds": {"p(95)<500": {"ok": true}}}},
+     "root_group": {"name", "path", "id", "groups": [...],
+                    "checks": [{"name", "path", "id", "passes", "fails"}]},
+     "options": {"summaryTrendStats", "summaryTimeUnit", "noColor"},
+     "state": {"isStdOutTTY", "isStdErrTTY", "testRunDurationMs"},
+     "endpoints": [...]}   # ours: the `--summary-mode full` rows
+
+and returns a mapping of destination → content: "stdout", "stderr" or a file path; the
+content is text, bytes, or anything JSON can encode. When the scenario defines it, its
+result replaces the summary printed on stdout. A hook that raises or returns something
+else fails the run with one line, and the default summary is printed instead (as k6 does).
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from typing import Any
 
 from .engine.errors import ExitCalled
 from .http.redact import mask_secrets
+from .metrics.registry import Metric, Registry
+from .metrics.summary import DATA_METRICS
 from .scenario.errors import ExitCode
 
 HOOK_NAMES = ("handleSummary", "handle_summary")
@@ -41,14 +52,53 @@ def find_hook(module: Any) -> Callable[[dict[str, Any]], Any] | None:
     return None
 
 
-def summary_data(export: dict[str, Any], elapsed: float, *, trend_stats: tuple[str, ...],
-                 time_unit: str | None, endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+def summary_data(export: dict[str, Any], registry: Registry, elapsed: float, *,
+                 trend_stats: tuple[str, ...], time_unit: str | None, color: bool,
+                 endpoints: list[dict[str, Any]]) -> dict[str, Any]:
+    """k6's handleSummary data from the `--summary-export` structure `export`."""
     return {
-        **export,
-        "state": {"testRunDurationMs": elapsed * 1000.0, "isStdOutTTY": sys.stdout.isatty()},
-        "options": {"summaryTrendStats": list(trend_stats), "summaryTimeUnit": time_unit},
+        "root_group": _k6_group(export["root_group"]),
+        "options": {"summaryTrendStats": list(trend_stats), "summaryTimeUnit": time_unit or "",
+                    "noColor": not color},
+        "state": {"isStdOutTTY": _isatty(sys.stdout), "isStdErrTTY": _isatty(sys.stderr),
+                  "testRunDurationMs": elapsed * 1000.0},
+        "metrics": {name: _k6_metric(registry, name, entry)
+                    for name, entry in export["metrics"].items()},
         "endpoints": endpoints,
     }
+
+
+def _k6_metric(registry: Registry, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """{type, contains, values[, thresholds]}: a sub-metric (`name{tag:value}`) has its
+    parent's type; a rate's `value` is k6's `rate`; a threshold is `{"ok": passed}`."""
+    metric = registry.get(name.split("{", 1)[0])
+    kind = metric.type if metric is not None else "counter"
+    values = {("rate" if kind == "rate" and key == "value" else key): value
+              for key, value in entry.items() if key != "thresholds"}
+    out: dict[str, Any] = {"type": kind, "contains": _contains(metric), "values": values}
+    if "thresholds" in entry:  # the export says whether each was crossed
+        out["thresholds"] = {expr: {"ok": not crossed}
+                             for expr, crossed in entry["thresholds"].items()}
+    return out
+
+
+def _contains(metric: Metric | None) -> str:
+    if metric is not None and metric.name in DATA_METRICS:
+        return "data"
+    return "time" if metric is not None and metric.is_time else "default"
+
+
+def _k6_group(group: dict[str, Any]) -> dict[str, Any]:
+    """The export's group (groups and checks keyed by name) with k6's lists."""
+    return {**group, "groups": [_k6_group(g) for g in group["groups"].values()],
+            "checks": list(group["checks"].values())}
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def call_hook(hook: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> Mapping[str, Any]:

@@ -172,7 +172,8 @@ EXIT_ERRORS = {
     "teardown": (ExitCode.SCRIPT_EXCEPTION,
                  "error: teardown() failed: the scenario called exit()"),
     "handleSummary": (ExitCode.SCRIPT_EXCEPTION,
-                      "error: handleSummary() failed: the scenario called exit(0)"),
+                      "error: handleSummary() failed: the scenario called exit(0) (the "
+                      "default summary was printed instead)"),
 }
 
 

@@ -227,6 +227,8 @@ def test_new_from_template_and_from_existing(workdir: Path) -> None:
     assert res.returncode == 0
     original, copy = created.read_text(), (workdir / "scenarios" / "copy.py").read_text()
     first, rest = original.split("\n", 1)
+    rest = rest.replace('TEST_CASE = "my-flow"', 'TEST_CASE = "copy"')
+    assert 'TEST_CASE = "my-flow"' in original
     assert copy == f'"""copy (copied from my-flow): {first[3:]}\n{rest}'
     assert "my-flow" in run_cli("list", cwd=workdir).stdout
     again = run_cli("new", "my-flow", cwd=workdir)

@@ -265,7 +265,7 @@ async def default(vu):
 
 
 def handleSummary(data):
-    n = data["metrics"]["http_reqs"]["count"]
+    n = data["metrics"]["http_reqs"]["values"]["count"]
     return {"stdout": f"custom summary: {n} requests", "stderr": "to stderr",
             "reports/summary.json": data}
 '''
@@ -279,7 +279,7 @@ def test_handle_summary_replaces_the_summary(workdir: Path, local_server: LocalS
     assert res.stdout.strip() == "custom summary: 2 requests"
     assert "to stderr" in res.stderr and "target:" in res.stderr
     data = json.loads((workdir / "reports" / "summary.json").read_text())
-    assert data["metrics"]["http_reqs"]["thresholds"] == {"count>=2": False}
+    assert data["metrics"]["http_reqs"]["thresholds"] == {"count>=2": {"ok": True}}
     assert data["state"]["testRunDurationMs"] > 0 and data["endpoints"][0]["count"] == 2
 
 
@@ -289,7 +289,8 @@ def test_handle_summary_errors_are_one_line(workdir: Path, local_server: LocalSe
         'n = data["metrics"]', 'n = data["nope"]'))
     res = run_cli("run", "hook", "-q", "--no-report", cwd=workdir, env=env)
     assert res.returncode == 107
-    assert "error: handleSummary() failed: KeyError: 'nope'" in res.stderr.splitlines()
+    assert ("error: handleSummary() failed: KeyError: 'nope' (the default summary was printed "
+            "instead)") in res.stderr.splitlines()
     assert "Traceback" not in res.stderr
     write_scenario(workdir, "hook", HOOK_SCENARIO.replace("return {", "return [{").replace(
         "data}", "data}]"))

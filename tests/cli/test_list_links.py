@@ -17,7 +17,7 @@ def listed(out: str) -> list[str]:
 
 
 def test_a_scenarios_folder_linking_to_the_builtins_lists_them_once(tmp_path: Path) -> None:
-    (tmp_path / "scenarios").symlink_to(BUILTIN_SCENARIOS_DIR)  # as the repository has it
+    (tmp_path / "scenarios").symlink_to(BUILTIN_SCENARIOS_DIR)  # as the repository had it
     (tmp_path / "other").symlink_to(tmp_path / "scenarios")  # a link to the link
     for args in ((), ("--scenarios-dir", "other"), ("--scenarios-dir", str(BUILTIN_SCENARIOS_DIR))):
         res = run_cli("list", *args, cwd=tmp_path)

@@ -18,7 +18,9 @@ def test_new_scenario_from_the_template_passes_its_checks(tmp_path: Path) -> Non
                           capture_output=True, timeout=30)
     assert made.returncode == 0, made.stderr
     copied = (tmp_path / "scenarios" / "my-health.py").read_text()
-    assert copied == (REPO / "scenarios" / "health-check.py.example").read_text()
+    template = (REPO / "scenarios" / "health-check.py.example").read_text()
+    assert copied.split("\n", 1)[1] == template.split("\n", 1)[1].replace(
+        'TEST_CASE = "health-check"', 'TEST_CASE = "my-health"')  # and its description
     run = subprocess.run([*cli, "run", "my-health", "--no-color", "--results-dir",
                           str(tmp_path / "results")], cwd=tmp_path, env=env, text=True,
                          capture_output=True, timeout=60)

@@ -56,6 +56,9 @@ class JsonOutput(RawSampleOutput):
             )
         return "".join(out)
 
+    def is_sample_line(self, line: bytes) -> bool:
+        return line.startswith(b'{"metric":')  # a declaration starts {"type":"Metric"
+
     def declaration(self, metric: Metric) -> str:
         """The `{"type":"Metric",...}` line of a metric."""
         entries = self.thresholds.for_metric(metric.name)

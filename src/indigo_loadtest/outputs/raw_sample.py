@@ -70,6 +70,9 @@ class RawSampleOutput:
         self._registry: Registry | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = False
+        # Where the next batch's text starts in the file once the buffer is on disk: what
+        # a failed write left of it is counted in `samples_written` (complete lines).
+        self._batch_offset = 0
         # Why the output stopped recording (one line), and who to tell at once.
         self.failure: str | None = None
         self.on_failure: Callable[[str], None] | None = None
@@ -83,6 +86,7 @@ class RawSampleOutput:
         header = self.header()
         if header:
             self._file.write(header)
+        self._batch_offset = len(header.encode())
         self._registry = registry
         registry.add_listener(self.on_sample)
         self._flusher = asyncio.create_task(self._flush_loop())
@@ -122,14 +126,29 @@ class RawSampleOutput:
         buf = self._buf
         if buf and self._file is not None:
             self._buf = []
+            text = self.format_batch(buf)
             try:
-                self._file.write(self.format_batch(buf))
+                self._file.write(text)
                 self._file.flush()
-                _check_not_removed(self._file)
+                self._batch_offset = _size_if_not_removed(self._file)
             except OSError as exc:
+                self.samples_written += self._samples_on_disk(text)
                 self._fail(exc)
                 return
             self.samples_written += len(buf)
+
+    def _samples_on_disk(self, text: str) -> int:
+        """The complete sample lines of `text` that reached the file before a write
+        failed (a full disk takes part of a batch). Unknown in a .gz file: none."""
+        file = self._file
+        if file is None or self.path.suffix == ".gz":
+            return 0
+        try:
+            on_disk = os.fstat(file.fileno()).st_size - self._batch_offset
+        except (OSError, ValueError):
+            return 0
+        lines = text.encode()[:max(0, on_disk)].split(b"\n")[:-1]  # the last one is cut
+        return sum(1 for line in lines if self.is_sample_line(line))
 
     def _fail(self, exc: OSError) -> None:
         """Stop recording for good: detach, drop the buffer, close what can be closed."""
@@ -163,11 +182,18 @@ class RawSampleOutput:
         """The text of a batch of samples, one line each."""
         raise NotImplementedError
 
+    def is_sample_line(self, line: bytes) -> bool:
+        """Whether a line of `format_batch` is a sample's (not a declaration)."""
+        return True
 
-def _check_not_removed(file: IO[Any]) -> None:
-    """Writes to a file deleted during the run succeed but go nowhere: report them."""
-    if os.fstat(file.fileno()).st_nlink == 0:
+
+def _size_if_not_removed(file: IO[Any]) -> int:
+    """The file's size. Writes to a file deleted during the run succeed but go nowhere:
+    report them."""
+    stat = os.fstat(file.fileno())
+    if stat.st_nlink == 0:
         raise OSError(errno.ENOENT, "the file was removed during the run")
+    return stat.st_size
 
 
 def _open_text(path: Path) -> IO[Any]:

@@ -105,17 +105,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"  {legend}")
     for failed, line in results:
         print(("✗ " if failed else "✓ ") + line)
+    # Its own run failed: no comparison with it passes CI; a rule that holds is 99.
+    code, verdict = cmp.comparison_verdict(cand, results)
     if args.output:
         text = render_compare(base, cand, rows=rows, thresholds=pairs, warnings=warns,
-                              rules=results)
+                              rules=results, verdict=(code, verdict))
         _write(Path(args.output), lambda p: write_html(p, text), "comparison")
     failure = cmp.candidate_failure(cand)
-    if failure is not None:  # its own run failed: no comparison with it passes CI
+    if failure is not None:
         print(f"error: {failure[1]}", file=sys.stderr)
-        return failure[0]
-    if any(failed for failed, _ in results):
-        return cmp.FAIL_EXIT  # 99, as a failed threshold
-    return ExitCode.OK
+    return code
 
 
 def _color(args: argparse.Namespace) -> bool:

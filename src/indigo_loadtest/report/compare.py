@@ -421,6 +421,21 @@ def candidate_failure(cand: dict[str, Any]) -> tuple[int, str] | None:
                   f"with its exit code, {code}")
 
 
+def comparison_verdict(cand: dict[str, Any],
+                       results: Sequence[tuple[bool, str]]) -> tuple[int, str]:
+    """compare's exit code and its verdict in one line (the HTML page's headline): the
+    candidate's own failure first, then the --fail-on rules that hold."""
+    failure = candidate_failure(cand)
+    if failure is not None:
+        return failure[0], f"failed: {failure[1]}"
+    held = sum(1 for failed, _ in results if failed)
+    if held:
+        return FAIL_EXIT, f"failed: {held} of {len(results)} --fail-on rules hold"
+    if results:
+        return ExitCode.OK, f"passed: none of the {len(results)} --fail-on rules holds"
+    return ExitCode.OK, "passed (no --fail-on rule given)"
+
+
 # --- thresholds ------------------------------------------------------------------------
 
 @dataclass

@@ -29,6 +29,10 @@ from .record import write_atomically
 UPLOT_VERSION = "1.6.32"
 COLORS = ("#2f6feb", "#d97706", "#dc2626", "#059669", "#7c3aed", "#0891b2", "#be185d",
           "#4d7c0f")
+# compare: the baseline in cool colours (and dashed), the candidate in warm ones, so the
+# two runs are told apart by colour too, not only by the line style.
+BASELINE_COLORS = ("#2f6feb", "#0891b2", "#7c3aed", "#059669", "#1e3a8a", "#4d7c0f")
+CANDIDATE_COLORS = ("#d97706", "#dc2626", "#be185d", "#a16207", "#ea580c", "#9f1239")
 LLM_CHARTS = ((TTFT, "Time to first token (TTFT)"), (ITL, "Inter-token latency (ITL)"),
               (TPOT, "Time per output token (TPOT)"))
 PCTS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"))
@@ -39,11 +43,13 @@ HISTOGRAM_TITLES = {"http_req_duration": "HTTP request duration",
 
 @dataclass(frozen=True)
 class Run:
-    """A record as drawn: its label and line style (dashed for a compare baseline)."""
+    """A record as drawn: its label, line style (dashed for a compare baseline) and
+    colours."""
 
     label: str
     record: dict[str, Any]
     dash: bool = False
+    palette: tuple[str, ...] = COLORS
 
 
 # --- values --------------------------------------------------------------------------
@@ -155,7 +161,7 @@ def build_charts(runs: Sequence[Run]) -> tuple[list[dict[str, Any]], list[str]]:
                     aligned[index[t]] = v
                 name = f"{run.label}: {label}" if len(runs) > 1 else label
                 series.append({"label": name, "values": aligned, "dash": run.dash,
-                               "color": COLORS[k % len(COLORS)]})
+                               "color": run.palette[k % len(run.palette)]})
         chart_id = f"chart-{n}"
         if series:
             specs.append({"id": chart_id, "title": title, "unit": unit, "x": x,
@@ -170,7 +176,9 @@ def build_charts(runs: Sequence[Run]) -> tuple[list[dict[str, Any]], list[str]]:
 
 # --- sections ------------------------------------------------------------------------
 
-def header_section(record: dict[str, Any], title: str = "") -> str:
+def header_section(record: dict[str, Any], title: str = "", *, own: bool = False) -> str:
+    """The run's title, verdict and facts; `own`: the verdict is the run's own, under a
+    comparison's (which is the page's headline)."""
     meta, verdict = record["meta"], record["verdict"]
     ok = verdict["exit_code"] == 0
     planned = meta.get("planned", {})
@@ -188,9 +196,12 @@ def header_section(record: dict[str, Any], title: str = "") -> str:
         ("tool", f"indigo-loadtest {meta.get('version', '')}"),
     ]
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows if v != "")
-    cls = "ok" if ok else "bad"
+    line = f'{"✓" if ok else "✗"} {esc(verdict["text"])}'
+    if own:
+        return (f'<header><h2>{esc(title)}</h2><p class="own {"ok" if ok else "bad"}">'
+                f'its own run: {line}</p><table class="meta">{body}</table></header>')
     return (f'<header><h1>{esc(title or meta["scenario"])}</h1>'
-            f'<p class="verdict {cls}">{"✓" if ok else "✗"} {esc(verdict["text"])}</p>'
+            f'<p class="verdict {"ok" if ok else "bad"}">{line}</p>'
             f'<table class="meta">{body}</table></header>')
 
 
@@ -290,6 +301,7 @@ table{border-collapse:collapse;margin:4px 0}td,th{padding:3px 10px;text-align:le
 border-bottom:1px solid #eaeef2;vertical-align:top}
 table.meta th{color:#57606a;font-weight:normal}
 .verdict{font-size:18px;font-weight:600;margin:6px 0 10px}.ok{color:#1a7f37}.bad{color:#cf222e}
+.own{margin:2px 0 8px}
 tr.ok td:first-child{color:#1a7f37}tr.bad td{color:#cf222e}
 .better{color:#1a7f37}.worse{color:#cf222e}.noise{color:#57606a}
 .nodata{color:#57606a;font-style:italic;margin:4px 0}.hint{color:#57606a;font-size:12px}
@@ -395,20 +407,28 @@ def compare_thresholds_section(pairs: Sequence[Any], base: dict[str, Any],
 
 def render_compare(base: dict[str, Any], cand: dict[str, Any], *, rows: Sequence[Any],
                    thresholds: Sequence[Any], warnings: Sequence[str],
-                   rules: Sequence[tuple[bool, str]]) -> str:
-    runs = [Run("baseline", base, dash=True), Run("candidate", cand)]
+                   rules: Sequence[tuple[bool, str]], verdict: tuple[int, str]) -> str:
+    """The comparison page; its headline is the comparison's verdict (`compare`'s exit
+    code and line), each run's own verdict is shown under its name."""
+    runs = [Run("baseline", base, dash=True, palette=BASELINE_COLORS),
+            Run("candidate", cand, palette=CANDIDATE_COLORS)]
     charts, slots = build_charts(runs)
-    heads = "".join("<div>" + header_section(r.record, f"{r.label}: {r.record['meta']['scenario']}")
+    heads = "".join("<div>" + header_section(r.record, f"{r.label}: {r.record['meta']['scenario']}",
+                                             own=True)
                     + "</div>" for r in runs)
+    code, line = verdict
+    headline = (f'<p class="verdict {"ok" if code == 0 else "bad"}">{"✓" if code == 0 else "✗"}'
+                f' {esc(line)} (exit code {int(code)})</p>')
     warn = "".join(f"<p class='warn'>warning: {esc(w)}</p>" for w in warnings)
     rule_html = ""
     if rules:
         items = "".join(f"<li class='{'bad' if failed else 'ok'}'>{esc(line)}</li>"
                         for failed, line in rules)
         rule_html = f"<section><h2>--fail-on</h2><ul>{items}</ul></section>"
-    body = (f"<h1>Comparison</h1>{warn}<div class='grid'>{heads}</div>{rule_html}"
+    body = (f"<h1>Comparison</h1>{headline}{warn}<div class='grid'>{heads}</div>{rule_html}"
             + compare_thresholds_section(thresholds, base, cand)
-            + "<section><h2>Over time (baseline dashed)</h2><div class='grid'>"
+            + "<section><h2>Over time (baseline: dashed, cool colours; candidate: solid, "
+              "warm colours)</h2><div class='grid'>"
             + "".join(slots) + "</div></section>" + compare_section(rows))
     title = f"{base['meta']['scenario']} vs {cand['meta']['scenario']} — indigo-loadtest"
     return page(title, body, {"charts": charts, "histograms": []})

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..engine.gc_tuning import freeze_loaded
 from ..scenario.errors import ExitCode, ScenarioError
+from ..startup import end_startup
 from .execute import execute
 from .header import dry_run_report, header_lines
 from .interrupts import signals_held
@@ -22,6 +23,7 @@ def run(settings: RunSettings, console: Console | None = None) -> int:
         console.error(str(exc))
         return exc.exit_code
     try:
+        end_startup()  # a signal while it was prepared ends the run here, nothing sent
         if not settings.quiet:
             console.print("\n".join(header_lines(prepared)))
         if settings.dry_run:
@@ -49,6 +51,7 @@ def check(settings: RunSettings, console: Console | None = None) -> int:
         console.error(str(exc))
         return exc.exit_code
     prepared.close()
+    end_startup()
     console.print(dry_run_report(prepared))
     return ExitCode.OK
 

@@ -152,6 +152,9 @@ class SignalHold:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
+    from ..startup import end_startup
+
+    end_startup()  # start-up's own hold (a signal during it ends the command, exit 105)
     hold = SignalHold()
     previous = {sig: signal.signal(sig, hold) for sig in Interrupts.SIGNALS}
     try:

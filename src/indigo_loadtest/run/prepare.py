@@ -127,12 +127,17 @@ def start_simulator(api_key: str = "", **settings: Any) -> Any:
     """The embedded simulator; it accepts the run's API_KEY as its static bearer key, so a
     scenario written for any OpenAI-compatible server runs against it unchanged.
     `settings` are simulator settings by field name (`bench` sets reply_tokens)."""
+    from .. import startup
+
+    startup.checkpoint()  # interrupted while the scenario was imported: start nothing
     options = {"api_key": api_key, **settings} if api_key else dict(settings)
     try:
         from ..simulator.process import start_simulator_process
 
-        return start_simulator_process(host="127.0.0.1", port=0, **options)
+        return start_simulator_process(host="127.0.0.1", port=0, give_up=startup.pending,
+                                       **options)
     except Exception as exc:
+        startup.checkpoint()  # a Ctrl-C gave it up: the run ends in one line, exit 105
         raise ScenarioError(
             f"could not start the embedded simulator: {exc}", ExitCode.GENERIC_ENGINE
         ) from None

@@ -105,14 +105,17 @@ def output_summary_lines(prepared: Prepared) -> list[str]:
     return lines
 
 
+def summary_color(prepared: Prepared) -> bool:
+    color = prepared.settings.color
+    return console_is_tty() if color is None else color
+
+
 def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
     from ..metrics.summary import render_summary
 
-    color = prepared.settings.color
-    if color is None:
-        color = console_is_tty()
     text = render_summary(prepared.registry, outcome.threshold_results, prepared.run_info,
-                          elapsed, summary_trend_stats=prepared.trend_stats, color=color,
+                          elapsed, summary_trend_stats=prepared.trend_stats,
+                          color=summary_color(prepared),
                           summary_time_unit=prepared.settings.summary_time_unit)
     if prepared.settings.summary_mode == "full":
         from ..metrics.endpoints import endpoint_lines
@@ -125,7 +128,8 @@ def render(prepared: Prepared, outcome: Outcome, elapsed: float) -> str:
 def print_summary(prepared: Prepared, console: Console, outcome: Outcome,
                   elapsed: float) -> bool:
     """The summary on stdout, or what the scenario's handleSummary(data) returns
-    instead (True then); a failing hook is a problem of the run, in one line."""
+    instead (True then). A failing hook is a problem of the run, in one line, and the
+    default summary is printed after all (False then), as k6 does."""
     from .. import summary_hook
     from ..metrics.endpoints import endpoint_rows
     from ..outputs.summary_export import build_summary_export
@@ -136,15 +140,22 @@ def print_summary(prepared: Prepared, console: Console, outcome: Outcome,
         return False
     export = build_summary_export(prepared.registry, outcome.threshold_results, elapsed,
                                   summary_trend_stats=prepared.trend_stats)
-    data = summary_hook.summary_data(export, elapsed, trend_stats=prepared.trend_stats,
+    data = summary_hook.summary_data(export, prepared.registry, elapsed,
+                                     trend_stats=prepared.trend_stats,
                                      time_unit=prepared.settings.summary_time_unit,
+                                     color=summary_color(prepared),
                                      endpoints=endpoint_rows(prepared.registry, elapsed))
     try:
         for path in summary_hook.write_results(summary_hook.call_hook(hook, data),
                                                console.out, console.err):
             console.note(f"handleSummary() wrote {path}")
     except summary_hook.SummaryHookError as exc:
-        outcome.problem(exc.exit_code, str(exc))
+        if exc.exit_code == ExitCode.OUTPUT_FAILED:  # the hook's stdout may be written
+            outcome.problem(exc.exit_code, str(exc))
+            return True
+        outcome.problem(exc.exit_code, f"{exc} (the default summary was printed instead)")
+        console.print(render(prepared, outcome, elapsed))
+        return False
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .discovery import BUILTIN_SCENARIOS_DIR, resolve
+from .discovery import BUILTIN_SCENARIOS_DIR, display_path, is_builtin_folder, resolve
 from .errors import ExitCode, ScenarioError
 
 TEMPLATE_FILE = "health-check.py.example"
@@ -43,10 +43,27 @@ async def default(vu):
 
 
 def template_text(name: str, folder: Path) -> str:
+    """The template as scenario `name`: its description line and its test case are the
+    new scenario's (a seed that kept `TEST_CASE = "health-check"` would mix its series
+    with the health check's)."""
     for candidate in (folder / TEMPLATE_FILE, BUILTIN_SCENARIOS_DIR / TEMPLATE_FILE):
         if candidate.is_file():
-            return candidate.read_text(encoding="utf-8")
+            text = _rename_test_case(candidate.read_text(encoding="utf-8"), name)
+            return _DOCSTRING.sub(lambda m: f"{m.group(1)}{name}: {_described(m.group(2))}",
+                                  text, count=1)
     return MINIMAL_TEMPLATE.format(name=name)
+
+
+_QUOTES = ('"' * 3, "'" * 3)
+
+
+def _described(line: str) -> str:
+    """The template's description without its title and its "(template)" mark, asking
+    to be edited: 'Health check: what it does (template).' -> 'what it does (edit ...).'"""
+    closing = next((q for q in _QUOTES if line.endswith(q)), "")  # a one-line docstring
+    what = line.removesuffix(closing).split(": ", 1)[-1].removesuffix(".")
+    what = what.removesuffix(" (template)")
+    return f"{what} (edit this line: `indigo-loadtest list` shows it).{closing}"
 
 
 def create_scenario(name: str, folder: Path, source: str | None = None) -> Path:
@@ -57,6 +74,12 @@ def create_scenario(name: str, folder: Path, source: str | None = None) -> Path:
         raise ScenarioError(
             f"invalid scenario name {name!r} (letters, digits, '-', '_' and '.'; "
             "no leading '_')", ExitCode.USAGE,
+        )
+    if is_builtin_folder(folder):  # a link to the package's folder (an old checkout's)
+        raise ScenarioError(
+            f"{display_path(folder)} is the package's built-in scenarios folder; a new "
+            "scenario goes in your own: give --scenarios-dir DIR (or INDIGO_SCENARIOS_DIR)",
+            ExitCode.USAGE,
         )
     target = folder / f"{name}.py"
     if target.exists():
@@ -71,16 +94,21 @@ def create_scenario(name: str, folder: Path, source: str | None = None) -> Path:
     return target
 
 
-# The test case a copied scenario tags its samples with: a Jan `Flow("name", ...)` or an
-# explicit `"test_case": "name"` tag. A copy that kept them would mix two scenarios'
-# series in Grafana.
-_TEST_CASE = re.compile(r"""(\bFlow\(\s*|["']test_case["']\s*:\s*)(["'])[^"'\n]*\2""")
+# The test case a copied scenario tags its samples with: a Jan `Flow("name", ...)`, an
+# explicit `"test_case": "name"` tag or a `TEST_CASE = "name"` constant. A copy that kept
+# them would mix two scenarios' series in Grafana.
+_TEST_CASE = re.compile(
+    r"""(\bFlow\(\s*|["']test_case["']\s*:\s*|^TEST_CASE\s*=\s*)(["'])[^"'\n]*\2""", re.M)
 _DOCSTRING = re.compile(r'''^(\s*(?:[rRuU]?)(?:"""|\'\'\'))\s*([^\n]*)''')
 
 
 def renamed_copy(text: str, old: str, new: str) -> str:
     """`text` of scenario `old` as scenario `new`: its description line says it is `new`
     (copied from `old`), and its test case name and `test_case` tag become `new`."""
-    text = _TEST_CASE.sub(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", text)
+    text = _rename_test_case(text, new)
     return _DOCSTRING.sub(lambda m: f"{m.group(1)}{new} (copied from {old}): {m.group(2)}",
                           text, count=1)
+
+
+def _rename_test_case(text: str, new: str) -> str:
+    return _TEST_CASE.sub(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", text)

@@ -1,10 +1,14 @@
-"""Guest identities: HS256 access tokens, rotating refresh tokens, a static API key.
+"""Guest identities: HS256 access tokens, refresh tokens, a static API key.
 
 Each guest login starts a token *family* (its login session): every access and refresh
 token issued from it carries the family id. Logout revokes the family, so the session's
-access tokens stop working at once rather than when they expire; and presenting a refresh
-token that was already spent (OAuth's refresh-token reuse detection, RFC 9700 §4.14.2)
-revokes the family too, including the token that replaced it.
+access tokens stop working at once rather than when they expire.
+
+A refresh token may be presented again until it expires, as the real Jan server's
+stateless ones may (a script written against it works here too). With `rotate`
+(`--refresh-rotation`), each is spent when used, and presenting a spent one (OAuth's
+refresh-token reuse detection, RFC 9700 §4.14.2) revokes the family, including the
+token that replaced it.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ class Auth:
     """Issues and checks credentials; verified access tokens are cached until they expire."""
 
     def __init__(self, store: Store, secret: str, api_key: str, token_expiry_s: int,
-                 refresh_expiry_s: int) -> None:
+                 refresh_expiry_s: int, *, rotate: bool = False) -> None:
         self.store = store
+        self.rotate = rotate
         self.secret = secret or store.setting("jwt_secret", lambda: secrets.token_hex(32))
         self.api_key = api_key.encode()
         self.token_expiry_s = token_expiry_s
@@ -56,31 +61,32 @@ class Auth:
         return self._issue(user_id, new_id("fam"))
 
     def refresh(self, refresh_token: str) -> Tokens:
-        """Rotate: the presented token is spent and replaced within its family."""
-        row = self._spend(refresh_token)
+        """New tokens in the presented token's family; with `rotate` it is spent."""
+        row = self._usable(refresh_token)
+        if self.rotate:
+            self.store.spend_refresh_token(refresh_token)
         return self._issue(row.user_id, row.family)
 
     def logout(self, refresh_token: str) -> bool:
         """End the cookie's login session; False when the cookie held no usable token."""
         try:
-            row = self._spend(refresh_token)
+            row = self._usable(refresh_token)
         except AuthError:
             return False
         self._revoke(row.family)
         return True
 
-    def _spend(self, refresh_token: str) -> RefreshToken:
+    def _usable(self, refresh_token: str) -> RefreshToken:
         row = self.store.refresh_token(refresh_token) if refresh_token else None
         if row is None or row.expires_at <= time.time():
             raise AuthError("missing, invalid or expired refresh token")
         if row.family in self._revoked:
             raise AuthError("refresh token revoked")
-        if row.used:
+        if row.used:  # only with `rotate`
             # A spent token presented again was copied: end the whole session, so whoever
             # holds its successor (the thief or the user) must log in again.
             self._revoke(row.family)
             raise AuthError("refresh token already used; its session is revoked")
-        self.store.spend_refresh_token(refresh_token)
         return row
 
     def _revoke(self, family: str) -> None:

@@ -48,6 +48,10 @@ class SimulatorConfig:
     token_expiry_s: int = field(default=900, metadata={"help": "access token lifetime"})
     refresh_expiry_s: int = field(default=7 * 24 * 3600, metadata={
         "help": "refresh token lifetime"})
+    refresh_rotation: bool = field(default=False, metadata={
+        "help": "spend each refresh token when used, and revoke its session when a spent "
+                "one comes back (OAuth's reuse detection); default: reusable until they "
+                "expire, as the real Jan server's"})
     # latency model
     ttft_ms: float = field(default=100.0, metadata={"help": "time to first token"})
     tokens_per_sec: float = field(default=75.0, metadata={

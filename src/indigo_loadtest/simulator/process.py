@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ from .config import to_argv_and_env
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
+POLL_S = 0.05  # how often a wait for the simulator sees `give_up`
 MAX_READY_LINE = 4096  # bytes of the first line read (the ready line is far shorter)
 
 
@@ -67,12 +69,14 @@ class SimulatorProcess:
         return f"<SimulatorProcess {self.url} pid={self.proc.pid}>"
 
 
-def start_simulator_process(host: str = "127.0.0.1", port: int = 0,
+def start_simulator_process(host: str = "127.0.0.1", port: int = 0, *,
+                            give_up: Callable[[], bool] = lambda: False,
                             **options: Any) -> SimulatorProcess:
     """Run `python -m indigo_loadtest.simulator` and return once it answers HTTP.
 
     `options` are `SimulatorConfig` fields (ttft_ms=..., error_rate=..., db=..., api_key=...);
-    secrets travel in the child's environment, never on its command line.
+    secrets travel in the child's environment, never on its command line. `give_up`,
+    polled while waiting, stops the start (SimulatorStartError): e.g. a Ctrl-C.
     """
     flags, secret_env = to_argv_and_env(options)
     argv = [sys.executable, "-m", "indigo_loadtest.simulator", "--host", host,
@@ -83,15 +87,15 @@ def start_simulator_process(host: str = "127.0.0.1", port: int = 0,
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env={**os.environ, **secret_env}, **detached())
     try:
-        url = _wait_ready(proc)
-        _wait_answers(url, proc)
+        url = _wait_ready(proc, give_up)
+        _wait_answers(url, proc, give_up)
     except BaseException:
         SimulatorProcess(proc, "").stop()
         raise
     return SimulatorProcess(proc, url)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes]) -> str:
+def _wait_ready(proc: subprocess.Popen[bytes], give_up: Callable[[], bool]) -> str:
     """The URL from the child's ready line. A thread reads it: select() cannot wait on a
     pipe on Windows."""
     stdout = proc.stdout
@@ -99,11 +103,14 @@ def _wait_ready(proc: subprocess.Popen[bytes]) -> str:
     lines: queue.Queue[bytes] = queue.Queue()
     threading.Thread(target=lambda: lines.put(stdout.readline(MAX_READY_LINE)), daemon=True,
                      name="indigo-loadtest-simulator-start").start()
-    try:
-        first = lines.get(timeout=START_TIMEOUT_S)
-    except queue.Empty:
-        raise SimulatorStartError(
-            f"simulator did not start within {START_TIMEOUT_S:g}s") from None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            first = lines.get(timeout=POLL_S)
+            break
+        except queue.Empty:
+            _check_wait(give_up, deadline, f"simulator did not start within "
+                                           f"{START_TIMEOUT_S:g}s")
     if not first:
         code = proc.wait()
         raise SimulatorStartError(f"simulator exited during start (exit code {code})")
@@ -113,7 +120,8 @@ def _wait_ready(proc: subprocess.Popen[bytes]) -> str:
     return line[len(READY_PREFIX):]
 
 
-def _wait_answers(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_answers(url: str, proc: subprocess.Popen[bytes],
+                  give_up: Callable[[], bool]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
     while True:
@@ -122,6 +130,14 @@ def _wait_answers(url: str, proc: subprocess.Popen[bytes]) -> None:
                 resp.read()
                 return
         except (urllib.error.URLError, OSError) as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None:
                 raise SimulatorStartError(f"simulator at {url} does not answer: {exc}") from None
+            _check_wait(give_up, deadline, f"simulator at {url} does not answer: {exc}")
             time.sleep(0.02)
+
+
+def _check_wait(give_up: Callable[[], bool], deadline: float, timed_out: str) -> None:
+    if give_up():
+        raise SimulatorStartError("its start was given up")
+    if time.monotonic() > deadline:
+        raise SimulatorStartError(timed_out)

@@ -19,7 +19,7 @@ class Simulator:
         self.config = config
         self.store = Store(config.db)
         self.auth = Auth(self.store, config.jwt_secret, config.api_key, config.token_expiry_s,
-                         config.refresh_expiry_s)
+                         config.refresh_expiry_s, rotate=config.refresh_rotation)
         self.latency = LatencyModel(config)
         self.models = frozenset(config.models)
         self.background: dict[str, asyncio.Task[Any]] = {}  # background responses by id

@@ -1,0 +1,1 @@
+../src/indigo_loadtest/builtin_scenarios/test-responses.py
