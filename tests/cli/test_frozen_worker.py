@@ -13,7 +13,9 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,7 @@ class FrozenRun:
         self.pids_dir.mkdir()
         self.export = workdir / "summary.json"
         self.frozen: list[int] = []
+        (workdir / "scenarios").mkdir(exist_ok=True)
         write_scenario(workdir, "steady", SCENARIO.format(rate=RATE, duration=duration))
         self.proc = subprocess.Popen(
             cli_argv("run", "steady", "--workers", "2", "--env", f"PIDS_DIR={self.pids_dir}",
@@ -96,18 +99,83 @@ class FrozenRun:
         self.proc.communicate()
 
 
-@pytest.fixture
-def runs(workdir: Path, simulator_url: str) -> Iterator[list[FrozenRun]]:
-    made: list[FrozenRun] = []
-    yield made
-    for run in made:
-        run.kill()
+@dataclass
+class Ended:
+    """How one run ended: the process (returncode set), its output and what was done to it."""
+
+    run: FrozenRun
+    out: str
+    err: str
+    took: float  # seconds from the freeze (or the signal) to the end
+    frozen: int = 0
+    survivor: int = 0
+    frozen_at: float = 0.0  # unix time
 
 
-def start(runs: list[FrozenRun], workdir: Path, url: str, duration: float,
-          *args: str) -> FrozenRun:
-    runs.append(FrozenRun(workdir, url, duration, *args))
-    return runs[-1]
+def lost_after_the_bound(run: FrozenRun) -> Ended:
+    frozen, survivor = run.workers()
+    time.sleep(1.5)  # past its first live snapshots (every second)
+    frozen_at = time.time()
+    run.freeze(frozen)
+    out, err = run.proc.communicate(timeout=4 + SILENCE_LIMIT + 2 * MARGIN)
+    return Ended(run, out, err, time.time() - frozen_at, frozen, survivor, frozen_at)
+
+
+def one_sigterm(run: FrozenRun) -> Ended:
+    frozen, _ = run.workers()
+    time.sleep(1.5)
+    run.freeze(frozen)
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)  # once, as a CI runner does before its SIGKILL
+    out, err = run.proc.communicate(timeout=1 + SILENCE_LIMIT + 2 * MARGIN)
+    return Ended(run, out, err, time.monotonic() - signalled, frozen)
+
+
+def resumed(run: FrozenRun) -> Ended:
+    frozen, _ = run.workers()
+    time.sleep(1.0)
+    run.freeze(frozen)
+    time.sleep(4.0)  # well under the bound: it is not lost, only late
+    os.kill(frozen, signal.SIGCONT)
+    out, err = run.proc.communicate(timeout=7 + 2 * MARGIN)
+    return Ended(run, out, err, 0.0, frozen)
+
+
+def stopped_whole(run: FrozenRun) -> Ended:
+    # Ctrl-Z then `fg`: the main process is stopped with its workers, longer than the
+    # bound; that time is nobody's silence.
+    run.workers()
+    time.sleep(1.0)
+    os.killpg(run.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(SILENCE_LIMIT + 1.5)
+    finally:
+        os.killpg(run.proc.pid, signal.SIGCONT)
+    out, err = run.proc.communicate(timeout=4 + 2 * MARGIN)
+    return Ended(run, out, err, 0.0)
+
+
+# name: (planned seconds, what is done to the run)
+CASES: dict[str, tuple[float, Callable[[FrozenRun], Ended]]] = {
+    "lost": (4, lost_after_the_bound), "sigterm": (60, one_sigterm),
+    "resumed": (7, resumed), "whole": (4, stopped_whole)}
+
+
+@pytest.fixture(scope="module")
+def ended(tmp_path_factory: pytest.TempPathFactory,
+          simulator_url: str) -> Iterator[dict[str, Ended]]:
+    """The four runs side by side (each mostly waits out the bound: together they take
+    the longest one's time, not the sum), each in a folder and a session of its own."""
+    runs = {name: FrozenRun(tmp_path_factory.mktemp(name), simulator_url, planned)
+            for name, (planned, _) in CASES.items()}
+    try:
+        with ThreadPoolExecutor(len(runs)) as pool:
+            futures = {name: pool.submit(CASES[name][1], run) for name, run in runs.items()}
+            yield {name: future.result() for name, future in futures.items()}
+    finally:
+        for run in runs.values():
+            run.kill()
 
 
 def lost_line(pid: int) -> re.Pattern[str]:
@@ -117,26 +185,20 @@ def lost_line(pid: int) -> re.Pattern[str]:
 
 
 def test_a_frozen_worker_is_lost_after_the_bound_and_the_other_runs_to_the_end(
-    workdir: Path, simulator_url: str, runs: list[FrozenRun]
+    ended: dict[str, Ended]
 ) -> None:
-    run = start(runs, workdir, simulator_url, 4)
-    frozen, survivor = run.workers()
-    time.sleep(1.5)  # past its first live snapshots (every second)
-    frozen_at = time.time()
-    run.freeze(frozen)
-    out, err = run.proc.communicate(timeout=4 + SILENCE_LIMIT + 2 * MARGIN)
-    took = time.time() - frozen_at
-
+    end = ended["lost"]
+    run, err, frozen = end.run, end.err, end.frozen
     assert run.proc.returncode == ExitCode.WORKER_DIED, err
     line = lost_line(frozen)
     assert line.search(err) and re.search(r"(?m)^error: " + line.pattern, err), err
-    assert re.search(r"(?m)^  degraded: " + line.pattern, out), out
+    assert re.search(r"(?m)^  degraded: " + line.pattern, end.out), end.out
     assert "Traceback" not in err
     # It waited the bound for the frozen worker, and not much longer.
-    assert SILENCE_LIMIT - 1.5 < took < 4 + SILENCE_LIMIT + MARGIN, err
+    assert SILENCE_LIMIT - 1.5 < end.took < 4 + SILENCE_LIMIT + MARGIN, err
     # The survivor went on to the planned end, well past the freeze.
-    survivor_starts = [t for t, _ in run.starts(survivor)]
-    assert max(survivor_starts) - frozen_at > 1.5
+    survivor_starts = [t for t, _ in run.starts(end.survivor)]
+    assert max(survivor_starts) - end.frozen_at > 1.5
     # Every file is written; the frozen worker's last snapshot counts as its measurements.
     exported = run.exported()
     assert exported["indigo_verdict"]["exit_code"] == ExitCode.WORKER_DIED
@@ -145,42 +207,28 @@ def test_a_frozen_worker_is_lost_after_the_bound_and_the_other_runs_to_the_end(
 
 
 def test_one_sigterm_ends_a_run_with_a_frozen_worker_within_graceful_stop_and_the_bound(
-    workdir: Path, simulator_url: str, runs: list[FrozenRun]
+    ended: dict[str, Ended]
 ) -> None:
-    run = start(runs, workdir, simulator_url, 60)
-    frozen, _ = run.workers()
-    time.sleep(1.5)
-    run.freeze(frozen)
-    time.sleep(0.5)
-    signalled = time.monotonic()
-    run.proc.send_signal(signal.SIGTERM)  # once, as a CI runner does before its SIGKILL
-    out, err = run.proc.communicate(timeout=1 + SILENCE_LIMIT + 2 * MARGIN)
-    took = time.monotonic() - signalled
-
-    assert took < 1 + SILENCE_LIMIT + MARGIN, err  # gracefulStop 1 s + the bound
+    end = ended["sigterm"]
+    run, err = end.run, end.err
+    assert end.took < 1 + SILENCE_LIMIT + MARGIN, err  # gracefulStop 1 s + the bound
     # Interrupted, and degraded: the interrupt keeps its own code; the worker is named.
     assert run.proc.returncode == ExitCode.EXTERNAL_ABORT, err
-    assert lost_line(frozen).search(err), err
-    assert "TOTAL RESULTS" in out and "Traceback" not in err
+    assert lost_line(end.frozen).search(err), err
+    assert "TOTAL RESULTS" in end.out and "Traceback" not in err
     assert run.exported()["metrics"]["http_reqs"]["count"] > 0
 
 
 def test_a_worker_resumed_after_a_freeze_drops_the_starts_it_overslept(
-    workdir: Path, simulator_url: str, runs: list[FrozenRun]
+    ended: dict[str, Ended]
 ) -> None:
-    run = start(runs, workdir, simulator_url, 7)
-    frozen, _ = run.workers()
-    time.sleep(1.0)
-    run.freeze(frozen)
-    time.sleep(4.0)  # well under the bound: it is not lost, only late
-    os.kill(frozen, signal.SIGCONT)
-    _, err = run.proc.communicate(timeout=7 + 2 * MARGIN)
-
+    end = ended["resumed"]
+    run, err = end.run, end.err
     assert run.proc.returncode == ExitCode.OK, err
     assert "went silent" not in err and "Traceback" not in err
     # No start of the resumed worker ran later than the bound allows (plus the time
     # from its scheduled instant to its first line of code, on a loaded machine) ...
-    lateness = [late for _, late in run.starts(frozen)]
+    lateness = [late for _, late in run.starts(end.frozen)]
     assert max(lateness) < MAX_START_LATENESS + 0.5, sorted(lateness)[-5:]
     # ... the ones it overslept by more are counted as dropped: its share (10/s) over
     # the 4 s freeze, less the last second's starts (within the bound), less slack.
@@ -188,19 +236,7 @@ def test_a_worker_resumed_after_a_freeze_drops_the_starts_it_overslept(
     assert dropped >= (4.0 - MAX_START_LATENESS - 1.0) * RATE / 2, dropped
 
 
-def test_a_run_stopped_whole_and_resumed_loses_no_worker(
-    workdir: Path, simulator_url: str, runs: list[FrozenRun]
-) -> None:
-    # Ctrl-Z then `fg`: the main process is stopped with its workers, longer than the
-    # bound; that time is nobody's silence.
-    run = start(runs, workdir, simulator_url, 4)
-    run.workers()
-    time.sleep(1.0)
-    os.killpg(run.proc.pid, signal.SIGSTOP)
-    try:
-        time.sleep(SILENCE_LIMIT + 1.5)
-    finally:
-        os.killpg(run.proc.pid, signal.SIGCONT)
-    _, err = run.proc.communicate(timeout=4 + 2 * MARGIN)
-    assert run.proc.returncode == ExitCode.OK, err
-    assert "went silent" not in err and "Traceback" not in err
+def test_a_run_stopped_whole_and_resumed_loses_no_worker(ended: dict[str, Ended]) -> None:
+    end = ended["whole"]
+    assert end.run.proc.returncode == ExitCode.OK, end.err
+    assert "went silent" not in end.err and "Traceback" not in end.err
