@@ -7,10 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from process_reaper import _reap_test_processes, install
-
-install()
-__all__ = ["_reap_test_processes"]  # an autouse fixture: every test's processes are killed
+# Every process a test starts is killed with its process group when the test ends.
+pytest_plugins = ["process_reaper"]
 
 
 def free_port() -> int:

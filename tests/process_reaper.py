@@ -1,6 +1,6 @@
 """Every process a test starts is killed, with its process group, when the test ends:
 passed, failed or timed out (a run that swallowed SIGTERM once burned a core for 30
-minutes of later tests). Loaded by tests/conftest.py as a plugin.
+minutes of later tests). A pytest plugin: tests/conftest.py loads it (`pytest_plugins`).
 
 Each `subprocess.Popen` made while a test runs (subprocess.run and check_output too)
 starts in a process group of its own unless the caller chose one, and is remembered; at
@@ -87,9 +87,17 @@ def _reap_test_processes(request: pytest.FixtureRequest) -> Iterator[None]:
         _TrackedPopen.started = None
         left = kill_everything_of(started)
         if left:
-            sys.stderr.write(f"\n{request.node.nodeid}: killed processes it left running "
-                             f"(pids {left})\n")
+            _say(request, f"{request.node.nodeid}: killed processes it left running "
+                 f"(pids {left})")
 
 
-def install() -> None:
+def _say(request: pytest.FixtureRequest, line: str) -> None:
+    """A line on the real stderr, past pytest's capture (as its live logging writes)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        sys.stderr.write(f"\n{line}\n")
+        sys.stderr.flush()
+
+
+def pytest_configure(config: pytest.Config) -> None:
     subprocess.Popen = _TrackedPopen  # type: ignore[misc]
