@@ -12,9 +12,6 @@ import pytest
 
 from .helpers import run_scenario
 
-pytestmark = pytest.mark.loop  # run again in pass 2 (tests/README.md)
-
-
 DURATION_S = 6.0
 LLM_TRENDS = ("llm_ttft_ms", "llm_itl_ms", "llm_tpot_ms", "llm_tokens_per_sec",
               "llm_output_tokens", "llm_ttfb_ms", "llm_receiving_ms", "llm_total_ms",
