@@ -8,6 +8,7 @@ degrades is stated in docs/platforms.md; nothing here raises for a missing attri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -45,3 +46,18 @@ def can_manage_processes() -> bool:
     """Another process can be probed (`kill(pid, 0)`), reaped without blocking and killed
     by pid: POSIX. On Windows `os.kill(pid, 0)` would terminate it instead."""
     return hasattr(signal, "SIGKILL") and hasattr(os, "WNOHANG")
+
+
+def raise_fd_limit() -> int:
+    """The soft descriptor limit raised to the hard one (as nginx's worker_rlimit_nofile
+    does); returns the limit in force (a large number where there is none: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return 1 << 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft

@@ -70,7 +70,8 @@ def test_new_scenario_from_template_and_from_existing(tmp_path: Path) -> None:
     assert text.startswith('"""') and "async def default(vu)" in text
     compile(text, str(created), "exec")
     copy = create_scenario("copy", tmp_path, source="my-flow")
-    assert copy.read_text() == text.replace('"""', '"""copy (copied from my-flow): ', 1)
+    assert copy.read_text() == text.replace('"""', '"""copy (copied from my-flow): ', 1).replace(
+        'TEST_CASE = "my-flow"', 'TEST_CASE = "copy"')  # the copy is its own test case
     with pytest.raises(ScenarioError, match="already exists"):
         create_scenario("my-flow", tmp_path)
     with pytest.raises(ScenarioError, match="invalid scenario name"):

@@ -18,11 +18,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from ..platform_support import raise_fd_limit
 
 # Descriptors kept for everything but client connections (the listening socket, the
 # database, logs, the event loop's own).
@@ -31,21 +32,6 @@ MIN_CONNECTIONS = 16
 REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
            b"Content-Length: 31\r\nConnection: close\r\n\r\nserver at its connection bound\n")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def raise_fd_limit() -> int:
-    """The soft descriptor limit raised to the hard one (as nginx's worker_rlimit_nofile
-    does); returns the limit in force (a large number where there is none)."""
-    try:
-        import resource
-    except ImportError:  # Windows: no such limit
-        return 1 << 20
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft < hard):
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
 def connection_bound(configured: int) -> int:
