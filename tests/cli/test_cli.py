@@ -302,7 +302,7 @@ def test_new_from_a_builtin_renames_its_test_case(tmp_path: Path) -> None:
     listed = run_cli("list", cwd=tmp_path).stdout
     assert re.search(r"my-responses +my-responses \(copied from test-responses\): Resp", listed)
     run = run_cli("run", "my-responses", "-q", "--no-summary", "--out", "json=s.ndjson",
-                  cwd=tmp_path, env=clean_env(SINGLE_RUN="true"), timeout=90)
+                  cwd=tmp_path, env=clean_env(SINGLE_RUN="true", THINK_TIME_S="0"), timeout=90)
     assert run.returncode == 0, run.stderr
     cases = {json.loads(line)["data"]["tags"].get("test_case")
              for line in (tmp_path / "s.ndjson").read_text().splitlines()
