@@ -28,6 +28,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     global _server
+    if session.config.option.collectonly:
+        return
     if _server is None and any(_is_vllm(item) for item in session.items):
         _server = VLLMServer()
         _server.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,6 +134,7 @@ class VLLMServer:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)
         self._thread.join(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _free_port() -> int:
