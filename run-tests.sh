@@ -48,6 +48,12 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "warning: npm not found; the Node client tests will be skipped" >&2
 fi
+# --- vLLM (issue 25): the CPU build in its own venv, .venv-vllm, for the tests marked
+# `vllm` (tests/realservers, docs/real-servers.md); ~7 min and 3.5 GB the first time, then
+# nothing. Where it fails, those tests fail and say why.
+bench/real-servers/install-vllm.sh .venv-vllm \
+  || echo "warning: vLLM could not be installed; the vllm tests will fail" >&2
+# --- end vLLM
 fi  # set-up
 # Byte-code for the sources, once: each test starts the tool, its workers and the
 # simulator as new processes, and where PYTHONDONTWRITEBYTECODE is set each of them would

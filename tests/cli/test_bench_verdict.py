@@ -203,25 +203,6 @@ def test_an_interrupted_point_does_not_meet_the_slo(tmp_path: Path) -> None:
     assert "synchronous: misses interrupted before its end" in out
 
 
-def test_estimated_prompt_tokens_are_labelled_as_such(tmp_path: Path) -> None:
-    """The server's usage counts the output only: the prompt tokens (and the total token
-    throughput) were estimates shown as `tokens: usage`."""
-    from bench_helpers import make_tokenizer
-
-    proc, doc = bench(tmp_path, "--iterations", "2", "--output-tokens", "2", **FAST)
-    assert proc.returncode == 0, proc.stderr
-    p = one_point(doc)
-    assert (p["token_counts"], p["prompt_token_counts"]) == ("usage", "estimate")
-    assert "  tokens: usage; prompt tokens: ESTIMATE (one per word: no --tokenizer was " \
-        "given), so is the total token throughput" in proc.stdout
-    assert "Prompt tokens: ESTIMATE" in (tmp_path / "bench.html").read_text()
-    proc, doc = bench(tmp_path, "--iterations", "2", "--output-tokens", "2",
-                      "--tokenizer", str(make_tokenizer(tmp_path)), **FAST)
-    assert proc.returncode == 0, proc.stderr
-    assert one_point(doc)["prompt_token_counts"] == "tokenizer"
-    assert "  tokens: usage\n" in proc.stdout
-
-
 def test_a_results_file_that_cannot_be_written_fails_the_run(tmp_path: Path) -> None:
     """A full disk at the end (/dev/full): a traceback, exit 1, no table, no report."""
     from cli_helpers import clean_env, run_cli

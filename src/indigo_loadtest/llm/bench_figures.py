@@ -75,7 +75,7 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
         "itl_ms": latencies["itl"], "e2el_ms": latencies["e2el"],
         "schedule_delay_ms": m.percentiles(SCHEDULE_DELAY),
         "token_counts": token_sources(registry.metrics.get(OUTPUT_TOKENS)),
-        "prompt_token_counts": "tokenizer" if spec.tokenizer else "estimate",
+        "prompt_token_counts": token_sources(registry.metrics.get(PROMPT_TOKENS)),
         "goodput": (_per_s(good.value if good is not None else 0.0, duration)
                     if objectives else None),
     }

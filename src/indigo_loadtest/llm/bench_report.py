@@ -61,22 +61,29 @@ def render_table(points: list[dict[str, Any]]) -> str:
                      .rstrip() for r in rows)
 
 
+def tokens_line(points: list[dict[str, Any]]) -> str:
+    """Where the output's and the prompt's token counts came from (usage, tokenizer,
+    estimate), each said, and an estimate said loudly."""
+    sources = sorted({p["token_counts"] for p in points})
+    if any("estimate" in s for s in sources):
+        return ("  tokens: ESTIMATE (one per word: the server sent no usage and no "
+                "--tokenizer was given)")
+    prompt = sorted({str(p.get("prompt_token_counts")) for p in points})
+    line = f"  tokens: output from {', '.join(sources)}, prompt from {', '.join(prompt)}"
+    if any("estimate" in s for s in prompt):
+        # the output's count is the server's, the prompt's is not: say which is estimated
+        from ..report.sweep import PROMPT_ESTIMATE
+
+        line += f"; {PROMPT_ESTIMATE}"
+    return line
+
+
 def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     points = bench.points
     lines = ["", f"  workload: {bench.workload}",
              "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
              render_table(points)]
-    sources = sorted({p["token_counts"] for p in points})
-    if any("estimate" in s for s in sources):
-        lines.append("  tokens: ESTIMATE (one per word: the server sent no usage and no "
-                     "--tokenizer was given)")
-    elif any(p.get("prompt_token_counts") == "estimate" for p in points):
-        # the output's count is the server's, the prompt's is not: say which is estimated
-        from ..report.sweep import PROMPT_ESTIMATE
-
-        lines.append(f"  tokens: {', '.join(sources)}; {PROMPT_ESTIMATE}")
-    else:
-        lines.append(f"  tokens: {', '.join(sources)}")
+    lines.append(tokens_line(points))
     lines.append(percentiles_line(points))
     if bench.mode == "sweep":
         lines.append(f"  knee: {knee_words(knee(points))}")

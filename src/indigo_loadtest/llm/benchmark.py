@@ -356,8 +356,10 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
     rec = metrics.registry.record
     rec(metrics.window, started_at, ts)
     rec(metrics.window, started_at + (res.end_at - sent), ts)
+    prompt_tokens, prompt_source = _prompt_tokens(res, req, counter)
     if ok:  # throughput counts the tokens of answered requests only, as vLLM does
-        rec(metrics.prompt_tokens, float(req.prompt_tokens), ts)
+        # its own `tokens` tag: where the prompt's count came from
+        rec(metrics.prompt_tokens, float(prompt_tokens), ts.with_pairs(("tokens", prompt_source)))
     # a failed request's status says why it failed (bench_failures)
     rec(metrics.failed, 0.0 if ok else 1.0,
         ts if ok else ts.with_pairs((STATUS_TAG, str(resp.status or 0))))
@@ -368,7 +370,7 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
         rec(metrics.good, 1.0, ts)
     if delay is not None:
         rec(metrics.schedule_delay, max(delay, 0.0), ts)
-    return RequestOutcome(res, resp.status, ok, good, req.prompt_tokens, res.output_tokens,
+    return RequestOutcome(res, resp.status, ok, good, prompt_tokens, res.output_tokens,
                           tags["tokens"], delay)
 
 
@@ -395,9 +397,18 @@ def _output_tokens(res: StreamResult, counter: TokenCounter) -> str:
     return "estimate"
 
 
+def _prompt_tokens(res: StreamResult, req: BenchRequest,
+                   counter: TokenCounter) -> tuple[int, str]:
+    """The server's usage.prompt_tokens when it sent one (its chat template's tokens
+    included, as vLLM's bench counts them), else the workload's count of the prompt text."""
+    if res.prompt_tokens is not None:
+        return res.prompt_tokens, "usage"
+    return req.prompt_tokens, counter.source
+
+
 def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult:
     """A non-streamed answer as a StreamResult without token times (no TTFT/ITL/TPOT)."""
-    from .stream_metrics import usage_output_tokens
+    from .stream_metrics import usage_output_tokens, usage_prompt_tokens
 
     body: Any = None
     if 200 <= resp.status < 300:
@@ -418,7 +429,8 @@ def _non_streamed(resp: Any, sent: float, counter: TokenCounter) -> StreamResult
     return StreamResult(request_start=sent, headers_at=None, end_at=time.perf_counter(),
                         token_times=[], output_tokens=tokens, usage_tokens=usage is not None,
                         completed=ok, text=text, tool_calls=0, events=0,
-                        errors=[] if ok else ["http_status"])
+                        errors=[] if ok else ["http_status"],
+                        prompt_tokens=usage_prompt_tokens(body))
 
 
 def _tool_calls(body: dict[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from indigo_loadtest.http.transport cimport PieceSink
 
 cdef class StreamMeter:
     cdef public object request_start, headers_at, token_times, completed, error_message
-    cdef public object _parts, _tool_ids, _usage, _errors
+    cdef public object _parts, _tool_ids, _usage, _prompt, _errors
     cdef public Py_ssize_t _events
 
     # Called from one another per event: C calls (a Python subclass may still override).

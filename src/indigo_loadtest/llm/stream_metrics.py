@@ -84,6 +84,9 @@ class StreamResult:
     errors: list[str] = field(default_factory=list)
     error_message: str = ""  # the first error event's message or the transport error
     error_code: int = 0  # the request's error_code (k6's), 0 when it did not fail
+    # the server's usage.prompt_tokens (input_tokens): the prompt as it counted it, chat
+    # template included; None when it sent no usage
+    prompt_tokens: int | None = None
 
     @property
     def ttft_ms(self) -> float | None:
@@ -142,8 +145,8 @@ class StreamMeter:
     """Folds the events of one streamed response; `feed` each, then `finish` once."""
 
     __slots__ = (
-        "_errors", "_events", "_parts", "_tool_ids", "_usage", "completed", "error_message",
-        "headers_at", "request_start", "token_times",
+        "_errors", "_events", "_parts", "_prompt", "_tool_ids", "_usage", "completed",
+        "error_message", "headers_at", "request_start", "token_times",
     )
 
     def __init__(self, request_start: float, headers_at: float | None = None) -> None:
@@ -155,6 +158,7 @@ class StreamMeter:
         self._parts: list[str] = []
         self._tool_ids: set[Any] = set()
         self._usage: int | None = None
+        self._prompt: int | None = None
         self._errors: list[str] = []
         self._events = 0
 
@@ -235,9 +239,8 @@ class StreamMeter:
                                        else call.get("id"))
                     produced = True
         usage = obj.get("usage")
-        if isinstance(usage, dict) and (count := token_count(usage.get("completion_tokens"))) \
-                is not None:
-            self._usage = count
+        if isinstance(usage, dict):
+            self._take_usage(usage, "completion_tokens", "prompt_tokens")
         if produced:
             self.token_times.append(t)
 
@@ -258,12 +261,17 @@ class StreamMeter:
         elif kind in _TERMINAL:
             self.completed = True
             usage = (obj.get("response") or {}).get("usage")
-            if isinstance(usage, dict) and (count := token_count(usage.get("output_tokens"))) \
-                    is not None:
-                self._usage = count
+            if isinstance(usage, dict):
+                self._take_usage(usage, "output_tokens", "input_tokens")
         elif kind in _FAILED:
             response = obj.get("response") or {}
             self._error(ERROR_EVENT, _error_text(response.get("error") or obj.get("error") or obj))
+
+    def _take_usage(self, usage: dict[str, Any], output_key: str, prompt_key: str) -> None:
+        if (count := token_count(usage.get(output_key))) is not None:
+            self._usage = count
+        if (count := token_count(usage.get(prompt_key))) is not None:
+            self._prompt = count
 
     def _error(self, reason: str, message: str) -> None:
         if reason not in self._errors:
@@ -294,6 +302,7 @@ class StreamMeter:
             events=self._events,
             errors=errors,
             error_message=self.error_message,
+            prompt_tokens=self._prompt,
         )
 
 
@@ -316,6 +325,19 @@ def usage_output_tokens(body: Any) -> int | None:
     if not isinstance(usage, dict):
         return None
     for key in ("completion_tokens", "output_tokens"):
+        value = token_count(usage.get(key))
+        if value is not None:
+            return value
+    return None
+
+
+def usage_prompt_tokens(body: Any) -> int | None:
+    """Prompt tokens from a chat-completion (`prompt_tokens`) or Responses
+    (`input_tokens`) usage object: the server's count, its chat template included."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    for key in ("prompt_tokens", "input_tokens"):
         value = token_count(usage.get(key))
         if value is not None:
             return value

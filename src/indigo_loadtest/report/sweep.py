@@ -21,8 +21,9 @@ from .html import COLORS, UPLOT_VERSION, esc, fmt, page, when, write_html
 from .record import RecordError, read_bounded, safe_target
 
 BENCH_TOOL = "indigo-loadtest bench"
-PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: no --tokenizer was given), so "
-                   "is the total token throughput")
+PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: the server sent no "
+                   "usage.prompt_tokens and no --tokenizer was given), so is the total "
+                   "token throughput")
 LATENCIES = (("ttft_ms", "TTFT", "time to first token"), ("tpot_ms", "TPOT",
              "time per output token"), ("itl_ms", "ITL", "inter-token latency"),
              ("e2el_ms", "E2EL", "end-to-end latency"))
@@ -331,7 +332,7 @@ def answers_section(doc: dict[str, Any]) -> str:
     if any("estimate" in str(p.get("token_counts", "")) for p in doc["points"]):
         lines.append("Tokens: ESTIMATE (the server sent no usage and no --tokenizer was "
                      "given).")
-    elif any(p.get("prompt_token_counts") == "estimate" for p in doc["points"]):
+    elif any("estimate" in str(p.get("prompt_token_counts")) for p in doc["points"]):
         lines.append(f"P{PROMPT_ESTIMATE[1:]}.")
     items = "".join(f"<li>{esc(t)}</li>" for t in lines if t)
     return f"<section><h2>Answer</h2><ul class='answer'>{items}</ul></section>"

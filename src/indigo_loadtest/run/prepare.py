@@ -206,12 +206,25 @@ def prepare(settings: RunSettings, console: Console, *, start_target: bool = Tru
     return prepared
 
 
+def declare_llm_metrics(registry: Registry, scenario: Path) -> None:
+    """A scenario that uses indigo_loadtest.llm (measure_stream...) records its llm_*
+    samples only as answers arrive: declared now, its thresholds may name them (a
+    threshold on llm_ttft_ms was an unknown metric). A scenario that never imports the
+    module has none of them: a threshold on one stays the typo it is."""
+    from ..llm.stream_metrics import LLMMetrics
+    from ..scenario.target_use import uses_llm
+
+    if uses_llm(scenario):
+        LLMMetrics(registry)
+
+
 def _prepare_loaded(settings: RunSettings, console: Console, overrides: Overrides, env: Env,
                     scenario: ScenarioFile, simulator: Any) -> Prepared:
     config_mod.activate(env)
     registry = Registry()
     declare_health_metrics(registry)  # before the module: thresholds may name them
     module = load_module(scenario.path, registry)
+    declare_llm_metrics(registry, scenario.path)
     options = parse_options(getattr(module, "options", None), overrides)
     for warning in options.warnings:
         console.warn(warning)

@@ -15,6 +15,7 @@ that says why (`scenario.config.Env`).
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 BASE_KEY = "BASE"
@@ -26,6 +27,18 @@ MAX_FILES = 200
 
 def reads_base(scenario: Path) -> bool:
     """True if the scenario (or a local module it imports) may read BASE."""
+    return _any_node(scenario, _names_base)
+
+
+def uses_llm(scenario: Path) -> bool:
+    """True if the scenario (or a local module it imports) imports indigo_loadtest.llm
+    (measure_stream, a BenchScenario...) or .jan (whose flows record llm_*): its llm_*
+    metrics are then declared up front."""
+    return _any_node(scenario, lambda node: any(
+        _imports_package(node, package) for package in ("jan", "llm")))
+
+
+def _any_node(scenario: Path, found: Callable[[ast.AST], bool]) -> bool:
     folder = scenario.resolve().parent
     seen: set[Path] = set()
     todo = [scenario.resolve()]
@@ -39,7 +52,7 @@ def reads_base(scenario: Path) -> bool:
         except (OSError, SyntaxError, ValueError):
             return True  # cannot tell: the safe answer starts the simulator
         for node in ast.walk(tree):
-            if _names_base(node):
+            if found(node):
                 return True
             todo.extend(_local_modules(node, folder))
     return False
@@ -48,20 +61,26 @@ def reads_base(scenario: Path) -> bool:
 def _names_base(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return node.value == BASE_KEY
+    return any(_imports_package(node, package) for package in BASE_READING_PACKAGES)
+
+
+def _imports_package(node: ast.AST, package: str) -> bool:
+    """`import indigo_loadtest.llm`, `from indigo_loadtest.llm.x import y`,
+    `from indigo_loadtest import llm`, `indigo_loadtest.llm`."""
     if isinstance(node, ast.Import):
-        return any(_reads_base(alias.name) for alias in node.names)
+        return any(_in_package(alias.name, package) for alias in node.names)
     if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-        return _reads_base(node.module) or (node.module == "indigo_loadtest" and any(
-            a.name in BASE_READING_PACKAGES for a in node.names))
-    if isinstance(node, ast.Attribute) and node.attr in BASE_READING_PACKAGES:
+        return _in_package(node.module, package) or (node.module == "indigo_loadtest" and any(
+            a.name == package for a in node.names))
+    if isinstance(node, ast.Attribute) and node.attr == package:
         return isinstance(node.value, ast.Name) and node.value.id == "indigo_loadtest"
     return False
 
 
-def _reads_base(module: str) -> bool:
+def _in_package(module: str, package: str) -> bool:
     """`indigo_loadtest.jan`, `indigo_loadtest.llm.benchmark`, ..."""
     parts = module.split(".")
-    return len(parts) > 1 and parts[0] == "indigo_loadtest" and parts[1] in BASE_READING_PACKAGES
+    return len(parts) > 1 and parts[0] == "indigo_loadtest" and parts[1] == package
 
 
 def _local_modules(node: ast.AST, folder: Path) -> list[Path]:
