@@ -10,8 +10,7 @@ import json
 import secrets
 from pathlib import Path
 
-from cli_helpers import run_cli
-from cluster_helpers import RayTestCluster, cluster_env
+from cluster_helpers import RayTestCluster
 
 RUN_LIMIT = 60
 
@@ -43,11 +42,11 @@ def test_no_env_file_lands_on_the_nodes(workdir: Path, ray_cluster: RayTestClust
     (workdir / "conf").mkdir()
     (workdir / "conf" / "run.env").write_text(f"API_KEY={named}\n", encoding="utf-8")
     export = workdir / "results" / "probe.json"
-    done = run_cli("run", "probe", "--scenarios-dir", ".", "--env-file", "conf/run.env",
-                   "--ray", ray_cluster.address, "--workers", "2",
-                   "--env", f"KEY_SHA256={hashlib.sha256(named.encode()).hexdigest()}",
-                   "-q", "--summary-export", str(export), cwd=workdir, env=cluster_env(),
-                   timeout=RUN_LIMIT)
+    done = ray_cluster.run_cli(
+        "run", "probe", "--scenarios-dir", ".", "--env-file", "conf/run.env",
+        "--ray", ray_cluster.address, "--workers", "2",
+        "--env", f"KEY_SHA256={hashlib.sha256(named.encode()).hexdigest()}",
+        "-q", "--summary-export", str(export), cwd=workdir, timeout=RUN_LIMIT)
     assert done.returncode == 0, done.stderr
     checks = json.loads(export.read_text())["root_group"]["checks"]
     for name in ("the key arrived", "no configuration file shipped"):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli_argv, result_text, write_scenario
+from cli_helpers import result_text, write_scenario
 from cluster_helpers import (
     RayTestCluster,
     cluster_env,
@@ -91,9 +91,9 @@ def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_wri
     export = workdir / "summary.json"
     write_scenario(workdir, "named", NAMED % {"planned": PLANNED})
     proc = subprocess.Popen(
-        cli_argv("run", "named", "--ray", own_cluster.address, "--workers", "2",
-                 "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
-                 "--no-color"),
+        own_cluster.argv("run", "named", "--ray", own_cluster.address, "--workers", "2",
+                         "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
+                         "--no-color"),
         cwd=workdir, env=cluster_env(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import clean_env, run_cli, write_scenario
+from cli_helpers import clean_env, write_scenario
 from cluster_helpers import RayTestCluster, start_cluster
 
 from indigo_loadtest.run.ray import AUTH_HINT
@@ -55,10 +55,11 @@ def test_with_the_token_the_run_passes_and_the_token_is_never_written(
 ) -> None:
     write_scenario(workdir, "counted", COUNTED)
     export = workdir / "export.json"
-    done = run_cli("run", "counted", "--ray", token_cluster.address, "--workers", "2",
-                   "--summary-export", str(export), cwd=workdir, timeout=90,
-                   env=token_env(workdir / "home", RAY_AUTH_MODE="token",
-                                 RAY_AUTH_TOKEN=TOKEN))
+    done = token_cluster.run_cli("run", "counted", "--ray", token_cluster.address,
+                                 "--workers", "2", "--summary-export", str(export),
+                                 cwd=workdir, timeout=90,
+                                 env=token_env(workdir / "home", RAY_AUTH_MODE="token",
+                                               RAY_AUTH_TOKEN=TOKEN))
     assert done.returncode == ExitCode.OK, done.stderr
     assert json.loads(export.read_text())["metrics"]["checks"]["passes"] == 4
     assert TOKEN not in done.stdout + done.stderr
@@ -75,8 +76,9 @@ def test_a_refused_token_is_one_line_naming_the_cause(
     extra = {} if given == "none" else {"RAY_AUTH_MODE": "token",
                                         "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     started = time.monotonic()
-    done = run_cli("run", "counted", "--ray", token_cluster.address, cwd=workdir,
-                   timeout=90, env=token_env(workdir / "home", **extra))
+    done = token_cluster.run_cli("run", "counted", "--ray", token_cluster.address,
+                                 cwd=workdir, timeout=90,
+                                 env=token_env(workdir / "home", **extra))
     assert done.returncode == ExitCode.INVALID_CONFIG, done.stderr
     assert done.stderr.strip() == (f"error: --ray: cannot join {token_cluster.address}: "
                                    f"{AUTH_HINT}"), done.stderr
