@@ -130,6 +130,17 @@ def _wait_nodes(address: str, count: int, env: dict[str, str], netns: tuple[str,
     assert alive == [str(count)], f"{count} Ray node(s) did not start: {done.stderr[-2000:]}"
 
 
+def _wait_sockets(temp_dir: Path, nodes: int, deadline: float) -> None:
+    """Each of the `nodes` started has made its unix sockets. A node names its sockets
+    after those it finds in the session directory (plasma_store, plasma_store.1...):
+    two nodes started together took the same name, and one failed to bind it."""
+    sockets = temp_dir / "session_latest" / "sockets"
+    while not all(len(list(sockets.glob(f"{kind}*"))) >= nodes
+                  for kind in ("plasma_store", "raylet")):
+        assert time.time() < deadline, f"{nodes} Ray node(s) made no sockets"
+        time.sleep(0.1)
+
+
 def in_namespace(netns_pid: int) -> set[int]:
     """Every process in `netns_pid`'s network namespace (from /proc)."""
     wanted, found = namespace(netns_pid), set()
@@ -218,7 +229,8 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
         try:
             deadline = time.time() + START_LIMIT
             _wait_nodes(address, 1, env, netns, deadline)
-            for name in NODE_NAMES[:nodes - 1]:  # joining together: one wait for all
+            for name in NODE_NAMES[:nodes - 1]:
+                _wait_sockets(temp_dir, len(started), deadline)
                 started.append(_node([f"--address={address}",
                                       f'--resources={{"{name}_node": 1}}'], env, netns))
             if nodes > 1:

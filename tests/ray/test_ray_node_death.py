@@ -1,7 +1,8 @@
-"""A whole Ray node lost mid-run, on a two-node cluster of each test's own (the session's
-cluster, shared by the other tests, keeps both its nodes): every process of the node
-(raylet, agents, workers) killed at once, whose closed sockets tell Ray at once; or
-frozen, as a machine that lost power or its network, which closes nothing."""
+"""Whole Ray nodes lost mid-run, on a three-node cluster of the test's own (the session's
+cluster, shared by the other tests, keeps both its nodes), one actor on each node: at
+the same moment, every process of one node (raylet, agents, workers) killed at once,
+whose closed sockets tell Ray at once, and every process of another frozen, as a
+machine that lost power or its network, which closes nothing. One run sees both."""
 
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ KILL_AT = 3.0  # seconds after both actors have loaded the scenario
 
 # Each actor names its requests after its process id: the run record then shows each
 # shard's own count, the dead one's included.
-NAMED = '''"""Two shards loop; each writes down its process id and names its requests by it."""
+NAMED = '''"""Three shards loop; each writes down its process id and names its requests by it."""
 import os
 from pathlib import Path
 
 from indigo_loadtest import env, sleep
 
-options = {"vus": 2, "duration": "%(planned)gs"}
+options = {"vus": 3, "duration": "%(planned)gs"}
 Path(env["PIDS_DIR"], str(os.getpid())).touch()
 
 
@@ -51,7 +52,7 @@ async def default(vu):
 
 @pytest.fixture
 def own_cluster() -> Iterator[RayTestCluster]:
-    yield from start_cluster()
+    yield from start_cluster(nodes=3)
 
 
 class Lines:
@@ -82,16 +83,22 @@ def actor_pids(folder: Path, count: int, err: Lines, limit: float = 40) -> set[i
     return {int(p.name) for p in folder.iterdir()}
 
 
-@pytest.mark.parametrize("loss", ["killed", "frozen"])
-def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_written(
-    workdir: Path, own_cluster: RayTestCluster, loss: str
+def died(victim: int) -> str:
+    """The line that names `victim`'s actor dead (killed: a Ray error or its node lost;
+    frozen: no answer for the silence limit)."""
+    return (rf"Ray actor [012] of 3 \(pid {victim} on node [\d.]+ \w+\) died "
+            r"\((\w+Error|node lost|no answer)[^)]*\).*its share of the test was not run")
+
+
+def test_lost_nodes_end_the_run_with_worker_died_their_actors_named_and_files_written(
+    workdir: Path, own_cluster: RayTestCluster
 ) -> None:
     pids_dir = workdir / "pids"
     pids_dir.mkdir()
     export = workdir / "summary.json"
     write_scenario(workdir, "named", NAMED % {"planned": PLANNED})
     proc = subprocess.Popen(
-        own_cluster.argv("run", "named", "--ray", own_cluster.address, "--workers", "2",
+        own_cluster.argv("run", "named", "--ray", own_cluster.address, "--workers", "3",
                          "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
                          "--no-color"),
         cwd=workdir, env=cluster_env(), text=True,
@@ -100,14 +107,15 @@ def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_wri
     err = Lines(proc.stderr)
     lost: set[int] = set()
     try:
-        # The driver (this CLI process) and both actors import the scenario.
-        actors = actor_pids(pids_dir, 3, err) - {proc.pid}
-        second = own_cluster.node_pids[1]
-        victims = actors & descendants(second)
-        assert len(victims) == 1, (actors, second)  # one actor per node (SPREAD)
-        victim = victims.pop()
+        # The driver (this CLI process) and the three actors import the scenario.
+        actors = actor_pids(pids_dir, 4, err) - {proc.pid}
+        victims = {}
+        for loss, node in zip(("killed", "frozen"), own_cluster.node_pids[1:], strict=True):
+            on_node = actors & descendants(node)
+            assert len(on_node) == 1, (actors, node)  # one actor per node (SPREAD)
+            victims[loss] = on_node.pop()
         time.sleep(KILL_AT)  # past the start and the actors' first snapshots
-        lost = (kill_node if loss == "killed" else freeze_node)(second)
+        lost = kill_node(own_cluster.node_pids[1]) | freeze_node(own_cluster.node_pids[2])
         killed = time.monotonic()
         out = proc.stdout.read()  # type: ignore[union-attr]
         proc.wait(timeout=PLANNED + 90)  # Ray's own detection: about a minute
@@ -119,22 +127,20 @@ def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_wri
         kill_all(lost)
     stderr = err.text()
     assert proc.returncode == ExitCode.WORKER_DIED, stderr
-    named = (rf"Ray actor [01] of 2 \(pid {victim} on node [\d.]+ \w+\) died "
-             r"\((\w+Error|node lost|no answer)[^)]*\).*its share of the test was not run")
-    assert re.search(r"(?m)^error: " + named, stderr), stderr
-    assert re.search(r"(?m)^  degraded: " + named, out), out
     assert "Traceback" not in stderr
-    # Found within the stated bound, and the run did not wait on the dead node past
-    # its planned end.
-    found = err.first(r"^warning: Ray actor .* died")
-    assert found is not None, stderr
-    detection = found - killed
-    print(f"node loss detected {detection:.1f}s after the kill; run ended "
-          f"{ended - killed:.1f}s after it")
-    # At most the silence limit, plus one snapshot interval (1 s) and scheduling slack.
-    assert detection < NO_ANSWER_LIMIT + 3, stderr
+    for loss, victim in victims.items():
+        assert re.search(r"(?m)^error: " + died(victim), stderr), (loss, stderr)
+        assert re.search(r"(?m)^  degraded: " + died(victim), out), (loss, out)
+        # Found within the stated bound: at most the silence limit, plus one snapshot
+        # interval (1 s) and scheduling slack.
+        found = err.first(rf"^warning: Ray actor .*\(pid {victim} .* died")
+        assert found is not None, (loss, stderr)
+        print(f"{loss} node detected {found - killed:.1f}s after the loss")
+        assert found - killed < NO_ANSWER_LIMIT + 3, (loss, stderr)
+    # The run did not wait on the lost nodes past its planned end.
+    print(f"run ended {ended - killed:.1f}s after the loss")
     assert ended - killed < PLANNED + 3, stderr
-    # Every file written: the survivor's counts and the dead actor's last snapshot.
+    # Every file written: the survivor's counts and each lost actor's last snapshot.
     assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] > 0
     record = json.loads(result_text(workdir / "summary.timeseries.json.gz"))
     by_shard = {e["name"]: e["count"] for e in record["endpoints"]}
