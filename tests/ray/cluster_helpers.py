@@ -210,10 +210,11 @@ def kill_node(pid: int) -> set[int]:
     return frozen
 
 
-def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
+def start_cluster(env: dict[str, str] | None = None, nodes: int = 2, head_cpus: int = 1,
                   ) -> Iterator[RayTestCluster]:
-    """A head node and `nodes - 1` more (resources `second_node`, `third_node`...), with
-    the environment `env` (default: `cluster_env()`), in a loopback-only namespace."""
+    """A head node of `head_cpus` CPUs and `nodes - 1` more of one CPU each (resources
+    `second_node`, `third_node`), with the environment `env` (default: `cluster_env()`),
+    in a loopback-only namespace."""
     # Short: Ray's unix socket paths under it must stay under 108 characters.
     temp_dir = Path(tempfile.mkdtemp(prefix="ilt-ray-", dir="/tmp"))
     env = env or cluster_env()
@@ -224,7 +225,8 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2,
         address = f"127.0.0.1:{port}"
         started = [_node(["--head", f"--port={port}", "--include-dashboard=false",
                           f"--ray-client-server-port={client_port}",
-                          f"--temp-dir={temp_dir}", '--resources={"head_node": 1}'],
+                          f"--temp-dir={temp_dir}", '--resources={"head_node": 1}',
+                          f"--num-cpus={head_cpus}"],
                          env, netns)]
         try:
             deadline = time.time() + START_LIMIT

@@ -4,7 +4,6 @@ cluster on 127.0.0.1 (conftest.py), traffic to the embedded simulator."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import signal
@@ -43,13 +42,14 @@ async def default(vu):
     check(res, {"models listed": lambda r: r.status == 200})
 '''
 
+# Planned for a minute: only the relayed stop can end it within the test's limit.
 LOOPING = '''"""Two shards loop; each writes down its process id."""
 import os
 from pathlib import Path
 
 from indigo_loadtest import env, sleep
 
-options = {"vus": 2, "duration": "6s"}
+options = {"vus": 2, "duration": "60s"}
 Path(env["PIDS_DIR"], str(os.getpid())).touch()
 
 
@@ -164,49 +164,11 @@ def wait_for_pids(folder: Path, count: int, limit: float = 40) -> set[int]:
     return {int(p.name) for p in folder.iterdir()}
 
 
-def test_a_killed_actor_ends_the_run_with_worker_died_and_files_written(
-    workdir: Path, ray_cluster: RayTestCluster
-) -> None:
-    pids_dir = workdir / "pids"
-    pids_dir.mkdir()
-    export = workdir / "summary.json"
-    write_scenario(workdir, "looping", LOOPING)
-    # RAY_ADDRESS names the cluster for a bare --ray.
-    proc = subprocess.Popen(
-        ray_cluster.argv("run", "looping", "--ray", "--workers", "2", "--env",
-                         f"PIDS_DIR={pids_dir}", "--summary-export", str(export)),
-        cwd=workdir, env=cluster_env(RAY_ADDRESS=ray_cluster.address), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        # The driver (this CLI process) and both actors import the scenario.
-        actors = wait_for_pids(pids_dir, 3) - {proc.pid}
-        time.sleep(2.5)  # past the actors' start and their first snapshots
-        victim = min(actors)
-        os.kill(victim, signal.SIGKILL)
-        out, err = proc.communicate(timeout=RUN_LIMIT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == ExitCode.WORKER_DIED, err
-    line = re.compile(rf"Ray actor [01] of 2 \(pid {victim} on node [\d.]+ \w+\) died "
-                      r"\(\w+Error: .*\).*its share of the test was not run from then on")
-    assert re.search(r"(?m)^error: " + line.pattern, err), err
-    assert re.search(r"(?m)^  degraded: " + line.pattern, out), out
-    assert "Traceback" not in err
-    # Every file written; the dead actor's last snapshot counts with the survivor's.
-    metrics = json.loads(export.read_text())["metrics"]
-    assert metrics["http_reqs"]["count"] > 0
-    assert (workdir / "summary.html").is_file()  # the report, beside the export
-
-
 def test_ctrl_c_stops_every_actor_gracefully(workdir: Path, ray_cluster: RayTestCluster) -> None:
     pids_dir = workdir / "pids"
     pids_dir.mkdir()
     export = workdir / "summary.json"
-    # Planned for a minute: only the relayed stop can end it within the limit below.
-    write_scenario(workdir, "looping", LOOPING.replace('"6s"', '"60s"'))
+    write_scenario(workdir, "looping", LOOPING)
     proc = subprocess.Popen(
         ray_cluster.argv("run", "looping", "--ray", ray_cluster.address, "--env",
                          f"PIDS_DIR={pids_dir}", "--summary-export", str(export)),

@@ -1,13 +1,17 @@
-"""Whole Ray nodes lost mid-run, on a three-node cluster of the test's own (the session's
-cluster, shared by the other tests, keeps both its nodes), one actor on each node: at
-the same moment, every process of one node (raylet, agents, workers) killed at once,
-whose closed sockets tell Ray at once, and every process of another frozen, as a
-machine that lost power or its network, which closes nothing. One run sees both."""
+"""Shards lost mid-run, on a three-node cluster of the test's own (the session's cluster,
+shared by the other tests, keeps both its nodes): four actors, two on the head (two
+CPUs), one on each other node. At the same moment: one actor of the head killed alone
+(its node goes on); every process of the second node (raylet, agents, workers) killed
+at once, whose closed sockets tell Ray at once; every process of the third frozen, as a
+machine that lost power or its network, which closes nothing. One run sees all three,
+and its last actor goes on to the planned end."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -34,13 +38,13 @@ KILL_AT = 3.0  # seconds after both actors have loaded the scenario
 
 # Each actor names its requests after its process id: the run record then shows each
 # shard's own count, the dead one's included.
-NAMED = '''"""Three shards loop; each writes down its process id and names its requests by it."""
+NAMED = '''"""Four shards loop; each writes down its process id and names its requests by it."""
 import os
 from pathlib import Path
 
 from indigo_loadtest import env, sleep
 
-options = {"vus": 3, "duration": "%(planned)gs"}
+options = {"vus": 4, "duration": "%(planned)gs"}
 Path(env["PIDS_DIR"], str(os.getpid())).touch()
 
 
@@ -52,7 +56,7 @@ async def default(vu):
 
 @pytest.fixture
 def own_cluster() -> Iterator[RayTestCluster]:
-    yield from start_cluster(nodes=3)
+    yield from start_cluster(nodes=3, head_cpus=2)
 
 
 class Lines:
@@ -83,11 +87,16 @@ def actor_pids(folder: Path, count: int, err: Lines, limit: float = 40) -> set[i
     return {int(p.name) for p in folder.iterdir()}
 
 
-def died(victim: int) -> str:
-    """The line that names `victim`'s actor dead (killed: a Ray error or its node lost;
-    frozen: no answer for the silence limit)."""
-    return (rf"Ray actor [012] of 3 \(pid {victim} on node [\d.]+ \w+\) died "
-            r"\((\w+Error|node lost|no answer)[^)]*\).*its share of the test was not run")
+# How each loss is named: the actor killed alone, by Ray's error; a node killed, by a
+# Ray error or its node lost; a node frozen, so too or by no answer for the silence limit.
+REASONS = {"actor": r"\w+Error: .*", "killed": r"(\w+Error|node lost|no answer)[^)]*",
+           "frozen": r"(\w+Error|node lost|no answer)[^)]*"}
+
+
+def died(victim: int, loss: str) -> str:
+    """The line that names `victim`'s actor dead."""
+    return (rf"Ray actor [0-3] of 4 \(pid {victim} on node [\d.]+ \w+\) died "
+            rf"\({REASONS[loss]}\).*its share of the test was not run from then on")
 
 
 def test_lost_nodes_end_the_run_with_worker_died_their_actors_named_and_files_written(
@@ -97,26 +106,29 @@ def test_lost_nodes_end_the_run_with_worker_died_their_actors_named_and_files_wr
     pids_dir.mkdir()
     export = workdir / "summary.json"
     write_scenario(workdir, "named", NAMED % {"planned": PLANNED})
+    # RAY_ADDRESS names the cluster for a bare --ray.
     proc = subprocess.Popen(
-        own_cluster.argv("run", "named", "--ray", own_cluster.address, "--workers", "3",
+        own_cluster.argv("run", "named", "--ray", "--workers", "4",
                          "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
                          "--no-color"),
-        cwd=workdir, env=cluster_env(), text=True,
+        cwd=workdir, env=cluster_env(RAY_ADDRESS=own_cluster.address), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     err = Lines(proc.stderr)
     lost: set[int] = set()
     try:
-        # The driver (this CLI process) and the three actors import the scenario.
-        actors = actor_pids(pids_dir, 4, err) - {proc.pid}
-        victims = {}
-        for loss, node in zip(("killed", "frozen"), own_cluster.node_pids[1:], strict=True):
-            on_node = actors & descendants(node)
-            assert len(on_node) == 1, (actors, node)  # one actor per node (SPREAD)
-            victims[loss] = on_node.pop()
+        # The driver (this CLI process) and the four actors import the scenario.
+        actors = actor_pids(pids_dir, 5, err) - {proc.pid}
+        head, second, third = own_cluster.node_pids
+        on = {node: actors & descendants(node) for node in own_cluster.node_pids}
+        # One actor per CPU: two on the head, one on each other node.
+        assert [len(on[node]) for node in (head, second, third)] == [2, 1, 1], (actors, on)
+        victims = {"actor": min(on[head]), "killed": min(on[second]),
+                   "frozen": min(on[third])}
         time.sleep(KILL_AT)  # past the start and the actors' first snapshots
-        lost = kill_node(own_cluster.node_pids[1]) | freeze_node(own_cluster.node_pids[2])
         killed = time.monotonic()
+        os.kill(victims["actor"], signal.SIGKILL)
+        lost = kill_node(second) | freeze_node(third)
         out = proc.stdout.read()  # type: ignore[union-attr]
         proc.wait(timeout=PLANNED + 90)  # Ray's own detection: about a minute
         ended = time.monotonic()
@@ -129,17 +141,19 @@ def test_lost_nodes_end_the_run_with_worker_died_their_actors_named_and_files_wr
     assert proc.returncode == ExitCode.WORKER_DIED, stderr
     assert "Traceback" not in stderr
     for loss, victim in victims.items():
-        assert re.search(r"(?m)^error: " + died(victim), stderr), (loss, stderr)
-        assert re.search(r"(?m)^  degraded: " + died(victim), out), (loss, out)
+        assert re.search(r"(?m)^error: " + died(victim, loss), stderr), (loss, stderr)
+        assert re.search(r"(?m)^  degraded: " + died(victim, loss), out), (loss, out)
         # Found within the stated bound: at most the silence limit, plus one snapshot
         # interval (1 s) and scheduling slack.
         found = err.first(rf"^warning: Ray actor .*\(pid {victim} .* died")
         assert found is not None, (loss, stderr)
-        print(f"{loss} node detected {found - killed:.1f}s after the loss")
+        print(f"{loss}: detected {found - killed:.1f}s after the losses")
         assert found - killed < NO_ANSWER_LIMIT + 3, (loss, stderr)
     # The run did not wait on the lost nodes past its planned end.
     print(f"run ended {ended - killed:.1f}s after the loss")
     assert ended - killed < PLANNED + 3, stderr
+    # The survivor was told to go on: it ran to the planned end.
+    assert "the other workers go on to the planned end" in stderr, stderr
     # Every file written: the survivor's counts and each lost actor's last snapshot.
     assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] > 0
     record = json.loads(result_text(workdir / "summary.timeseries.json.gz"))
