@@ -128,34 +128,6 @@ def test_through_ray_client_the_counts_are_the_same(
     assert "\x1b[" not in done.stdout + done.stderr, done.stdout + done.stderr
 
 
-ABORTING = '''"""A minute of iterations; the merged count crosses the threshold in seconds."""
-from indigo_loadtest import sleep
-
-options = {
-    "vus": 2, "duration": "60s",
-    "thresholds": {"iterations": [{"threshold": "count<40", "abortOnFail": True}]},
-}
-
-
-async def default(vu):
-    await sleep(0.1)
-'''
-
-
-def test_abort_on_fail_is_judged_on_the_actors_live_snapshots(
-    workdir: Path, ray_cluster: RayTestCluster
-) -> None:
-    # 2 VUs, one iteration per 0.1 s: 40 merged iterations after about 2 s (20 per actor:
-    # neither alone crosses it). Only the live snapshots can stop it before the minute.
-    write_scenario(workdir, "aborting", ABORTING)
-    done = ray_cluster.run_cli("run", "aborting", "--ray", ray_cluster.address,
-                               "--env", "BASE=http://127.0.0.1:9", "--no-color",
-                               cwd=workdir, timeout=40)
-    assert done.returncode == ExitCode.THRESHOLDS_FAILED, done.stderr
-    assert "crossed (abortOnFail)" in done.stdout + done.stderr
-    assert "died" not in done.stderr, done.stderr
-
-
 def wait_for_pids(folder: Path, count: int, limit: float = 40) -> set[int]:
     deadline = time.monotonic() + limit
     while len(list(folder.iterdir())) < count:
