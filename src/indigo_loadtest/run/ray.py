@@ -144,7 +144,10 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
 
         options.update(num_cpus=settings.workers or default_workers(),
                        include_dashboard=False,
-                       _node_ip_address="127.0.0.1",  # a local instance listens locally only
+                       # The address the instance advertises. Ray 2.60 still binds its
+                       # gRPC servers on every interface and its runtime-env agent on
+                       # the machine's address (tests/ray/cluster_helpers.py).
+                       _node_ip_address="127.0.0.1",
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     check_reachable(address)
     check_token(address)
