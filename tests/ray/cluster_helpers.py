@@ -230,13 +230,12 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2, head_cpus: 
                          env, netns)]
         try:
             deadline = time.time() + START_LIMIT
-            _wait_nodes(address, 1, env, netns, deadline)
             for name in NODE_NAMES[:nodes - 1]:
+                # The nodes before it have made their sockets (the head's: its GCS is up).
                 _wait_sockets(temp_dir, len(started), deadline)
                 started.append(_node([f"--address={address}",
                                       f'--resources={{"{name}_node": 1}}'], env, netns))
-            if nodes > 1:
-                _wait_nodes(address, nodes, env, netns, deadline)
+            _wait_nodes(address, nodes, env, netns, deadline)
             yield RayTestCluster(address, temp_dir, f"ray://127.0.0.1:{client_port}",
                                  tuple(node.pid for node in started), netns_pid)
         finally:
