@@ -94,10 +94,10 @@ def loopback_namespace() -> Iterator[int]:
         holder.wait(timeout=5)
 
 
-def _node(args: list[str], env: dict[str, str], netns: tuple[str, ...],
+def _node(args: list[str], env: dict[str, str], netns: tuple[str, ...], cpus: int = 1,
           ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*netns, RAY, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        [*netns, RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
          f"--object-store-memory={OBJECT_STORE}", "--disable-usage-stats",
          f"--dashboard-agent-listen-port={free_port()}", *args],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -225,9 +225,8 @@ def start_cluster(env: dict[str, str] | None = None, nodes: int = 2, head_cpus: 
         address = f"127.0.0.1:{port}"
         started = [_node(["--head", f"--port={port}", "--include-dashboard=false",
                           f"--ray-client-server-port={client_port}",
-                          f"--temp-dir={temp_dir}", '--resources={"head_node": 1}',
-                          f"--num-cpus={head_cpus}"],
-                         env, netns)]
+                          f"--temp-dir={temp_dir}", '--resources={"head_node": 1}'],
+                         env, netns, head_cpus)]
         try:
             deadline = time.time() + START_LIMIT
             for name in NODE_NAMES[:nodes - 1]:
