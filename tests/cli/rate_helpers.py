@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 from cli_helpers import clean_env, run_cli, write_scenario
@@ -34,11 +36,13 @@ TOLERANCE = 0.02  # the issue's bound: the backends' rates agree within 2 %
 
 
 def run_arrivals(workdir: Path, base: str, name: str, *flags: str,
-                 env: dict[str, str] | None = None, timeout: float = 60) -> dict[str, Any]:
-    """Run the arrival-rate plan; its summary export and run record."""
+                 env: dict[str, str] | None = None, timeout: float = 60,
+                 run: Callable[..., CompletedProcess[str]] = run_cli) -> dict[str, Any]:
+    """Run the arrival-rate plan (with `run`: the CLI, by default run_cli); its summary
+    export and run record."""
     write_scenario(workdir, "arrivals", ARRIVALS)
     export = workdir / f"{name}.json"
-    done = run_cli("run", "arrivals", *flags, "-q", "--summary-export", str(export),
+    done = run("run", "arrivals", *flags, "-q", "--summary-export", str(export),
                    cwd=workdir, env=env or clean_env(BASE=base), timeout=timeout)
     assert done.returncode == 0, done.stderr
     record = workdir / f"{name}.timeseries.json.gz"

@@ -1,12 +1,17 @@
-"""A whole Ray node lost mid-run, on a two-node cluster of each test's own (the session's
-cluster, shared by the other tests, keeps both its nodes): every process of the node
-(raylet, agents, workers) killed at once, whose closed sockets tell Ray at once; or
-frozen, as a machine that lost power or its network, which closes nothing."""
+"""Shards lost mid-run, on a three-node cluster of the test's own (the session's cluster,
+shared by the other tests, keeps both its nodes): four actors, two on the head (two
+CPUs), one on each other node. At the same moment: one actor of the head killed alone
+(its node goes on); every process of the second node (raylet, agents, workers) killed
+at once, whose closed sockets tell Ray at once; every process of the third frozen, as a
+machine that lost power or its network, which closes nothing. One run sees all three,
+and its last actor goes on to the planned end."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli_argv, result_text, write_scenario
+from cli_helpers import result_text, write_scenario
 from cluster_helpers import (
     RayTestCluster,
     cluster_env,
@@ -33,13 +38,13 @@ KILL_AT = 3.0  # seconds after both actors have loaded the scenario
 
 # Each actor names its requests after its process id: the run record then shows each
 # shard's own count, the dead one's included.
-NAMED = '''"""Two shards loop; each writes down its process id and names its requests by it."""
+NAMED = '''"""Four shards loop; each writes down its process id and names its requests by it."""
 import os
 from pathlib import Path
 
 from indigo_loadtest import env, sleep
 
-options = {"vus": 2, "duration": "%(planned)gs"}
+options = {"vus": 4, "duration": "%(planned)gs"}
 Path(env["PIDS_DIR"], str(os.getpid())).touch()
 
 
@@ -51,7 +56,7 @@ async def default(vu):
 
 @pytest.fixture
 def own_cluster() -> Iterator[RayTestCluster]:
-    yield from start_cluster()
+    yield from start_cluster(nodes=3, head_cpus=2)
 
 
 class Lines:
@@ -82,33 +87,48 @@ def actor_pids(folder: Path, count: int, err: Lines, limit: float = 40) -> set[i
     return {int(p.name) for p in folder.iterdir()}
 
 
-@pytest.mark.parametrize("loss", ["killed", "frozen"])
-def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_written(
-    workdir: Path, own_cluster: RayTestCluster, loss: str
+# How each loss is named: the actor killed alone, by Ray's error; a node killed, by a
+# Ray error or its node lost; a node frozen, so too or by no answer for the silence limit.
+REASONS = {"actor": r"\w+Error: .*", "killed": r"(\w+Error|node lost|no answer)[^)]*",
+           "frozen": r"(\w+Error|node lost|no answer)[^)]*"}
+
+
+def died(victim: int, loss: str) -> str:
+    """The line that names `victim`'s actor dead."""
+    return (rf"Ray actor [0-3] of 4 \(pid {victim} on node [\d.]+ \w+\) died "
+            rf"\({REASONS[loss]}\).*its share of the test was not run from then on")
+
+
+def test_lost_nodes_end_the_run_with_worker_died_their_actors_named_and_files_written(
+    workdir: Path, own_cluster: RayTestCluster
 ) -> None:
     pids_dir = workdir / "pids"
     pids_dir.mkdir()
     export = workdir / "summary.json"
     write_scenario(workdir, "named", NAMED % {"planned": PLANNED})
+    # RAY_ADDRESS names the cluster for a bare --ray.
     proc = subprocess.Popen(
-        cli_argv("run", "named", "--ray", own_cluster.address, "--workers", "2",
-                 "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
-                 "--no-color"),
-        cwd=workdir, env=cluster_env(), text=True,
+        own_cluster.argv("run", "named", "--ray", "--workers", "4",
+                         "--env", f"PIDS_DIR={pids_dir}", "--summary-export", str(export),
+                         "--no-color"),
+        cwd=workdir, env=cluster_env(RAY_ADDRESS=own_cluster.address), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     err = Lines(proc.stderr)
     lost: set[int] = set()
     try:
-        # The driver (this CLI process) and both actors import the scenario.
-        actors = actor_pids(pids_dir, 3, err) - {proc.pid}
-        second = own_cluster.node_pids[1]
-        victims = actors & descendants(second)
-        assert len(victims) == 1, (actors, second)  # one actor per node (SPREAD)
-        victim = victims.pop()
+        # The driver (this CLI process) and the four actors import the scenario.
+        actors = actor_pids(pids_dir, 5, err) - {proc.pid}
+        head, second, third = own_cluster.node_pids
+        on = {node: actors & descendants(node) for node in own_cluster.node_pids}
+        # One actor per CPU: two on the head, one on each other node.
+        assert [len(on[node]) for node in (head, second, third)] == [2, 1, 1], (actors, on)
+        victims = {"actor": min(on[head]), "killed": min(on[second]),
+                   "frozen": min(on[third])}
         time.sleep(KILL_AT)  # past the start and the actors' first snapshots
-        lost = (kill_node if loss == "killed" else freeze_node)(second)
         killed = time.monotonic()
+        os.kill(victims["actor"], signal.SIGKILL)
+        lost = kill_node(second) | freeze_node(third)
         out = proc.stdout.read()  # type: ignore[union-attr]
         proc.wait(timeout=PLANNED + 90)  # Ray's own detection: about a minute
         ended = time.monotonic()
@@ -119,22 +139,22 @@ def test_a_lost_node_ends_the_run_with_worker_died_its_actor_named_and_files_wri
         kill_all(lost)
     stderr = err.text()
     assert proc.returncode == ExitCode.WORKER_DIED, stderr
-    named = (rf"Ray actor [01] of 2 \(pid {victim} on node [\d.]+ \w+\) died "
-             r"\((\w+Error|node lost|no answer)[^)]*\).*its share of the test was not run")
-    assert re.search(r"(?m)^error: " + named, stderr), stderr
-    assert re.search(r"(?m)^  degraded: " + named, out), out
     assert "Traceback" not in stderr
-    # Found within the stated bound, and the run did not wait on the dead node past
-    # its planned end.
-    found = err.first(r"^warning: Ray actor .* died")
-    assert found is not None, stderr
-    detection = found - killed
-    print(f"node loss detected {detection:.1f}s after the kill; run ended "
-          f"{ended - killed:.1f}s after it")
-    # At most the silence limit, plus one snapshot interval (1 s) and scheduling slack.
-    assert detection < NO_ANSWER_LIMIT + 3, stderr
+    for loss, victim in victims.items():
+        assert re.search(r"(?m)^error: " + died(victim, loss), stderr), (loss, stderr)
+        assert re.search(r"(?m)^  degraded: " + died(victim, loss), out), (loss, out)
+        # Found within the stated bound: at most the silence limit, plus one snapshot
+        # interval (1 s) and scheduling slack.
+        found = err.first(rf"^warning: Ray actor .*\(pid {victim} .* died")
+        assert found is not None, (loss, stderr)
+        print(f"{loss}: detected {found - killed:.1f}s after the losses")
+        assert found - killed < NO_ANSWER_LIMIT + 3, (loss, stderr)
+    # The run did not wait on the lost nodes past its planned end.
+    print(f"run ended {ended - killed:.1f}s after the loss")
     assert ended - killed < PLANNED + 3, stderr
-    # Every file written: the survivor's counts and the dead actor's last snapshot.
+    # The survivor was told to go on: it ran to the planned end.
+    assert "the other workers go on to the planned end" in stderr, stderr
+    # Every file written: the survivor's counts and each lost actor's last snapshot.
     assert json.loads(export.read_text())["metrics"]["http_reqs"]["count"] > 0
     record = json.loads(result_text(workdir / "summary.timeseries.json.gz"))
     by_shard = {e["name"]: e["count"] for e in record["endpoints"]}

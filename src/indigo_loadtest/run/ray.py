@@ -144,9 +144,13 @@ def connect(settings: Any, working_dir: str | None = None) -> None:
 
         options.update(num_cpus=settings.workers or default_workers(),
                        include_dashboard=False,
-                       _node_ip_address="127.0.0.1",  # a local instance listens locally only
+                       # The address the instance advertises. Ray 2.60 still binds its
+                       # gRPC servers on every interface and its runtime-env agent on
+                       # the machine's address (tests/ray/cluster_helpers.py).
+                       _node_ip_address="127.0.0.1",
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     check_reachable(address)
+    check_token(address)
     if address.startswith("ray://"):
         plain_client_lines(settings)
     with captured_stderr() as captured:
@@ -180,6 +184,34 @@ def _join_error(address: str, exc: Exception, logged: str) -> str:
         return f"--ray: cannot {where}: {AUTH_HINT}"
     first = (str(exc).strip().splitlines() or [""])[0].replace(address, shown)
     return f"--ray: cannot {where}: {type(exc).__name__}: {first}"
+
+
+def check_token(address: str, timeout: float = 5.0) -> None:
+    """A cluster (GCS address) that refuses this client's token, missing or wrong, fails
+    in one line at once: Ray itself retries for 20 s first. One call to the GCS, with
+    the token Ray would send (Ray's own loader, which follows RAY_AUTH_MODE); anything
+    but a refusal (no such API in this Ray, TLS, another error) is left to ray.init."""
+    if address.startswith("ray://") or address in _ADDRESS_WORDS:
+        return
+    try:
+        import grpc
+        from ray._private.authentication.grpc_authentication_client_interceptor import (
+            _get_authentication_metadata_tuple,
+        )
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return
+    try:
+        with grpc.insecure_channel(address) as channel:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=timeout,
+                metadata=_get_authentication_metadata_tuple())
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise ScenarioError(f"--ray: cannot join {shown_address(address)}: {AUTH_HINT}",
+                                ExitCode.INVALID_CONFIG) from None
+    except Exception:  # an API this Ray does not have (or has changed): ray.init decides
+        return
 
 
 @contextlib.contextmanager
