@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from quick_build import quick_cflags
+
 REPO = Path(__file__).resolve().parents[2]
 BUILTINS = ("test-completion-conversation", "test-completion-standard", "test-responses")
 # Each built-in's functional flow, every step and check, without the pauses between steps
@@ -24,15 +26,6 @@ FLOW_ONLY = {"SINGLE_RUN": "true", "THINK_TIME_S": "0"}
 # The build and install below take half a minute on a busy machine; the first test's
 # time includes them.
 pytestmark = pytest.mark.timeout(300)
-
-
-def quick_cflags() -> str:
-    """This Python's own compiler flags with the optimiser off (-O0) and no debug info:
-    what is tested is the packaging (the extensions are built, carried and imported), not
-    the optimiser, and -O3 -g costs about 40 s of CPU here where -O0 costs 6."""
-    flags = [f for f in sysconfig.get_config_var("CFLAGS").split()
-             if not f.startswith(("-O", "-g"))]
-    return " ".join([*flags, "-O0"])
 
 
 @pytest.fixture(scope="module")
