@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from chromium_helpers import chromium
 from cli_helpers import LocalServer, serve_in_thread
+
+__all__ = ["chromium"]  # the session's headless Chromium (chromium_helpers.py)
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from chromium_helpers import (
-    CHROMIUM,
-    assert_offline,
-    chart_points,
-    chromium_render,
-    needs_chromium,
-)
+from chromium_helpers import CHROMIUM, Browser, assert_offline, chart_points, chromium_render
 from cli_helpers import LocalServer, clean_env, run_cli, write_scenario
 
 from indigo_loadtest.scenario.errors import ExitCode
@@ -45,6 +39,24 @@ async def default(vu):
     check(resp, {"stream status 200": lambda r: r.status == 200})
 '''
 
+# The embedded simulator's streams in about 0.1 s (not 0.4 s): the runs behind the pages
+# last a second, and every chart still has its points.
+FAST_SIMULATOR = {"INDIGO_SIM_TTFT_MS": "20", "INDIGO_SIM_TOKENS_PER_SEC": "300"}
+
+# The LLM scenario for as long as the test looks at the live dashboard: once the file
+# `stop` is in its folder, the iterations left are empty and the run ends (passed).
+LIVE_SCENARIO = LLM_SCENARIO.replace('"vus": 4, "iterations": 16',
+                                     '"vus": 2, "iterations": 400') + """
+import os
+
+_measured = default
+
+
+async def default(vu):
+    if not os.path.exists("stop"):
+        await _measured(vu)
+"""
+
 # Registers the LLM metrics but sends only plain GETs: they have no samples.
 PLAIN_SCENARIO = '''"""Plain GETs; LLM metrics registered, never measured."""
 from indigo_loadtest import env
@@ -69,7 +81,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
         export = workdir / "results" / f"w{workers}.json"
         res = run_cli("run", "llm_report", "--workers", str(workers), "-q", "--no-summary",
                       "--summary-export", str(export), cwd=workdir,
-                      env=clean_env(API_KEY="report-test-key"))
+                      env=clean_env(API_KEY="report-test-key", **FAST_SIMULATOR))
         assert res.returncode == 0, res.stderr
         assert f"report written to {workdir / 'results' / f'w{workers}.html'}" in res.stderr
         out[workers] = export
@@ -106,16 +118,15 @@ def test_workers_1_and_2_record_and_report_the_same_totals(runs: dict[int, Path]
         "chat": "16", "chat-stream": "16"}
 
 
-@needs_chromium
-def test_report_renders_offline_with_points_in_every_chart(runs: dict[int, Path],
-                                                           tmp_path: Path) -> None:
+def test_report_renders_offline_with_points_in_every_chart(
+        runs: dict[int, Path], tmp_path: Path, chromium: Browser) -> None:
     out = tmp_path / "report.html"
     res = run_cli("report", str(runs[2]), "-o", str(out), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     html = out.read_text()
     assert_offline(html)
     assert len(html) < 200_000
-    dom = chromium_render(out, tmp_path / "report.png")
+    dom = chromium_render(chromium, out, tmp_path / "report.png")
     points = chart_points(dom)
     # request rate, error rate, VUs, duration, TTFT, ITL, TPOT, tokens/s + 6 histograms
     assert len(points) >= 14 and all(n > 0 for n in points.values()), points
@@ -123,8 +134,8 @@ def test_report_renders_offline_with_points_in_every_chart(runs: dict[int, Path]
     assert "✓ passed" in dom and "http_req_duration{name:chat}" in dom
 
 
-@needs_chromium
-def test_compare_table_rules_and_overlaid_html(runs: dict[int, Path], tmp_path: Path) -> None:
+def test_compare_table_rules_and_overlaid_html(runs: dict[int, Path], tmp_path: Path,
+                                               chromium: Browser) -> None:
     base, cand = str(runs[1]), str(runs[2])
     same = run_cli("compare", base, cand, "--fail-on", "http_reqs:count!=+0%", cwd=tmp_path)
     assert same.returncode == 0, same.stderr
@@ -141,7 +152,7 @@ def test_compare_table_rules_and_overlaid_html(runs: dict[int, Path], tmp_path: 
     for chart in spec["charts"]:
         labels = {s["label"].split(":")[0] for s in chart["series"]}
         assert labels == {"baseline", "candidate"}, chart["title"]
-    points = chart_points(chromium_render(out, tmp_path / "compare.png"))
+    points = chart_points(chromium_render(chromium, out, tmp_path / "compare.png"))
     assert len(points) >= 8 and all(n > 0 for n in points.values()), points
 
 
@@ -199,15 +210,15 @@ def test_no_report_and_an_unwritable_report_path(workdir: Path,
     assert len(local_server.paths("/plain")) == before  # reported before any traffic
 
 
-def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: Path) -> None:
+def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
     import select
     import time
     import urllib.request
 
     from cli_helpers import cli_argv
 
-    write_scenario(workdir, "live", LLM_SCENARIO.replace('"vus": 4, "iterations": 16',
-                                                         '"vus": 2, "iterations": 40'))
+    write_scenario(workdir, "live", LIVE_SCENARIO)
     proc = subprocess.Popen(cli_argv("run", "live", "-q", "--no-summary", "--dashboard", "0"),
                             cwd=workdir, env=clean_env(API_KEY="k"), text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -229,10 +240,12 @@ def test_dashboard_serves_the_charts_live_on_loopback(workdir: Path, tmp_path: P
             page = resp.read().decode()
         assert_offline(page)
         if CHROMIUM is not None:  # the live page, with its updates from /data
-            dom = chromium_render(url, tmp_path / "live.png")
+            dom = chromium_render(request.getfixturevalue("chromium"), url,
+                                  tmp_path / "live.png")
             points = chart_points(dom)
             assert points and all(n > 0 for n in points.values()), points
             assert re.search(r'<body[^>]*data-updates="[1-9]', dom)
+        (workdir / "stop").touch()
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()

@@ -10,13 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium_helpers import (
-    assert_offline,
-    chart_marks,
-    chart_points,
-    chromium_render,
-    needs_chromium,
-)
+from chromium_helpers import Browser, assert_offline, chart_marks, chart_points, chromium_render
 from cli_helpers import clean_env, run_cli
 
 from indigo_loadtest.scenario.errors import ExitCode
@@ -38,8 +32,8 @@ def row_of(dom: str, label: str) -> str:
     return found.group(0)
 
 
-@needs_chromium
-def test_a_real_sweep_writes_a_report_with_points_in_every_chart(tmp_path: Path) -> None:
+def test_a_real_sweep_writes_a_report_with_points_in_every_chart(tmp_path: Path,
+                                                                 chromium: Browser) -> None:
     res = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "1", "-d", "1.5s",
                 "--max-concurrency", "4", "--slo", "ttft:p99<2s")
     assert res.returncode == 0, res.stderr
@@ -50,7 +44,7 @@ def test_a_real_sweep_writes_a_report_with_points_in_every_chart(tmp_path: Path)
     assert doc["started_at"] < doc["ended_at"]
     html = report.read_text()
     assert_offline(html)
-    dom = chromium_render(report, tmp_path / "bench.png")
+    dom = chromium_render(chromium, report, tmp_path / "bench.png")
     points = chart_points(dom)
     # throughput, tokens/s, goodput; TTFT, TPOT, ITL, E2EL vs offered and vs achieved
     assert len(points) == 11, points
@@ -126,7 +120,7 @@ def results(mode: str, points: list[dict[str, Any]], **extra: Any) -> dict[str, 
             **extra}
 
 
-def render(tmp_path: Path, doc: dict[str, Any]) -> tuple[str, str]:
+def render(tmp_path: Path, doc: dict[str, Any], chromium: Browser) -> tuple[str, str]:
     src, out = tmp_path / "bench_x.json", tmp_path / "bench_x.html"
     src.write_text(json.dumps(doc))
     res = run_cli("report", str(src), cwd=tmp_path)
@@ -134,14 +128,14 @@ def render(tmp_path: Path, doc: dict[str, Any]) -> tuple[str, str]:
     assert f"report written to {out}" in res.stderr
     html = out.read_text()
     assert_offline(html)
-    return html, chromium_render(out, tmp_path / "bench_x.png")
+    return html, chromium_render(chromium, out, tmp_path / "bench_x.png")
 
 
 SATURATION = "median TTFT 700 ms, over 10x the unloaded 50 ms"
 
 
-@needs_chromium
-def test_a_search_with_a_saturated_point_states_its_answer_and_marks(tmp_path: Path) -> None:
+def test_a_search_with_a_saturated_point_states_its_answer_and_marks(
+        tmp_path: Path, chromium: Browser) -> None:
     doc = results("find", [
         point("synchronous", "synchronous", None, 2.0, 50, meets=True),
         point("throughput", "throughput", None, 12.0, 900, meets=False),
@@ -151,7 +145,7 @@ def test_a_search_with_a_saturated_point_states_its_answer_and_marks(tmp_path: P
     ], max_rate={"max_rate": 8.25, "point": "search-3", "above": 9.5,
                  "above_point": "search-2", "uncertainty": 0.625,
                  "reason": "meets the SLO at 8.25/s, misses it at 9.5/s"})
-    html, dom = render(tmp_path, doc)
+    html, dom = render(tmp_path, doc, chromium)
     assert "secret" not in html  # the target's credentials are not shown
     assert ("The highest rate meeting the SLOs (ttft:p99&lt;500ms) is 8.25 req/s (search-3: "
             "offered 8.25 req/s, achieved 8.2 req/s over 40 requests); missed at 9.5 req/s "
@@ -176,15 +170,15 @@ def test_a_search_with_a_saturated_point_states_its_answer_and_marks(tmp_path: P
     assert "SLO ttft:p99<500ms" in marks["sweep-3"]
 
 
-@needs_chromium
-def test_a_sweep_marks_its_knee_and_brackets_the_slo_answer(tmp_path: Path) -> None:
+def test_a_sweep_marks_its_knee_and_brackets_the_slo_answer(tmp_path: Path,
+                                                            chromium: Browser) -> None:
     doc = results("sweep", [
         point("synchronous", "synchronous", None, 2.0, 50, meets=True),
         point("throughput", "throughput", None, 12.0, 900, meets=False),
         point("rate-1", "poisson", 5.3, 5.2, 60, meets=True),
         point("rate-2", "poisson", 8.7, 8.5, 300, meets=False),
     ], knee=5.3)
-    _, dom = render(tmp_path, doc)
+    _, dom = render(tmp_path, doc, chromium)
     assert ("Knee: 5.3 req/s (rate-1); the next rate, 8.7 req/s (rate-2), did not keep up: "
             "median TTFT 300 ms, over 2x the unloaded 50 ms. The knee is the highest") in dom
     assert ("The highest rate meeting the SLOs (ttft:p99&lt;500ms) is 5.3 req/s, ± 1.7 "
