@@ -319,25 +319,21 @@ def _error_text(err: Any) -> str:
 def usage_output_tokens(body: Any) -> int | None:
     """Output tokens from a chat-completion (`completion_tokens`) or Responses
     (`output_tokens`) usage object."""
-    if not isinstance(body, dict):
-        return None
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    for key in ("completion_tokens", "output_tokens"):
-        value = token_count(usage.get(key))
-        if value is not None:
-            return value
-    return None
+    return _usage_count(body, ("completion_tokens", "output_tokens"))
 
 
 def usage_prompt_tokens(body: Any) -> int | None:
     """Prompt tokens from a chat-completion (`prompt_tokens`) or Responses
     (`input_tokens`) usage object: the server's count, its chat template included."""
+    return _usage_count(body, ("prompt_tokens", "input_tokens"))
+
+
+def _usage_count(body: Any, keys: tuple[str, ...]) -> int | None:
+    """The first of `keys` in the body's usage object that holds a token count."""
     usage = body.get("usage") if isinstance(body, dict) else None
     if not isinstance(usage, dict):
         return None
-    for key in ("prompt_tokens", "input_tokens"):
+    for key in keys:
         value = token_count(usage.get(key))
         if value is not None:
             return value
