@@ -95,8 +95,11 @@ def test_sweep_throughput_is_bounded_by_the_slots_and_an_over_saturated_point_st
     assert rate1["schedule_delay_ms"]["count"] == rate1["requests"] > 0
     assert rate1["saturated"].endswith("dropped, --max-concurrency in flight")
     assert rate1["dropped"] >= 1 and rate1["duration_s"] < 1.8  # stopped before its 2 s
-    assert doc["knee"] is None
-    assert "rate-1: over-saturated, stopped early" in proc.stdout and "knee:" in proc.stdout
+    # the knee the sweep did not pass is a bound: here not even rate-1 kept up
+    assert doc["knee"] is None and doc["knee_detail"]["bound"] == "below"
+    assert "the highest offered rate" in doc["knee_rule"]
+    assert "rate-1: over-saturated, stopped early" in proc.stdout
+    assert "\n  knee: below " in proc.stdout
 
 
 def batching(prefill_ms: float, per_token_ms: float, step_ms: float, per_seq_ms: float,
@@ -142,7 +145,7 @@ def test_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
                       "tpot:p50<40ms", "-d", "2s", "--warmup", "0.5s",
                       "--max-concurrency", "8", "--input-tokens", "100",
                       "--output-tokens", "8", "--fail-below", "100",
-                      *batching(10, 0.1, 20, 5, slots=8), timeout=90)
+                      *batching(10, 0.1, 20, 5, slots=8)[1:], timeout=90)  # with its report
     # the CI gate: below 100 req/s is a failure, reported after every point is written
     assert proc.returncode == 99, proc.stderr
     assert "is below --fail-below 100" in proc.stderr
@@ -163,6 +166,29 @@ def test_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
     assert answer["max_rate"] < answer["above"]
     assert answer["uncertainty"] == pytest.approx((answer["above"] - answer["max_rate"]) / 2)
     assert f"max rate meeting the SLO: {answer['max_rate']:.4g} req/s" in proc.stdout
+    answer_says_what_it_rests_on(tmp_path, proc.stdout, answer, found, "tpot:p50<40ms")
+
+
+def answer_says_what_it_rests_on(tmp_path: Path, stdout: str, answer: dict[str, Any],
+                                 at: dict[str, Any], slo: str) -> None:
+    """The answer's certainty (docs/benchmark.md, "--find max-rate"): the offered against
+    the achieved rate, the values behind the percentile judged, a warning when they are
+    too few. Before: 'max rate meeting the SLO: 2.339 req/s (±0.029: ...)', the ± only
+    the bisection step, nothing of the 21 requests the percentile was taken over."""
+    lines = stdout.splitlines()
+    line = next(x for x in lines if "max rate meeting the SLO:" in x)
+    achieved = f"achieved {at['request_rate']:.4g} req/s over {at['completed']} requests"
+    assert achieved in line
+    if at["offered_rate"]:
+        assert f"offered {at['offered_rate']:.4g} req/s" in line
+    assert "half the last bisection step, not a confidence interval" in line
+    count = at["tpot_ms"]["count"]
+    assert f"  judged: {slo} over {count} values" in lines
+    assert at["slo_support"] == [{"slo": slo, "percentile": 50.0, "count": count,
+                                  "needed": 10, "enough": count >= 10}]
+    warning = f"  warning: {at['label']}: {slo} rests on {count} values, too few"
+    assert any(x.startswith(warning) for x in lines) == (count < 10)
+    assert achieved in (tmp_path / "bench.html").read_text()
 
 
 def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
