@@ -540,19 +540,22 @@ def test_an_interrupted_sweep_writes_the_points_measured(tmp_path: Path) -> None
 
     results = tmp_path / "bench.json"
     proc = subprocess.Popen(
-        cli_argv("bench", "--profile", "sweep", "-d", "4s", "--results-file", str(results),
+        cli_argv("bench", "--profile", "sweep", "-d", "3s", "--results-file", str(results),
                  "--results-dir", str(tmp_path), "--input-tokens", "8", "--output-tokens", "4"),
         cwd=tmp_path, env=clean_env(INDIGO_SIM_TTFT_MS="20"), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(6)  # the simulator is up and the synchronous point done or nearly
-        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while not results.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # written (whole: atomically) once the synchronous point ends
+        proc.send_signal(signal.SIGINT)  # early in the 3 s of the throughput point
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 105, err
     doc = json.loads(results.read_text())
-    assert doc["points"] and doc["points"][-1]["interrupted"]
+    assert [p["label"] for p in doc["points"]] == ["synchronous", "throughput"]
+    assert doc["points"][-1]["interrupted"] and not doc["points"][0]["interrupted"]
     assert "results:" in out and "Traceback" not in err
 
 
