@@ -190,3 +190,29 @@ def test_an_interrupted_search_answers_with_what_it_measured(tmp_path: Path) -> 
     assert [p["label"] for p in bench.points][-1] == "search-2"  # no point after it
     assert answer["point"] == "search-1"  # the bracket search-1 left
     assert bench.exit_code == ExitCode.EXTERNAL_ABORT
+
+
+def test_a_search_where_every_rate_meets_the_slo_says_at_least(tmp_path: Path) -> None:
+    """docs/guarantees.md: the limit lies above what --max-concurrency reached."""
+    from indigo_loadtest.report.sweep import write_sweep_report
+
+    bench = make_bench(tmp_path, "find", slo="ttft:p99<10s", max_concurrency=2)
+    answer = run_find(bench, console(), Server(slots=2))
+    assert answer["at_least"] and answer["above"] is None and answer["point"] == "throughput"
+    assert [p["label"] for p in bench.points] == ["synchronous", "throughput"]
+    shown = f"{answer['max_rate']:.4g} req/s"
+    assert f"  max rate meeting the SLO: at least {shown}" in "\n".join(
+        report_lines(bench, answer))
+    assert final_exit_code(bench, answer, None) == (ExitCode.OK, None)
+    html = write_sweep_report(tmp_path / "bench.html", results_doc(bench, answer))
+    assert f"is at least {shown}" in html.read_text()
+
+
+def test_a_search_with_no_rate_meeting_the_slo_fails(tmp_path: Path) -> None:
+    bench = make_bench(tmp_path, "find", slo="ttft:p99<1ms")
+    answer = run_find(bench, console(), Server(slots=2))
+    assert answer["max_rate"] is None and [p["label"] for p in bench.points] == ["synchronous"]
+    code, problem = final_exit_code(bench, answer, None)
+    assert code == ExitCode.THRESHOLDS_FAILED
+    assert problem == ("no rate meets the SLO: the unloaded (synchronous) point misses the "
+                       "SLO")
