@@ -64,7 +64,10 @@ def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path, endpoi
     assert p["tpot_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
     assert p["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
     mean_out = sum(r.max_tokens for r in items) / n
-    assert p["e2el_ms"]["mean"] == pytest.approx(40 + (mean_out - 1) * 5, abs=15)
+    # the configured time, never less; a busy machine's late timers add to it (115 ms of
+    # an expected 99 seen under a load of 8 on 2 cores), so the bound above is generous
+    expected = 40 + (mean_out - 1) * 5
+    assert expected - 3 <= p["e2el_ms"]["mean"] <= expected + 60
     assert p["mean_concurrency"] == pytest.approx(1.0, abs=0.1)
     assert p["schedule_delay_ms"]["count"] == 0  # closed loop: nothing is scheduled
     assert p["output_throughput"] == pytest.approx(

@@ -117,14 +117,18 @@ def points(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("points")
     runs = {"passed": ([], {}, 0), "crossed": (["--threshold", "llm_ttft_ms=max<1"], {}, 99),
             "nothing": ([], {"error_rate": "1"}, 113)}
-    out = {}
-    for name, (args, sim, code) in runs.items():
-        proc, _ = bench(tmp, "--iterations", "3", "--output-tokens", "2", "--no-report",
-                        "--summary-export", str(tmp / f"{name}.json"), *args,
+
+    def one(name: str) -> Path:
+        args, sim, code = runs[name]
+        (tmp / name).mkdir()
+        proc, _ = bench(tmp / name, "--iterations", "3", "--output-tokens", "2",
+                        "--no-report", "--summary-export", str(tmp / f"{name}.json"), *args,
                         **{**FAST, **sim})
         assert proc.returncode == code, proc.stderr
-        out[name] = tmp / f"{name}.json"
-    return out
+        return tmp / f"{name}.json"
+
+    with ThreadPoolExecutor(3) as pool:  # independent runs: side by side
+        return dict(zip(runs, pool.map(one, runs), strict=True))
 
 
 @pytest.mark.parametrize("candidate,code,verdict", [
