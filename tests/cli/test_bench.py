@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from bench_helpers import closed_port, make_tokenizer
+from bench_helpers import answer_says_what_it_rests_on, closed_port, make_tokenizer
 from cli_helpers import clean_env, result_text, run_cli, serve_in_thread
 
 from indigo_loadtest.llm.workload import (
@@ -64,7 +64,10 @@ def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path, endpoi
     assert p["tpot_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
     assert p["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.5)
     mean_out = sum(r.max_tokens for r in items) / n
-    assert p["e2el_ms"]["mean"] == pytest.approx(40 + (mean_out - 1) * 5, abs=15)
+    # the configured time, never less; a busy machine's late timers add to it (115 ms of
+    # an expected 99 seen under a load of 8 on 2 cores), so the bound above is generous
+    expected = 40 + (mean_out - 1) * 5
+    assert expected - 3 <= p["e2el_ms"]["mean"] <= expected + 60
     assert p["mean_concurrency"] == pytest.approx(1.0, abs=0.1)
     assert p["schedule_delay_ms"]["count"] == 0  # closed loop: nothing is scheduled
     assert p["output_throughput"] == pytest.approx(
@@ -73,61 +76,34 @@ def test_synchronous_figures_match_the_simulator_settings(tmp_path: Path, endpoi
     assert "tokens: output from usage, prompt from usage" in proc.stdout
 
 
-def test_sweep_throughput_is_bounded_by_the_slots_and_the_knee_below_it(tmp_path: Path) -> None:
+def test_sweep_throughput_is_bounded_by_the_slots_and_an_over_saturated_point_stops_early(
+        tmp_path: Path) -> None:
     # 2 slots, each request 50 ms + 9 × 10 ms = 140 ms: at most 2 / 0.14 = 14.3 requests/s.
-    proc, doc = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "2", "-d", "3s",
-                      "--max-concurrency", "8", "--input-tokens", "20", "--output-tokens",
-                      "10", slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
-    assert proc.returncode == 0, proc.stderr
-    assert doc is not None
-    points = {p["label"]: p for p in doc["points"]}
-    assert list(points) == ["synchronous", "throughput", "rate-1", "rate-2"]
-    capacity = 2 / 0.140
-    assert points["throughput"]["request_rate"] == pytest.approx(capacity, rel=0.10)
-    assert points["synchronous"]["request_rate"] == pytest.approx(1 / 0.140, rel=0.10)
-    sync_rate, top = points["synchronous"]["request_rate"], points["throughput"]["request_rate"]
-    offered = [points["rate-1"]["offered_rate"], points["rate-2"]["offered_rate"]]
-    assert offered == pytest.approx([sync_rate + (top - sync_rate) * k / 3 for k in (1, 2)])
-    assert all(points[k]["schedule_delay_ms"]["count"] == points[k]["requests"]
-               for k in ("rate-1", "rate-2"))
-    assert doc["knee"] is not None and doc["knee"] < top
-    assert "knee:" in proc.stdout
-
-
-def test_an_over_saturated_sweep_point_stops_early_and_ends_the_sweep(tmp_path: Path) -> None:
-    # 2 slots and at most 2 requests in flight: Poisson arrivals at 2/3 of capacity find
-    # both busy about 27% of the time (Erlang B), so requests are dropped within a second.
-    proc, doc = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "2", "-d", "3s",
+    # With at most 2 requests in flight, Poisson arrivals at 3/4 of capacity (the one rate,
+    # halfway) find both busy about 31% of the time (Erlang B): requests are dropped
+    # within a second. The sweep's choice of rates, its end and its knee are tested on a
+    # model of a server in tests/llm/test_bench_search.py.
+    proc, doc = bench(tmp_path, "--profile", "sweep", "--sweep-rates", "1", "-d", "2s",
                       "--max-concurrency", "2", "--input-tokens", "20", "--output-tokens",
                       "10", slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert doc is not None
-    labels = [p["label"] for p in doc["points"]]
-    assert labels == ["synchronous", "throughput", "rate-1"]  # rate-2 skipped
-    rate1 = doc["points"][2]
-    assert rate1["saturated"].endswith("dropped, --max-concurrency in flight")
-    assert rate1["dropped"] >= 1 and rate1["duration_s"] < 2.5  # stopped before its 3 s
-    assert doc["knee"] is None
-    assert "rate-1: over-saturated, stopped early" in proc.stdout
-
-
-def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path) -> None:
-    proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
-                      "ttft:p99<300ms", "-d", "3s", "--max-concurrency", "8",
-                      "--input-tokens", "20", "--output-tokens", "10", "--fail-below", "100",
-                      slots="2", ttft_ms="50", tokens_per_sec="100", timeout=90)
-    # the CI gate: below 100 req/s is a failure, reported after every point is written
-    assert proc.returncode == 99, proc.stderr
-    assert "is below --fail-below 100" in proc.stderr
-    assert doc is not None
-    answer = doc["max_rate"]
     points = {p["label"]: p for p in doc["points"]}
-    assert points["synchronous"]["meets_slo"] and not points["throughput"]["meets_slo"]
-    assert points[answer["point"]]["meets_slo"]
-    assert not points[answer["above_point"]]["meets_slo"]
-    assert answer["max_rate"] < answer["above"]
-    assert answer["uncertainty"] == pytest.approx((answer["above"] - answer["max_rate"]) / 2)
-    assert "max rate meeting the SLO:" in proc.stdout
+    assert list(points) == ["synchronous", "throughput", "rate-1"]
+    capacity = 2 / 0.140
+    assert points["throughput"]["request_rate"] == pytest.approx(capacity, rel=0.10)
+    assert points["synchronous"]["request_rate"] == pytest.approx(1 / 0.140, rel=0.10)
+    sync_rate, top = points["synchronous"]["request_rate"], points["throughput"]["request_rate"]
+    rate1 = points["rate-1"]
+    assert rate1["offered_rate"] == pytest.approx((sync_rate + top) / 2)
+    assert rate1["schedule_delay_ms"]["count"] == rate1["requests"] > 0
+    assert rate1["saturated"].endswith("dropped, --max-concurrency in flight")
+    assert rate1["dropped"] >= 1 and rate1["duration_s"] < 1.8  # stopped before its 2 s
+    # the knee the sweep did not pass is a bound: here not even rate-1 kept up
+    assert doc["knee"] is None and doc["knee_detail"]["bound"] == "below"
+    assert "the highest offered rate" in doc["knee_rule"]
+    assert "rate-1: over-saturated, stopped early" in proc.stdout
+    assert "\n  knee: below " in proc.stdout
 
 
 def batching(prefill_ms: float, per_token_ms: float, step_ms: float, per_seq_ms: float,
@@ -141,15 +117,15 @@ def batching(prefill_ms: float, per_token_ms: float, step_ms: float, per_seq_ms:
                              for arg in ("--sim", f"{name}={value}"))]
 
 
-@pytest.mark.parametrize("load,endpoint", [(1, "chat"), (4, "chat"), (8, "chat"),
-                                           (4, "completions")])
-def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Path, load: int,
-                                                                   endpoint: str) -> None:
+def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Path) -> None:
     # `load` sequences in a batch of 16 (closed loop): each decode step takes
     # 40 + 10 × load ms; the first token leaves with the step after the prompt's prefill
     # of 20 + 0.3 ms per token. The warm-up drops the first round, whose prefills queue.
+    # On the completions endpoint; loads 1 and 8 on the chat one are the synchronous and
+    # throughput points of test_find_max_rate_where_tpot_crosses_the_slo.
+    load, endpoint = 4, "completions"
     proc, doc = bench(tmp_path, "--endpoint", endpoint, "--profile", "concurrency",
-                      "--vus", str(load), "-d", "4s", "--warmup", "1.2s",
+                      "--vus", str(load), "-d", "3s", "--warmup", "1.2s",
                       "--input-tokens", "100", "--output-tokens", "8",
                       *batching(20, 0.3, 40, 10, slots=16))
     assert proc.returncode == 0, proc.stderr
@@ -162,35 +138,44 @@ def test_batching_ttft_and_tpot_rise_with_load_as_the_formulas_say(tmp_path: Pat
     assert p["ttft_ms"]["p50"] == pytest.approx(20 + 0.3 * prompt_tokens + step, rel=0.05)
 
 
-def test_batching_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
+def test_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
     # Batch of 8; step = 20 + 5 × active ms, so tpot:p50<40ms holds while a sequence
     # shares the batch with fewer than 3 others on average: with Poisson arrivals it sees
     # itself plus rate × E2EL others, E2EL = 20 + 8 × 40 ms at the limit, so the SLO
     # breaks near 3 / 0.34 s = 8.8 requests/s. The throughput point (8 active: TPOT 60 ms)
-    # misses it, the synchronous one (25 ms) meets it.
-    proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "2", "--slo",
-                      "tpot:p50<40ms", "-d", "3s", "--warmup", "0.5s",
+    # misses it, the synchronous one (25 ms; TTFT 10 + 0.1 × 100 + 25 ms) meets it. The
+    # bisection itself is tested on a model of a server in tests/llm/test_bench_search.py.
+    proc, doc = bench(tmp_path, "--find", "max-rate", "--find-steps", "1", "--slo",
+                      "tpot:p50<40ms", "-d", "2s", "--warmup", "0.5s",
                       "--max-concurrency", "8", "--input-tokens", "100",
-                      "--output-tokens", "8", *batching(10, 0.1, 20, 5, slots=8),
-                      timeout=90)
-    assert proc.returncode == 0, proc.stderr
+                      "--output-tokens", "8", "--fail-below", "100",
+                      *batching(10, 0.1, 20, 5, slots=8)[1:], timeout=90)  # with its report
+    # the CI gate: below 100 req/s is a failure, reported after every point is written
+    assert proc.returncode == 99, proc.stderr
+    assert "is below --fail-below 100" in proc.stderr
     assert doc is not None
     answer = doc["max_rate"]
     points = {p["label"]: p for p in doc["points"]}
-    assert points["synchronous"]["tpot_ms"]["p50"] == pytest.approx(25, rel=0.05)
-    assert points["throughput"]["tpot_ms"]["p50"] == pytest.approx(60, rel=0.05)
+    assert list(points) == ["synchronous", "throughput", "search-1"]
+    sync, top = points["synchronous"], points["throughput"]
+    assert sync["tpot_ms"]["p50"] == pytest.approx(25, rel=0.05)
+    assert sync["ttft_ms"]["p50"] == pytest.approx(10 + 0.1 * 100 + 25, rel=0.05)
+    assert top["tpot_ms"]["p50"] == pytest.approx(60, rel=0.05)
+    assert sync["meets_slo"] and not top["meets_slo"]
     found, above = points[answer["point"]], points[answer["above_point"]]
     assert found["meets_slo"] and found["tpot_ms"]["p50"] < 40 and not found["dropped"]
     assert not above["meets_slo"]
     assert above["tpot_ms"]["p50"] >= 40 or above["dropped"] or above["saturated"]
     assert answer["max_rate"] == found["offered_rate"] or answer["point"] == "synchronous"
     assert answer["max_rate"] < answer["above"]
+    assert answer["uncertainty"] == pytest.approx((answer["above"] - answer["max_rate"]) / 2)
     assert f"max rate meeting the SLO: {answer['max_rate']:.4g} req/s" in proc.stdout
+    answer_says_what_it_rests_on(tmp_path, proc.stdout, answer, found, "tpot:p50<40ms")
 
 
 def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     # two worker processes: each takes its part of one seeded timeline
-    proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "2s",
+    proc, doc = bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "1s",
                       "--output-tokens", "4", "--slo", "ttft:1s", "--workers", "2",
                       ttft_ms="20", tokens_per_sec="0")
     assert proc.returncode == 0, proc.stderr
@@ -203,19 +188,19 @@ def test_poisson_records_every_requests_send_delay(tmp_path: Path) -> None:
     assert p["goodput"] == pytest.approx(p["request_rate"], rel=1e-6)  # all meet ttft ≤ 1 s
     from indigo_loadtest.engine.schedule import gamma_arrivals
 
-    assert p["requests"] == len(list(gamma_arrivals(15.0, 1.0, 2.0, seed=0)))
+    assert p["requests"] == len(list(gamma_arrivals(15.0, 1.0, 1.0, seed=0)))
 
 
 def test_warmup_and_cooldown_are_not_counted(tmp_path: Path) -> None:
-    # 2 VUs, 140 ms a request: 2 / 0.14 = 14.3/s; only the middle 2 s of 4 s are counted.
-    proc, doc = bench(tmp_path, "--profile", "concurrency", "--vus", "2", "-d", "4s",
-                      "--warmup", "1s", "--cooldown", "1s", "--input-tokens", "20",
+    # 2 VUs, 140 ms a request: 2 / 0.14 = 14.3/s; only the middle 2 s of 3 s are counted.
+    proc, doc = bench(tmp_path, "--profile", "concurrency", "--vus", "2", "-d", "3s",
+                      "--warmup", "0.5s", "--cooldown", "0.5s", "--input-tokens", "20",
                       "--output-tokens", "10", "--summary-export", str(tmp_path / "all.json"),
                       ttft_ms="50", tokens_per_sec="100")
     assert proc.returncode == 0, proc.stderr
     p = one_point(doc)
     every = json.loads((tmp_path / "all.json").read_text())["metrics"]["llm_request_failed"]
-    assert every["fails"] > p["requests"] + 20  # the warm-up and cool-down requests
+    assert every["fails"] > p["requests"] + 10  # the warm-up and cool-down requests
     assert p["requests"] == p["ttft_ms"]["count"] == pytest.approx(2 * 2 / 0.14, abs=5)
     assert p["request_rate"] == pytest.approx(2 / 0.14, rel=0.10)
     assert p["mean_concurrency"] == pytest.approx(2.0, abs=0.2)
@@ -509,18 +494,6 @@ def test_tokenizer_file_that_is_not_one(tmp_path: Path) -> None:
 
 # --- the documentation's examples ---------------------------------------------------------
 
-def test_readme_example_runs_on_the_embedded_simulator(tmp_path: Path) -> None:
-    from cli_helpers import REPO
-
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    line = next(x for x in readme.splitlines() if x.startswith("./run-loadtest.sh bench"))
-    args = line.split("#")[0].split()[2:]
-    assert args == ["--dataset", "sample", "-d", "20s"]
-    proc, doc = bench(tmp_path, *args[:-1], "2s", ttft_ms="5", tokens_per_sec="1000")
-    assert proc.returncode == 0, proc.stderr
-    assert one_point(doc)["completed"] > 0
-
-
 def test_scenario_file_example_uses_the_building_blocks(tmp_path: Path) -> None:
     import re
 
@@ -549,19 +522,22 @@ def test_an_interrupted_sweep_writes_the_points_measured(tmp_path: Path) -> None
 
     results = tmp_path / "bench.json"
     proc = subprocess.Popen(
-        cli_argv("bench", "--profile", "sweep", "-d", "4s", "--results-file", str(results),
+        cli_argv("bench", "--profile", "sweep", "-d", "3s", "--results-file", str(results),
                  "--results-dir", str(tmp_path), "--input-tokens", "8", "--output-tokens", "4"),
         cwd=tmp_path, env=clean_env(INDIGO_SIM_TTFT_MS="20"), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(6)  # the simulator is up and the synchronous point done or nearly
-        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while not results.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # written (whole: atomically) once the synchronous point ends
+        proc.send_signal(signal.SIGINT)  # early in the 3 s of the throughput point
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 105, err
     doc = json.loads(results.read_text())
-    assert doc["points"] and doc["points"][-1]["interrupted"]
+    assert [p["label"] for p in doc["points"]] == ["synchronous", "throughput"]
+    assert doc["points"][-1]["interrupted"] and not doc["points"][0]["interrupted"]
     assert "results:" in out and "Traceback" not in err
 
 

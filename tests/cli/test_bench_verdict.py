@@ -63,27 +63,6 @@ def test_a_single_point_missing_its_slo_fails(tmp_path: Path) -> None:
     assert not one_point(doc)["meets_slo"]
 
 
-def test_a_search_with_no_rate_meeting_the_slo_fails(tmp_path: Path) -> None:
-    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<1ms", "-d", "1s",
-                      "--output-tokens", "2", ttft_ms="30", tokens_per_sec="0")
-    assert proc.returncode == ExitCode.THRESHOLDS_FAILED, proc.stderr
-    assert doc is not None and doc["max_rate"]["max_rate"] is None
-    assert "error: no rate meets the SLO: the unloaded (synchronous) point misses" in \
-        proc.stderr
-
-
-def test_a_search_where_every_rate_meets_the_slo_says_at_least(tmp_path: Path) -> None:
-    proc, doc = bench(tmp_path, "--find", "max-rate", "--slo", "ttft:p99<10s", "-d", "1s",
-                      "--max-concurrency", "2", "--output-tokens", "2", **FAST)
-    assert proc.returncode == 0, proc.stderr
-    assert doc is not None
-    answer = doc["max_rate"]
-    assert answer["at_least"] and answer["above"] is None
-    assert f"max rate meeting the SLO: at least {answer['max_rate']:.4g} req/s" in proc.stdout
-    html = (tmp_path / "bench.html").read_text()
-    assert f"is at least {answer['max_rate']:.4g} req/s" in html
-
-
 @pytest.mark.parametrize("args,message", [
     (["--no-stream", "--slo", "e2el:p99<5s,ttft:p99<1s"],
      "--slo ttft:p99<1s: --no-stream measures no TTFT, TPOT or ITL"),

@@ -7,6 +7,7 @@ their request's pace."""
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
 
@@ -80,6 +81,12 @@ def run(rnd: random.Random, ttft_ms: float = 20.0) -> dict:
             "series": {"t": [float(i + 1) for i in range(N + 1)], "metrics": series}}
 
 
+@functools.cache
+def seeded_run(seed: int) -> dict:
+    """run() of a seed, drawn once for the tests that reuse it (compare only reads it)."""
+    return run(random.Random(seed))
+
+
 def flagged(base: dict, cand: dict) -> list[str]:
     return [f"{r.key}:{r.stat} {r.verdict}" for r in compare_rows(base, cand)
             if r.verdict in ("better", "worse")]
@@ -88,8 +95,7 @@ def flagged(base: dict, cand: dict) -> list[str]:
 def test_identical_runs_have_no_row_flagged() -> None:
     """The pair-level false-flag rate (any row better/worse) stays within FAMILY_ALPHA:
     at most 2 of 200 pairs, each of 16 rows."""
-    pairs = [(run(random.Random(2 * seed)), run(random.Random(2 * seed + 1)))
-             for seed in range(PAIRS)]
+    pairs = [(seeded_run(2 * seed), seeded_run(2 * seed + 1)) for seed in range(PAIRS)]
     assert len(compare_rows(*pairs[0])) == 16
     bad = {seed: rows for seed, pair in enumerate(pairs) if (rows := flagged(*pair))}
     assert len(bad) <= FAMILY_ALPHA * PAIRS, bad
@@ -111,7 +117,7 @@ def test_inter_token_gaps_count_as_their_requests() -> None:
     def rejected(counted: bool) -> int:
         out = 0
         for seed in range(100):
-            a, b = run(random.Random(2 * seed)), run(random.Random(2 * seed + 1))
+            a, b = seeded_run(2 * seed), seeded_run(2 * seed + 1)
             n_a, n_b = ((effective_count(a, "llm_itl_ms"), effective_count(b, "llm_itl_ms"))
                         if counted else (None, None))
             p = whole_run_p_value(a["totals"]["llm_itl_ms"], b["totals"]["llm_itl_ms"],
@@ -119,7 +125,7 @@ def test_inter_token_gaps_count_as_their_requests() -> None:
             out += p is not None and p <= FAMILY_ALPHA
         return out
 
-    assert effective_count(run(random.Random(0)), "llm_itl_ms") == N * PER
+    assert effective_count(seeded_run(0), "llm_itl_ms") == N * PER
     assert rejected(counted=True) <= 2 < 5 <= rejected(counted=False)
 
 

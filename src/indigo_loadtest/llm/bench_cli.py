@@ -289,12 +289,22 @@ def run_single(bench: Bench, console: Any) -> None:
     bench.points.append(run_point(bench, spec, console, single=True))
 
 
-def run_sweep(bench: Bench, console: Any) -> None:
+# How a sweep or search measures one point: run_point in a real run; the search and
+# sweep logic is also driven with a deterministic one (tests/llm/test_bench_search.py).
+PointRunner = Callable[[Bench, BenchSpec, Any, SaturationWatch | None], dict[str, Any]]
+
+
+def run_measured_point(bench: Bench, spec: BenchSpec, console: Any,
+                       watch: SaturationWatch | None) -> dict[str, Any]:
+    return run_point(bench, spec, console, single=False, watch=watch)
+
+
+def run_sweep(bench: Bench, console: Any, run: PointRunner = run_measured_point) -> None:
     """synchronous, throughput, then N rates evenly between their achieved rates."""
-    sync = measure(bench, console, "synchronous", "synchronous")
+    sync = measure(bench, console, "synchronous", "synchronous", run=run)
     if sync is None or all_failed(sync, console):
         return
-    top = measure(bench, console, "throughput", "throughput")
+    top = measure(bench, console, "throughput", "throughput", run=run)
     if top is None or all_failed(top, console):
         return
     low, high = sync["request_rate"] or 0.0, top["request_rate"] or 0.0
@@ -305,7 +315,7 @@ def run_sweep(bench: Bench, console: Any) -> None:
     n = bench.sweep_rates
     for k in range(1, n + 1):
         rate = low + (high - low) * k / (n + 1)
-        point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate)
+        point = measure(bench, console, rate_profile(bench.spec), f"rate-{k}", rate, run)
         if point is None or all_failed(point, console):
             return
         if point["saturated"] and k < n:  # higher rates would only saturate sooner
@@ -322,14 +332,15 @@ def all_failed(point: dict[str, Any], console: Any) -> bool:
     return True
 
 
-def run_find(bench: Bench, console: Any) -> dict[str, Any]:
+def run_find(bench: Bench, console: Any,
+             run: PointRunner = run_measured_point) -> dict[str, Any]:
     """Bisection for the highest rate whose point meets every SLO, between the
     synchronous rate (which must meet them) and the throughput point's rate."""
-    sync = measure(bench, console, "synchronous", "synchronous")
+    sync = measure(bench, console, "synchronous", "synchronous", run=run)
     if sync is None or not sync["meets_slo"]:
         return {"max_rate": None, "reason": "the unloaded (synchronous) point misses the SLO"
                 if sync is not None else "interrupted"}
-    top = measure(bench, console, "throughput", "throughput")
+    top = measure(bench, console, "throughput", "throughput", run=run)
     if top is None:
         return {"max_rate": None, "reason": "interrupted"}
     low, low_label = sync["request_rate"] or 0.0, "synchronous"
@@ -343,7 +354,7 @@ def run_find(bench: Bench, console: Any) -> dict[str, Any]:
     for step in range(1, bench.find_steps + 1):
         rate = (low + high) / 2
         label = f"search-{step}"
-        point = measure(bench, console, rate_profile(bench.spec), label, rate)
+        point = measure(bench, console, rate_profile(bench.spec), label, rate, run)
         if point is None:
             break
         if point["meets_slo"]:
@@ -359,8 +370,8 @@ def rate_profile(spec: BenchSpec) -> str:
     return "gamma" if spec.burstiness != 1.0 else "poisson"
 
 
-def measure(bench: Bench, console: Any, profile: str, label: str,
-            rate: float = 0.0) -> dict[str, Any] | None:
+def measure(bench: Bench, console: Any, profile: str, label: str, rate: float = 0.0,
+            run: PointRunner = run_measured_point) -> dict[str, Any] | None:
     """One point of a sweep or search; None when the run was interrupted (stop there)."""
     spec = dataclasses.replace(bench.spec, profile=profile, label=label, rate=rate,
                                seed=bench.spec.seed + len(bench.points),
@@ -368,7 +379,7 @@ def measure(bench: Bench, console: Any, profile: str, label: str,
                                if profile == "throughput" else bench.spec.concurrency,
                                burstiness=bench.spec.burstiness if profile == "gamma" else 1.0)
     watch = saturation_watch(bench, spec) if rate else None
-    point = run_point(bench, spec, console, single=False, watch=watch)
+    point = run(bench, spec, console, watch)
     bench.points.append(point)
     if point["exit_code"] and not bench.exit_code:
         bench.exit_code = point["exit_code"]
