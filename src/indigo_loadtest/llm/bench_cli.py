@@ -32,6 +32,7 @@ from .bench_target import open_target
 from .benchmark import SPEC_ENV, BenchScenario, BenchSpec
 from .slo import Objective, parse_slos
 from .stream_metrics import TTFT
+from .workload import tokenizer_file
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
 
@@ -63,7 +64,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     env = build_env(settings.env_file, settings.env)
     spec = BenchSpec(
         model=args.model or configured_model(env), endpoint=args.endpoint,
-        stream=not args.no_stream, ignore_eos=args.ignore_eos, auth=args.auth or "none",
+        stream=not args.no_stream, itl_per_chunk=args.itl_per_chunk,
+        ignore_eos=args.ignore_eos, auth=args.auth or "none",
         dataset=args.dataset or "", dataset_kind=args.dataset_kind or "",
         input_len=args.input_tokens,
         output_len=(args.output_tokens if args.output_tokens is not None
@@ -82,7 +84,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
             or args.find_steps < 1:
         raise ScenarioError("--prefix-tokens must be at least 0; --max-concurrency, "
                             "--sweep-rates and --find-steps at least 1", ExitCode.USAGE)
-    if args.tokenizer and not Path(args.tokenizer).is_file():
+    if args.tokenizer and not Path(tokenizer_file(args.tokenizer)).is_file():
         raise ScenarioError(f"--tokenizer {args.tokenizer}: no such file", ExitCode.USAGE)
     sim_options = parse_sim_options(args.sim, env)
     mode = "find" if args.find else "sweep" if args.profile == "sweep" else "single"

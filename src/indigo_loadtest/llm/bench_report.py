@@ -66,8 +66,9 @@ def tokens_line(points: list[dict[str, Any]]) -> str:
     estimate), each said, and an estimate said loudly."""
     sources = sorted({p["token_counts"] for p in points})
     if any("estimate" in s for s in sources):
-        return ("  tokens: ESTIMATE (one per word: the server sent no usage and no "
-                "--tokenizer was given)")
+        from ..report.sweep import TOKENS_ESTIMATE
+
+        return f"  tokens: {TOKENS_ESTIMATE}"
     prompt = sorted({str(p.get("prompt_token_counts")) for p in points})
     line = f"  tokens: output from {', '.join(sources)}, prompt from {', '.join(prompt)}"
     if any("estimate" in s for s in prompt):

@@ -24,6 +24,10 @@ BENCH_TOOL = "indigo-loadtest bench"
 PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: the server sent no "
                    "usage.prompt_tokens and no --tokenizer was given), so is the total "
                    "token throughput")
+# Without usage or a tokenizer the output is counted as one token per content chunk (what
+# the stream gives), the prompt as one per word (the text is all there is).
+TOKENS_ESTIMATE = ("ESTIMATE (output: one per content chunk, prompt: one per word: the "
+                   "server sent no usage and no --tokenizer was given)")
 LATENCIES = (("ttft_ms", "TTFT", "time to first token"), ("tpot_ms", "TPOT",
              "time per output token"), ("itl_ms", "ITL", "inter-token latency"),
              ("e2el_ms", "E2EL", "end-to-end latency"))
@@ -330,8 +334,7 @@ def answers_section(doc: dict[str, Any]) -> str:
         if p.get("interrupted"):
             lines.append(f"{p['label']}: interrupted.")
     if any("estimate" in str(p.get("token_counts", "")) for p in doc["points"]):
-        lines.append("Tokens: ESTIMATE (the server sent no usage and no --tokenizer was "
-                     "given).")
+        lines.append(f"Tokens: {TOKENS_ESTIMATE}.")
     elif any("estimate" in str(p.get("prompt_token_counts")) for p in doc["points"]):
         lines.append(f"P{PROMPT_ESTIMATE[1:]}.")
     items = "".join(f"<li>{esc(t)}</li>" for t in lines if t)
