@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from bench_helpers import make_tokenizer
 from cli_helpers import clean_env, run_cli, serve_in_thread
+from test_bench import bench as sim_bench
 from test_bench import one_point
 
 # Two content chunks of two words each, an empty chunk between them (vLLM sends those when
@@ -102,3 +103,16 @@ def test_http_debug_help_and_behaviour_agree(tmp_path: Path) -> None:
     proc = run_cli("run", "--http-debug=bodies", "x", cwd=tmp_path, env=clean_env())
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--http-debug='bodies': expected nothing or 'full'" in proc.stderr
+
+
+def test_an_open_loop_point_shows_the_rate_its_arrivals_came_to(tmp_path: Path) -> None:
+    # A short Poisson point: the seed's arrivals, not the nominal rate, are what was sent.
+    proc, doc = sim_bench(tmp_path, "--profile", "poisson", "--rate", "15", "-d", "1s",
+                          "--output-tokens", "2", "--seed", "3", ttft_ms="5",
+                          tokens_per_sec="0")
+    assert proc.returncode == 0, proc.stderr
+    p = one_point(doc)
+    assert p["offered_rate"] == 15 and p["failed"] == 0
+    assert p["sent_rate"] == pytest.approx(p["requests"] / p["duration_s"])
+    assert f" 15 (sent {p['sent_rate']:.3g})→{p['request_rate']:.2f}" in proc.stdout
+    assert f"15 (sent {p['sent_rate']:.3g})" in (tmp_path / "bench.html").read_text()

@@ -40,9 +40,11 @@ TABLE_COLUMNS = ("point", "rate req/s", "out tok/s", "total tok/s", "conc", "TTF
 
 
 def table_rows(points: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    from ..report.sweep import sent_words
+
     rows = []
     for p in points:
-        offered = f"{p['offered_rate']:.3g}→" if p["offered_rate"] else ""
+        offered = f"{p['offered_rate']:.3g}{sent_words(p)}→" if p["offered_rate"] else ""
         rows.append((
             p["label"], f"{offered}{_fmt(p['request_rate'], 2)}",
             _fmt(p["output_throughput"]), _fmt(p["total_token_throughput"]),
@@ -82,7 +84,8 @@ def tokens_line(points: list[dict[str, Any]]) -> str:
 def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     points = bench.points
     lines = ["", f"  workload: {bench.workload}",
-             "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
+             "  benchmark (ms; rate = [offered (sent) →] completed requests/s; conc = mean "
+             "in flight):",
              render_table(points)]
     lines.append(tokens_line(points))
     lines.append(percentiles_line(points))

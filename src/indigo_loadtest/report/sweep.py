@@ -64,6 +64,12 @@ def read_bench_results(path: str | Path) -> dict[str, Any] | None:
 
 # --- positions of the points -----------------------------------------------------------
 
+def sent_words(point: Point) -> str:
+    """' (sent 11.2)': the rate of the arrivals the seed drew, beside the nominal one."""
+    sent = finite(point.get("sent_rate"))
+    return "" if sent is None else f" (sent {sent:.3g})"
+
+
 def offered(point: Point) -> float | None:
     """Where a point sits on the offered-rate axis (closed loop: the rate it achieved)."""
     return point.get("offered_rate") or point.get("request_rate")
@@ -387,7 +393,7 @@ def point_cells(p: Point, slos: bool) -> list[tuple[Any, str]]:
     return [
         (p.get("label", ""), p.get("label", "")), (status(p)[1], status(p)[1]),
         ("", f"closed loop ({p.get('profile')})") if offered_rate is None
-        else (offered_rate, f"{offered_rate:.4g}"),
+        else (offered_rate, f"{offered_rate:.4g}{sent_words(p)}"),
         num(p.get("request_rate")), num(p.get("output_throughput"), 1),
         num(p.get("total_token_throughput"), 1), num(p.get("mean_concurrency")),
         *lat,
