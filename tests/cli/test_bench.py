@@ -126,9 +126,7 @@ def test_find_max_rate_meets_the_slo_and_the_point_above_does_not(tmp_path: Path
     assert points[answer["point"]]["meets_slo"]
     assert not points[answer["above_point"]]["meets_slo"]
     assert answer["max_rate"] < answer["above"]
-    # the bisection's ± is between offered rates; the answer is the rate achieved there
     assert answer["uncertainty"] == pytest.approx((answer["above"] - answer["offered_rate"]) / 2)
-    assert answer["max_rate"] == points[answer["point"]]["request_rate"]
     assert "max rate meeting the SLO:" in proc.stdout
 
 
@@ -186,7 +184,6 @@ def test_batching_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> No
     assert not above["meets_slo"]
     assert above["tpot_ms"]["p50"] >= 40 or above["dropped"] or above["saturated"]
     assert answer["max_rate"] == found["request_rate"]  # the achieved rate, not the offered
-    assert answer["offered_rate"] == (found["offered_rate"] or found["request_rate"])
     assert answer["max_rate"] < answer["above"]
     assert f"max rate meeting the SLO: {answer['max_rate']:.4g} req/s" in proc.stdout
 
