@@ -127,9 +127,13 @@ def add_k6_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary-mode", metavar="MODE", help="compact (default) or full: "
                    "also a table per endpoint (name, method, requests, failures, median, "
                    "p95, p99, req/s)")
-    p.add_argument("--http-debug", metavar="full", nargs="?", const="headers",
-                   help="print every request and response head on stderr (=full: the "
-                        "bodies too, streamed ones as they arrive); secrets masked")
+    # As in k6 the mode is given only with '=' (`--http-debug=full`): main() turns that
+    # into the hidden --http-debug-mode, so the help shows the flag as it is typed.
+    p.add_argument("--http-debug", dest="http_debug", action="store_const", const="headers",
+                   help="print every request and response head on stderr "
+                        "(--http-debug=full: the bodies too, streamed ones as they "
+                        "arrive); secrets masked")
+    p.add_argument("--http-debug-mode", dest="http_debug", help=argparse.SUPPRESS)
     p.add_argument("--log-output", metavar="TARGET", help="where --http-debug/DEBUG "
                    "output goes: stderr (default), stdout, none or file=PATH")
     p.add_argument("--throw", action="store_true", help="a failed request raises "
@@ -531,15 +535,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         end_startup(check=False)
 
 
+def http_debug_args(parser: argparse.ArgumentParser, args_list: list[str]) -> list[str]:
+    """As in k6, `--http-debug` takes its mode only as `--http-debug=full`: the word after
+    a bare `--http-debug` is the scenario, not the mode; a mode after a space is refused
+    in one line rather than run as a scenario of that name."""
+    out: list[str] = []
+    for i, a in enumerate(args_list):
+        if a == "--http-debug" and args_list[i + 1:i + 2] in (["full"], ["headers"]):
+            mode = args_list[i + 1]
+            parser.error(f"--http-debug {mode}: the mode takes '=' (--http-debug={mode}, as "
+                         f"in k6); for a scenario named {mode!r}, put --http-debug after it")
+        out.append("--http-debug-mode=" + a.split("=", 1)[1]
+                   if a.startswith("--http-debug=") else a)
+    return out
+
+
 def _main(args_list: list[str]) -> int:
     if args_list and args_list[0] in DELEGATED:
         end_startup()  # `serve` and `monitoring` handle their signals themselves
         return delegate(args_list[0], args_list[1:])
     parser = build_parser()
-    # As in k6, `--http-debug` takes its value only as `--http-debug=full`: the word after
-    # a bare `--http-debug` is the scenario, not the mode.
-    args_list = ["--http-debug=headers" if a == "--http-debug" else a for a in args_list]
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(http_debug_args(parser, args_list))
     if args.command is None:
         parser.print_help()
         return ExitCode.USAGE

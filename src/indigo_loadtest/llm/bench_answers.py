@@ -68,7 +68,10 @@ def rate_words(p: dict[str, Any]) -> str:
     shown = "no request completed" if achieved is None else f"achieved {achieved:.4g} req/s"
     n = f" over {p.get('completed') or 0} requests"
     if p.get("offered_rate"):
-        return f"offered {p['offered_rate']:.4g} req/s, {shown}{n}"
+        sent = p.get("sent_rate")
+        drawn = f" (sent {sent:.4g} req/s, as the seed drew the arrivals)" \
+            if sent is not None else ""
+        return f"offered {p['offered_rate']:.4g} req/s{drawn}, {shown}{n}"
     return f"{p.get('profile', 'closed loop')}, {shown}{n}"
 
 

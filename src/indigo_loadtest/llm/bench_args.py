@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(no TTFT, ITL or TPOT)")
     t.add_argument("--timeout", default="", metavar="DURATION", help="per request "
                    "(default 60s; long outputs may need more)")
+    t.add_argument("--itl-per-chunk", action="store_true", help="ITL as vLLM's bench "
+                   "takes it: a gap at every chunk, empty ones too (default: at every "
+                   "chunk with output)")
     t.add_argument("--ignore-eos", action="store_true", help="send ignore_eos (vLLM, "
                    "SGLang) so the server decodes exactly max_tokens")
     w = p.add_argument_group("workload")
@@ -52,8 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--prefix-tokens", type=int, default=0, metavar="N",
                    help="a shared prefix of N tokens before every synthetic prompt")
     w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--tokenizer", metavar="FILE", help="a local tokenizer.json to count "
-                   "tokens with (else the server's usage, else an estimate)")
+    w.add_argument("--tokenizer", metavar="PATH", help="a local tokenizer.json, or a model "
+                   "folder holding one, to count tokens with (else the server's usage, "
+                   "else an estimate)")
     lp = p.add_argument_group("load")
     lp.add_argument("--profile", default="synchronous", choices=[*PROFILES, "sweep"])
     lp.add_argument("--rate", type=float, default=0.0, help="requests/s of constant, "

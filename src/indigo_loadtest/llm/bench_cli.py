@@ -32,6 +32,7 @@ from .bench_target import open_target
 from .benchmark import SPEC_ENV, BenchScenario, BenchSpec
 from .slo import Objective, parse_slos
 from .stream_metrics import TTFT
+from .workload import tokenizer_file
 
 SCENARIO_FILE = Path(__file__).parent / "bench_scenario" / "llm-bench.py"
 
@@ -63,7 +64,8 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
     env = build_env(settings.env_file, settings.env)
     spec = BenchSpec(
         model=args.model or configured_model(env), endpoint=args.endpoint,
-        stream=not args.no_stream, ignore_eos=args.ignore_eos, auth=args.auth or "none",
+        stream=not args.no_stream, itl_per_chunk=args.itl_per_chunk,
+        ignore_eos=args.ignore_eos, auth=args.auth or "none",
         dataset=args.dataset or "", dataset_kind=args.dataset_kind or "",
         input_len=args.input_tokens,
         output_len=(args.output_tokens if args.output_tokens is not None
@@ -82,7 +84,7 @@ def bench_from_args(args: argparse.Namespace, settings: Any) -> Bench:
             or args.find_steps < 1:
         raise ScenarioError("--prefix-tokens must be at least 0; --max-concurrency, "
                             "--sweep-rates and --find-steps at least 1", ExitCode.USAGE)
-    if args.tokenizer and not Path(args.tokenizer).is_file():
+    if args.tokenizer and not Path(tokenizer_file(args.tokenizer)).is_file():
         raise ScenarioError(f"--tokenizer {args.tokenizer}: no such file", ExitCode.USAGE)
     sim_options = parse_sim_options(args.sim, env)
     mode = "find" if args.find else "sweep" if args.profile == "sweep" else "single"
@@ -351,6 +353,7 @@ def run_find(bench: Bench, console: Any,
         return {"max_rate": high, "at_least": True, "point": "throughput", "above": None,
                 "reason": "every rate measured meets the SLO, the throughput point too "
                           f"(--max-concurrency {bench.spec.max_concurrency})"}
+    achieved = low
     for step in range(1, bench.find_steps + 1):
         rate = (low + high) / 2
         label = f"search-{step}"
@@ -358,12 +361,14 @@ def run_find(bench: Bench, console: Any,
         if point is None:
             break
         if point["meets_slo"]:
-            low, low_label = rate, label
+            low, low_label, achieved = rate, label, point["request_rate"] or 0.0
         else:
             high, high_label = rate, label
-    return {"max_rate": low, "point": low_label, "above": high, "above_point": high_label,
-            "uncertainty": (high - low) / 2,
-            "reason": f"meets the SLO at {low:.4g}/s, misses it at {high:.4g}/s"}
+    # The answer is the rate the passing point achieved (a short Poisson point may draw
+    # fewer arrivals than its nominal rate); the bisection's bounds stay offered rates.
+    return {"max_rate": achieved, "offered_rate": low, "point": low_label, "above": high,
+            "above_point": high_label, "uncertainty": (high - low) / 2,
+            "reason": f"meets the SLO offered {low:.4g}/s, misses it offered {high:.4g}/s"}
 
 
 def rate_profile(spec: BenchSpec) -> str:

@@ -37,6 +37,9 @@ def request_counts(spec: BenchSpec, registry: Registry) -> tuple[int, int]:
     return (failed.total, failed.trues) if failed is not None else (0, 0)
 
 
+OPEN_LOOP = ("constant", "poisson", "gamma")
+
+
 def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
                   objectives: list[Objective]) -> dict[str, Any]:
     """vLLM bench serve's figures of one point (docs/benchmark.md); None = no samples.
@@ -58,7 +61,10 @@ def point_figures(spec: BenchSpec, registry: Registry, elapsed: float,
     good = m.agg(GOOD_REQUESTS)
     point = {
         "label": spec.label or spec.profile, "profile": spec.profile,
-        "offered_rate": spec.rate if spec.profile in ("constant", "poisson", "gamma") else None,
+        "offered_rate": spec.rate if spec.profile in OPEN_LOOP else None,
+        # the arrivals the seed drew (a Poisson point's 57 requests in its window), beside
+        # the nominal rate: a shortfall of the achieved rate from this is the server's
+        "sent_rate": _per_s(total, duration) if spec.profile in OPEN_LOOP else None,
         "concurrency_limit": spec.vus(), "duration_s": duration,
         "warmup_s": spec.warmup, "cooldown_s": spec.cooldown,
         "requests": total, "completed": completed, "failed": errors,

@@ -40,9 +40,11 @@ TABLE_COLUMNS = ("point", "rate req/s", "out tok/s", "total tok/s", "conc", "TTF
 
 
 def table_rows(points: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    from ..report.sweep import sent_words
+
     rows = []
     for p in points:
-        offered = f"{p['offered_rate']:.3g}→" if p["offered_rate"] else ""
+        offered = f"{p['offered_rate']:.3g}{sent_words(p)}→" if p["offered_rate"] else ""
         rows.append((
             p["label"], f"{offered}{_fmt(p['request_rate'], 2)}",
             _fmt(p["output_throughput"]), _fmt(p["total_token_throughput"]),
@@ -66,8 +68,9 @@ def tokens_line(points: list[dict[str, Any]]) -> str:
     estimate), each said, and an estimate said loudly."""
     sources = sorted({p["token_counts"] for p in points})
     if any("estimate" in s for s in sources):
-        return ("  tokens: ESTIMATE (one per word: the server sent no usage and no "
-                "--tokenizer was given)")
+        from ..report.sweep import TOKENS_ESTIMATE
+
+        return f"  tokens: {TOKENS_ESTIMATE}"
     prompt = sorted({str(p.get("prompt_token_counts")) for p in points})
     line = f"  tokens: output from {', '.join(sources)}, prompt from {', '.join(prompt)}"
     if any("estimate" in s for s in prompt):
@@ -81,7 +84,8 @@ def tokens_line(points: list[dict[str, Any]]) -> str:
 def report_lines(bench: Bench, answer: dict[str, Any] | None) -> list[str]:
     points = bench.points
     lines = ["", f"  workload: {bench.workload}",
-             "  benchmark (ms; rate = completed requests/s; conc = mean in flight):",
+             "  benchmark (ms; rate = [offered (sent) →] completed requests/s; conc = mean "
+             "in flight):",
              render_table(points)]
     lines.append(tokens_line(points))
     lines.append(percentiles_line(points))

@@ -34,6 +34,7 @@ from ..metrics.thresholds import ThresholdError, parse_metric_key
 from ..scenario.errors import ExitCode, ScenarioError
 from .bench_args import CLOSED_PROFILES, OPEN_PROFILES, PROFILES
 from .bench_failures import STATUS_TAG, ErrorSampler
+from .chunk_gaps import ChunkGapMeter
 from .slo import Objective, parse_slos, request_meets
 from .stream_metrics import (
     ITL,
@@ -41,6 +42,7 @@ from .stream_metrics import (
     TPOT,
     TTFT,
     LLMMetrics,
+    StreamMeter,
     StreamResult,
     parse_queue_ms,
     read_stream,
@@ -84,6 +86,7 @@ class BenchSpec:
     model: str = ""
     endpoint: str = "chat"  # chat | responses
     stream: bool = True
+    itl_per_chunk: bool = False  # ITL as vLLM's bench takes it: a gap per chunk (chunk_gaps)
     ignore_eos: bool = False
     auth: str = "none"  # none | jan-guest (API_KEY, when set, is always the bearer first)
     # workload
@@ -333,7 +336,7 @@ async def send_request(http: Any, base: str, spec: BenchSpec, req: BenchRequest,
     if spec.stream:
         resp = await http.post(url, json=body, headers=headers, stream=True, name=name)
         refusal = await metrics.samples.refusal_body(resp)
-        res = await read_stream(resp)
+        res = await read_stream(resp, ChunkGapMeter if spec.itl_per_chunk else StreamMeter)
         source = _output_tokens(res, counter)
         values = {"ttft": res.ttft_ms, "tpot": res.tpot_ms, "e2el": res.total_ms}
     else:

@@ -87,6 +87,9 @@ class StreamResult:
     # the server's usage.prompt_tokens (input_tokens): the prompt as it counted it, chat
     # template included; None when it sent no usage
     prompt_tokens: int | None = None
+    # --itl-per-chunk (vLLM's bench): the arrival of every chunk from the first token on,
+    # empty ones included, whose gaps are the ITL; None: the gaps of token_times
+    chunk_times: list[float] | None = None
 
     @property
     def ttft_ms(self) -> float | None:
@@ -96,7 +99,7 @@ class StreamResult:
 
     @property
     def itl_ms(self) -> list[float]:
-        t = self.token_times
+        t = self.token_times if self.chunk_times is None else self.chunk_times
         return [(b - a) * 1000.0 for a, b in pairwise(t)]
 
     @property
@@ -455,9 +458,10 @@ class SSEEventLike(Protocol):
     t: float
 
 
-async def read_stream(resp: Any) -> StreamResult:
-    """Consume a streamed response (`stream=True`) of the HTTP client through a meter."""
-    meter = StreamMeter(resp.request_start, getattr(resp, "headers_at", None))
+async def read_stream(resp: Any, meter_type: Any = StreamMeter) -> StreamResult:
+    """Consume a streamed response (`stream=True`) of the HTTP client through a meter
+    (a StreamMeter, or a subclass such as ChunkGapMeter)."""
+    meter = meter_type(resp.request_start, getattr(resp, "headers_at", None))
     if 200 <= resp.status < 300:
         iter_chunks = getattr(resp, "iter_chunks", None)
         if iter_chunks is None:

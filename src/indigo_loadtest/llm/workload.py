@@ -165,8 +165,22 @@ class TokenCounter:
         return cut
 
 
+def tokenizer_file(path: str) -> str:
+    """The tokenizer.json itself, or the one inside a folder (a Hugging Face model's, as
+    every peer's --tokenizer accepts)."""
+    if not Path(path).is_dir():
+        return path
+    inside = Path(path) / "tokenizer.json"
+    if not inside.is_file():
+        raise ScenarioError(f"--tokenizer {path}: the folder holds no tokenizer.json",
+                            ExitCode.USAGE)
+    return str(inside)
+
+
 def load_tokenizer(path: str) -> Any:
-    """A `tokenizers.Tokenizer` from a local tokenizer.json (the optional dependency)."""
+    """A `tokenizers.Tokenizer` from a local tokenizer.json or a model folder holding one
+    (the optional dependency)."""
+    path = tokenizer_file(path)
     try:
         from tokenizers import Tokenizer
     except ImportError:

@@ -24,6 +24,10 @@ BENCH_TOOL = "indigo-loadtest bench"
 PROMPT_ESTIMATE = ("prompt tokens: ESTIMATE (one per word: the server sent no "
                    "usage.prompt_tokens and no --tokenizer was given), so is the total "
                    "token throughput")
+# Without usage or a tokenizer the output is counted as one token per content chunk (what
+# the stream gives), the prompt as one per word (the text is all there is).
+TOKENS_ESTIMATE = ("ESTIMATE (output: one per content chunk, prompt: one per word: the "
+                   "server sent no usage and no --tokenizer was given)")
 LATENCIES = (("ttft_ms", "TTFT", "time to first token"), ("tpot_ms", "TPOT",
              "time per output token"), ("itl_ms", "ITL", "inter-token latency"),
              ("e2el_ms", "E2EL", "end-to-end latency"))
@@ -59,6 +63,12 @@ def read_bench_results(path: str | Path) -> dict[str, Any] | None:
 
 
 # --- positions of the points -----------------------------------------------------------
+
+def sent_words(point: Point) -> str:
+    """' (sent 11.2)': the rate of the arrivals the seed drew, beside the nominal one."""
+    sent = finite(point.get("sent_rate"))
+    return "" if sent is None else f" (sent {sent:.3g})"
+
 
 def offered(point: Point) -> float | None:
     """Where a point sits on the offered-rate axis (closed loop: the rate it achieved)."""
@@ -330,8 +340,7 @@ def answers_section(doc: dict[str, Any]) -> str:
         if p.get("interrupted"):
             lines.append(f"{p['label']}: interrupted.")
     if any("estimate" in str(p.get("token_counts", "")) for p in doc["points"]):
-        lines.append("Tokens: ESTIMATE (the server sent no usage and no --tokenizer was "
-                     "given).")
+        lines.append(f"Tokens: {TOKENS_ESTIMATE}.")
     elif any("estimate" in str(p.get("prompt_token_counts")) for p in doc["points"]):
         lines.append(f"P{PROMPT_ESTIMATE[1:]}.")
     items = "".join(f"<li>{esc(t)}</li>" for t in lines if t)
@@ -384,7 +393,7 @@ def point_cells(p: Point, slos: bool) -> list[tuple[Any, str]]:
     return [
         (p.get("label", ""), p.get("label", "")), (status(p)[1], status(p)[1]),
         ("", f"closed loop ({p.get('profile')})") if offered_rate is None
-        else (offered_rate, f"{offered_rate:.4g}"),
+        else (offered_rate, f"{offered_rate:.4g}{sent_words(p)}"),
         num(p.get("request_rate")), num(p.get("output_throughput"), 1),
         num(p.get("total_token_throughput"), 1), num(p.get("mean_concurrency")),
         *lat,
