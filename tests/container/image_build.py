@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from process_reaper import BACKGROUND
 from quick_build import quick_cflags
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,7 @@ class ImageBuild:
                "CFLAGS": quick_cflags()}
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(REPO / "container" / "build-image.sh"), *args, "--tag", TAG],
+                [*BACKGROUND, str(REPO / "container" / "build-image.sh"), *args, "--tag", TAG],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
 

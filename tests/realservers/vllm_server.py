@@ -23,7 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from process_reaper import _OriginalPopen
+from process_reaper import BACKGROUND, _OriginalPopen
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("INDIGO_VLLM_VENV", REPO / ".venv-vllm"))
@@ -92,7 +92,8 @@ class VLLMServer:
         env = {**os.environ, **SERVER_ENV}
         # Untracked as the server: a test running meanwhile would have its reaper kill it.
         build = _OriginalPopen(
-            [str(PYTHON), str(Path(__file__).with_name("build_tiny_llama.py")), str(self.model),
+            [*BACKGROUND, str(PYTHON), str(Path(__file__).with_name("build_tiny_llama.py")),
+             str(self.model),
              *(str(REPO / t) for t in TOKENIZER_TEXTS)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
@@ -105,7 +106,8 @@ class VLLMServer:
         port = _free_port()
         with self.log.open("wb") as log:
             self.proc = _OriginalPopen(  # not a test's process: the reaper leaves it alone
-                ["bash", "-c", WATCHDOG, "watchdog", str(os.getpid()), str(PYTHON), "-m",
+                [*BACKGROUND, "bash", "-c", WATCHDOG, "watchdog", str(os.getpid()), str(PYTHON),
+                 "-m",
                  "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1", "--port",
                  str(port), "--model", str(self.model), *SERVER_ARGS],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
