@@ -164,7 +164,9 @@ def test_find_max_rate_where_tpot_crosses_the_slo(tmp_path: Path) -> None:
     # The model's times are never early; a busy machine runs its timers a little late.
     assert 25 * 0.97 <= sync["tpot_ms"]["p50"] <= 25 + LATE_MS, sync
     assert 45 * 0.97 <= sync["ttft_ms"]["p50"] <= 45 + 2 * LATE_MS, sync  # 10 + 0.1 × 100 + 25
-    assert 60 * 0.97 <= top["tpot_ms"]["p50"] <= 60 + LATE_MS, top
+    # Eight streams' steps: their work is the simulator's too, so a loaded machine makes
+    # them later than one stream's (75 ms seen with both cores busy): 4 × the margin.
+    assert 60 * 0.97 <= top["tpot_ms"]["p50"] <= 60 + 4 * LATE_MS, top
     assert sync["meets_slo"] and not top["meets_slo"]
     found, above = points[answer["point"]], points[answer["above_point"]]
     assert found["meets_slo"] and found["tpot_ms"]["p50"] < 40 and not found["dropped"]
